@@ -1,0 +1,78 @@
+# kplane - `make help` lists the targets. Two commands on a fresh machine: `make up`, `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ENV   ?= dev
+NAME  ?= $(ENV)
+NODES ?= 2
+# Every recipe that runs tools gets the cached toolchain on PATH (see tools/env.sh).
+WITH_TOOLS := eval "$$(tools/env.sh)" &&
+BIN := .state/bin
+GO_TEST_FLAGS ?=
+
+.PHONY: help tools env cluster cluster-stop cluster-delete cluster-status up preview refresh down \
+        test test-unit test-integration lint bench kplane-bin clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
+
+tools: ## build Pulumi, the Kubernetes provider, kcp and KWOK into the cache (once per machine and version)
+	@tools/build.sh
+
+env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
+	@tools/env.sh
+
+kplane-bin:
+	@mkdir -p $(BIN)
+	@go build -o $(BIN)/kplane ./stacks/kplane
+	@go build -o $(BIN)/cluster ./tests/testbed/cmd/cluster
+
+cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes
+	@$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES)
+
+cluster-stop: kplane-bin ## stop the local cluster NAME (its data is kept)
+	@$(BIN)/cluster stop $(NAME)
+
+cluster-delete: kplane-bin ## stop the local cluster NAME and delete its data
+	@$(BIN)/cluster delete $(NAME)
+
+cluster-status: kplane-bin ## list local clusters
+	@$(BIN)/cluster status
+
+up: cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
+	@$(WITH_TOOLS) $(BIN)/kplane up --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+
+preview: cluster ## pulumi preview of the platform stack for ENV against its local cluster
+	@$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+
+refresh: cluster ## pulumi refresh of the platform stack for ENV
+	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+
+down: tools kplane-bin ## pulumi destroy of the platform stack for ENV, then stop its local cluster
+	@if [ -f .state/clusters/$(NAME)/kubeconfig ]; then \
+	   $(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) >/dev/null && \
+	   $(WITH_TOOLS) $(BIN)/kplane down --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig; \
+	 else echo "no local cluster $(NAME): nothing to destroy"; fi
+	@$(BIN)/cluster stop $(NAME)
+
+test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs)
+	@$(WITH_TOOLS) go test -count=1 -timeout 60m $(GO_TEST_FLAGS) ./...
+
+test-unit: ## unit tests only (no tools, no clusters)
+	@go test -count=1 -short ./...
+
+lint: ## gofmt, go vet (both modules), shell syntax
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@go vet ./...
+	@cd tools/kcp && go vet .
+	@for f in tools/*.sh .ci/run; do bash -n "$$f"; done
+	@echo "lint: ok"
+
+bench: tools ## print control-plane start, RSS per cluster, preview/up times and tool build times
+	@$(WITH_TOOLS) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/
+
+clean: ## stop every local cluster and delete .state (the tool cache is kept)
+	@for d in .state/clusters/*/; do [ -d "$$d" ] && $(BIN)/cluster delete "$$(basename "$$d")" || true; done
+	@rm -rf .state

@@ -1,0 +1,79 @@
+package hardenedcluster
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func validArgs() Args {
+	return Args{
+		Teams: []Team{{Name: "payments", Namespaces: []string{"payments"}}},
+		Services: []Service{{Name: "ledger", Namespace: "payments",
+			Rules: []Rule{{Resources: []string{"configmaps"}, Verbs: []string{"get"}}}}},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*Args)
+		want   string // substring of the error; "" = valid
+	}{
+		{"zero value is valid", func(a *Args) { *a = Args{} }, ""},
+		{"valid", func(a *Args) {}, ""},
+		{"bad team name", func(a *Args) { a.Teams[0].Name = "Payments" }, `Teams[0].Name "Payments": must be a DNS-1123 label`},
+		{"duplicate team", func(a *Args) { a.Teams = append(a.Teams, Team{Name: "payments", Namespaces: []string{"x"}}) }, `Teams[1].Name "payments": declared twice`},
+		{"team without namespace", func(a *Args) { a.Teams[0].Namespaces = nil }, "Teams[0].Namespaces: team \"payments\" owns no namespace"},
+		{"privileged refused", func(a *Args) { a.Teams[0].PodSecurity = "privileged" }, `Teams[0].PodSecurity "privileged": refused`},
+		{"unknown level", func(a *Args) { a.Teams[0].PodSecurity = "strict" }, `Teams[0].PodSecurity "strict"`},
+		{"system namespace", func(a *Args) { a.Teams[0].Namespaces = []string{"kube-system"} }, "system namespaces cannot be team namespaces"},
+		{"namespace owned twice", func(a *Args) {
+			a.Teams = append(a.Teams, Team{Name: "web", Namespaces: []string{"payments"}})
+		}, `Teams[1].Namespaces[0] "payments": already owned by team "payments"`},
+		{"service in unknown namespace", func(a *Args) { a.Services[0].Namespace = "web" }, `Services[0].Namespace "web": not a team namespace; add it to a team's Namespaces (known: payments)`},
+		{"wildcard verb", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"*"} }, `Services[0].Rules[0]: wildcard "*" refused (CIS 5.1.3)`},
+		{"wildcard resource in cluster rule", func(a *Args) {
+			a.Services[0].ClusterRules = []Rule{{Resources: []string{"*"}, Verbs: []string{"get"}}}
+		}, `Services[0].ClusterRules[0]: wildcard`},
+		{"escalate", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"escalate"} }, `verb "escalate" lets a service escalate its own privileges (CIS 5.1.8)`},
+		{"nodes/proxy", func(a *Args) { a.Services[0].Rules[0].Resources = []string{"nodes/proxy"} }, "nodes/proxy"},
+		{"empty rule", func(a *Args) { a.Services[0].Rules[0].Verbs = nil }, "Services[0].Rules[0]: needs Resources and Verbs"},
+		{"duplicate service", func(a *Args) { a.Services = append(a.Services, a.Services[0]) }, `Services[1]: service "ledger" declared twice`},
+		{"bad PSS version", func(a *Args) { a.PodSecurityVersion = "1.37" }, `PodSecurityVersion "1.37"`},
+		{"pinned PSS version", func(a *Args) { a.PodSecurityVersion = "v1.37" }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := validArgs()
+			tc.mutate(&a)
+			err := a.Validate()
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestNamespaceLabels(t *testing.T) {
+	got := NamespaceLabels(Team{Name: "web"}, "v1.37")
+	assert.Equal(t, map[string]string{
+		"kplane.io/team":                             "web",
+		"app.kubernetes.io/managed-by":               "kplane",
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "v1.37",
+		"pod-security.kubernetes.io/audit":           "restricted",
+		"pod-security.kubernetes.io/audit-version":   "v1.37",
+		"pod-security.kubernetes.io/warn":            "restricted",
+		"pod-security.kubernetes.io/warn-version":    "v1.37",
+	}, got)
+
+	baseline := NamespaceLabels(Team{Name: "legacy", PodSecurity: "baseline"}, "latest")
+	assert.Equal(t, "baseline", baseline["pod-security.kubernetes.io/enforce"])
+	assert.Equal(t, "restricted", baseline["pod-security.kubernetes.io/audit"], "audit stays at restricted to show the gap")
+	assert.Equal(t, "restricted", baseline["pod-security.kubernetes.io/warn"])
+}

@@ -1,0 +1,86 @@
+package hardenedcluster
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// HardenedCluster is the security baseline of one cluster: team namespaces with Pod Security
+// Admission, and least-privilege RBAC per service.
+type HardenedCluster struct {
+	pulumi.ResourceState
+
+	// Namespaces maps each team namespace's name to its live name (resolved once created).
+	Namespaces pulumi.StringMapOutput `pulumi:"namespaces"`
+	// ServiceAccounts maps "<namespace>/<service>" to the ServiceAccount's name.
+	ServiceAccounts pulumi.StringMapOutput `pulumi:"serviceAccounts"`
+}
+
+// NewHardenedCluster validates args, then registers the component and its children. Pass the
+// cluster's Kubernetes provider with pulumi.Provider(...) or pulumi.Providers(...).
+func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*HardenedCluster, error) {
+	if args == nil {
+		args = &Args{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("hardenedcluster %q: %w", name, err)
+	}
+	c := &HardenedCluster{}
+	if err := ctx.RegisterComponentResource("kplane:index:HardenedCluster", name, c, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(c)
+
+	namespaces := pulumi.StringMap{}
+	nsResources := map[string]*corev1.Namespace{}
+	for _, t := range args.Teams {
+		for _, ns := range t.Namespaces {
+			res, err := corev1.NewNamespace(ctx, fmt.Sprintf("%s-ns-%s", name, ns), &corev1.NamespaceArgs{
+				Metadata: &metav1.ObjectMetaArgs{
+					Name:   pulumi.String(ns),
+					Labels: pulumi.ToStringMap(NamespaceLabels(t, args.podSecurityVersion())),
+				},
+			}, parent)
+			if err != nil {
+				return nil, err
+			}
+			nsResources[ns] = res
+			namespaces[ns] = res.Metadata.Name().Elem()
+		}
+	}
+	accounts, err := newServiceRBAC(ctx, name, args.Services, nsResources, parent)
+	if err != nil {
+		return nil, err
+	}
+	c.Namespaces = namespaces.ToStringMapOutput()
+	c.ServiceAccounts = accounts.ToStringMapOutput()
+	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{
+		"namespaces":      c.Namespaces,
+		"serviceAccounts": c.ServiceAccounts,
+	})
+}
+
+// NamespaceLabels are the labels of a team namespace: ownership, and Pod Security Admission
+// enforce/audit/warn at the team's level, pinned to version (CIS 5.2.1, KISA Master-12).
+func NamespaceLabels(t Team, version string) map[string]string {
+	level := t.PodSecurity
+	if level == "" {
+		level = "restricted"
+	}
+	labels := map[string]string{
+		"kplane.io/team":               t.Name,
+		"app.kubernetes.io/managed-by": "kplane",
+	}
+	for _, mode := range []string{"enforce", "audit", "warn"} {
+		labels["pod-security.kubernetes.io/"+mode] = level
+		labels["pod-security.kubernetes.io/"+mode+"-version"] = version
+	}
+	// Audit and warn always at restricted, so a baseline namespace still reports what keeps it
+	// from the stricter profile.
+	labels["pod-security.kubernetes.io/audit"] = "restricted"
+	labels["pod-security.kubernetes.io/warn"] = "restricted"
+	return labels
+}

@@ -1,0 +1,125 @@
+// Command kplane runs a kplane stack through the Automation API (what `make up`, `make preview`
+// and `make down` call):
+//
+//	kplane up      --env dev --kubeconfig .state/clusters/dev/kubeconfig
+//	kplane preview --env dev --kubeconfig ...
+//	kplane refresh --env dev --kubeconfig ...
+//	kplane down    --env dev
+//
+// The stack is named after the environment and its config is environments/<env>/platform.yaml.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+
+	"github.com/kplane/kplane/stacks/platform"
+	"github.com/kplane/kplane/stacks/runner"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "kplane: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: kplane <preview|up|refresh|down> --env NAME [--kubeconfig PATH]")
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("kplane "+verb, flag.ContinueOnError)
+	env := fs.String("env", "dev", "environment: a folder under --environments")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the target cluster (default: the stack's kplane:kubeconfig)")
+	envDir := fs.String("environments", "environments", "folder of environments")
+	state := fs.String("state", ".state", "folder of the local state backend (ignored when PULUMI_BACKEND_URL is set)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	switch verb {
+	case "preview", "up", "refresh", "down":
+	default:
+		return fmt.Errorf("unknown command %q: use preview, up, refresh or down", verb)
+	}
+	cfg, err := runner.LoadEnvironment(*envDir, *env, "platform")
+	if err != nil {
+		return err
+	}
+	if *kubeconfig != "" {
+		abs, err := filepath.Abs(*kubeconfig)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return fmt.Errorf("--kubeconfig %s: %v (start the cluster with `make cluster NAME=%s`)", *kubeconfig, err, *env)
+		}
+		cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: abs, Secret: true}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	start := time.Now()
+	s, err := runner.Open(ctx, runner.Options{
+		Project: platform.Project, Stack: *env, Program: platform.Program,
+		Config: cfg, StateDir: *state, Backend: os.Getenv("PULUMI_BACKEND_URL"), Output: os.Stdout,
+	})
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "preview":
+		r, err := s.Preview(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\npreview of %s: %v in %.1fs\n", *env, r.ChangeSummary, time.Since(start).Seconds())
+	case "refresh":
+		if _, err := s.Refresh(ctx); err != nil {
+			return err
+		}
+	case "up":
+		r, err := s.Up(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nkplane: %s is up in %.1fs (%s)\n", *env, time.Since(start).Seconds(), summary(r.Summary.ResourceChanges))
+		keys := make([]string, 0, len(r.Outputs))
+		for k := range r.Outputs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := r.Outputs[k]
+			if v.Secret {
+				fmt.Printf("  %-16s [secret]\n", k)
+				continue
+			}
+			fmt.Printf("  %-16s %v\n", k, v.Value)
+		}
+		if *kubeconfig != "" {
+			fmt.Printf("  kubeconfig       %s\n", *kubeconfig)
+		}
+	case "down":
+		if _, err := s.Destroy(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("\nkplane: %s destroyed in %.1fs\n", *env, time.Since(start).Seconds())
+	}
+	return nil
+}
+
+func summary(changes *map[string]int) string {
+	if changes == nil {
+		return "no changes"
+	}
+	return fmt.Sprint(*changes)
+}

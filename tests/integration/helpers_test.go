@@ -1,0 +1,102 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/kplane/kplane/stacks/runner"
+)
+
+var (
+	gvrNamespace  = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	gvrSA         = schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}
+	gvrPod        = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	gvrRole       = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"}
+	gvrRoleBind   = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}
+	gvrClusterRB  = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	gvrCRD        = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	gvrDeployment = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+)
+
+func integration(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the tool cache and local clusters (run `make test`)")
+	}
+}
+
+// openStack opens a stack on a per-test local backend, logging the engine's output to a file
+// that is printed when the test fails.
+func openStack(t *testing.T, stack string, program pulumi.RunFunc, cfg auto.ConfigMap, stateDir string) *runner.Stack {
+	t.Helper()
+	logPath := filepath.Join(stateDir, stack+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("pulumi output of %s:\n%s", stack, b)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, err := runner.Open(ctx, runner.Options{
+		Project: "kplane-it", Stack: stack, Program: program, Config: cfg, StateDir: stateDir, Output: logf,
+	})
+	require.NoError(t, err)
+	return s
+}
+
+func get(t *testing.T, dc dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) *unstructured.Unstructured {
+	t.Helper()
+	var ri dynamic.ResourceInterface = dc.Resource(gvr)
+	if ns != "" {
+		ri = dc.Resource(gvr).Namespace(ns)
+	}
+	obj, err := ri.Get(context.Background(), name, metav1.GetOptions{})
+	require.NoError(t, err, "%s %s/%s must exist", gvr.Resource, ns, name)
+	return obj
+}
+
+func gone(t *testing.T, dc dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) {
+	t.Helper()
+	var ri dynamic.ResourceInterface = dc.Resource(gvr)
+	if ns != "" {
+		ri = dc.Resource(gvr).Namespace(ns)
+	}
+	// Namespaces finish terminating asynchronously; give them a bounded moment.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := ri.Get(context.Background(), name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s %s/%s still exists after destroy (err=%v)", gvr.Resource, ns, name, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func str(obj *unstructured.Unstructured, fields ...string) string {
+	v, _, _ := unstructured.NestedString(obj.Object, fields...)
+	return v
+}
+
+func num(obj *unstructured.Unstructured, fields ...string) int64 {
+	v, _, _ := unstructured.NestedInt64(obj.Object, fields...)
+	return v
+}

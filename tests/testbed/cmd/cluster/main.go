@@ -1,0 +1,83 @@
+// Command cluster manages named local test-bed clusters under .state/clusters (what
+// `make cluster`, `make cluster-stop` and `make cluster-delete` call):
+//
+//	cluster start  NAME [--nodes N] [--port P]
+//	cluster stop   NAME
+//	cluster delete NAME
+//	cluster status
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kplane/kplane/tests/testbed"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "cluster: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: cluster <start|stop|delete|status> [NAME] [--nodes N] [--port P]")
+	}
+	verb, rest := args[0], args[1:]
+	name := "dev"
+	if len(rest) > 0 && rest[0][0] != '-' {
+		name, rest = rest[0], rest[1:]
+	}
+	fs := flag.NewFlagSet("cluster "+verb, flag.ContinueOnError)
+	nodes := fs.Int("nodes", 2, "KWOK nodes")
+	port := fs.Int("port", 0, "API server port (default: a free one, kept across restarts)")
+	root := fs.String("state", ".state/clusters", "folder of the clusters' data")
+	if err := fs.Parse(rest); err != nil {
+		return err
+	}
+	if verb == "status" {
+		entries, _ := os.ReadDir(*root)
+		for _, e := range entries {
+			c, err := testbed.New(e.Name(), filepath.Join(*root, e.Name()), testbed.Options{})
+			if err != nil {
+				return err
+			}
+			st := "stopped"
+			if c.Running() {
+				st = fmt.Sprintf("running  https://127.0.0.1:%d", c.Port)
+			}
+			fmt.Printf("%-12s %s\n", e.Name(), st)
+		}
+		return nil
+	}
+	c, err := testbed.New(name, filepath.Join(*root, name), testbed.Options{
+		Nodes: *nodes, NoNodes: *nodes == 0, Port: *port, Detached: true, Durable: true,
+	})
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "start":
+		if c.Running() {
+			fmt.Printf("cluster %s already running at https://127.0.0.1:%d\n  kubeconfig: %s\n", name, c.Port, c.Kubeconfig)
+			return nil
+		}
+		if err := c.Start(context.Background()); err != nil {
+			return err
+		}
+		fmt.Printf("cluster %s ready in %.1fs at %s (%d KWOK nodes)\n  kubeconfig: %s\n", name, c.ReadyIn.Seconds(), c.Server, *nodes, c.Kubeconfig)
+	case "stop":
+		return c.Stop()
+	case "delete":
+		return c.Delete()
+	default:
+		return fmt.Errorf("unknown command %q: use start, stop, delete or status", verb)
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// StartN starts n clusters in parallel, each in its own temporary directory, and stops them
+// when the test ends (and, through the parent-death signal, if the test binary dies).
+func StartN(t testing.TB, n int, opts Options) []*Cluster {
+	t.Helper()
+	clusters := make([]*Cluster, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	base := t.TempDir()
+	for i := range clusters {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			name := fmt.Sprintf("c%d", i)
+			clusters[i], errs[i] = Start(context.Background(), name, filepath.Join(base, name), opts)
+		}(i)
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range clusters {
+			if c != nil {
+				if err := c.Stop(); err != nil {
+					t.Errorf("stop %s: %v", c.Name, err)
+				}
+			}
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("start cluster %d: %v", i, err)
+		}
+	}
+	return clusters
+}
+
+// Dynamic returns a client for the cluster's admin identity, to assert on live objects.
+func (c *Cluster) Dynamic() (dynamic.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
+}

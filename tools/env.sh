@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Prints the shell lines that put kplane's cached tools to use by hand:  eval "$(make -s env)"
+set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+root=$(cd "$here/.." && pwd)
+cat <<ENV
+export KPLANE_CACHE="$CACHE"
+export PATH="$(bindirs):\$PATH"
+export PULUMI_HOME="$PULUMI_HOME"
+export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$root/.state/pulumi}"
+export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE:-$DEV_PASSPHRASE}"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+ENV

@@ -1,0 +1,214 @@
+// Command kcp runs one local Kubernetes control plane in one process: embedded etcd,
+// kube-apiserver, kube-controller-manager and kube-scheduler, on loopback only, with its own PKI
+// and the CIS/KISA-hardened flags kplane expects of a production control plane. With --kwok it
+// also supervises a KWOK controller that fakes --nodes nodes, so workloads become Ready without
+// a kubelet or container images. It is kplane's test bed; it is not a production distribution.
+//
+//	kcp --dir .state/clusters/dev --port 6443 --nodes 2 --kwok /path/to/kwok
+//
+// The admin kubeconfig is written to <dir>/kubeconfig. SIGINT/SIGTERM stop everything cleanly;
+// starting again on the same --dir keeps all data.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+type config struct {
+	dir, name, kwok, authnConfig string
+	port, etcdPort, nodes        int
+	unsafeNoFsync                bool
+	apiserverArgs                stringList
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.dir, "dir", "", "data directory (PKI, etcd data, audit log, kubeconfig); required")
+	flag.StringVar(&c.name, "name", "", "cluster name (default: the directory's base name)")
+	flag.IntVar(&c.port, "port", 6443, "kube-apiserver secure port on 127.0.0.1")
+	flag.IntVar(&c.etcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1; the peer port is the next one (default: --port + 10000)")
+	flag.IntVar(&c.nodes, "nodes", 0, "number of KWOK nodes to register (needs --kwok)")
+	flag.StringVar(&c.kwok, "kwok", "", "path of the kwok binary to supervise")
+	flag.StringVar(&c.authnConfig, "authentication-config", "", "AuthenticationConfiguration file for kube-apiserver (structured JWT authenticators)")
+	flag.Var(&c.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=2 (repeatable; later flags win)")
+	flag.BoolVar(&c.unsafeNoFsync, "unsafe-no-fsync", false, "skip etcd fsync (faster tests; data may be lost on a crash, not on a clean stop)")
+	version := flag.Bool("version", false, "print the Kubernetes version and exit")
+	flag.Parse()
+	if *version {
+		fmt.Println(kubeVersion())
+		return
+	}
+	if err := run(c); err != nil {
+		fmt.Fprintf(os.Stderr, "kcp: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func (c *config) validate() error {
+	if c.dir == "" {
+		return errors.New("--dir is required: the cluster's data directory, e.g. --dir .state/clusters/dev")
+	}
+	if c.name == "" {
+		c.name = filepath.Base(c.dir)
+	}
+	if c.etcdPort == 0 {
+		c.etcdPort = c.port + 10000
+	}
+	if c.nodes > 0 && c.kwok == "" {
+		return errors.New("--nodes needs --kwok: the kwok binary that fakes the nodes")
+	}
+	if c.authnConfig != "" && !exists(c.authnConfig) {
+		return fmt.Errorf("--authentication-config %s: no such file", c.authnConfig)
+	}
+	for _, p := range []struct {
+		flag string
+		port int
+	}{{"--port", c.port}, {"--etcd-port", c.etcdPort}, {"--etcd-port (+1, etcd peer)", c.etcdPort + 1}} {
+		if p.port <= 0 || p.port > 65535 {
+			return fmt.Errorf("%s %d: not a TCP port", p.flag, p.port)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.port))
+		if err != nil {
+			return fmt.Errorf("%s %d is in use on 127.0.0.1: stop what listens there or choose another port", p.flag, p.port)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+func run(c config) error {
+	start := time.Now()
+	if err := c.validate(); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(c.dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	p := pki{dir: filepath.Join(dir, "pki")}
+	if err := p.ensure(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	etcd, err := startEtcd(c, dir, p)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer etcd.Close()
+
+	server := fmt.Sprintf("https://127.0.0.1:%d", c.port)
+	for _, u := range []string{"admin", "controller-manager", "scheduler", "kwok"} {
+		name := u + ".kubeconfig"
+		if u == "admin" {
+			name = "kubeconfig"
+		}
+		if err := kubeconfig(filepath.Join(dir, name), c.name, server, p, u); err != nil {
+			return err
+		}
+	}
+	args, err := apiserverArgs(c, dir, p)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 4)
+	apiDone := make(chan struct{})
+	go func() { errc <- prefix("kube-apiserver", runAPIServer(ctx, args)); close(apiDone) }()
+	if err := waitReady(ctx, server, p, 60*time.Second, errc); err != nil {
+		return err
+	}
+	go func() {
+		errc <- prefix("kube-controller-manager", runControllerManager(ctx, controllerManagerArgs(dir, p)))
+	}()
+	go func() { errc <- prefix("kube-scheduler", runScheduler(ctx, schedulerArgs(dir))) }()
+	if c.kwok != "" {
+		if err := registerNodes(ctx, filepath.Join(dir, "kubeconfig"), c.nodes); err != nil {
+			return fmt.Errorf("nodes: %w", err)
+		}
+		go func() { errc <- prefix("kwok", runKWOK(ctx, c.kwok, dir)) }()
+	}
+	fmt.Printf("kcp: cluster %q ready in %.2fs at %s (kubeconfig %s)\n", c.name, time.Since(start).Seconds(), server, filepath.Join(dir, "kubeconfig"))
+
+	select {
+	case <-ctx.Done():
+		fmt.Println("kcp: stopping")
+	case err = <-errc:
+		stop()
+	}
+	select { // let the apiserver finish its graceful shutdown before etcd closes
+	case <-apiDone:
+	case <-time.After(30 * time.Second):
+	}
+	return err
+}
+
+func prefix(component string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%s stopped", component)
+	}
+	return fmt.Errorf("%s: %w", component, err)
+}
+
+// waitReady polls /readyz with the admin identity (anonymous access is off).
+func waitReady(ctx context.Context, server string, p pki, timeout time.Duration, errc chan error) error {
+	client, err := adminHTTP(p)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		resp, err := client.Get(server + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("kube-apiserver not ready after %s (see the log above)", timeout)
+}
+
+func adminHTTP(p pki) (*http.Client, error) {
+	cert, err := tls.LoadX509KeyPair(p.path("admin.crt"), p.path("admin.key"))
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(p.path("ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	}}, nil
+}

@@ -1,0 +1,8 @@
+# Pinned versions of everything kplane builds into its tool cache. Bumping one rebuilds it.
+PULUMI_VERSION=v3.274.1
+K8S_PROVIDER_VERSION=4.25.0  # the provider module commit pairs with sdk v4.25.0 (pkg/sdk v3.215)
+K8S_PROVIDER_MODULE=v4.0.0-20260115033456-f47bc2d6f199
+KUBERNETES_VERSION=v1.37.2
+KWOK_VERSION=v0.8.0
+# The passphrase of local development stacks only (documented, not a secret; see README).
+DEV_PASSPHRASE=kplane-dev-only-not-a-secret
