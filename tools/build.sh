@@ -93,12 +93,22 @@ build_kcp() {
   rm -rf "$w"
 }
 
+# The standalone kwok binary has no built-in stages (kwokctl injects them): collect kwokctl's
+# defaults (fast node init, lease heartbeat, fast pod ready/complete/delete) from the module.
 build_kwok() {
-  if ready kwok "$KWOK_VERSION" kwok --version; then log "kwok $KWOK_VERSION cached"; return; fi
+  if ready kwok "$KWOK_VERSION" kwok --version && [ -s "$CACHE/kwok-$KWOK_VERSION/bin/kwok-stages.yaml" ]; then
+    log "kwok $KWOK_VERSION cached"; return
+  fi
   log "building kwok $KWOK_VERSION (cold: ~3-5 min)"
-  local w="$CACHE/src/kwok-$KWOK_VERSION"; mkdir -p "$w"
+  local w="$CACHE/src/kwok-$KWOK_VERSION" stage; mkdir -p "$w"
   (cd "$CACHE" && GOBIN="$w" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
-  install_tool kwok "$KWOK_VERSION" "$w/kwok"
+  stage="$(moddir "sigs.k8s.io/kwok@$KWOK_VERSION")/kustomize/stage"
+  : >"$w/kwok-stages.yaml"
+  for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    { echo "---"; cat "$stage/$f"; } >>"$w/kwok-stages.yaml"
+  done
+  install_tool kwok "$KWOK_VERSION" "$w/kwok" "$w/kwok-stages.yaml"
   rm -rf "$w"
 }
 

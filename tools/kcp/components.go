@@ -111,6 +111,7 @@ func apiserverArgs(c config, dir string, p pki) ([]string, error) {
 		"--service-account-extend-token-expiration=false",
 		"--encryption-provider-config=" + enc, // CIS 1.2.27/1.2.28, KISA Master-10
 		"--service-cluster-ip-range=10.96.0.0/16",
+		"--endpoint-reconciler-type=none", // loopback-only: no pod network would reach an advertised endpoint
 		"--allow-privileged=true", // like any conformant cluster: admission policy, not the apiserver, decides
 		"--request-timeout=60s",
 	}
@@ -173,7 +174,6 @@ func controllerManagerArgs(dir string, p pki) []string {
 		"--root-ca-file=" + p.path("ca.crt"),
 		"--cluster-signing-cert-file=" + p.path("ca.crt"),
 		"--cluster-signing-key-file=" + p.path("ca.key"),
-		"--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
 	}
 }
 
@@ -270,13 +270,19 @@ func registerNodes(ctx context.Context, kubeconfigPath string, n int) error {
 }
 
 // runKWOK supervises the KWOK controller as a child process; it stops with the control plane.
+// Its stages (how fake nodes and pods progress) are read from kwok-stages.yaml beside the binary.
 func runKWOK(ctx context.Context, bin, dir string) error {
 	logf, err := os.OpenFile(filepath.Join(dir, "kwok.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
+	stages := filepath.Join(filepath.Dir(bin), "kwok-stages.yaml")
+	if !exists(stages) {
+		return fmt.Errorf("%s missing: kwok needs its stage configuration beside it (tools/build.sh kwok writes it)", stages)
+	}
 	cmd := exec.CommandContext(ctx, bin,
+		"--config="+stages,
 		"--kubeconfig="+filepath.Join(dir, "kwok.kubeconfig"),
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"=fake",
