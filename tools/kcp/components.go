@@ -112,7 +112,7 @@ func apiserverArgs(c config, dir string, p pki) ([]string, error) {
 		"--encryption-provider-config=" + enc, // CIS 1.2.27/1.2.28, KISA Master-10
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none", // loopback-only: no pod network would reach an advertised endpoint
-		"--allow-privileged=true", // like any conformant cluster: admission policy, not the apiserver, decides
+		"--allow-privileged=true",         // like any conformant cluster: admission policy, not the apiserver, decides
 		"--request-timeout=60s",
 	}
 	if c.authnConfig != "" {
