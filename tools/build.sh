@@ -2,12 +2,11 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]     tools: pulumi kubernetes-provider kcp kwok plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok plugins (default: all)
 #
-# Every tool lands in $KPLANE_CACHE/<tool>-<version>/bin only after its build succeeded and the
-# binary answered a smoke check; a missing or corrupt binary is rebuilt, never used.
+# A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
+# is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
 set -euo pipefail
-
 . "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 export GOFLAGS=-mod=mod
 mkdir -p "$CACHE"
@@ -15,9 +14,7 @@ mkdir -p "$CACHE"
 log() { printf '[tools %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # moddir MODULE@VERSION -> the module's directory in the Go module cache (downloads it).
-moddir() {
-  (cd "$CACHE" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
-}
+moddir() { (cd "$CACHE" && go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p'); }
 
 # copymod MODULE@VERSION DEST -> a writable copy of a module (for builds that replace ../sibling).
 copymod() {
@@ -26,99 +23,98 @@ copymod() {
   rm -rf "$2"; cp -r "$dir" "$2"; chmod -R u+w "$2"
 }
 
-# ready NAME VERSION BIN CHECK... -> true when the cached binary exists and its smoke check passes.
-ready() {
+# cached NAME KEY BIN CHECK... -> true when the cached binary exists and its smoke check passes.
+cached() {
   local bin="$CACHE/$1-$2/bin/$3"; shift 3
   [ -x "$bin" ] && "$bin" "$@" >/dev/null 2>&1
 }
 
-# install NAME VERSION SRC_BIN... -> moves built binaries into the cache atomically.
-install_tool() {
-  local name=$1 version=$2; shift 2
-  local dest="$CACHE/$name-$version" tmp="$CACHE/.$name-$version.tmp"
-  rm -rf "$tmp"; mkdir -p "$tmp/bin"
-  cp "$@" "$tmp/bin/"
-  rm -rf "$dest"; mv "$tmp" "$dest"
+# building NAME KEY WHAT -> announces a build and prepares an empty work folder ($work).
+building() {
+  log "building $1 ($3)"
+  work="$CACHE/src/$1-$2"; rm -rf "$work"; mkdir -p "$work"; started=$SECONDS
 }
 
-timed() { # timed NAME cmd... -> runs a build step, logging its wall time
-  local start=$SECONDS; "${@:2}"; log "$1 built in $((SECONDS - start)) s"
-  echo "$1 $((SECONDS - start))" >>"$CACHE/build-times.log"
+# built NAME KEY FILE... -> moves the built files into the cache atomically and records the time.
+built() {
+  local name=$1 key=$2; shift 2
+  local dest="$CACHE/$name-$key" tmp="$CACHE/.$name-$key.tmp"
+  rm -rf "$tmp"; mkdir -p "$tmp/bin"; cp "$@" "$tmp/bin/"
+  rm -rf "$dest"; mv "$tmp" "$dest"; rm -rf "$work"
+  log "$name built in $((SECONDS - started)) s"
+  echo "$name $((SECONDS - started))" >>"$CACHE/build-times.log"
 }
 
 build_pulumi() {
-  if ready pulumi "$PULUMI_VERSION" pulumi version; then log "pulumi $PULUMI_VERSION cached"; return; fi
-  log "building pulumi $PULUMI_VERSION from github.com/pulumi/pulumi/pkg/v3 (cold: ~10-15 min)"
-  local w="$CACHE/src/pulumi-$PULUMI_VERSION"; mkdir -p "$w"
-  copymod "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" "$w/pkg"
-  copymod "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION" "$w/sdk"
-  (cd "$w/pkg" && go build -o "$w/pulumi" \
-     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" ./cmd/pulumi)
-  install_tool pulumi "$PULUMI_VERSION" "$w/pulumi"
-  rm -rf "$w"
+  local v=$PULUMI_VERSION
+  if cached pulumi "$v" pulumi version; then log "pulumi $v cached"; return; fi
+  building pulumi "$v" "github.com/pulumi/pulumi/pkg/v3 $v; cold: ~5-10 min"
+  copymod "github.com/pulumi/pulumi/pkg/v3@$v" "$work/pkg"   # pkg/go.mod replaces sdk with ../sdk
+  copymod "github.com/pulumi/pulumi/sdk/v3@$v" "$work/sdk"
+  (cd "$work/pkg" && go build -o "$work/pulumi" \
+     -ldflags "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$v" ./cmd/pulumi)
+  built pulumi "$v" "$work/pulumi"
+}
+
+# The provider has no version flag: it must run (-help) and carry the pinned version.
+provider_ok() {
+  local bin="$CACHE/pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION/bin/pulumi-resource-kubernetes"
+  [ -x "$bin" ] && "$bin" -help >/dev/null 2>&1 && go version -m "$bin" 2>/dev/null | grep -q "Version=$K8S_PROVIDER_VERSION"
 }
 
 build_kubernetes_provider() {
   local v=$K8S_PROVIDER_VERSION
-  if ready pulumi-resource-kubernetes "$v" pulumi-resource-kubernetes -version; then log "kubernetes provider $v cached"; return; fi
-  log "building pulumi-resource-kubernetes $v (cold: ~20-30 min, compiles the generated Kubernetes SDK)"
-  local w="$CACHE/src/pulumi-kubernetes-$v"; mkdir -p "$w"
-  copymod "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODULE" "$w/provider"
-  copymod "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$v" "$w/sdk"
-  (cd "$w/provider/cmd/pulumi-resource-kubernetes" && VERSION=$v go run ./generate.go)
-  (cd "$w/provider" && go build -o "$w/pulumi-resource-kubernetes" \
+  if provider_ok; then log "kubernetes provider $v cached"; return; fi
+  building pulumi-resource-kubernetes "$v" "provider module $K8S_PROVIDER_MODULE; cold: ~15-25 min, compiles the generated Kubernetes SDK"
+  copymod "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODULE" "$work/provider" # replaces sdk with ../sdk
+  copymod "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$v" "$work/sdk"
+  (cd "$work/provider/cmd/pulumi-resource-kubernetes" && VERSION=$v go run ./generate.go) # schema-embed.json
+  (cd "$work/provider" && go build -o "$work/pulumi-resource-kubernetes" \
      -ldflags "-X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version=$v" ./cmd/pulumi-resource-kubernetes)
-  install_tool pulumi-resource-kubernetes "$v" "$w/pulumi-resource-kubernetes"
-  rm -rf "$w"
-}
-
-# install_plugins registers the built providers in PULUMI_HOME, where the engine looks for them
-# (plugin downloads are impossible offline and disabled).
-install_plugins() {
-  local v=$K8S_PROVIDER_VERSION bin="$CACHE/pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION/bin/pulumi-resource-kubernetes"
-  local dest="$PULUMI_HOME/plugins/resource-kubernetes-v$v/pulumi-resource-kubernetes"
-  if [ -x "$dest" ] && cmp -s "$bin" "$dest"; then return; fi
-  "$CACHE/pulumi-$PULUMI_VERSION/bin/pulumi" plugin install resource kubernetes "v$v" --file "$bin" --reinstall >&2
-  log "installed provider kubernetes v$v into $PULUMI_HOME"
+  built pulumi-resource-kubernetes "$v" "$work/pulumi-resource-kubernetes"
 }
 
 build_kcp() {
   local key; key=$(kcp_key)
-  if ready kcp "$key" kcp --version; then log "kcp (Kubernetes $KUBERNETES_VERSION) cached"; return; fi
-  log "building kcp: etcd + kube-apiserver + controller-manager + scheduler $KUBERNETES_VERSION (cold: ~15-25 min)"
-  local w="$CACHE/src/kcp-$KUBERNETES_VERSION"; mkdir -p "$w"
-  (cd "$here/kcp" && go build -o "$w/kcp" \
-     -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" .)
-  install_tool kcp "$key" "$w/kcp"
-  rm -rf "$w"
+  if cached kcp "$key" kcp --version; then log "kcp (Kubernetes $KUBERNETES_VERSION) cached"; return; fi
+  building kcp "$key" "etcd + kube-apiserver + controller-manager + scheduler $KUBERNETES_VERSION; cold: ~15-20 min"
+  (cd "$here/kcp" && go build -o "$work/kcp" -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
+     -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" .)
+  built kcp "$key" "$work/kcp"
 }
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): collect kwokctl's
 # defaults (fast node init, lease heartbeat, fast pod ready/complete/delete) from the module.
 build_kwok() {
-  if ready kwok "$KWOK_VERSION" kwok --version && [ -s "$CACHE/kwok-$KWOK_VERSION/bin/kwok-stages.yaml" ]; then
-    log "kwok $KWOK_VERSION cached"; return
-  fi
-  log "building kwok $KWOK_VERSION (cold: ~3-5 min)"
-  local w="$CACHE/src/kwok-$KWOK_VERSION" stage; mkdir -p "$w"
-  (cd "$CACHE" && GOBIN="$w" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION")
-  stage="$(moddir "sigs.k8s.io/kwok@$KWOK_VERSION")/kustomize/stage"
-  : >"$w/kwok-stages.yaml"
+  local v=$KWOK_VERSION stage f
+  if cached kwok "$v" kwok --version && [ -s "$CACHE/kwok-$v/bin/kwok-stages.yaml" ]; then log "kwok $v cached"; return; fi
+  building kwok "$v" "sigs.k8s.io/kwok $v; cold: ~3 min"
+  (cd "$CACHE" && GOBIN="$work" go install "sigs.k8s.io/kwok/cmd/kwok@$v")
+  stage="$(moddir "sigs.k8s.io/kwok@$v")/kustomize/stage"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
-    { echo "---"; cat "$stage/$f"; } >>"$w/kwok-stages.yaml"
+    { echo "---"; cat "$stage/$f"; } >>"$work/kwok-stages.yaml"
   done
-  install_tool kwok "$KWOK_VERSION" "$w/kwok" "$w/kwok-stages.yaml"
-  rm -rf "$w"
+  built kwok "$v" "$work/kwok" "$work/kwok-stages.yaml"
+}
+
+# install_plugins registers the built provider in PULUMI_HOME, where the engine looks for it
+# (plugin downloads are impossible offline and disabled).
+install_plugins() {
+  local v=$K8S_PROVIDER_VERSION bin="$CACHE/pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION/bin/pulumi-resource-kubernetes"
+  local dest="$PULUMI_HOME/plugins/resource-kubernetes-v$v/pulumi-resource-kubernetes"
+  if [ -x "$dest" ] && cmp -s "$bin" "$dest"; then log "provider kubernetes v$v installed"; return; fi
+  "$CACHE/pulumi-$PULUMI_VERSION/bin/pulumi" plugin install resource kubernetes "v$v" --file "$bin" --reinstall >&2
+  log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
 tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok plugins)
 for t in "${tools[@]}"; do
   case $t in
-    pulumi) timed pulumi build_pulumi ;;
-    kubernetes-provider) timed kubernetes-provider build_kubernetes_provider ;;
-    kcp) timed kcp build_kcp ;;
-    kwok) timed kwok build_kwok ;;
+    pulumi) build_pulumi ;;
+    kubernetes-provider) build_kubernetes_provider ;;
+    kcp) build_kcp ;;
+    kwok) build_kwok ;;
     plugins) install_plugins ;;
     *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok plugins)"; exit 2 ;;
   esac

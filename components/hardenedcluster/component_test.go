@@ -93,7 +93,8 @@ func TestGraph(t *testing.T) {
 
 	for _, r := range rec.resources {
 		if r.TypeToken != "kplane:index:HardenedCluster" {
-			assert.Contains(t, r.Parent, "kplane:index:HardenedCluster", "%s must be parented to the component", r.Name)
+			require.NotNil(t, r.RegisterRPC)
+			assert.Contains(t, r.RegisterRPC.GetParent(), "kplane:index:HardenedCluster", "%s must be parented to the component", r.Name)
 		}
 	}
 }
