@@ -7,7 +7,7 @@ export PULUMI_HOME=${PULUMI_HOME:-$CACHE/pulumi-home}
 # kcp is our own source: its cache key is the Kubernetes version plus a hash of that source.
 kcp_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/*.go "$here"/kcp/go.mod "$here"/kcp/go.sum | sha256sum | cut -c1-12)"; }
 
-# bindirs: the cache folders whose bin/ go on PATH.
+# bindirs: the cache folders whose bin/ go on PATH (providers are found in PULUMI_HOME, not PATH).
 bindirs() {
-  echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin"
+  echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin"
 }

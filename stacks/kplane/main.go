@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -81,7 +82,11 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\npreview of %s: %v in %.1fs\n", *env, r.ChangeSummary, time.Since(start).Seconds())
+		changes := map[string]int{}
+		for op, n := range r.ChangeSummary {
+			changes[string(op)] = n
+		}
+		fmt.Printf("\npreview of %s in %.1fs: %s\n", *env, time.Since(start).Seconds(), summary(&changes))
 	case "refresh":
 		if _, err := s.Refresh(ctx); err != nil {
 			return err
@@ -117,9 +122,24 @@ func run(args []string) error {
 	return nil
 }
 
+// summary renders resource changes as "15 created, 2 updated".
 func summary(changes *map[string]int) string {
-	if changes == nil {
+	if changes == nil || len(*changes) == 0 {
 		return "no changes"
 	}
-	return fmt.Sprint(*changes)
+	words := map[string]string{"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced", "same": "unchanged"}
+	ops := make([]string, 0, len(*changes))
+	for op := range *changes {
+		ops = append(ops, op)
+	}
+	sort.Strings(ops)
+	parts := make([]string, 0, len(ops))
+	for _, op := range ops {
+		w, ok := words[op]
+		if !ok {
+			w = op
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", (*changes)[op], w))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -69,10 +69,12 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(abs, 0o700); err != nil {
-			return nil, err
-		}
 		backend = "file://" + abs
+	}
+	if path, ok := strings.CutPrefix(backend, "file://"); ok {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return nil, fmt.Errorf("state backend %s: %v", backend, err)
+		}
 	}
 	env := map[string]string{
 		"PULUMI_SKIP_UPDATE_CHECK":                    "true",

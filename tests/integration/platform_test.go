@@ -7,6 +7,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kplane/kplane/stacks/platform"
@@ -47,6 +48,16 @@ func TestPlatformStack(t *testing.T) {
 	require.Len(t, subjects, 1)
 	assert.Equal(t, "reporter", subjects[0].(map[string]any)["name"])
 
+	// Pod Security Admission enforces the labels: a privileged pod is refused, a restricted one admitted.
+	pods := dc.Resource(gvrPod).Namespace("web")
+	_, err = pods.Create(ctx, podObject("bad", true), k8smeta.CreateOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `violates PodSecurity "restricted:v1.37"`)
+	assert.Contains(t, err.Error(), "privileged")
+	_, err = pods.Create(ctx, podObject("good", false), k8smeta.CreateOptions{})
+	require.NoError(t, err, "a pod meeting the restricted profile is admitted")
+	require.NoError(t, pods.Delete(ctx, "good", k8smeta.DeleteOptions{}))
+
 	// A second up is a no-op: the stack is declarative.
 	again, err := s.Up(ctx)
 	require.NoError(t, err)
@@ -81,4 +92,22 @@ func TestPlatformStack(t *testing.T) {
 		gone(t, dc, gvrNamespace, "", ns)
 	}
 	gone(t, dc, gvrClusterRB, "", "kplane-svc-kplane-system-reporter")
+}
+
+// podObject is a pod of the web team's storefront service meeting the restricted profile, or a
+// privileged one.
+func podObject(name string, privileged bool) *unstructured.Unstructured {
+	sc := map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}
+	if privileged {
+		sc = map[string]any{"privileged": true}
+	}
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": name},
+		"spec": map[string]any{
+			"serviceAccountName": "storefront", "automountServiceAccountToken": false,
+			"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": int64(10001), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+			"containers":      []any{map[string]any{"name": "app", "image": "registry.example.com/app:1", "securityContext": sc}},
+		},
+	}}
 }
