@@ -11,7 +11,7 @@ WITH_TOOLS := eval "$$(tools/env.sh)" &&
 BIN := .state/bin
 GO_TEST_FLAGS ?=
 
-.PHONY: help tools env cluster cluster-stop cluster-delete cluster-status up preview refresh down \
+.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down \
         test test-unit test-integration lint bench kplane-bin clean
 
 help: ## list the targets
@@ -29,6 +29,9 @@ kplane-bin:
 	@go build -o $(BIN)/kplane ./stacks/kplane
 	@go build -o $(BIN)/cluster ./tests/testbed/cmd/cluster
 
+check-env:
+	@test -f environments/$(ENV)/platform.yaml || { echo "unknown environment '$(ENV)': environments/ has $$(ls environments | tr '\n' ' ')- create environments/$(ENV)/platform.yaml or pick one of those" >&2; exit 2; }
+
 cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes
 	@$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES)
 
@@ -41,16 +44,16 @@ cluster-delete: kplane-bin ## stop the local cluster NAME and delete its data
 cluster-status: kplane-bin ## list local clusters
 	@$(BIN)/cluster status
 
-up: cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
+up: check-env cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
 	@$(WITH_TOOLS) $(BIN)/kplane up --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
 
-preview: cluster ## pulumi preview of the platform stack for ENV against its local cluster
+preview: check-env cluster ## pulumi preview of the platform stack for ENV against its local cluster
 	@$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
 
-refresh: cluster ## pulumi refresh of the platform stack for ENV
+refresh: check-env cluster ## pulumi refresh of the platform stack for ENV
 	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
 
-down: tools kplane-bin ## pulumi destroy of the platform stack for ENV, then stop its local cluster
+down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV, then stop its local cluster
 	@if [ -f .state/clusters/$(NAME)/kubeconfig ]; then \
 	   $(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) >/dev/null && \
 	   $(WITH_TOOLS) $(BIN)/kplane down --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig; \
@@ -73,6 +76,6 @@ lint: ## gofmt, go vet (both modules), shell syntax
 bench: tools ## print control-plane start, RSS per cluster, preview/up times and tool build times
 	@$(WITH_TOOLS) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/
 
-clean: ## stop every local cluster and delete .state (the tool cache is kept)
+clean: kplane-bin ## stop every local cluster and delete .state (the tool cache is kept)
 	@for d in .state/clusters/*/; do [ -d "$$d" ] && $(BIN)/cluster delete "$$(basename "$$d")" || true; done
 	@rm -rf .state

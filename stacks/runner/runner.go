@@ -30,6 +30,8 @@ type Options struct {
 	Stack   string         // stack name, e.g. "dev"
 	Program pulumi.RunFunc // the stack program
 	// Config is the stack config (from LoadEnvironment, plus overrides such as the kubeconfig).
+	// The stack's config becomes exactly this: keys removed from an environment are removed from
+	// the stack. nil keeps the stack's config as it is.
 	Config auto.ConfigMap
 	// Backend is the state backend URL. Default: the local file backend under StateDir.
 	Backend string
@@ -59,22 +61,28 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
 		return nil, errors.New("PULUMI_CONFIG_PASSPHRASE is not set: it encrypts the stack's secrets (for local dev stacks `eval \"$(make -s env)\"` sets the documented dev passphrase)")
 	}
+	dir := o.StateDir
+	if dir == "" {
+		dir = ".state"
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	backend := o.Backend
 	if backend == "" {
-		dir := o.StateDir
-		if dir == "" {
-			dir = ".state"
-		}
-		abs, err := filepath.Abs(filepath.Join(dir, "pulumi"))
-		if err != nil {
-			return nil, err
-		}
-		backend = "file://" + abs
+		backend = "file://" + filepath.Join(dir, "pulumi")
 	}
 	if path, ok := strings.CutPrefix(backend, "file://"); ok {
 		if err := os.MkdirAll(path, 0o700); err != nil {
 			return nil, fmt.Errorf("state backend %s: %v", backend, err)
 		}
+	}
+	// A workspace per stack (instead of a temporary one per run) keeps the stack's settings,
+	// as the CLI's Pulumi.<stack>.yaml would, and leaves no temporary folders behind.
+	work := filepath.Join(dir, "workspaces", o.Project+"-"+o.Stack)
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, err
 	}
 	env := map[string]string{
 		"PULUMI_SKIP_UPDATE_CHECK":                    "true",
@@ -91,12 +99,13 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 		}),
 		auto.SecretsProvider("passphrase"),
 		auto.EnvVars(env),
+		auto.WorkDir(work),
 	)
 	if err != nil {
 		return nil, explain(err)
 	}
-	if len(o.Config) > 0 {
-		if err := s.SetAllConfig(ctx, o.Config); err != nil {
+	if o.Config != nil {
+		if err := syncConfig(ctx, s, o.Config); err != nil {
 			return nil, explain(err)
 		}
 	}
@@ -105,6 +114,29 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 		out = io.Discard
 	}
 	return &Stack{Stack: s, out: out}, nil
+}
+
+// syncConfig makes the stack's config equal to cfg.
+func syncConfig(ctx context.Context, s auto.Stack, cfg auto.ConfigMap) error {
+	current, err := s.GetAllConfig(ctx)
+	if err != nil {
+		return err
+	}
+	var stale []string
+	for key := range current {
+		if _, keep := cfg[key]; !keep {
+			stale = append(stale, key)
+		}
+	}
+	if len(stale) > 0 {
+		if err := s.RemoveAllConfig(ctx, stale); err != nil {
+			return err
+		}
+	}
+	if len(cfg) == 0 {
+		return nil
+	}
+	return s.SetAllConfig(ctx, cfg)
 }
 
 // Preview runs `pulumi preview` (with a refresh, so drift is seen).

@@ -94,7 +94,7 @@ func BenchmarkPlatformStack(b *testing.B) {
 		}
 		report(b, time.Since(start).Seconds(), unit, what)
 	}
-	timeIt("pulumi up, platform stack, first (creates 20 resources)", "s/up-create", func() error { _, err := s.Up(ctx); return err })
+	timeIt("pulumi up, platform stack, first (creates environments/dev)", "s/up-create", func() error { _, err := s.Up(ctx); return err })
 	timeIt("pulumi up, platform stack, warm (nothing to change)", "s/up-warm", func() error { _, err := s.Up(ctx); return err })
 	timeIt("pulumi preview, platform stack", "s/preview", func() error { _, err := s.Preview(ctx); return err })
 	timeIt("pulumi destroy, platform stack", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })

@@ -47,6 +47,13 @@ func TestWrongPassphrase(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "set it to the passphrase the stack was created with")
 	assert.NotContains(t, err.Error(), "s3cr3t-value", "a secret must never appear in an error")
+
+	// The right passphrase still opens it, and the secret stays a secret in the outputs.
+	t.Setenv("PULUMI_CONFIG_PASSPHRASE", "first-passphrase")
+	s = openStack(t, "secrets", program, nil, state)
+	up, err := s.Up(context.Background())
+	require.NoError(t, err)
+	assert.True(t, up.Outputs["token"].Secret, "a secret config value must stay a secret output")
 }
 
 // TestToolCacheRebuilds: a missing or corrupt cached binary is rebuilt, never used.
@@ -66,4 +73,19 @@ func TestToolCacheRebuilds(t *testing.T) {
 	assert.Contains(t, build(), "kwok v0.8.0 cached", "a good binary is reused")
 	require.NoError(t, os.WriteFile(bin, []byte("#!/bin/sh\nexit 1\n"), 0o755))
 	assert.Contains(t, build(), "building kwok", "corrupt binary is rebuilt")
+}
+
+// TestConfigFollowsEnvironment: a key removed from an environment is removed from the stack,
+// so a deleted setting never lingers in a deployed stack.
+func TestConfigFollowsEnvironment(t *testing.T) {
+	integration(t)
+	state := t.TempDir()
+	program := func(ctx *pulumi.Context) error { return nil }
+	openStack(t, "cfg", program, auto.ConfigMap{"kplane-it:a": {Value: "1"}, "kplane-it:b": {Value: "2"}}, state)
+	s := openStack(t, "cfg", program, auto.ConfigMap{"kplane-it:a": {Value: "3"}}, state)
+	cfg, err := s.GetAllConfig(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, auto.ConfigMap{"kplane-it:a": {Value: "3"}}, cfg)
+	_, err = os.Stat(filepath.Join(state, "workspaces", "kplane-it-cfg"))
+	assert.NoError(t, err, "the stack's workspace is kept under the state folder")
 }
