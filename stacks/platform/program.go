@@ -34,7 +34,7 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	c := &Config{Environment: cfg.Require("environment")}
 	kc, err := cfg.TrySecret("kubeconfig")
 	if err != nil {
-		return nil, fmt.Errorf("config kplane:kubeconfig is required: the path or content of the target cluster's kubeconfig (pulumi config set --secret kplane:kubeconfig ...)")
+		return nil, fmt.Errorf("config kplane:kubeconfig is required: the path or content of the target cluster's kubeconfig (kplane --kubeconfig PATH, or pulumi up --config kplane:kubeconfig=PATH)")
 	}
 	c.Kubeconfig = kc
 	if raw := cfg.Get("security"); raw != "" {

@@ -63,7 +63,7 @@ func LoadEnvironment(dir, env, stack string) (auto.ConfigMap, error) {
 			out[key] = auto.ConfigValue{Value: val}
 		case map[string]any:
 			if _, ok := val["secure"]; ok && len(val) == 1 {
-				return nil, fmt.Errorf("%s: %s is an encrypted value; environments hold no secrets: set it on the stack with `pulumi config set --secret %s`", path, key, key)
+				return nil, fmt.Errorf("%s: %s is an encrypted value; environments hold no secrets: remove it and supply %s from the machine that runs the stack (e.g. kplane --kubeconfig)", path, key, key)
 			}
 			b, err := json.Marshal(val)
 			if err != nil {
