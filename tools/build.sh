@@ -29,10 +29,17 @@ cached() {
   [ -x "$bin" ] && "$bin" "$@" >/dev/null 2>&1
 }
 
-# building NAME KEY WHAT -> announces a build and prepares an empty work folder ($work).
+# building NAME KEY WHAT -> announces a build, prepares an empty work folder ($work) and prints
+# a heartbeat every minute (go build is silent for the many minutes of a cold build).
+ticker=
+stop_ticker() { [ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true; ticker=; }
+trap stop_ticker EXIT
 building() {
   log "building $1 ($3)"
   work="$CACHE/src/$1-$2"; rm -rf "$work"; mkdir -p "$work"; started=$SECONDS
+  local name=$1
+  (while sleep 60; do log "  still building $name: $((SECONDS - started)) s"; done) &
+  ticker=$!
 }
 
 # built NAME KEY FILE... -> moves the built files into the cache atomically and records the time.
@@ -40,7 +47,7 @@ built() {
   local name=$1 key=$2; shift 2
   local dest="$CACHE/$name-$key" tmp="$CACHE/.$name-$key.tmp"
   rm -rf "$tmp"; mkdir -p "$tmp/bin"; cp "$@" "$tmp/bin/"
-  rm -rf "$dest"; mv "$tmp" "$dest"; rm -rf "$work"
+  rm -rf "$dest"; mv "$tmp" "$dest"; rm -rf "$work"; stop_ticker
   log "$name built in $((SECONDS - started)) s"
   echo "$name $((SECONDS - started))" >>"$CACHE/build-times.log"
 }
