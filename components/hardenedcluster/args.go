@@ -15,6 +15,8 @@ type Args struct {
 	Teams []Team `json:"teams,omitempty"`
 	// Services get a ServiceAccount and least-privilege RBAC each (CIS 5.1.x, KISA Master-04).
 	Services []Service `json:"services,omitempty"`
+	// Admission configures the admission baseline (ValidatingAdmissionPolicies on every workload).
+	Admission AdmissionArgs `json:"admission,omitempty"`
 	// PodSecurityVersion pins the Pod Security Standards version the namespaces enforce,
 	// e.g. "v1.37". Default "latest" follows the API server's version. Pin it in production so an
 	// API server upgrade cannot tighten or loosen admission unannounced.
@@ -57,7 +59,11 @@ type Rule struct {
 	ResourceNames []string `json:"resourceNames,omitempty"` // optional: narrow to named objects
 }
 
-var dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+var (
+	dns1123Label   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	regexpWorkload = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+	validVerbs     = map[string]bool{"get": true, "list": true, "watch": true, "create": true, "update": true, "patch": true, "delete": true, "deletecollection": true, "use": true, "approve": true, "sign": true}
+)
 
 // dangerousVerbs allow privilege escalation through RBAC itself (CIS 5.1.8).
 var dangerousVerbs = map[string]bool{"bind": true, "escalate": true, "impersonate": true}
@@ -123,6 +129,9 @@ func (a *Args) Validate() error {
 			}
 		}
 	}
+	if err := a.validateAdmission(); err != nil {
+		return err
+	}
 	if v := a.PodSecurityVersion; v != "" && v != "latest" && !regexp.MustCompile(`^v1\.[0-9]+$`).MatchString(v) {
 		return fmt.Errorf("PodSecurityVersion %q: use \"latest\" or a Kubernetes minor version like \"v1.37\"", v)
 	}
@@ -143,6 +152,9 @@ func (r Rule) validate(f string) error {
 	for _, v := range r.Verbs {
 		if dangerousVerbs[v] {
 			return fmt.Errorf("%s: verb %q lets a service escalate its own privileges (CIS 5.1.8); remove it", f, v)
+		}
+		if !validVerbs[v] {
+			return fmt.Errorf("%s: unknown verb %q; use get, list, watch, create, update, patch, delete or deletecollection", f, v)
 		}
 	}
 	for _, res := range r.Resources {

@@ -2,6 +2,7 @@ package hardenedcluster
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -9,7 +10,8 @@ import (
 )
 
 // HardenedCluster is the security baseline of one cluster: team namespaces with Pod Security
-// Admission, and least-privilege RBAC per service.
+// Admission, least-privilege RBAC per service, and admission policies on every workload.
+// Admission policies are cluster-scoped: one HardenedCluster per cluster.
 type HardenedCluster struct {
 	pulumi.ResourceState
 
@@ -17,7 +19,12 @@ type HardenedCluster struct {
 	Namespaces pulumi.StringMapOutput `pulumi:"namespaces"`
 	// ServiceAccounts maps "<namespace>/<service>" to the ServiceAccount's name.
 	ServiceAccounts pulumi.StringMapOutput `pulumi:"serviceAccounts"`
+	// AdmissionPolicies lists the ValidatingAdmissionPolicies installed (one binding each).
+	AdmissionPolicies pulumi.StringArrayOutput `pulumi:"admissionPolicies"`
 }
+
+// now is the clock exceptions expire by (a variable for tests).
+var now = time.Now
 
 // NewHardenedCluster validates args, then registers the component and its children. Pass the
 // cluster's Kubernetes provider with pulumi.Provider(...) or pulumi.Providers(...).
@@ -49,17 +56,31 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 			}
 			nsResources[ns] = res
 			namespaces[ns] = res.Metadata.Name().Elem()
+			// The namespace's default ServiceAccount stops mounting tokens (CIS 5.1.5/5.1.6): pods
+			// that need the API get a service identity of their own (Services).
+			if _, err := corev1.NewServiceAccountPatch(ctx, fmt.Sprintf("%s-default-sa-%s", name, ns), &corev1.ServiceAccountPatchArgs{
+				Metadata:                     &metav1.ObjectMetaPatchArgs{Name: pulumi.String("default"), Namespace: pulumi.String(ns)},
+				AutomountServiceAccountToken: pulumi.Bool(false),
+			}, parent, pulumi.DependsOn([]pulumi.Resource{res})); err != nil {
+				return nil, err
+			}
 		}
 	}
 	accounts, err := newServiceRBAC(ctx, name, args.Services, nsResources, parent)
 	if err != nil {
 		return nil, err
 	}
+	policies, err := newAdmission(ctx, name, args, now(), parent)
+	if err != nil {
+		return nil, err
+	}
 	c.Namespaces = namespaces.ToStringMapOutput()
 	c.ServiceAccounts = accounts.ToStringMapOutput()
+	c.AdmissionPolicies = pulumi.ToStringArray(policies).ToStringArrayOutput()
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{
-		"namespaces":      c.Namespaces,
-		"serviceAccounts": c.ServiceAccounts,
+		"namespaces":        c.Namespaces,
+		"serviceAccounts":   c.ServiceAccounts,
+		"admissionPolicies": c.AdmissionPolicies,
 	})
 }
 

@@ -1,0 +1,296 @@
+package hardenedcluster
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// AdmissionArgs configure the admission baseline: Pod Security Standards controls and the
+// platform's own rules, enforced in-process by the API server as ValidatingAdmissionPolicies
+// (CEL), on Pods and on every workload controller, so a bad Deployment is refused at apply time.
+type AdmissionArgs struct {
+	// Mode is "enforce" (default: deny) or "audit" (warn the client and record in the audit log).
+	Mode string `json:"mode,omitempty"`
+	// Disabled lists policies switched off by name (see PolicyNames). An unknown name is an error.
+	Disabled []string `json:"disabled,omitempty"`
+	// AllowedRegistries are image prefixes workloads may use, e.g. "registry.example.com/team/".
+	// Empty: the registry policy is not installed (kplane cannot guess your registries).
+	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
+	// AllowImageTags lets images be referenced by tag. Default false: images are pinned by
+	// digest (image@sha256:...), so what was scanned and signed is what runs.
+	AllowImageTags bool `json:"allowImageTags,omitempty"`
+	// ExemptNamespaces are added to the always-exempt kube-system, kube-public and
+	// kube-node-lease (node agents, the platform's own controllers). Keep this list short.
+	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+	// Exceptions exclude one workload (or a whole namespace) from one policy, with a reason and
+	// an expiry date. Expired exceptions stop applying and are reported.
+	Exceptions []Exception `json:"exceptions,omitempty"`
+}
+
+// Exception excludes a workload from one policy until it expires.
+type Exception struct {
+	// Policy is the policy name, e.g. "kplane-read-only-root" (see PolicyNames).
+	Policy string `json:"policy"`
+	// Namespace the exception applies to (required).
+	Namespace string `json:"namespace"`
+	// Workload is a name prefix (the Deployment "db" also covers its pods "db-7f9c..."). Empty:
+	// the whole namespace.
+	Workload string `json:"workload,omitempty"`
+	// Reason is recorded on the policy for auditors (required).
+	Reason string `json:"reason"`
+	// Expires is the last day the exception applies, YYYY-MM-DD (required).
+	Expires string `json:"expires"`
+}
+
+// alwaysExempt namespaces hold the control plane's own components.
+var alwaysExempt = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+// policyDef is one admission policy: CEL validations over the pod spec of any workload.
+type policyDef struct {
+	Name        string
+	Description string
+	Controls    []string // CIS Kubernetes Benchmark 1.12, KISA cloud guide, Pod Security Standards
+	Validations []celRule
+}
+
+// celRule denies when Bad holds; Bad is over one container (c) when PerContainer is set,
+// otherwise over the pod spec. Message names the offending field and says the fix.
+type celRule struct {
+	PerContainer bool
+	Bad          string
+	Message      string
+	Subject      string // optional CEL string naming what is wrong, for pod-level rules
+}
+
+// The CEL variables every policy shares: the pod spec of a Pod, a CronJob or any controller's
+// pod template, its containers (init containers included) and the pod-level securityContext.
+var celVariables = [][2]string{
+	{"spec", "object.kind == 'Pod' ? object.spec : (object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : object.spec.template.spec)"},
+	{"containers", "variables.spec.containers + (has(variables.spec.initContainers) ? variables.spec.initContainers : [])"},
+	{"podsc", "has(variables.spec.securityContext) ? variables.spec.securityContext : {}"},
+}
+
+func scFalse(field string) string { // container securityContext field unset or false
+	return fmt.Sprintf("(!has(c.securityContext) || !has(c.securityContext.%[1]s) || !c.securityContext.%[1]s)", field)
+}
+
+// basePolicies is the catalog, in the order they are reported.
+var basePolicies = []policyDef{
+	{Name: "kplane-no-privileged", Description: "containers may not run privileged",
+		Controls: []string{"CIS 5.2.2", "KISA Master-12", "PSS baseline"},
+		Validations: []celRule{{PerContainer: true, Bad: "!" + scFalse("privileged"),
+			Message: "securityContext.privileged must be false (CIS 5.2.2); remove it, or add a kplane exception for this workload"}}},
+	{Name: "kplane-host-namespaces", Description: "pods may not share the host's network, PID or IPC namespaces",
+		Controls: []string{"CIS 5.2.3", "CIS 5.2.4", "CIS 5.2.5", "KISA Master-13", "PSS baseline"},
+		Validations: []celRule{
+			{Bad: "has(variables.spec.hostNetwork) && variables.spec.hostNetwork", Message: "spec.hostNetwork must be unset or false (CIS 5.2.5); use a Service to expose ports"},
+			{Bad: "has(variables.spec.hostPID) && variables.spec.hostPID", Message: "spec.hostPID must be unset or false (CIS 5.2.3)"},
+			{Bad: "has(variables.spec.hostIPC) && variables.spec.hostIPC", Message: "spec.hostIPC must be unset or false (CIS 5.2.4)"},
+		}},
+	{Name: "kplane-host-path", Description: "pods may not mount host paths",
+		Controls: []string{"CIS 5.2.12", "KISA Master-13", "PSS baseline"},
+		Validations: []celRule{{Bad: "has(variables.spec.volumes) && variables.spec.volumes.exists(v, has(v.hostPath))",
+			Message: "spec.volumes: hostPath volumes are not allowed (CIS 5.2.12); use a PersistentVolumeClaim, emptyDir, configMap or secret"}}},
+	{Name: "kplane-host-ports", Description: "containers may not bind host ports",
+		Controls: []string{"CIS 5.2.13", "PSS baseline"},
+		Validations: []celRule{{PerContainer: true, Bad: "has(c.ports) && c.ports.exists(p, has(p.hostPort) && p.hostPort != 0)",
+			Message: "ports[].hostPort must be unset or 0 (CIS 5.2.13); expose the port through a Service"}}},
+	{Name: "kplane-privilege-escalation", Description: "containers must set allowPrivilegeEscalation: false",
+		Controls: []string{"CIS 5.2.6", "KISA Master-12", "PSS restricted"},
+		Validations: []celRule{{PerContainer: true, Bad: "!has(c.securityContext) || !has(c.securityContext.allowPrivilegeEscalation) || c.securityContext.allowPrivilegeEscalation",
+			Message: "securityContext.allowPrivilegeEscalation must be set to false (CIS 5.2.6)"}}},
+	{Name: "kplane-run-as-non-root", Description: "containers must run as a non-root user, declared explicitly",
+		Controls: []string{"CIS 5.2.7", "KISA Master-12", "PSS restricted"},
+		Validations: []celRule{
+			// Container level wins; unset at both levels is a violation (the image's USER cannot be
+			// seen at admission, so it must be declared and the kubelet then verifies it).
+			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.runAsNonRoot) ? !c.securityContext.runAsNonRoot : !(has(variables.podsc.runAsNonRoot) && variables.podsc.runAsNonRoot)",
+				Message: "securityContext.runAsNonRoot must be true, on the container or the pod (CIS 5.2.7); set it and run as a non-zero runAsUser"},
+			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.runAsUser) ? c.securityContext.runAsUser == 0 : (has(variables.podsc.runAsUser) && variables.podsc.runAsUser == 0)",
+				Message: "securityContext.runAsUser must not be 0 (root) (CIS 5.2.7); use a non-zero UID"},
+		}},
+	{Name: "kplane-read-only-root", Description: "containers must have a read-only root filesystem",
+		Controls: []string{"KISA Master-12", "NSA-CISA hardening"},
+		Validations: []celRule{{PerContainer: true, Bad: "!has(c.securityContext) || !has(c.securityContext.readOnlyRootFilesystem) || !c.securityContext.readOnlyRootFilesystem",
+			Message: "securityContext.readOnlyRootFilesystem must be true; mount an emptyDir where the program writes"}}},
+	{Name: "kplane-capabilities", Description: "containers drop ALL capabilities and add at most NET_BIND_SERVICE",
+		Controls: []string{"CIS 5.2.8", "CIS 5.2.9", "PSS restricted"},
+		Validations: []celRule{
+			{PerContainer: true, Bad: "!has(c.securityContext) || !has(c.securityContext.capabilities) || !has(c.securityContext.capabilities.drop) || !c.securityContext.capabilities.drop.exists(x, x == 'ALL')",
+				Message: "securityContext.capabilities.drop must include ALL (CIS 5.2.8/5.2.9)"},
+			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.capabilities) && has(c.securityContext.capabilities.add) && c.securityContext.capabilities.add.exists(x, x != 'NET_BIND_SERVICE')",
+				Message: "securityContext.capabilities.add may only contain NET_BIND_SERVICE (CIS 5.2.9); remove the others"},
+		}},
+	{Name: "kplane-seccomp", Description: "a RuntimeDefault or Localhost seccomp profile is set, never Unconfined",
+		Controls: []string{"CIS 5.7.2", "PSS restricted"},
+		Validations: []celRule{{PerContainer: true,
+			Bad:     "has(c.securityContext) && has(c.securityContext.seccompProfile) ? !(c.securityContext.seccompProfile.type in ['RuntimeDefault', 'Localhost']) : !(has(variables.podsc.seccompProfile) && variables.podsc.seccompProfile.type in ['RuntimeDefault', 'Localhost'])",
+			Message: "securityContext.seccompProfile.type must be RuntimeDefault or Localhost, on the container or the pod (CIS 5.7.2)"}}},
+}
+
+// PolicyNames lists every policy the baseline can install (for Disabled and Exceptions).
+func PolicyNames() []string {
+	names := []string{"kplane-allowed-namespaces", "kplane-allowed-registries", "kplane-image-digest"}
+	for _, p := range basePolicies {
+		names = append(names, p.Name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// policies returns the policies to install for these arguments: the catalog, plus the rules
+// computed from the teams (allowed namespaces) and the image arguments, minus Disabled.
+func (a *Args) policies() []policyDef {
+	out := append([]policyDef{}, basePolicies...)
+	if ns := a.teamNamespaces(); len(ns) > 0 {
+		out = append(out, policyDef{Name: "kplane-allowed-namespaces", Description: "workloads run only in team namespaces",
+			Controls: []string{"CIS 5.6.1", "CIS 5.6.4", "ISMS-P 2.6.1"},
+			Validations: []celRule{{Bad: "!(request.namespace in " + celList(ns) + ")", Subject: "'namespace ' + request.namespace",
+				Message: "not a team namespace (CIS 5.6.4); deploy into one of " + strings.Join(ns, ", ") + ", or add the namespace to a team"}}})
+	}
+	if len(a.Admission.AllowedRegistries) > 0 {
+		out = append(out, policyDef{Name: "kplane-allowed-registries", Description: "images come from the allowed registries",
+			Controls: []string{"CIS 5.5.1", "KISA Master-17"},
+			Validations: []celRule{{PerContainer: true, Bad: "!" + celList(a.Admission.AllowedRegistries) + ".exists(r, c.image.startsWith(r))",
+				Message: "image is not from an allowed registry (" + strings.Join(a.Admission.AllowedRegistries, ", ") + "); push it there and reference it from there"}}})
+	}
+	if !a.Admission.AllowImageTags {
+		out = append(out, policyDef{Name: "kplane-image-digest", Description: "images are pinned by digest",
+			Controls: []string{"CIS 5.5.1", "KISA Master-17"},
+			Validations: []celRule{{PerContainer: true, Bad: "!c.image.contains('@sha256:')",
+				Message: "image must be pinned by digest (name@sha256:...), so what was scanned and signed is what runs"}}})
+	}
+	disabled := map[string]bool{}
+	for _, d := range a.Admission.Disabled {
+		disabled[d] = true
+	}
+	kept := out[:0]
+	for _, p := range out {
+		if !disabled[p.Name] {
+			kept = append(kept, p)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Name < kept[j].Name })
+	return kept
+}
+
+// celExpression renders a rule as a CEL validation expression (true = allowed) and a message
+// expression that names the offending container.
+func (r celRule) celExpression() (expr, message string) {
+	if !r.PerContainer {
+		message = celString(r.Message)
+		if r.Subject != "" {
+			message = r.Subject + " + ': ' + " + message
+		}
+		return "!(" + r.Bad + ")", message
+	}
+	expr = "!variables.containers.exists(c, " + r.Bad + ")"
+	message = "'container ' + variables.containers.filter(c, " + r.Bad + ")[0].name + ': ' + " + celString(r.Message)
+	return expr, message
+}
+
+// exceptionCondition is a CEL match condition that is false for the excepted workload.
+func (e Exception) exceptionCondition() string {
+	cond := "request.namespace == " + celString(e.Namespace)
+	if e.Workload != "" {
+		w := celString(e.Workload)
+		cond += " && (object.metadata.name.startsWith(" + w + ") || (has(object.metadata.generateName) && object.metadata.generateName.startsWith(" + w + ")))"
+	}
+	return "!(" + cond + ")"
+}
+
+// activeExceptions splits the exceptions of one policy into those still in force and those
+// expired at now (expired ones no longer exclude anything).
+func (a *Args) activeExceptions(policy string, now time.Time) (active, expired []Exception) {
+	today := now.UTC().Format("2006-01-02")
+	for _, e := range a.Admission.Exceptions {
+		if e.Policy != policy {
+			continue
+		}
+		if e.Expires < today {
+			expired = append(expired, e)
+		} else {
+			active = append(active, e)
+		}
+	}
+	return active, expired
+}
+
+func (a *Args) teamNamespaces() []string {
+	var ns []string
+	for _, t := range a.Teams {
+		ns = append(ns, t.Namespaces...)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+func (a *Args) exemptNamespaces() []string {
+	ns := append(append([]string{}, alwaysExempt...), a.Admission.ExemptNamespaces...)
+	sort.Strings(ns)
+	return ns
+}
+
+func (a *Args) validateAdmission() error {
+	ad := a.Admission
+	switch ad.Mode {
+	case "", "enforce", "audit":
+	default:
+		return fmt.Errorf("Admission.Mode %q: use \"enforce\" (default) or \"audit\"", ad.Mode)
+	}
+	known := map[string]bool{}
+	for _, n := range PolicyNames() {
+		known[n] = true
+	}
+	for i, d := range ad.Disabled {
+		if !known[d] {
+			return fmt.Errorf("Admission.Disabled[%d] %q: no such policy; known: %s", i, d, strings.Join(PolicyNames(), ", "))
+		}
+	}
+	for i, r := range ad.AllowedRegistries {
+		if r == "" || strings.ContainsAny(r, "'\"\\ ") {
+			return fmt.Errorf("Admission.AllowedRegistries[%d] %q: give an image prefix like \"registry.example.com/team/\"", i, r)
+		}
+	}
+	for i, ns := range ad.ExemptNamespaces {
+		if !dns1123Label.MatchString(ns) {
+			return fmt.Errorf("Admission.ExemptNamespaces[%d] %q: must be a DNS-1123 label", i, ns)
+		}
+	}
+	for i, e := range ad.Exceptions {
+		f := fmt.Sprintf("Admission.Exceptions[%d]", i)
+		if !known[e.Policy] {
+			return fmt.Errorf("%s.Policy %q: no such policy; known: %s", f, e.Policy, strings.Join(PolicyNames(), ", "))
+		}
+		if !dns1123Label.MatchString(e.Namespace) {
+			return fmt.Errorf("%s.Namespace %q: required, a DNS-1123 label", f, e.Namespace)
+		}
+		if e.Workload != "" && !regexpWorkload.MatchString(e.Workload) {
+			return fmt.Errorf("%s.Workload %q: a workload name (prefix), lowercase letters, digits, '-', '.'", f, e.Workload)
+		}
+		if strings.TrimSpace(e.Reason) == "" {
+			return fmt.Errorf("%s.Reason: required; say why the workload needs the exception (auditors read it)", f)
+		}
+		if e.Expires == "" {
+			return fmt.Errorf("%s.Expires: required; an exception without an end date is a permanent hole (use YYYY-MM-DD)", f)
+		}
+		if _, err := time.Parse("2006-01-02", e.Expires); err != nil {
+			return fmt.Errorf("%s.Expires %q: use a date like 2026-12-31", f, e.Expires)
+		}
+	}
+	return nil
+}
+
+func celString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+func celList(items []string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = celString(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}

@@ -1,0 +1,126 @@
+package hardenedcluster
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func policyNames(ps []policyDef) []string {
+	var names []string
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+func TestPolicySelection(t *testing.T) {
+	a := &Args{}
+	names := policyNames(a.policies())
+	assert.Contains(t, names, "kplane-image-digest", "digests are required by default")
+	assert.NotContains(t, names, "kplane-allowed-registries", "no registries given: no registry policy")
+	assert.NotContains(t, names, "kplane-allowed-namespaces", "no teams: no namespace allow-list")
+	assert.Len(t, names, len(basePolicies)+1)
+
+	a = &Args{
+		Teams:     []Team{{Name: "web", Namespaces: []string{"web"}}},
+		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}, AllowImageTags: true, Disabled: []string{"kplane-read-only-root"}},
+	}
+	names = policyNames(a.policies())
+	assert.Contains(t, names, "kplane-allowed-registries")
+	assert.Contains(t, names, "kplane-allowed-namespaces")
+	assert.NotContains(t, names, "kplane-image-digest")
+	assert.NotContains(t, names, "kplane-read-only-root")
+	assert.IsIncreasing(t, names, "policies are sorted, so previews are stable")
+	assert.ElementsMatch(t, PolicyNames(), append(policyNames(a.policies()), "kplane-image-digest", "kplane-read-only-root"))
+}
+
+func TestExceptions(t *testing.T) {
+	a := &Args{Admission: AdmissionArgs{Exceptions: []Exception{
+		{Policy: "kplane-read-only-root", Namespace: "db", Workload: "postgres", Reason: "writes its socket to /var/run", Expires: "2026-12-31"},
+		{Policy: "kplane-read-only-root", Namespace: "legacy", Reason: "migration", Expires: "2026-01-31"},
+		{Policy: "kplane-host-path", Namespace: "db", Reason: "r", Expires: "2027-01-01"},
+	}}}
+	require.NoError(t, a.Validate())
+	active, expired := a.activeExceptions("kplane-read-only-root", time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	require.Len(t, active, 1)
+	assert.Equal(t, "postgres", active[0].Workload)
+	require.Len(t, expired, 1)
+	assert.Equal(t, "legacy", expired[0].Namespace)
+	active, _ = a.activeExceptions("kplane-read-only-root", time.Date(2026, 12, 31, 23, 59, 0, 0, time.UTC))
+	assert.Len(t, active, 1, "an exception applies through its last day")
+
+	assert.Equal(t, `!(request.namespace == 'db' && (object.metadata.name.startsWith('postgres') || (has(object.metadata.generateName) && object.metadata.generateName.startsWith('postgres'))))`,
+		a.Admission.Exceptions[0].exceptionCondition())
+	assert.Equal(t, `!(request.namespace == 'legacy')`, a.Admission.Exceptions[1].exceptionCondition())
+}
+
+func TestAdmissionValidate(t *testing.T) {
+	ok := Exception{Policy: "kplane-host-path", Namespace: "db", Reason: "backup agent", Expires: "2027-01-31"}
+	cases := map[string]struct {
+		admission AdmissionArgs
+		want      string
+	}{
+		"bad mode":            {AdmissionArgs{Mode: "dryrun"}, `Admission.Mode "dryrun": use "enforce" (default) or "audit"`},
+		"unknown disabled":    {AdmissionArgs{Disabled: []string{"kplane-no-priviledged"}}, `Admission.Disabled[0] "kplane-no-priviledged": no such policy; known: kplane-allowed-namespaces`},
+		"unknown policy":      {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Policy = "no-root"; return e }()}}, `Admission.Exceptions[0].Policy "no-root": no such policy`},
+		"no expiry":           {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Expires = ""; return e }()}}, "Admission.Exceptions[0].Expires: required; an exception without an end date is a permanent hole"},
+		"bad date":            {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Expires = "31/01/2027"; return e }()}}, `Admission.Exceptions[0].Expires "31/01/2027": use a date like 2026-12-31`},
+		"no reason":           {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Reason = " "; return e }()}}, "Admission.Exceptions[0].Reason: required"},
+		"no namespace":        {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Namespace = ""; return e }()}}, "Admission.Exceptions[0].Namespace \"\": required"},
+		"registry with quote": {AdmissionArgs{AllowedRegistries: []string{"evil'/"}}, `Admission.AllowedRegistries[0] "evil'/"`},
+		"exempt ns":           {AdmissionArgs{ExemptNamespaces: []string{"Agents"}}, `Admission.ExemptNamespaces[0] "Agents"`},
+		"valid":               {AdmissionArgs{Exceptions: []Exception{ok}, Mode: "audit"}, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := (&Args{Admission: tc.admission}).Validate()
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	err := (&Args{Teams: []Team{{Name: "a", Namespaces: []string{"a"}}}, Services: []Service{{Name: "s", Namespace: "a",
+		Rules: []Rule{{Resources: []string{"pods"}, Verbs: []string{"lsit"}}}}}}).Validate()
+	assert.ErrorContains(t, err, `Services[0].Rules[0]: unknown verb "lsit"`)
+}
+
+// TestRenderedPolicies pins the CEL every policy renders to (go test -update rewrites it). The
+// real API server compiles and enforces these in tests/integration.
+func TestRenderedPolicies(t *testing.T) {
+	a := &Args{Teams: []Team{{Name: "web", Namespaces: []string{"web", "web-jobs"}}},
+		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}}}
+	type rendered struct {
+		Name, Description string
+		Controls          []string
+		Validations       [][2]string
+	}
+	var out []rendered
+	for _, p := range a.policies() {
+		r := rendered{Name: p.Name, Description: p.Description, Controls: p.Controls}
+		for _, v := range p.Validations {
+			expr, msg := v.celExpression()
+			r.Validations = append(r.Validations, [2]string{expr, msg})
+		}
+		out = append(out, r)
+	}
+	got, err := json.MarshalIndent(out, "", "  ")
+	require.NoError(t, err)
+	golden := "testdata/policies.golden.json"
+	if *update {
+		require.NoError(t, os.WriteFile(golden, append(got, '\n'), 0o644))
+	}
+	want, err := os.ReadFile(golden)
+	require.NoError(t, err, "run go test -update to create %s", golden)
+	assert.JSONEq(t, string(want), string(got))
+}
