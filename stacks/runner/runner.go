@@ -33,7 +33,8 @@ type Options struct {
 	// The stack's config becomes exactly this: keys removed from an environment are removed from
 	// the stack. nil keeps the stack's config as it is.
 	Config auto.ConfigMap
-	// Backend is the state backend URL. Default: the local file backend under StateDir.
+	// Backend is the state backend URL. Default: the local file backend under StateDir (an
+	// exported PULUMI_BACKEND_URL is not used unless passed here).
 	Backend string
 	// StateDir holds the local backend (StateDir/pulumi). Default ".state".
 	StateDir string
@@ -85,6 +86,9 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 		return nil, err
 	}
 	env := map[string]string{
+		// The CLI prefers PULUMI_BACKEND_URL over the project's backend: pin it, so a stack never
+		// lands in whatever backend the calling shell happens to export.
+		"PULUMI_BACKEND_URL":                          backend,
 		"PULUMI_SKIP_UPDATE_CHECK":                    "true",
 		"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
 	}

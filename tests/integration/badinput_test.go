@@ -80,6 +80,9 @@ func TestToolCacheRebuilds(t *testing.T) {
 func TestConfigFollowsEnvironment(t *testing.T) {
 	integration(t)
 	state := t.TempDir()
+	// An exported backend (as `make env` prints) must not capture a stack opened elsewhere.
+	elsewhere := t.TempDir()
+	t.Setenv("PULUMI_BACKEND_URL", "file://"+elsewhere)
 	program := func(ctx *pulumi.Context) error { return nil }
 	openStack(t, "cfg", program, auto.ConfigMap{"kplane-it:a": {Value: "1"}, "kplane-it:b": {Value: "2"}}, state)
 	s := openStack(t, "cfg", program, auto.ConfigMap{"kplane-it:a": {Value: "3"}}, state)
@@ -88,4 +91,8 @@ func TestConfigFollowsEnvironment(t *testing.T) {
 	assert.Equal(t, auto.ConfigMap{"kplane-it:a": {Value: "3"}}, cfg)
 	_, err = os.Stat(filepath.Join(state, "workspaces", "kplane-it-cfg"))
 	assert.NoError(t, err, "the stack's workspace is kept under the state folder")
+	_, err = os.Stat(filepath.Join(state, "pulumi", ".pulumi", "stacks", "kplane-it"))
+	assert.NoError(t, err, "the stack lives in the runner's backend")
+	_, err = os.Stat(filepath.Join(elsewhere, ".pulumi"))
+	assert.True(t, os.IsNotExist(err), "nothing may land in the exported backend")
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -97,7 +98,7 @@ func TestPlatformStack(t *testing.T) {
 // podObject is a pod of the web team's storefront service meeting the restricted profile, or a
 // privileged one.
 func podObject(name string, privileged bool) *unstructured.Unstructured {
-	sc := map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}
+	sc := map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": []any{"ALL"}}}
 	if privileged {
 		sc = map[string]any{"privileged": true}
 	}
@@ -107,7 +108,7 @@ func podObject(name string, privileged bool) *unstructured.Unstructured {
 		"spec": map[string]any{
 			"serviceAccountName": "storefront", "automountServiceAccountToken": false,
 			"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": int64(10001), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
-			"containers":      []any{map[string]any{"name": "app", "image": "registry.example.com/app:1", "securityContext": sc}},
+			"containers":      []any{map[string]any{"name": "app", "image": "registry.example.com/app@sha256:" + strings.Repeat("c", 64), "securityContext": sc}},
 		},
 	}}
 }
