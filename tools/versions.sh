@@ -4,5 +4,6 @@ K8S_PROVIDER_VERSION=4.25.0  # the provider module commit pairs with sdk v4.25.0
 K8S_PROVIDER_MODULE=v4.0.0-20260115033456-f47bc2d6f199
 KUBERNETES_VERSION=v1.37.2
 KWOK_VERSION=v0.8.0
+GATEKEEPER_VERSION=v3.23.1
 # The passphrase of local development stacks only (documented, not a secret; see README).
 DEV_PASSPHRASE=kplane-dev-only-not-a-secret

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -88,18 +89,8 @@ func BenchmarkAdmission(b *testing.B) {
 var podGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 
 func benchPod(i int) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": fmt.Sprintf("p%d", i), "namespace": "bench"},
-		"spec": map[string]any{
-			"automountServiceAccountToken": false,
-			"securityContext":              map[string]any{"runAsNonRoot": true, "runAsUser": int64(10001), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
-			"containers": []any{map[string]any{
-				"name": "app", "image": "registry.example.com/app@sha256:" + strings.Repeat("d", 64),
-				"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": []any{"ALL"}}},
-			}},
-		},
-	}}
+	obj, _, _ := fixtures.Workload("Pod", "bench", fmt.Sprintf("p%d", i), fixtures.GoodPodSpec())
+	return &unstructured.Unstructured{Object: obj}
 }
 
 // measure times admissionRequests server-side dry-run pod creates, after 100 unmeasured ones.

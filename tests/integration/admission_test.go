@@ -17,52 +17,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
-var digest = "@sha256:" + strings.Repeat("b", 64)
-
-// goodSpec is an ordinary pod spec that meets the whole baseline.
-func goodSpec() map[string]any {
-	return map[string]any{
-		"automountServiceAccountToken": false,
-		"securityContext":              map[string]any{"runAsNonRoot": true, "runAsUser": int64(10001), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
-		"containers": []any{map[string]any{
-			"name": "app", "image": "registry.example.com/app" + digest,
-			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": []any{"ALL"}}},
-		}},
-	}
-}
-
-func container(spec map[string]any) map[string]any {
-	return spec["containers"].([]any)[0].(map[string]any)
-}
-
-func csc(spec map[string]any) map[string]any {
-	return container(spec)["securityContext"].(map[string]any)
-}
-
-// workloadObject wraps a pod spec in a controller of the given kind.
+// workloadObject is a fixtures.Workload as an API object with its resource.
 func workloadObject(kind, ns, name string, spec map[string]any) (*unstructured.Unstructured, schema.GroupVersionResource) {
-	labels := map[string]any{"app": name}
-	template := map[string]any{"metadata": map[string]any{"labels": labels}, "spec": spec}
-	obj := map[string]any{"metadata": map[string]any{"name": name, "namespace": ns}}
-	var gvr schema.GroupVersionResource
-	switch kind {
-	case "Deployment", "StatefulSet", "DaemonSet":
-		obj["apiVersion"], obj["kind"] = "apps/v1", kind
-		obj["spec"] = map[string]any{"selector": map[string]any{"matchLabels": labels}, "template": template}
-		if kind == "StatefulSet" {
-			obj["spec"].(map[string]any)["serviceName"] = name
-		}
-		gvr = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: strings.ToLower(kind) + "s"}
-	case "CronJob":
-		spec["restartPolicy"] = "OnFailure"
-		obj["apiVersion"], obj["kind"] = "batch/v1", kind
-		obj["spec"] = map[string]any{"schedule": "*/5 * * * *", "jobTemplate": map[string]any{"spec": map[string]any{"template": template}}}
-		gvr = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}
-	}
-	return &unstructured.Unstructured{Object: obj}, gvr
+	obj, group, resource := fixtures.Workload(kind, ns, name, spec)
+	return &unstructured.Unstructured{Object: obj}, schema.GroupVersionResource{Group: group, Version: "v1", Resource: resource}
 }
 
 // TestAdmissionBaseline: the hardened-cluster policies run in the real API server's admission
@@ -111,59 +73,33 @@ func TestAdmissionBaseline(t *testing.T) {
 	assert.Contains(t, up.StdOut+up.StdErr, "expired on 2020-01-01 and no longer applies")
 
 	dryRun := k8smeta.CreateOptions{DryRun: []string{"All"}}
-	denied := map[string]struct {
-		mutate func(map[string]any)
-		want   string
-	}{
-		"privileged":          {func(s map[string]any) { csc(s)["privileged"] = true; delete(csc(s), "allowPrivilegeEscalation") }, "kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2)"},
-		"root user":           {func(s map[string]any) { csc(s)["runAsUser"] = int64(0) }, "kplane-run-as-non-root: container app: securityContext.runAsUser must not be 0 (root)"},
-		"runAsNonRoot unset":  {func(s map[string]any) { delete(s["securityContext"].(map[string]any), "runAsNonRoot") }, "kplane-run-as-non-root: container app: securityContext.runAsNonRoot must be true"},
-		"container overrides": {func(s map[string]any) { csc(s)["runAsNonRoot"] = false }, "securityContext.runAsNonRoot must be true, on the container or the pod"},
-		"escalation unset":    {func(s map[string]any) { delete(csc(s), "allowPrivilegeEscalation") }, "kplane-privilege-escalation: container app: securityContext.allowPrivilegeEscalation must be set to false"},
-		"writable root":       {func(s map[string]any) { delete(csc(s), "readOnlyRootFilesystem") }, "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true"},
-		"added capability":    {func(s map[string]any) { csc(s)["capabilities"].(map[string]any)["add"] = []any{"SYS_ADMIN"} }, "capabilities.add may only contain NET_BIND_SERVICE"},
-		"no drop ALL":         {func(s map[string]any) { delete(csc(s), "capabilities") }, "capabilities.drop must include ALL"},
-		"seccomp unconfined":  {func(s map[string]any) { csc(s)["seccompProfile"] = map[string]any{"type": "Unconfined"} }, "kplane-seccomp: container app: securityContext.seccompProfile.type must be RuntimeDefault or Localhost"},
-		"host network":        {func(s map[string]any) { s["hostNetwork"] = true }, "kplane-host-namespaces: spec.hostNetwork must be unset or false (CIS 5.2.5)"},
-		"host PID":            {func(s map[string]any) { s["hostPID"] = true }, "spec.hostPID must be unset or false"},
-		"host path": {func(s map[string]any) {
-			s["volumes"] = []any{map[string]any{"name": "h", "hostPath": map[string]any{"path": "/etc"}}}
-		}, "kplane-host-path: spec.volumes: hostPath volumes are not allowed"},
-		"host port": {func(s map[string]any) {
-			container(s)["ports"] = []any{map[string]any{"containerPort": int64(80), "hostPort": int64(80)}}
-		}, "kplane-host-ports: container app: ports[].hostPort must be unset or 0"},
-		"image tag":        {func(s map[string]any) { container(s)["image"] = "registry.example.com/app:1.0" }, "kplane-image-digest: container app: image must be pinned by digest"},
-		"foreign registry": {func(s map[string]any) { container(s)["image"] = "docker.io/library/nginx" + digest }, "kplane-allowed-registries: container app: image is not from an allowed registry"},
-		"bad init container": {func(s map[string]any) {
-			s["initContainers"] = []any{map[string]any{"name": "init", "image": "registry.example.com/i" + digest, "securityContext": map[string]any{"privileged": true, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": []any{"ALL"}}}}}
-		}, "kplane-no-privileged: container init: securityContext.privileged must be false"},
-		"expired exception": {nil, "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true"},
-	}
-	for name, tc := range denied {
-		t.Run("denied/"+name, func(t *testing.T) {
-			spec, wl := goodSpec(), "bad"
-			if strings.Contains(name, "privileged") || strings.Contains(name, "init") {
-				wl = "priv-bad"
+	for _, v := range fixtures.Violations() {
+		t.Run("denied/"+v.Name, func(t *testing.T) {
+			spec, wl := fixtures.GoodPodSpec(), "bad"
+			if strings.HasPrefix(v.Name, "privileged") {
+				wl = "priv-bad" // see the kplane-privilege-escalation exception above
 			}
-			if tc.mutate != nil {
-				tc.mutate(spec)
-			} else { // the expired exception's workload, without a read-only root
-				wl = "old-app"
-				delete(csc(spec), "readOnlyRootFilesystem")
-			}
+			v.Mutate(spec)
 			obj, gvr := workloadObject("Deployment", "adm-apps", wl, spec)
-			refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, tc.want)
+			refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, v.Policy+": "+v.Want)
 		})
 	}
+	t.Run("denied/expired exception", func(t *testing.T) {
+		spec := fixtures.GoodPodSpec()
+		delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+		obj, gvr := workloadObject("Deployment", "adm-apps", "old-app", spec)
+		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err },
+			"kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
+	})
 	t.Run("denied/cronjob", func(t *testing.T) {
-		spec := goodSpec()
-		csc(spec)["privileged"] = true
-		delete(csc(spec), "allowPrivilegeEscalation")
+		spec := fixtures.GoodPodSpec()
+		fixtures.SC(spec)["privileged"] = true
+		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
 		obj, gvr := workloadObject("CronJob", "adm-apps", "priv-nightly", spec)
 		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, "kplane-no-privileged: container app")
 	})
 	t.Run("denied/outside team namespaces", func(t *testing.T) {
-		obj, gvr := workloadObject("Deployment", "default", "stray", goodSpec())
+		obj, gvr := workloadObject("Deployment", "default", "stray", fixtures.GoodPodSpec())
 		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("default").Create(ctx, obj, dryRun); return err }, "kplane-allowed-namespaces: namespace default: not a team namespace (CIS 5.6.4); deploy into one of adm-apps")
 	})
 
@@ -173,15 +109,15 @@ func TestAdmissionBaseline(t *testing.T) {
 		{"DaemonSet", "adm-agents", "node-agent"}, {"Deployment", "adm-apps", "legacy-api"},
 	}
 	for _, a := range admitted {
-		spec := goodSpec()
+		spec := fixtures.GoodPodSpec()
 		switch a.name {
 		case "node-agent": // an exempt namespace: a privileged host agent is allowed there
-			csc(spec)["privileged"] = true
-			delete(csc(spec), "allowPrivilegeEscalation")
+			fixtures.SC(spec)["privileged"] = true
+			delete(fixtures.SC(spec), "allowPrivilegeEscalation")
 			spec["hostPID"] = true
 			spec["volumes"] = []any{map[string]any{"name": "host", "hostPath": map[string]any{"path": "/var/log"}}}
 		case "legacy-api": // covered by the active exception
-			delete(csc(spec), "readOnlyRootFilesystem")
+			delete(fixtures.SC(spec), "readOnlyRootFilesystem")
 		}
 		obj, gvr := workloadObject(a.kind, a.ns, a.name, spec)
 		_, err := dc.Resource(gvr).Namespace(a.ns).Create(ctx, obj, k8smeta.CreateOptions{})

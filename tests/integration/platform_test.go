@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -95,20 +95,15 @@ func TestPlatformStack(t *testing.T) {
 	gone(t, dc, gvrClusterRB, "", "kplane-svc-kplane-system-reporter")
 }
 
-// podObject is a pod of the web team's storefront service meeting the restricted profile, or a
+// podObject is a pod of the web team's storefront service meeting the baseline, or a
 // privileged one.
 func podObject(name string, privileged bool) *unstructured.Unstructured {
-	sc := map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": map[string]any{"drop": []any{"ALL"}}}
+	spec := fixtures.GoodPodSpec()
+	spec["serviceAccountName"] = "storefront"
 	if privileged {
-		sc = map[string]any{"privileged": true}
+		fixtures.SC(spec)["privileged"] = true
+		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
 	}
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": name},
-		"spec": map[string]any{
-			"serviceAccountName": "storefront", "automountServiceAccountToken": false,
-			"securityContext": map[string]any{"runAsNonRoot": true, "runAsUser": int64(10001), "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
-			"containers":      []any{map[string]any{"name": "app", "image": "registry.example.com/app@sha256:" + strings.Repeat("c", 64), "securityContext": sc}},
-		},
-	}}
+	obj, _, _ := fixtures.Workload("Pod", "web", name, spec)
+	return &unstructured.Unstructured{Object: obj}
 }
