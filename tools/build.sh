@@ -88,6 +88,9 @@ build_kcp() {
   (cd "$here/kcp" && go build -o "$work/kcp" -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
      -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" .)
   built kcp "$key" "$work/kcp"
+  local old; for old in "$CACHE"/kcp-"$KUBERNETES_VERSION"-*; do  # builds of superseded kcp sources
+    [ "$old" = "$CACHE/kcp-$key" ] || rm -rf "$old"
+  done
 }
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): collect kwokctl's
