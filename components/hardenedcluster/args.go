@@ -49,6 +49,10 @@ type Service struct {
 	// AutomountToken mounts the ServiceAccount token into pods. Default false (CIS 5.1.6):
 	// only services that call the Kubernetes API need a token.
 	AutomountToken bool `json:"automountToken,omitempty"`
+	// WildcardReason, when set, allows "*" in this service's rules (a CIS 5.1.3 deviation). The
+	// reason is recorded on its Role/ClusterRole (kplane.io/wildcard-reason) for auditors.
+	// Self-escalating verbs stay refused.
+	WildcardReason string `json:"wildcardReason,omitempty"`
 }
 
 // Rule is one RBAC policy rule. Wildcards are refused (CIS 5.1.3).
@@ -118,13 +122,14 @@ func (a *Args) Validate() error {
 			return fmt.Errorf("%s: service %q declared twice in namespace %q", f, s.Name, s.Namespace)
 		}
 		seen[key] = true
+		wildcards := strings.TrimSpace(s.WildcardReason) != ""
 		for j, r := range s.Rules {
-			if err := r.validate(fmt.Sprintf("%s.Rules[%d]", f, j)); err != nil {
+			if err := r.validate(fmt.Sprintf("%s.Rules[%d]", f, j), wildcards); err != nil {
 				return err
 			}
 		}
 		for j, r := range s.ClusterRules {
-			if err := r.validate(fmt.Sprintf("%s.ClusterRules[%d]", f, j)); err != nil {
+			if err := r.validate(fmt.Sprintf("%s.ClusterRules[%d]", f, j), wildcards); err != nil {
 				return err
 			}
 		}
@@ -138,14 +143,14 @@ func (a *Args) Validate() error {
 	return nil
 }
 
-func (r Rule) validate(f string) error {
+func (r Rule) validate(f string, wildcards bool) error {
 	if len(r.Resources) == 0 || len(r.Verbs) == 0 {
 		return fmt.Errorf("%s: needs Resources and Verbs", f)
 	}
 	for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
 		for _, v := range list {
-			if v == "*" {
-				return fmt.Errorf("%s: wildcard \"*\" refused (CIS 5.1.3); list the API groups, resources and verbs the service needs", f)
+			if v == "*" && !wildcards {
+				return fmt.Errorf("%s: wildcard \"*\" refused (CIS 5.1.3); list the API groups, resources and verbs the service needs, or set the service's WildcardReason", f)
 			}
 		}
 	}
@@ -153,7 +158,7 @@ func (r Rule) validate(f string) error {
 		if dangerousVerbs[v] {
 			return fmt.Errorf("%s: verb %q lets a service escalate its own privileges (CIS 5.1.8); remove it", f, v)
 		}
-		if !validVerbs[v] {
+		if !validVerbs[v] && !(v == "*" && wildcards) {
 			return fmt.Errorf("%s: unknown verb %q; use get, list, watch, create, update, patch, delete or deletecollection", f, v)
 		}
 	}

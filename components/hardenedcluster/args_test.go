@@ -37,6 +37,14 @@ func TestValidate(t *testing.T) {
 		{"wildcard resource in cluster rule", func(a *Args) {
 			a.Services[0].ClusterRules = []Rule{{Resources: []string{"*"}, Verbs: []string{"get"}}}
 		}, `Services[0].ClusterRules[0]: wildcard`},
+		{"wildcard with a reason", func(a *Args) {
+			a.Services[0].Rules[0].Verbs = []string{"*"}
+			a.Services[0].WildcardReason = "operator manages arbitrary CRs"
+		}, ""},
+		{"escalate even with a wildcard reason", func(a *Args) {
+			a.Services[0].Rules[0].Verbs = []string{"escalate"}
+			a.Services[0].WildcardReason = "x"
+		}, `verb "escalate" lets a service escalate`},
 		{"escalate", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"escalate"} }, `verb "escalate" lets a service escalate its own privileges (CIS 5.1.8)`},
 		{"nodes/proxy", func(a *Args) { a.Services[0].Rules[0].Resources = []string{"nodes/proxy"} }, "nodes/proxy"},
 		{"empty rule", func(a *Args) { a.Services[0].Rules[0].Verbs = nil }, "Services[0].Rules[0]: needs Resources and Verbs"},

@@ -106,3 +106,16 @@ func TestBadArgsCreateNothing(t *testing.T) {
 	assert.Contains(t, err.Error(), `hardenedcluster "test": Services[0].Rules[0]: wildcard`)
 	assert.Empty(t, rec.resources, "nothing may be registered when the arguments are invalid")
 }
+
+func TestWildcardReasonIsRecorded(t *testing.T) {
+	rec, err := run(t, &Args{
+		Teams: []Team{{Name: "ops", Namespaces: []string{"ops"}}},
+		Services: []Service{{Name: "operator", Namespace: "ops", WildcardReason: "reconciles arbitrary custom resources",
+			ClusterRules: []Rule{{APIGroups: []string{"example.com"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "watch"}}}}},
+	})
+	require.NoError(t, err)
+	cr := rec.ofType("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+	require.Len(t, cr, 1)
+	annotations := cr[0].Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()
+	assert.Equal(t, "reconciles arbitrary custom resources", annotations["kplane.io/wildcard-reason"].StringValue())
+}

@@ -31,9 +31,16 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 			Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(s.Name), Namespace: pulumi.String(s.Namespace),
 		}}
 		roleName := "kplane-svc-" + s.Name
+		roleMeta := func(name string, namespace pulumi.StringPtrInput) *metav1.ObjectMetaArgs {
+			m := &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: namespace, Labels: labels}
+			if s.WildcardReason != "" {
+				m.Annotations = pulumi.StringMap{"kplane.io/wildcard-reason": pulumi.String(s.WildcardReason)}
+			}
+			return m
+		}
 		if len(s.Rules) > 0 {
 			role, err := rbacv1.NewRole(ctx, id, &rbacv1.RoleArgs{
-				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(roleName), Namespace: pulumi.String(s.Namespace), Labels: labels},
+				Metadata: roleMeta(roleName, pulumi.String(s.Namespace)),
 				Rules:    policyRules(s.Rules),
 			}, parent, dep)
 			if err != nil {
@@ -52,7 +59,7 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 		if len(s.ClusterRules) > 0 {
 			clusterName := fmt.Sprintf("kplane-svc-%s-%s", s.Namespace, s.Name)
 			role, err := rbacv1.NewClusterRole(ctx, id, &rbacv1.ClusterRoleArgs{
-				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(clusterName), Labels: labels},
+				Metadata: roleMeta(clusterName, nil),
 				Rules:    policyRules(s.ClusterRules),
 			}, parent)
 			if err != nil {
