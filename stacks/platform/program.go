@@ -74,5 +74,6 @@ func Program(ctx *pulumi.Context) error {
 	ctx.Export("environment", pulumi.String(c.Environment))
 	ctx.Export("namespaces", hc.Namespaces)
 	ctx.Export("serviceAccounts", hc.ServiceAccounts)
+	ctx.Export("admissionPolicies", hc.AdmissionPolicies)
 	return nil
 }

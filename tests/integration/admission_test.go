@@ -132,6 +132,7 @@ func TestAdmissionBaseline(t *testing.T) {
 	require.NoError(t, err)
 	gone(t, dc, schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}, "", "kplane-no-privileged")
 	gone(t, dc, gvrNamespace, "", "adm-apps")
+	noKplaneObjects(t, dc)
 }
 
 // refused retries create until it fails with want: a new ValidatingAdmissionPolicy is enforced

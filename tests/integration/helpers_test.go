@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -88,6 +89,28 @@ func gone(t *testing.T, dc dynamic.Interface, gvr schema.GroupVersionResource, n
 			t.Fatalf("%s %s/%s still exists after destroy (err=%v)", gvr.Resource, ns, name, err)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// noKplaneObjects asserts that nothing labelled as kplane's is left of the kinds kplane creates.
+func noKplaneObjects(t *testing.T, dc dynamic.Interface) {
+	t.Helper()
+	for _, gvr := range []schema.GroupVersionResource{
+		gvrNamespace, gvrClusterRB,
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+		{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"},
+		{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicybindings"},
+		gvrRole, gvrRoleBind, gvrSA,
+	} {
+		list, err := dc.Resource(gvr).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=kplane"})
+		require.NoError(t, err)
+		var left []string
+		for _, o := range list.Items {
+			if o.GetDeletionTimestamp() == nil {
+				left = append(left, o.GetNamespace()+"/"+o.GetName())
+			}
+		}
+		assert.Empty(t, left, "%s left behind by destroy", gvr.Resource)
 	}
 }
 

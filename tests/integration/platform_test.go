@@ -32,6 +32,7 @@ func TestPlatformStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "dev", up.Outputs["environment"].Value)
 	assert.Equal(t, map[string]any{"kplane-system": "kplane-system", "payments": "payments", "web": "web"}, up.Outputs["namespaces"].Value)
+	assert.Len(t, up.Outputs["admissionPolicies"].Value, 12, "the full baseline in dev")
 
 	dc, err := c.Dynamic()
 	require.NoError(t, err)
@@ -93,6 +94,7 @@ func TestPlatformStack(t *testing.T) {
 		gone(t, dc, gvrNamespace, "", ns)
 	}
 	gone(t, dc, gvrClusterRB, "", "kplane-svc-kplane-system-reporter")
+	noKplaneObjects(t, dc)
 }
 
 // podObject is a pod of the web team's storefront service meeting the baseline, or a
