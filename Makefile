@@ -69,7 +69,7 @@ test-unit: ## unit tests only (no tools, no clusters)
 lint: ## gofmt, go vet (both modules), shell syntax
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@go vet ./...
-	@cd tools/kcp && go vet .
+	@cd tools/kcp && go vet ./...
 	@for f in tools/*.sh .ci/run; do bash -n "$$f"; done
 	@echo "lint: ok"
 

@@ -81,13 +81,15 @@ build_kubernetes_provider() {
   built pulumi-resource-kubernetes "$v" "$work/pulumi-resource-kubernetes"
 }
 
+# kcp (the control plane) and kubectl of the same Kubernetes release, from tools/kcp.
 build_kcp() {
   local key; key=$(kcp_key)
-  if cached kcp "$key" kcp --version; then log "kcp (Kubernetes $KUBERNETES_VERSION) cached"; return; fi
-  building kcp "$key" "etcd + kube-apiserver + controller-manager + scheduler $KUBERNETES_VERSION; cold: ~15-20 min"
-  (cd "$here/kcp" && go build -o "$work/kcp" -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION \
-     -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)" .)
-  built kcp "$key" "$work/kcp"
+  if cached kcp "$key" kcp --version && cached kcp "$key" kubectl version --client; then log "kcp and kubectl (Kubernetes $KUBERNETES_VERSION) cached"; return; fi
+  building kcp "$key" "etcd + kube-apiserver + controller-manager + scheduler + kubectl $KUBERNETES_VERSION; cold: ~15-20 min"
+  local ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 \
+    -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
+  (cd "$here/kcp" && go build -o "$work/kcp" -ldflags "$ldflags" . && go build -o "$work/kubectl" -ldflags "$ldflags" ./kubectl)
+  built kcp "$key" "$work/kcp" "$work/kubectl"
   local old; for old in "$CACHE"/kcp-"$KUBERNETES_VERSION"-*; do  # builds of superseded kcp sources
     [ "$old" = "$CACHE/kcp-$key" ] || rm -rf "$old"
   done

@@ -5,7 +5,7 @@ CACHE=${KPLANE_CACHE:-$HOME/.cache/kplane}
 export PULUMI_HOME=${PULUMI_HOME:-$CACHE/pulumi-home}
 
 # kcp is our own source: its cache key is the Kubernetes version plus a hash of that source.
-kcp_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/*.go "$here"/kcp/go.mod "$here"/kcp/go.sum | sha256sum | cut -c1-12)"; }
+kcp_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/*.go "$here"/kcp/kubectl/*.go "$here"/kcp/go.mod "$here"/kcp/go.sum | sha256sum | cut -c1-12)"; }
 
 # bindirs: the cache folders whose bin/ go on PATH (providers are found in PULUMI_HOME, not PATH).
 bindirs() {

@@ -262,11 +262,48 @@ func registerNodes(ctx context.Context, kubeconfigPath string, n int) error {
 			},
 		}
 		node.Status.Allocatable = node.Status.Capacity
+		node.Status.NodeInfo = corev1.NodeSystemInfo{KubeletVersion: kubeVersion(), OperatingSystem: "linux", Architecture: "amd64"}
 		if _, err := cs.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 	}
 	return nil
+}
+
+// waitNodesReady returns once every registered node reports Ready (KWOK's first heartbeat), so
+// "ready" means workloads can be scheduled.
+func waitNodesReady(ctx context.Context, kubeconfigPath string, n int, timeout time.Duration) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
+		ready := 0
+		if err == nil {
+			for _, node := range nodes.Items {
+				for _, c := range node.Status.Conditions {
+					if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+						ready++
+					}
+				}
+			}
+		}
+		if ready >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("nodes not Ready after %s (see kwok.log)", timeout)
 }
 
 // runKWOK supervises the KWOK controller as a child process; it stops with the control plane.

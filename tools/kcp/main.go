@@ -148,6 +148,9 @@ func run(c config) error {
 			return fmt.Errorf("nodes: %w", err)
 		}
 		go func() { errc <- prefix("kwok", runKWOK(ctx, c.kwok, dir)) }()
+		if err := waitNodesReady(ctx, filepath.Join(dir, "kubeconfig"), c.nodes, 60*time.Second); err != nil {
+			return err
+		}
 	}
 	fmt.Printf("kcp: cluster %q ready in %.2fs at %s (kubeconfig %s)\n", c.name, time.Since(start).Seconds(), server, filepath.Join(dir, "kubeconfig"))
 
