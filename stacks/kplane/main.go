@@ -44,6 +44,7 @@ func run(args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the target cluster (default: the stack's kplane:kubeconfig)")
 	envDir := fs.String("environments", "environments", "folder of environments")
 	state := fs.String("state", ".state", "folder of the local state backend (ignored when PULUMI_BACKEND_URL is set)")
+	secrets := fs.String("secrets-provider", "passphrase", "secrets provider of new stacks: passphrase, or a KMS/Vault URL (awskms://..., hashivault://...)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -71,7 +72,7 @@ func run(args []string) error {
 	start := time.Now()
 	s, err := runner.Open(ctx, runner.Options{
 		Project: platform.Project, Stack: *env, Program: platform.Program,
-		Config: cfg, StateDir: *state, Backend: os.Getenv("PULUMI_BACKEND_URL"), Output: os.Stdout,
+		Config: cfg, StateDir: *state, Backend: os.Getenv("PULUMI_BACKEND_URL"), Output: os.Stdout, SecretsProvider: *secrets,
 	})
 	if err != nil {
 		return err

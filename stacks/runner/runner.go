@@ -42,6 +42,9 @@ type Options struct {
 	Output io.Writer
 	// Env are extra environment variables for the Pulumi CLI.
 	Env map[string]string
+	// SecretsProvider encrypts the stack's secrets: "passphrase" (default; PULUMI_CONFIG_PASSPHRASE)
+	// or a KMS/Vault URL such as "awskms://alias/kplane" or "hashivault://kplane".
+	SecretsProvider string
 }
 
 // Stack is an opened (created or selected) stack.
@@ -59,7 +62,11 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 	if _, err := exec.LookPath("pulumi"); err != nil {
 		return nil, errors.New("the pulumi CLI is not on PATH: run `make tools` and `eval \"$(make -s env)\"` (or use the make targets, which set PATH)")
 	}
-	if os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
+	secrets := o.SecretsProvider
+	if secrets == "" {
+		secrets = "passphrase"
+	}
+	if secrets == "passphrase" && os.Getenv("PULUMI_CONFIG_PASSPHRASE") == "" && os.Getenv("PULUMI_CONFIG_PASSPHRASE_FILE") == "" {
 		return nil, errors.New("PULUMI_CONFIG_PASSPHRASE is not set: it encrypts the stack's secrets (for local dev stacks `eval \"$(make -s env)\"` sets the documented dev passphrase)")
 	}
 	dir := o.StateDir
@@ -101,7 +108,7 @@ func Open(ctx context.Context, o Options) (*Stack, error) {
 			Runtime: workspace.NewProjectRuntimeInfo("go", nil),
 			Backend: &workspace.ProjectBackend{URL: backend},
 		}),
-		auto.SecretsProvider("passphrase"),
+		auto.SecretsProvider(secrets),
 		auto.EnvVars(env),
 		auto.WorkDir(work),
 	)
