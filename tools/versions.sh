@@ -7,3 +7,4 @@ KWOK_VERSION=v0.8.0
 GATEKEEPER_VERSION=v3.23.1
 # The passphrase of local development stacks only (documented, not a secret; see README).
 DEV_PASSPHRASE=kplane-dev-only-not-a-secret
+POLICY_CONTROLLER_VERSION=v0.13.1  # sigstore policy-controller: its ClusterImagePolicy CRD validates kplane's policies in tests

@@ -17,6 +17,8 @@ type Args struct {
 	Services []Service `json:"services,omitempty"`
 	// Admission configures the admission baseline (ValidatingAdmissionPolicies on every workload).
 	Admission AdmissionArgs `json:"admission,omitempty"`
+	// ImageTrust requires cosign signatures on images (sigstore policy-controller).
+	ImageTrust ImageTrustArgs `json:"imageTrust,omitempty"`
 	// PodSecurityVersion pins the Pod Security Standards version the namespaces enforce,
 	// e.g. "v1.37". Default "latest" follows the API server's version. Pin it in production so an
 	// API server upgrade cannot tighten or loosen admission unannounced.
@@ -135,6 +137,9 @@ func (a *Args) Validate() error {
 		}
 	}
 	if err := a.validateAdmission(); err != nil {
+		return err
+	}
+	if err := a.validateImageTrust(); err != nil {
 		return err
 	}
 	if v := a.PodSecurityVersion; v != "" && v != "latest" && !regexp.MustCompile(`^v1\.[0-9]+$`).MatchString(v) {

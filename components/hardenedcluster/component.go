@@ -48,7 +48,7 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 			res, err := corev1.NewNamespace(ctx, fmt.Sprintf("%s-ns-%s", name, ns), &corev1.NamespaceArgs{
 				Metadata: &metav1.ObjectMetaArgs{
 					Name:   pulumi.String(ns),
-					Labels: pulumi.ToStringMap(NamespaceLabels(t, args.podSecurityVersion())),
+					Labels: pulumi.ToStringMap(args.namespaceLabels(t)),
 				},
 			}, parent)
 			if err != nil {
@@ -74,6 +74,9 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	if err != nil {
 		return nil, err
 	}
+	if err := newImageTrust(ctx, name, args, parent); err != nil {
+		return nil, err
+	}
 	c.Namespaces = namespaces.ToStringMapOutput()
 	c.ServiceAccounts = accounts.ToStringMapOutput()
 	c.AdmissionPolicies = pulumi.ToStringArray(policies).ToStringArrayOutput()
@@ -82,6 +85,16 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 		"serviceAccounts":   c.ServiceAccounts,
 		"admissionPolicies": c.AdmissionPolicies,
 	})
+}
+
+// namespaceLabels adds, to NamespaceLabels, the opt-in of policy-controller when images must be
+// signed.
+func (a *Args) namespaceLabels(t Team) map[string]string {
+	labels := NamespaceLabels(t, a.podSecurityVersion())
+	if len(a.ImageTrust.Keys) > 0 {
+		labels[policyControllerInclude] = "true"
+	}
+	return labels
 }
 
 // NamespaceLabels are the labels of a team namespace: ownership, and Pod Security Admission

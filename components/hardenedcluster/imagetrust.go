@@ -1,0 +1,111 @@
+package hardenedcluster
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"strings"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// ImageTrustArgs require container images to carry a cosign signature by one of Keys, checked
+// at admission by sigstore's policy-controller (its ClusterImagePolicy; the controller itself is
+// installed from its chart). Empty Keys: no signature policy.
+type ImageTrustArgs struct {
+	// Keys are cosign public keys (the PEM of cosign.pub); a signature by any one suffices.
+	Keys []SigningKey `json:"keys,omitempty"`
+	// Images are the globs the policy covers, e.g. "registry.example.com/**". Default: every
+	// Admission.AllowedRegistries prefix followed by "**".
+	Images []string `json:"images,omitempty"`
+	// Mode is "enforce" (default: unsigned images are refused) or "warn".
+	Mode string `json:"mode,omitempty"`
+}
+
+// SigningKey is one trusted cosign public key.
+type SigningKey struct {
+	Name      string `json:"name"`      // DNS-1123 label naming the key's owner, e.g. "release"
+	PublicKey string `json:"publicKey"` // PEM ("-----BEGIN PUBLIC KEY-----")
+}
+
+// policyControllerInclude is the namespace label that opts a namespace into policy-controller.
+const policyControllerInclude = "policy.sigstore.dev/include"
+
+func (a *Args) imageGlobs() []string {
+	if len(a.ImageTrust.Images) > 0 {
+		return a.ImageTrust.Images
+	}
+	var globs []string
+	for _, r := range a.Admission.AllowedRegistries {
+		globs = append(globs, strings.TrimSuffix(r, "/")+"/**")
+	}
+	return globs
+}
+
+func (a *Args) validateImageTrust() error {
+	it := a.ImageTrust
+	if len(it.Keys) == 0 {
+		if len(it.Images) > 0 || it.Mode != "" {
+			return fmt.Errorf("ImageTrust.Keys: Images and Mode need at least one cosign public key")
+		}
+		return nil
+	}
+	switch it.Mode {
+	case "", "enforce", "warn":
+	default:
+		return fmt.Errorf("ImageTrust.Mode %q: use \"enforce\" (default) or \"warn\"", it.Mode)
+	}
+	seen := map[string]bool{}
+	for i, k := range it.Keys {
+		f := fmt.Sprintf("ImageTrust.Keys[%d]", i)
+		if !dns1123Label.MatchString(k.Name) || seen[k.Name] {
+			return fmt.Errorf("%s.Name %q: a unique DNS-1123 label naming the key", f, k.Name)
+		}
+		seen[k.Name] = true
+		block, _ := pem.Decode([]byte(k.PublicKey))
+		if block == nil || block.Type != "PUBLIC KEY" {
+			return fmt.Errorf("%s.PublicKey: not a PEM public key; paste the content of cosign.pub (-----BEGIN PUBLIC KEY-----)", f)
+		}
+		if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+			return fmt.Errorf("%s.PublicKey: %v", f, err)
+		}
+	}
+	if len(a.imageGlobs()) == 0 {
+		return fmt.Errorf("ImageTrust.Images: say which images must be signed (e.g. \"registry.example.com/**\"), or set Admission.AllowedRegistries")
+	}
+	return nil
+}
+
+// newImageTrust creates the ClusterImagePolicy. policy-controller's CRDs must exist (its chart).
+func newImageTrust(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) error {
+	it := args.ImageTrust
+	if len(it.Keys) == 0 {
+		return nil
+	}
+	images := []any{}
+	for _, g := range args.imageGlobs() {
+		images = append(images, map[string]any{"glob": g})
+	}
+	authorities := []any{}
+	for _, k := range it.Keys {
+		authorities = append(authorities, map[string]any{"name": k.Name, "key": map[string]any{"data": k.PublicKey, "hashAlgorithm": "sha256"}})
+	}
+	mode := it.Mode
+	if mode == "" {
+		mode = "enforce"
+	}
+	_, err := apiextensions.NewCustomResource(ctx, name+"-signed-images", &apiextensions.CustomResourceArgs{
+		ApiVersion: pulumi.String("policy.sigstore.dev/v1beta1"),
+		Kind:       pulumi.String("ClusterImagePolicy"),
+		Metadata: &metav1.ObjectMetaArgs{
+			Name:        pulumi.String("kplane-signed-images"),
+			Labels:      pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")},
+			Annotations: pulumi.StringMap{"kplane.io/controls": pulumi.String("CIS 5.5.1, KISA Master-17, ISMS-P 2.10.x")},
+		},
+		OtherFields: kubernetes.UntypedArgs{"spec": map[string]any{"images": images, "authorities": authorities, "mode": mode}},
+	}, opts...)
+	return err
+}

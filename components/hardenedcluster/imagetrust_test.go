@@ -1,0 +1,76 @@
+package hardenedcluster
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// cosignPub returns a PEM public key as `cosign generate-key-pair` writes to cosign.pub.
+func cosignPub(t *testing.T) string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	require.NoError(t, err)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+func TestImageTrustValidate(t *testing.T) {
+	pub := cosignPub(t)
+	cases := map[string]struct {
+		args Args
+		want string
+	}{
+		"off":                {Args{}, ""},
+		"images without key": {Args{ImageTrust: ImageTrustArgs{Images: []string{"r/**"}}}, "ImageTrust.Keys: Images and Mode need at least one cosign public key"},
+		"not PEM":            {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "ssh-ed25519 AAAA"}}, Images: []string{"r/**"}}}, "ImageTrust.Keys[0].PublicKey: not a PEM public key; paste the content of cosign.pub"},
+		"private key":        {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}}, Images: []string{"r/**"}}}, "not a PEM public key"},
+		"duplicate name":     {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "a", PublicKey: pub}, {Name: "a", PublicKey: pub}}, Images: []string{"r/**"}}}, `ImageTrust.Keys[1].Name "a"`},
+		"no images":          {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, "ImageTrust.Images: say which images must be signed"},
+		"bad mode":           {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, Mode: "audit"}}, `ImageTrust.Mode "audit"`},
+		"images from registries": {Args{Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
+			ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := tc.args.Validate()
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+			assert.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestImageTrustGraph(t *testing.T) {
+	pub := cosignPub(t)
+	rec, err := run(t, &Args{
+		Teams:      []Team{{Name: "web", Namespaces: []string{"web"}}},
+		Admission:  AdmissionArgs{AllowedRegistries: []string{"registry.example.com/team/"}},
+		ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Mode: "warn"},
+	})
+	require.NoError(t, err)
+	cips := rec.ofType("kubernetes:policy.sigstore.dev/v1beta1:ClusterImagePolicy")
+	require.Len(t, cips, 1)
+	spec := cips[0].Inputs["spec"].ObjectValue()
+	assert.Equal(t, "registry.example.com/team/**", spec["images"].ArrayValue()[0].ObjectValue()["glob"].StringValue())
+	auth := spec["authorities"].ArrayValue()[0].ObjectValue()
+	assert.Equal(t, "release", auth["name"].StringValue())
+	assert.Equal(t, pub, auth["key"].ObjectValue()["data"].StringValue())
+	assert.Equal(t, "warn", spec["mode"].StringValue())
+	ns := rec.ofType("kubernetes:core/v1:Namespace")
+	require.Len(t, ns, 1)
+	assert.Equal(t, "true", ns[0].Inputs["metadata"].ObjectValue()["labels"].ObjectValue()[policyControllerInclude].StringValue(), "namespaces opt into policy-controller")
+
+	rec, err = run(t, &Args{Teams: []Team{{Name: "web", Namespaces: []string{"web"}}}})
+	require.NoError(t, err)
+	assert.Empty(t, rec.ofType("kubernetes:policy.sigstore.dev/v1beta1:ClusterImagePolicy"), "no keys, no policy")
+	assert.NotContains(t, rec.ofType("kubernetes:core/v1:Namespace")[0].Inputs["metadata"].ObjectValue()["labels"].ObjectValue(), policyControllerInclude)
+}
