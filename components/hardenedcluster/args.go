@@ -31,6 +31,9 @@ type Team struct {
 	Name string `json:"name,omitempty"`
 	// Namespaces the team owns (at least one). Each gets the label kplane.io/team=<Name>.
 	Namespaces []string `json:"namespaces,omitempty"`
+	// OpenNetwork skips the namespaces' default isolation NetworkPolicy (same-namespace traffic
+	// and DNS only; CIS 5.3.2). Default false.
+	OpenNetwork bool `json:"openNetwork,omitempty"`
 	// PodSecurity is the Pod Security Standards level enforced in the team's namespaces:
 	// "restricted" (default; CIS 5.2.x, KISA Master-12) or "baseline". "privileged" is refused:
 	// such workloads belong in a platform namespace with an audited exception.

@@ -56,6 +56,11 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 			}
 			nsResources[ns] = res
 			namespaces[ns] = res.Metadata.Name().Elem()
+			if !t.OpenNetwork {
+				if err := newNamespaceIsolation(ctx, name, ns, res, parent); err != nil {
+					return nil, err
+				}
+			}
 			// The namespace's default ServiceAccount stops mounting tokens (CIS 5.1.5/5.1.6): pods
 			// that need the API get a service identity of their own (Services).
 			if _, err := corev1.NewServiceAccountPatch(ctx, fmt.Sprintf("%s-default-sa-%s", name, ns), &corev1.ServiceAccountPatchArgs{

@@ -69,6 +69,16 @@ func TestGraph(t *testing.T) {
 		assert.Equal(t, "v1.37", labels["pod-security.kubernetes.io/enforce-version"].StringValue())
 	}
 
+	nps := rec.ofType("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+	require.Len(t, nps, 3, "every team namespace is isolated by default (CIS 5.3.2)")
+	spec := nps[0].Inputs["spec"].ObjectValue()
+	assert.Len(t, spec["policyTypes"].ArrayValue(), 2)
+	assert.Len(t, spec["egress"].ArrayValue(), 2, "same namespace and DNS only")
+
+	open, err := run(t, &Args{Teams: []Team{{Name: "lab", Namespaces: []string{"lab"}, OpenNetwork: true}}})
+	require.NoError(t, err)
+	assert.Empty(t, open.ofType("kubernetes:networking.k8s.io/v1:NetworkPolicy"), "OpenNetwork skips the isolation")
+
 	sas := rec.ofType("kubernetes:core/v1:ServiceAccount")
 	require.Len(t, sas, 3)
 	for _, sa := range sas {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/stacks/runner"
@@ -45,6 +46,9 @@ func TestPlatformStack(t *testing.T) {
 	mount, _, _ := unstructured.NestedBool(storefront.Object, "automountServiceAccountToken")
 	assert.False(t, mount, "CIS 5.1.6: no token unless asked")
 	get(t, dc, gvrRole, "payments", "kplane-svc-ledger")
+	np := get(t, dc, schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, "payments", "kplane-namespace-isolation")
+	types, _, _ := unstructured.NestedStringSlice(np.Object, "spec", "policyTypes")
+	assert.Equal(t, []string{"Ingress", "Egress"}, types, "CIS 5.3.2: every team namespace has a NetworkPolicy")
 	crb := get(t, dc, gvrClusterRB, "", "kplane-svc-kplane-system-reporter")
 	subjects, _, _ := unstructured.NestedSlice(crb.Object, "subjects")
 	require.Len(t, subjects, 1)

@@ -1,0 +1,45 @@
+package hardenedcluster
+
+import (
+	"fmt"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// newNamespaceIsolation gives a team namespace its default NetworkPolicy (CIS 5.3.2, ISMS-P
+// 2.6.1): pods accept traffic only from pods of the same namespace and may reach only those and
+// cluster DNS. Teams open more with NetworkPolicies of their own (policies add up). Enforcement
+// needs a CNI that implements NetworkPolicy.
+func newNamespaceIsolation(ctx *pulumi.Context, name, ns string, namespace *corev1.Namespace, opts ...pulumi.ResourceOption) error {
+	sameNamespace := networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{PodSelector: metav1.LabelSelectorArgs{}}}
+	dnsPorts := networkingv1.NetworkPolicyPortArray{
+		networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("UDP"), Port: pulumi.Int(53)},
+		networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(53)},
+	}
+	_, err := networkingv1.NewNetworkPolicy(ctx, fmt.Sprintf("%s-isolation-%s", name, ns), &networkingv1.NetworkPolicyArgs{
+		Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String("kplane-namespace-isolation"), Namespace: pulumi.String(ns),
+			Labels:      pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")},
+			Annotations: pulumi.StringMap{"kplane.io/controls": pulumi.String("CIS 5.3.2, ISMS-P 2.6.1")},
+		},
+		Spec: networkingv1.NetworkPolicySpecArgs{
+			PodSelector: metav1.LabelSelectorArgs{},
+			PolicyTypes: pulumi.ToStringArray([]string{"Ingress", "Egress"}),
+			Ingress:     networkingv1.NetworkPolicyIngressRuleArray{networkingv1.NetworkPolicyIngressRuleArgs{From: sameNamespace}},
+			Egress: networkingv1.NetworkPolicyEgressRuleArray{
+				networkingv1.NetworkPolicyEgressRuleArgs{To: sameNamespace},
+				networkingv1.NetworkPolicyEgressRuleArgs{
+					To: networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{
+						NamespaceSelector: metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String("kube-system")}},
+						PodSelector:       metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"k8s-app": pulumi.String("kube-dns")}},
+					}},
+					Ports: dnsPorts,
+				},
+			},
+		},
+	}, append(opts, pulumi.DependsOn([]pulumi.Resource{namespace}))...)
+	return err
+}
