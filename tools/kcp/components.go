@@ -233,13 +233,17 @@ func runScheduler(ctx context.Context, args []string) error {
 // kwokNodeAnnotation marks the nodes KWOK fakes; KWOK is told to manage only these.
 const kwokNodeAnnotation = "kwok.x-k8s.io/node"
 
-// registerNodes creates the fake nodes (idempotent across restarts).
-func registerNodes(ctx context.Context, kubeconfigPath string, n int) error {
+func clientset(kubeconfigPath string) (*kubernetes.Clientset, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	return kubernetes.NewForConfig(cfg)
+}
+
+// registerNodes creates the fake nodes (idempotent across restarts).
+func registerNodes(ctx context.Context, kubeconfigPath string, n int) error {
+	cs, err := clientset(kubeconfigPath)
 	if err != nil {
 		return err
 	}
@@ -273,11 +277,7 @@ func registerNodes(ctx context.Context, kubeconfigPath string, n int) error {
 // waitNodesReady returns once every registered node reports Ready (KWOK's first heartbeat), so
 // "ready" means workloads can be scheduled.
 func waitNodesReady(ctx context.Context, kubeconfigPath string, n int, timeout time.Duration) error {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfigPath)
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := clientset(kubeconfigPath)
 	if err != nil {
 		return err
 	}
