@@ -17,6 +17,8 @@ type Args struct {
 	Services []Service `json:"services,omitempty"`
 	// Admission configures the admission baseline (ValidatingAdmissionPolicies on every workload).
 	Admission AdmissionArgs `json:"admission,omitempty"`
+	// APIAccess limits who reaches the Kubernetes API endpoint, and how.
+	APIAccess APIAccessArgs `json:"apiAccess,omitempty"`
 	// ImageTrust requires cosign signatures on images (sigstore policy-controller).
 	ImageTrust ImageTrustArgs `json:"imageTrust,omitempty"`
 	// PodSecurityVersion pins the Pod Security Standards version the namespaces enforce,
@@ -143,6 +145,9 @@ func (a *Args) Validate() error {
 		return err
 	}
 	if err := a.validateImageTrust(); err != nil {
+		return err
+	}
+	if err := a.validateAPIAccess(); err != nil {
 		return err
 	}
 	if v := a.PodSecurityVersion; v != "" && v != "latest" && !regexp.MustCompile(`^v1\.[0-9]+$`).MatchString(v) {

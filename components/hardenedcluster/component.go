@@ -21,6 +21,11 @@ type HardenedCluster struct {
 	ServiceAccounts pulumi.StringMapOutput `pulumi:"serviceAccounts"`
 	// AdmissionPolicies lists the ValidatingAdmissionPolicies installed (one binding each).
 	AdmissionPolicies pulumi.StringArrayOutput `pulumi:"admissionPolicies"`
+	// AllowedCIDRs are the networks allowed to reach the API endpoint, for the platform's
+	// allow-list (APIAccess.AllowedCIDRs).
+	AllowedCIDRs pulumi.StringArrayOutput `pulumi:"allowedCidrs"`
+	// ClientCABundle is the PEM bundle for the API server's --client-ca-file (APIAccess.ClientCAs).
+	ClientCABundle pulumi.StringOutput `pulumi:"clientCaBundle"`
 }
 
 // now is the clock exceptions expire by (a variable for tests).
@@ -57,7 +62,11 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 			nsResources[ns] = res
 			namespaces[ns] = res.Metadata.Name().Elem()
 			if !t.OpenNetwork {
-				if err := newNamespaceIsolation(ctx, name, ns, res, parent); err != nil {
+				var apiCIDRs []string
+				if args.apiCallers()[ns] {
+					apiCIDRs = args.APIAccess.EndpointCIDRs
+				}
+				if err := newNamespaceIsolation(ctx, name, ns, apiCIDRs, res, parent); err != nil {
 					return nil, err
 				}
 			}
@@ -85,10 +94,14 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	c.Namespaces = namespaces.ToStringMapOutput()
 	c.ServiceAccounts = accounts.ToStringMapOutput()
 	c.AdmissionPolicies = pulumi.ToStringArray(policies).ToStringArrayOutput()
+	c.AllowedCIDRs = pulumi.ToStringArray(args.APIAccess.AllowedCIDRs).ToStringArrayOutput()
+	c.ClientCABundle = pulumi.String(args.APIAccess.ClientCAs).ToStringOutput()
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{
 		"namespaces":        c.Namespaces,
 		"serviceAccounts":   c.ServiceAccounts,
 		"admissionPolicies": c.AdmissionPolicies,
+		"allowedCidrs":      c.AllowedCIDRs,
+		"clientCaBundle":    c.ClientCABundle,
 	})
 }
 

@@ -13,11 +13,32 @@ import (
 // 2.6.1): pods accept traffic only from pods of the same namespace and may reach only those and
 // cluster DNS. Teams open more with NetworkPolicies of their own (policies add up). Enforcement
 // needs a CNI that implements NetworkPolicy.
-func newNamespaceIsolation(ctx *pulumi.Context, name, ns string, namespace *corev1.Namespace, opts ...pulumi.ResourceOption) error {
+// apiCIDRs, when given, are added as an egress allowance to the API server on 443 and 6443.
+func newNamespaceIsolation(ctx *pulumi.Context, name, ns string, apiCIDRs []string, namespace *corev1.Namespace, opts ...pulumi.ResourceOption) error {
 	sameNamespace := networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{PodSelector: metav1.LabelSelectorArgs{}}}
 	dnsPorts := networkingv1.NetworkPolicyPortArray{
 		networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("UDP"), Port: pulumi.Int(53)},
 		networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(53)},
+	}
+	egress := networkingv1.NetworkPolicyEgressRuleArray{
+		networkingv1.NetworkPolicyEgressRuleArgs{To: sameNamespace},
+		networkingv1.NetworkPolicyEgressRuleArgs{
+			To: networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{
+				NamespaceSelector: metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String("kube-system")}},
+				PodSelector:       metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"k8s-app": pulumi.String("kube-dns")}},
+			}},
+			Ports: dnsPorts,
+		},
+	}
+	if len(apiCIDRs) > 0 {
+		peers := networkingv1.NetworkPolicyPeerArray{}
+		for _, c := range apiCIDRs {
+			peers = append(peers, networkingv1.NetworkPolicyPeerArgs{IpBlock: networkingv1.IPBlockArgs{Cidr: pulumi.String(c)}})
+		}
+		egress = append(egress, networkingv1.NetworkPolicyEgressRuleArgs{To: peers, Ports: networkingv1.NetworkPolicyPortArray{
+			networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(443)},
+			networkingv1.NetworkPolicyPortArgs{Protocol: pulumi.String("TCP"), Port: pulumi.Int(6443)},
+		}})
 	}
 	_, err := networkingv1.NewNetworkPolicy(ctx, fmt.Sprintf("%s-isolation-%s", name, ns), &networkingv1.NetworkPolicyArgs{
 		Metadata: &metav1.ObjectMetaArgs{
@@ -29,16 +50,7 @@ func newNamespaceIsolation(ctx *pulumi.Context, name, ns string, namespace *core
 			PodSelector: metav1.LabelSelectorArgs{},
 			PolicyTypes: pulumi.ToStringArray([]string{"Ingress", "Egress"}),
 			Ingress:     networkingv1.NetworkPolicyIngressRuleArray{networkingv1.NetworkPolicyIngressRuleArgs{From: sameNamespace}},
-			Egress: networkingv1.NetworkPolicyEgressRuleArray{
-				networkingv1.NetworkPolicyEgressRuleArgs{To: sameNamespace},
-				networkingv1.NetworkPolicyEgressRuleArgs{
-					To: networkingv1.NetworkPolicyPeerArray{networkingv1.NetworkPolicyPeerArgs{
-						NamespaceSelector: metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"kubernetes.io/metadata.name": pulumi.String("kube-system")}},
-						PodSelector:       metav1.LabelSelectorArgs{MatchLabels: pulumi.StringMap{"k8s-app": pulumi.String("kube-dns")}},
-					}},
-					Ports: dnsPorts,
-				},
-			},
+			Egress:      egress,
 		},
 	}, append(opts, pulumi.DependsOn([]pulumi.Resource{namespace}))...)
 	return err

@@ -188,6 +188,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 }
 
+// SetAPIServerArgs replaces the extra kube-apiserver flags used by the next Start (e.g. a
+// --client-ca-file that includes a CA created after the cluster's first start).
+func (c *Cluster) SetAPIServerArgs(args ...string) { c.opts.APIServerArgs = args }
+
 // Stop stops the control plane gracefully (SIGTERM, then SIGKILL after 30 s). Data is kept.
 func (c *Cluster) Stop() error {
 	pid := 0
