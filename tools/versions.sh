@@ -8,3 +8,4 @@ GATEKEEPER_VERSION=v3.23.1
 # The passphrase of local development stacks only (documented, not a secret; see README).
 DEV_PASSPHRASE=kplane-dev-only-not-a-secret
 POLICY_CONTROLLER_VERSION=v0.13.1  # sigstore policy-controller: its ClusterImagePolicy CRD validates kplane's policies in tests
+EXTERNAL_SECRETS_VERSION=v1.3.2  # External Secrets Operator: its CRDs validate kplane's SecretStores/ExternalSecrets in tests

@@ -17,6 +17,8 @@ type Args struct {
 	Services []Service `json:"services,omitempty"`
 	// Admission configures the admission baseline (ValidatingAdmissionPolicies on every workload).
 	Admission AdmissionArgs `json:"admission,omitempty"`
+	// Secrets configure Vault and the sync of services' secrets into the cluster.
+	Secrets SecretsArgs `json:"secrets,omitempty"`
 	// APIAccess limits who reaches the Kubernetes API endpoint, and how.
 	APIAccess APIAccessArgs `json:"apiAccess,omitempty"`
 	// ImageTrust requires cosign signatures on images (sigstore policy-controller).
@@ -56,6 +58,8 @@ type Service struct {
 	// AutomountToken mounts the ServiceAccount token into pods. Default false (CIS 5.1.6):
 	// only services that call the Kubernetes API need a token.
 	AutomountToken bool `json:"automountToken,omitempty"`
+	// Secrets are the Kubernetes Secrets the service gets from Vault (see Args.Secrets).
+	Secrets []ServiceSecret `json:"secrets,omitempty"`
 	// WildcardReason, when set, allows "*" in this service's rules (a CIS 5.1.3 deviation). The
 	// reason is recorded on its Role/ClusterRole (kplane.io/wildcard-reason) for auditors.
 	// Self-escalating verbs stay refused.
@@ -148,6 +152,9 @@ func (a *Args) Validate() error {
 		return err
 	}
 	if err := a.validateAPIAccess(); err != nil {
+		return err
+	}
+	if err := a.validateSecrets(); err != nil {
 		return err
 	}
 	if v := a.PodSecurityVersion; v != "" && v != "latest" && !regexp.MustCompile(`^v1\.[0-9]+$`).MatchString(v) {

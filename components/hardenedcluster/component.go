@@ -26,6 +26,9 @@ type HardenedCluster struct {
 	AllowedCIDRs pulumi.StringArrayOutput `pulumi:"allowedCidrs"`
 	// ClientCABundle is the PEM bundle for the API server's --client-ca-file (APIAccess.ClientCAs).
 	ClientCABundle pulumi.StringOutput `pulumi:"clientCaBundle"`
+	// VaultPolicies maps each Vault role ("<namespace>-<service>") to its policy (HCL), for the
+	// Vault bootstrap: read on the service's own path only.
+	VaultPolicies pulumi.StringMapOutput `pulumi:"vaultPolicies"`
 }
 
 // now is the clock exceptions expire by (a variable for tests).
@@ -80,8 +83,11 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 			}
 		}
 	}
-	accounts, err := newServiceRBAC(ctx, name, args.Services, nsResources, parent)
+	accounts, accountResources, err := newServiceRBAC(ctx, name, args.Services, nsResources, parent)
 	if err != nil {
+		return nil, err
+	}
+	if err := newServiceSecrets(ctx, name, args, accountResources, parent); err != nil {
 		return nil, err
 	}
 	policies, err := newAdmission(ctx, name, args, now(), parent)
@@ -96,12 +102,14 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	c.AdmissionPolicies = pulumi.ToStringArray(policies).ToStringArrayOutput()
 	c.AllowedCIDRs = pulumi.ToStringArray(args.APIAccess.AllowedCIDRs).ToStringArrayOutput()
 	c.ClientCABundle = pulumi.String(args.APIAccess.ClientCAs).ToStringOutput()
+	c.VaultPolicies = pulumi.ToStringMap(args.VaultPolicies()).ToStringMapOutput()
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{
 		"namespaces":        c.Namespaces,
 		"serviceAccounts":   c.ServiceAccounts,
 		"admissionPolicies": c.AdmissionPolicies,
 		"allowedCidrs":      c.AllowedCIDRs,
 		"clientCaBundle":    c.ClientCABundle,
+		"vaultPolicies":     c.VaultPolicies,
 	})
 }
 

@@ -11,8 +11,10 @@ import (
 
 // newServiceRBAC creates, per service, a ServiceAccount and a Role/RoleBinding (and a
 // ClusterRole/ClusterRoleBinding only when it declares ClusterRules), separated per service.
-func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map[string]*corev1.Namespace, parent pulumi.ResourceOption) (pulumi.StringMap, error) {
+// It returns the ServiceAccounts' names and resources by "<namespace>/<service>".
+func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map[string]*corev1.Namespace, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]pulumi.Resource, error) {
 	accounts := pulumi.StringMap{}
+	resources := map[string]pulumi.Resource{}
 	for _, s := range services {
 		id := fmt.Sprintf("%s-%s-%s", name, s.Namespace, s.Name)
 		dep := pulumi.DependsOn([]pulumi.Resource{ns[s.Namespace]})
@@ -24,9 +26,10 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 			AutomountServiceAccountToken: pulumi.Bool(s.AutomountToken),
 		}, parent, dep)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		accounts[s.Namespace+"/"+s.Name] = sa.Metadata.Name().Elem()
+		resources[s.Namespace+"/"+s.Name] = sa
 		subject := rbacv1.SubjectArray{rbacv1.SubjectArgs{
 			Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(s.Name), Namespace: pulumi.String(s.Namespace),
 		}}
@@ -44,7 +47,7 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 				Rules:    policyRules(s.Rules),
 			}, parent, dep)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if _, err := rbacv1.NewRoleBinding(ctx, id, &rbacv1.RoleBindingArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(roleName), Namespace: pulumi.String(s.Namespace), Labels: labels},
@@ -53,7 +56,7 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 				},
 				Subjects: subject,
 			}, parent, dep); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if len(s.ClusterRules) > 0 {
@@ -63,7 +66,7 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 				Rules:    policyRules(s.ClusterRules),
 			}, parent)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if _, err := rbacv1.NewClusterRoleBinding(ctx, id, &rbacv1.ClusterRoleBindingArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(clusterName), Labels: labels},
@@ -72,11 +75,11 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 				},
 				Subjects: subject,
 			}, parent, dep); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	return accounts, nil
+	return accounts, resources, nil
 }
 
 func policyRules(rules []Rule) rbacv1.PolicyRuleArray {

@@ -1,0 +1,157 @@
+package hardenedcluster
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// SecretsArgs keep service secrets in Vault and sync them into the cluster with the External
+// Secrets Operator (its CRDs come from its chart). Each service logs in to Vault with its own
+// ServiceAccount (Vault's Kubernetes auth: Vault verifies the token with a TokenReview) and may
+// read only its own path.
+type SecretsArgs struct {
+	// VaultAddress is the Vault server, https://... (required when a service declares secrets).
+	VaultAddress string `json:"vaultAddress,omitempty"`
+	// VaultCABundle is the PEM of the CA that signed Vault's certificate (optional).
+	VaultCABundle string `json:"vaultCABundle,omitempty"`
+	// KubernetesAuthPath is the mount of Vault's Kubernetes auth method for this cluster.
+	// Default "kubernetes"; one mount per cluster keeps clusters' roles apart.
+	KubernetesAuthPath string `json:"kubernetesAuthPath,omitempty"`
+	// KVMount is the KV version 2 secrets engine mount. Default "secret".
+	KVMount string `json:"kvMount,omitempty"`
+	// RefreshInterval is how often synced Secrets are refreshed from Vault, so a rotation in
+	// Vault reaches the cluster within it. Default "1h"; between 1m and 24h.
+	RefreshInterval string `json:"refreshInterval,omitempty"`
+}
+
+// ServiceSecret is one Kubernetes Secret a service gets from Vault: all keys stored at
+// <KVMount>/<namespace>/<service>/<Name>.
+type ServiceSecret struct {
+	Name string `json:"name"` // name of the Kubernetes Secret and of the Vault entry
+}
+
+func (a *Args) secretsDefaults() SecretsArgs {
+	s := a.Secrets
+	if s.KubernetesAuthPath == "" {
+		s.KubernetesAuthPath = "kubernetes"
+	}
+	if s.KVMount == "" {
+		s.KVMount = "secret"
+	}
+	if s.RefreshInterval == "" {
+		s.RefreshInterval = "1h"
+	}
+	return s
+}
+
+func (a *Args) validateSecrets() error {
+	uses := false
+	for i, svc := range a.Services {
+		seen := map[string]bool{}
+		for j, sec := range svc.Secrets {
+			uses = true
+			if !dns1123Label.MatchString(sec.Name) || seen[sec.Name] {
+				return fmt.Errorf("Services[%d].Secrets[%d].Name %q: a unique DNS-1123 label", i, j, sec.Name)
+			}
+			seen[sec.Name] = true
+		}
+	}
+	if !uses {
+		return nil
+	}
+	s := a.secretsDefaults()
+	u, err := url.Parse(s.VaultAddress)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("Secrets.VaultAddress %q: services declare secrets, so give Vault's https:// address (secrets never travel in clear text)", s.VaultAddress)
+	}
+	d, err := time.ParseDuration(s.RefreshInterval)
+	if err != nil || d < time.Minute || d > 24*time.Hour {
+		return fmt.Errorf("Secrets.RefreshInterval %q: a duration between 1m and 24h (e.g. \"1h\"); it bounds how long a rotated secret takes to reach the cluster", s.RefreshInterval)
+	}
+	for _, p := range []struct{ field, v string }{{"KubernetesAuthPath", s.KubernetesAuthPath}, {"KVMount", s.KVMount}} {
+		if strings.ContainsAny(p.v, " *\"'") || strings.HasPrefix(p.v, "/") {
+			return fmt.Errorf("Secrets.%s %q: a Vault mount path like \"kubernetes\" or \"kv/team\"", p.field, p.v)
+		}
+	}
+	return nil
+}
+
+// vaultRole is the Vault role of a service: bound to its ServiceAccount in its namespace.
+func vaultRole(s Service) string { return s.Namespace + "-" + s.Name }
+
+// VaultPolicies renders, per service with secrets, the Vault policy (HCL) that lets its role read
+// its own path and nothing else. The Vault side (policy, and a role of the Kubernetes auth
+// method bound to the ServiceAccount name and namespace) is applied from these by the Vault
+// bootstrap; the component outputs them as VaultPolicies.
+func (a *Args) VaultPolicies() map[string]string {
+	s := a.secretsDefaults()
+	out := map[string]string{}
+	for _, svc := range a.Services {
+		if len(svc.Secrets) == 0 {
+			continue
+		}
+		out[vaultRole(svc)] = fmt.Sprintf("# kplane: %s/%s reads its own secrets only (CIS 5.4.2, ISMS-P 2.7.1)\n"+
+			"path \"%s/data/%s/%s/*\" {\n  capabilities = [\"read\"]\n}\n", svc.Namespace, svc.Name, s.KVMount, svc.Namespace, svc.Name)
+	}
+	return out
+}
+
+// newServiceSecrets creates, per service with secrets, a SecretStore that logs in as the
+// service's ServiceAccount, and an ExternalSecret per secret.
+func newServiceSecrets(ctx *pulumi.Context, name string, args *Args, accounts map[string]pulumi.Resource, opts ...pulumi.ResourceOption) error {
+	s := args.secretsDefaults()
+	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	for _, svc := range args.Services {
+		if len(svc.Secrets) == 0 {
+			continue
+		}
+		vault := map[string]any{
+			"server": s.VaultAddress, "path": s.KVMount, "version": "v2",
+			"auth": map[string]any{"kubernetes": map[string]any{
+				"mountPath": s.KubernetesAuthPath, "role": vaultRole(svc),
+				"serviceAccountRef": map[string]any{"name": svc.Name},
+			}},
+		}
+		if s.VaultCABundle != "" {
+			vault["caBundle"] = base64.StdEncoding.EncodeToString([]byte(s.VaultCABundle))
+		}
+		storeName := "kplane-vault-" + svc.Name
+		dep := pulumi.DependsOn([]pulumi.Resource{accounts[svc.Namespace+"/"+svc.Name]})
+		store, err := apiextensions.NewCustomResource(ctx, fmt.Sprintf("%s-%s-%s-store", name, svc.Namespace, svc.Name), &apiextensions.CustomResourceArgs{
+			ApiVersion:  pulumi.String("external-secrets.io/v1"),
+			Kind:        pulumi.String("SecretStore"),
+			Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(storeName), Namespace: pulumi.String(svc.Namespace), Labels: labels},
+			OtherFields: kubernetes.UntypedArgs{"spec": map[string]any{"provider": map[string]any{"vault": vault}}},
+		}, append(opts, dep)...)
+		if err != nil {
+			return err
+		}
+		secrets := append([]ServiceSecret(nil), svc.Secrets...)
+		sort.Slice(secrets, func(i, j int) bool { return secrets[i].Name < secrets[j].Name })
+		for _, sec := range secrets {
+			if _, err := apiextensions.NewCustomResource(ctx, fmt.Sprintf("%s-%s-%s-%s", name, svc.Namespace, svc.Name, sec.Name), &apiextensions.CustomResourceArgs{
+				ApiVersion: pulumi.String("external-secrets.io/v1"),
+				Kind:       pulumi.String("ExternalSecret"),
+				Metadata:   &metav1.ObjectMetaArgs{Name: pulumi.String(sec.Name), Namespace: pulumi.String(svc.Namespace), Labels: labels},
+				OtherFields: kubernetes.UntypedArgs{"spec": map[string]any{
+					"refreshInterval": s.RefreshInterval,
+					"secretStoreRef":  map[string]any{"kind": "SecretStore", "name": storeName},
+					"target":          map[string]any{"name": sec.Name, "creationPolicy": "Owner"},
+					"dataFrom":        []any{map[string]any{"extract": map[string]any{"key": svc.Namespace + "/" + svc.Name + "/" + sec.Name}}},
+				}},
+			}, append(opts, pulumi.DependsOn([]pulumi.Resource{store}))...); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
