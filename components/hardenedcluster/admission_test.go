@@ -81,13 +81,7 @@ func TestAdmissionValidate(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := (&Args{Admission: tc.admission}).Validate()
-			if tc.want == "" {
-				assert.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.want)
+			expectValidation(t, &Args{Admission: tc.admission}, tc.want)
 		})
 	}
 	err := (&Args{Teams: []Team{{Name: "a", Namespaces: []string{"a"}}}, Services: []Service{{Name: "s", Namespace: "a",

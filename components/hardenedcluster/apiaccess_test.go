@@ -54,12 +54,7 @@ func TestAPIAccessValidate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := &Args{}
 			tc.mutate(a)
-			err := a.Validate()
-			if tc.want == "" {
-				assert.NoError(t, err)
-				return
-			}
-			assert.ErrorContains(t, err, tc.want)
+			expectValidation(t, a, tc.want)
 		})
 	}
 }

@@ -67,6 +67,17 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// expectValidation checks that Validate passes (want == "") or fails with an error containing want.
+func expectValidation(t *testing.T, a *Args, want string) {
+	t.Helper()
+	err := a.Validate()
+	if want == "" {
+		assert.NoError(t, err)
+		return
+	}
+	assert.ErrorContains(t, err, want)
+}
+
 func TestNamespaceLabels(t *testing.T) {
 	got := NamespaceLabels(Team{Name: "web"}, "v1.37")
 	assert.Equal(t, map[string]string{

@@ -39,12 +39,7 @@ func TestImageTrustValidate(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := tc.args.Validate()
-			if tc.want == "" {
-				assert.NoError(t, err)
-				return
-			}
-			assert.ErrorContains(t, err, tc.want)
+			expectValidation(t, &tc.args, tc.want)
 		})
 	}
 }

@@ -33,12 +33,7 @@ func TestSecretsValidate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a := secretArgs()
 			tc.mutate(a)
-			err := a.Validate()
-			if tc.want == "" {
-				assert.NoError(t, err)
-				return
-			}
-			assert.ErrorContains(t, err, tc.want)
+			expectValidation(t, a, tc.want)
 		})
 	}
 }
