@@ -50,7 +50,7 @@ func TestSecretsGraphAndPolicies(t *testing.T) {
 	assert.Equal(t, "v2", vault["version"].StringValue())
 	ess := rec.ofType("kubernetes:external-secrets.io/v1:ExternalSecret")
 	require.Len(t, ess, 2)
-	spec := ess[0].Inputs["spec"].ObjectValue()
+	spec := byName(ess, "api-key").Inputs["spec"].ObjectValue() // registration order is not fixed
 	assert.Equal(t, "1h", spec["refreshInterval"].StringValue())
 	assert.Equal(t, "payments/ledger/api-key", spec["dataFrom"].ArrayValue()[0].ObjectValue()["extract"].ObjectValue()["key"].StringValue())
 
