@@ -1,28 +1,16 @@
 package hardenedcluster
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/tests/fixtures"
 )
 
-// cosignPub returns a PEM public key as `cosign generate-key-pair` writes to cosign.pub.
-func cosignPub(t *testing.T) string {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	require.NoError(t, err)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-}
-
 func TestImageTrustValidate(t *testing.T) {
-	pub := cosignPub(t)
+	pub := fixtures.CosignPublicKey(t)
 	cases := map[string]struct {
 		args Args
 		want string
@@ -45,7 +33,7 @@ func TestImageTrustValidate(t *testing.T) {
 }
 
 func TestImageTrustGraph(t *testing.T) {
-	pub := cosignPub(t)
+	pub := fixtures.CosignPublicKey(t)
 	rec, err := run(t, &Args{
 		Teams:      []Team{{Name: "web", Namespaces: []string{"web"}}},
 		Admission:  AdmissionArgs{AllowedRegistries: []string{"registry.example.com/team/"}},

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -35,33 +34,25 @@ func TestAdmissionBaseline(t *testing.T) {
 	integration(t)
 	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1})[0]
 	ctx := context.Background()
-	program := func(pctx *pulumi.Context) error {
-		k8s, err := kubernetes.NewProvider(pctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
-		if err != nil {
-			return err
-		}
-		agents, err := corev1.NewNamespace(pctx, "agents", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("adm-agents")}}, pulumi.Provider(k8s))
-		if err != nil {
-			return err
-		}
-		_, err = hardenedcluster.NewHardenedCluster(pctx, "adm", &hardenedcluster.Args{
-			PodSecurityVersion: "v1.37",
-			Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{"adm-apps"}}},
-			Admission: hardenedcluster.AdmissionArgs{
-				AllowedRegistries: []string{"registry.example.com/"},
-				ExemptNamespaces:  []string{"adm-agents"},
-				Exceptions: []hardenedcluster.Exception{
-					{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
-					{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "old", Reason: "ended", Expires: "2020-01-01"},
-					// A privileged container cannot set allowPrivilegeEscalation: false (API validation),
-					// so "priv*" fixtures are excepted from that policy to isolate kplane-no-privileged.
-					{Policy: "kplane-privilege-escalation", Namespace: "adm-apps", Workload: "priv", Reason: "test isolation", Expires: "2099-12-31"},
-				},
-			},
-		}, pulumi.Providers(k8s), pulumi.DependsOn([]pulumi.Resource{agents}))
-		return err
+	agents := func(ctx *pulumi.Context, k8s pulumi.ProviderResource) ([]pulumi.Resource, error) {
+		ns, err := corev1.NewNamespace(ctx, "agents", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("adm-agents")}}, pulumi.Provider(k8s))
+		return []pulumi.Resource{ns}, err
 	}
-	s := openStack(t, "admission", program, nil, t.TempDir())
+	s := hardenedStack(t, c, "admission", &hardenedcluster.Args{
+		PodSecurityVersion: "v1.37",
+		Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{"adm-apps"}}},
+		Admission: hardenedcluster.AdmissionArgs{
+			AllowedRegistries: []string{"registry.example.com/"},
+			ExemptNamespaces:  []string{"adm-agents"},
+			Exceptions: []hardenedcluster.Exception{
+				{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
+				{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "old", Reason: "ended", Expires: "2020-01-01"},
+				// A privileged container cannot set allowPrivilegeEscalation: false (API validation),
+				// so "priv*" fixtures are excepted from that policy to isolate kplane-no-privileged.
+				{Policy: "kplane-privilege-escalation", Namespace: "adm-apps", Workload: "priv", Reason: "test isolation", Expires: "2099-12-31"},
+			},
+		},
+	}, agents)
 	up, err := s.Up(ctx)
 	require.NoError(t, err)
 	dc, err := c.Dynamic()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
@@ -17,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/tests/testbed"
 )
 
 var (
@@ -90,6 +93,38 @@ func gone(t *testing.T, dc dynamic.Interface, gvr schema.GroupVersionResource, n
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// hardenedStack opens a stack (on its own temporary backend) whose program installs a
+// HardenedCluster with args on cluster c, after whatever setup creates (it may be nil), and
+// exports the component's outputs.
+func hardenedStack(t *testing.T, c *testbed.Cluster, stack string, args *hardenedcluster.Args, setup func(*pulumi.Context, pulumi.ProviderResource) ([]pulumi.Resource, error)) *runner.Stack {
+	t.Helper()
+	program := func(ctx *pulumi.Context) error {
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
+		if err != nil {
+			return err
+		}
+		opts := []pulumi.ResourceOption{pulumi.Providers(k8s)}
+		if setup != nil {
+			deps, err := setup(ctx, k8s)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, pulumi.DependsOn(deps))
+		}
+		hc, err := hardenedcluster.NewHardenedCluster(ctx, stack, args, opts...)
+		if err != nil {
+			return err
+		}
+		ctx.Export("namespaces", hc.Namespaces)
+		ctx.Export("admissionPolicies", hc.AdmissionPolicies)
+		ctx.Export("allowedCidrs", hc.AllowedCIDRs)
+		ctx.Export("clientCaBundle", hc.ClientCABundle)
+		ctx.Export("vaultPolicies", hc.VaultPolicies)
+		return nil
+	}
+	return openStack(t, stack, program, nil, t.TempDir())
 }
 
 // noKplaneObjects asserts that nothing labelled as kplane's is left of the kinds kplane creates.

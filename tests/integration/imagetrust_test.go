@@ -3,12 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -75,26 +69,14 @@ func TestImageTrustPolicy(t *testing.T) {
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
 	upstreamCRD(t, c, "github.com/sigstore/policy-controller@"+pinned(t, "POLICY_CONTROLLER_VERSION"), "config/300-clusterimagepolicy.yaml")
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	require.NoError(t, err)
-	pub := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	pub := fixtures.CosignPublicKey(t)
 
-	program := func(ctx *pulumi.Context) error {
-		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
-		if err != nil {
-			return err
-		}
-		_, err = hardenedcluster.NewHardenedCluster(ctx, "it", &hardenedcluster.Args{
-			Teams:      []hardenedcluster.Team{{Name: "web", Namespaces: []string{"trust-web"}}},
-			Admission:  hardenedcluster.AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
-			ImageTrust: hardenedcluster.ImageTrustArgs{Keys: []hardenedcluster.SigningKey{{Name: "release", PublicKey: pub}}},
-		}, pulumi.Providers(k8s))
-		return err
-	}
-	s := openStack(t, "imagetrust", program, nil, t.TempDir())
-	_, err = s.Up(context.Background())
+	s := hardenedStack(t, c, "imagetrust", &hardenedcluster.Args{
+		Teams:      []hardenedcluster.Team{{Name: "web", Namespaces: []string{"trust-web"}}},
+		Admission:  hardenedcluster.AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
+		ImageTrust: hardenedcluster.ImageTrustArgs{Keys: []hardenedcluster.SigningKey{{Name: "release", PublicKey: pub}}},
+	}, nil)
+	_, err := s.Up(context.Background())
 	require.NoError(t, err)
 
 	dc, err := c.Dynamic()

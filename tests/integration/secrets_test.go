@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -24,23 +22,11 @@ func TestServiceSecrets(t *testing.T) {
 	upstreamCRD(t, c, eso, "config/crds/bases/external-secrets.io_secretstores.yaml")
 	upstreamCRD(t, c, eso, "config/crds/bases/external-secrets.io_externalsecrets.yaml")
 
-	program := func(ctx *pulumi.Context) error {
-		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
-		if err != nil {
-			return err
-		}
-		hc, err := hardenedcluster.NewHardenedCluster(ctx, "sec", &hardenedcluster.Args{
-			Teams:    []hardenedcluster.Team{{Name: "pay", Namespaces: []string{"sec-payments"}}},
-			Services: []hardenedcluster.Service{{Name: "ledger", Namespace: "sec-payments", Secrets: []hardenedcluster.ServiceSecret{{Name: "db"}}}},
-			Secrets:  hardenedcluster.SecretsArgs{VaultAddress: "https://vault.example.com:8200", RefreshInterval: "15m"},
-		}, pulumi.Providers(k8s))
-		if err != nil {
-			return err
-		}
-		ctx.Export("vaultPolicies", hc.VaultPolicies)
-		return nil
-	}
-	s := openStack(t, "secrets-sync", program, nil, t.TempDir())
+	s := hardenedStack(t, c, "secrets-sync", &hardenedcluster.Args{
+		Teams:    []hardenedcluster.Team{{Name: "pay", Namespaces: []string{"sec-payments"}}},
+		Services: []hardenedcluster.Service{{Name: "ledger", Namespace: "sec-payments", Secrets: []hardenedcluster.ServiceSecret{{Name: "db"}}}},
+		Secrets:  hardenedcluster.SecretsArgs{VaultAddress: "https://vault.example.com:8200", RefreshInterval: "15m"},
+	}, nil)
 	up, err := s.Up(context.Background())
 	require.NoError(t, err)
 	assert.Contains(t, up.Outputs["vaultPolicies"].Value.(map[string]any)["sec-payments-ledger"], `path "secret/data/sec-payments/ledger/*"`)
