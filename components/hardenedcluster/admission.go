@@ -65,11 +65,13 @@ type celRule struct {
 }
 
 // The CEL variables every policy shares: the pod spec of a Pod, a CronJob or any controller's
-// pod template, its containers (init containers included) and the pod-level securityContext.
+// pod template, its containers (init containers included), the pod-level securityContext and the
+// ephemeral containers added to a running pod (kubectl debug).
 var celVariables = [][2]string{
 	{"spec", "object.kind == 'Pod' ? object.spec : (object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : object.spec.template.spec)"},
 	{"containers", "variables.spec.containers + (has(variables.spec.initContainers) ? variables.spec.initContainers : [])"},
 	{"podsc", "has(variables.spec.securityContext) ? variables.spec.securityContext : {}"},
+	{"ephemeral", "has(variables.spec.ephemeralContainers) ? variables.spec.ephemeralContainers : []"},
 }
 
 func scFalse(field string) string { // container securityContext field unset or false
@@ -130,10 +132,92 @@ var basePolicies = []policyDef{
 			Message: "securityContext.seccompProfile.type must be RuntimeDefault or Localhost, on the container or the pod (CIS 5.7.2)"}}},
 }
 
+// The rest of the Pod Security Standards (baseline and restricted, Kubernetes 1.37), so the
+// baseline is complete even where Pod Security Admission is off or set to a lower level.
+var pssPolicies = []policyDef{
+	{Name: "kplane-apparmor", Description: "AppArmor profiles are RuntimeDefault or Localhost, never Unconfined",
+		Controls: []string{"PSS baseline", "KISA Master-12"},
+		Validations: []celRule{
+			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.appArmorProfile) && !(c.securityContext.appArmorProfile.type in ['RuntimeDefault', 'Localhost'])",
+				Message: "securityContext.appArmorProfile.type must be RuntimeDefault or Localhost; remove Unconfined"},
+			{Bad: "has(variables.podsc.appArmorProfile) && !(variables.podsc.appArmorProfile.type in ['RuntimeDefault', 'Localhost'])",
+				Message: "spec.securityContext.appArmorProfile.type must be RuntimeDefault or Localhost; remove Unconfined"},
+		}},
+	{Name: "kplane-selinux", Description: "SELinux options keep a container type and set no user or role",
+		Controls: []string{"PSS baseline"},
+		Validations: []celRule{
+			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.seLinuxOptions) && " + seLinuxBad("c.securityContext.seLinuxOptions"),
+				Message: "securityContext.seLinuxOptions: type must be unset or " + strings.Join(seLinuxTypes, ", ") + ", and user and role unset"},
+			{Bad: "has(variables.podsc.seLinuxOptions) && " + seLinuxBad("variables.podsc.seLinuxOptions"),
+				Message: "spec.securityContext.seLinuxOptions: type must be unset or " + strings.Join(seLinuxTypes, ", ") + ", and user and role unset"},
+		}},
+	{Name: "kplane-proc-mount", Description: "containers keep the Default /proc mount",
+		Controls: []string{"PSS baseline", "PSS restricted"},
+		Validations: []celRule{{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.procMount) && c.securityContext.procMount != 'Default'",
+			Message: "securityContext.procMount must be unset or Default; Unmasked exposes the host's /proc"}}},
+	{Name: "kplane-sysctls", Description: "pods set only namespaced, safe sysctls",
+		Controls: []string{"PSS baseline"},
+		Validations: []celRule{{Bad: "has(variables.podsc.sysctls) && variables.podsc.sysctls.exists(s, !(s.name in " + celList(safeSysctls) + "))",
+			Subject: "'sysctl ' + variables.podsc.sysctls.filter(s, !(s.name in " + celList(safeSysctls) + "))[0].name",
+			Message: "spec.securityContext.sysctls may only set the safe sysctls (" + strings.Join(safeSysctls, ", ") + ")"}}},
+	{Name: "kplane-host-process", Description: "no Windows HostProcess containers",
+		Controls: []string{"PSS baseline"},
+		Validations: []celRule{
+			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.windowsOptions) && has(c.securityContext.windowsOptions.hostProcess) && c.securityContext.windowsOptions.hostProcess",
+				Message: "securityContext.windowsOptions.hostProcess must be unset or false"},
+			{Bad: "has(variables.podsc.windowsOptions) && has(variables.podsc.windowsOptions.hostProcess) && variables.podsc.windowsOptions.hostProcess",
+				Message: "spec.securityContext.windowsOptions.hostProcess must be unset or false"},
+		}},
+	{Name: "kplane-probe-host", Description: "probes and lifecycle hooks may not target another host",
+		Controls: []string{"PSS baseline"},
+		Validations: []celRule{{PerContainer: true, Bad: handlerHostSet(),
+			Message: "probes and lifecycle handlers must leave httpGet.host and tcpSocket.host unset (the pod's own IP)"}}},
+	{Name: "kplane-volume-types", Description: "pods use only the restricted volume types",
+		Controls: []string{"PSS restricted", "CIS 5.2.12"},
+		Validations: []celRule{{Bad: "has(variables.spec.volumes) && variables.spec.volumes.exists(v, " + badVolume + ")",
+			Subject: "'volume ' + variables.spec.volumes.filter(v, " + badVolume + ")[0].name",
+			Message: "only configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected and secret volumes are allowed; use a PersistentVolumeClaim for storage"}}},
+}
+
+// seLinuxTypes are the SELinux types Pod Security baseline allows (1.31+).
+var seLinuxTypes = []string{"container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+
+// safeSysctls are the sysctls Pod Security baseline allows (Kubernetes 1.37).
+var safeSysctls = []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_local_reserved_ports",
+	"net.ipv4.ip_unprivileged_port_start", "net.ipv4.ping_group_range", "net.ipv4.tcp_fin_timeout",
+	"net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_keepalive_time",
+	"net.ipv4.tcp_notsent_lowat", "net.ipv4.tcp_rmem", "net.ipv4.tcp_slow_start_after_idle",
+	"net.ipv4.tcp_syncookies", "net.ipv4.tcp_wmem"}
+
+// badVolume: a volume of a type restricted pods may not use (hostPath has its own policy).
+const badVolume = "!(has(v.hostPath) || has(v.configMap) || has(v.csi) || has(v.downwardAPI) || has(v.emptyDir) || has(v.ephemeral) || has(v.image) || has(v.persistentVolumeClaim) || has(v.projected) || has(v.secret))"
+
+func seLinuxBad(o string) string {
+	return fmt.Sprintf("((has(%[1]s.type) && !(%[1]s.type in %[2]s)) || has(%[1]s.user) || has(%[1]s.role))", o, celList(append([]string{""}, seLinuxTypes...)))
+}
+
+// handlerHostSet is true when any probe or lifecycle handler of container c names a host.
+func handlerHostSet() string {
+	var terms []string
+	for _, h := range []string{"c.livenessProbe", "c.readinessProbe", "c.startupProbe", "c.lifecycle.postStart", "c.lifecycle.preStop"} {
+		guard := "has(" + h + ")"
+		if strings.HasPrefix(h, "c.lifecycle.") {
+			guard = "has(c.lifecycle) && " + guard
+		}
+		for _, action := range []string{"httpGet", "tcpSocket"} {
+			terms = append(terms, fmt.Sprintf("(%[1]s && has(%[2]s.%[3]s) && has(%[2]s.%[3]s.host) && %[2]s.%[3]s.host != '')", guard, h, action))
+		}
+	}
+	return strings.Join(terms, " || ")
+}
+
+// catalog is every policy that does not depend on the arguments.
+func catalog() []policyDef { return append(append([]policyDef{}, basePolicies...), pssPolicies...) }
+
 // PolicyNames lists every policy the baseline can install (for Disabled and Exceptions).
 func PolicyNames() []string {
 	names := []string{"kplane-allowed-namespaces", "kplane-allowed-registries", "kplane-image-digest"}
-	for _, p := range basePolicies {
+	for _, p := range catalog() {
 		names = append(names, p.Name)
 	}
 	sort.Strings(names)
@@ -143,7 +227,7 @@ func PolicyNames() []string {
 // policies returns the policies to install for these arguments: the catalog, plus the rules
 // computed from the teams (allowed namespaces) and the image arguments, minus Disabled.
 func (a *Args) policies() []policyDef {
-	out := append([]policyDef{}, basePolicies...)
+	out := catalog()
 	if ns := a.teamNamespaces(); len(ns) > 0 {
 		out = append(out, policyDef{Name: "kplane-allowed-namespaces", Description: "workloads run only in team namespaces",
 			Controls: []string{"CIS 5.6.1", "CIS 5.6.4", "ISMS-P 2.6.1"},
@@ -186,8 +270,11 @@ func (r celRule) celExpression() (expr, message string) {
 		}
 		return "!(" + r.Bad + ")", message
 	}
-	expr = "!variables.containers.exists(c, " + r.Bad + ")"
-	message = "'container ' + variables.containers.filter(c, " + r.Bad + ")[0].name + ': ' + " + celString(r.Message)
+	// Ephemeral containers (kubectl debug) are a list of their own type: checked separately.
+	in := func(list string) string { return "variables." + list + ".exists(c, " + r.Bad + ")" }
+	first := func(list string) string { return "variables." + list + ".filter(c, " + r.Bad + ")[0].name" }
+	expr = "!" + in("containers") + " && !" + in("ephemeral")
+	message = "'container ' + (" + in("containers") + " ? " + first("containers") + " : " + first("ephemeral") + ") + ': ' + " + celString(r.Message)
 	return expr, message
 }
 

@@ -27,7 +27,7 @@ func TestPolicySelection(t *testing.T) {
 	assert.Contains(t, names, "kplane-image-digest", "digests are required by default")
 	assert.NotContains(t, names, "kplane-allowed-registries", "no registries given: no registry policy")
 	assert.NotContains(t, names, "kplane-allowed-namespaces", "no teams: no namespace allow-list")
-	assert.Len(t, names, len(basePolicies)+1)
+	assert.Len(t, names, len(catalog())+1)
 
 	a = &Args{
 		Teams:     []Team{{Name: "web", Namespaces: []string{"web"}}},

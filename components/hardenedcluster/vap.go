@@ -13,7 +13,7 @@ import (
 
 // workloadRules match Pods and every controller that stamps out pods.
 var workloadRules = admissionv1.NamedRuleWithOperationsArray{
-	rule("", "pods", "replicationcontrollers"),
+	rule("", "pods", "pods/ephemeralcontainers", "replicationcontrollers"),
 	rule("apps", "deployments", "replicasets", "statefulsets", "daemonsets"),
 	rule("batch", "jobs", "cronjobs"),
 }

@@ -46,7 +46,7 @@ func strs(v resource.PropertyValue) []string {
 
 func TestAdmissionGraphDefaults(t *testing.T) {
 	policies, bindings := admissionResources(t, &Args{})
-	assert.Len(t, policies, len(basePolicies)+1, "catalog + image digest")
+	assert.Len(t, policies, len(catalog())+1, "catalog + image digest")
 	require.Len(t, bindings, len(policies), "one binding per policy")
 	for _, b := range bindings {
 		spec := b.Inputs["spec"].ObjectValue()

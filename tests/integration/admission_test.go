@@ -38,19 +38,25 @@ func TestAdmissionBaseline(t *testing.T) {
 		ns, err := corev1.NewNamespace(ctx, "agents", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("adm-agents")}}, pulumi.Provider(k8s))
 		return []pulumi.Resource{ns}, err
 	}
+	exceptions := []hardenedcluster.Exception{
+		{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
+		{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "old", Reason: "ended", Expires: "2020-01-01"},
+	}
+	// Some violations break a second policy by necessity (API validation: a privileged container
+	// cannot set allowPrivilegeEscalation: false): that policy is excepted for the fixture's
+	// workload, to see the policy under test answer.
+	for _, v := range fixtures.Violations() {
+		if v.Also != "" {
+			exceptions = append(exceptions, hardenedcluster.Exception{Policy: v.Also, Namespace: "adm-apps", Workload: v.Name, Reason: "test isolation", Expires: "2099-12-31"})
+		}
+	}
 	s := hardenedStack(t, c, "admission", &hardenedcluster.Args{
 		PodSecurityVersion: "v1.37",
 		Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{"adm-apps"}}},
 		Admission: hardenedcluster.AdmissionArgs{
 			AllowedRegistries: []string{"registry.example.com/"},
 			ExemptNamespaces:  []string{"adm-agents"},
-			Exceptions: []hardenedcluster.Exception{
-				{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
-				{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "old", Reason: "ended", Expires: "2020-01-01"},
-				// A privileged container cannot set allowPrivilegeEscalation: false (API validation),
-				// so "priv*" fixtures are excepted from that policy to isolate kplane-no-privileged.
-				{Policy: "kplane-privilege-escalation", Namespace: "adm-apps", Workload: "priv", Reason: "test isolation", Expires: "2099-12-31"},
-			},
+			Exceptions:        exceptions,
 		},
 	}, agents)
 	up, err := s.Up(ctx)
@@ -66,12 +72,9 @@ func TestAdmissionBaseline(t *testing.T) {
 	dryRun := k8smeta.CreateOptions{DryRun: []string{"All"}}
 	for _, v := range fixtures.Violations() {
 		t.Run("denied/"+v.Name, func(t *testing.T) {
-			spec, wl := fixtures.GoodPodSpec(), "bad"
-			if strings.HasPrefix(v.Name, "privileged") {
-				wl = "priv-bad" // see the kplane-privilege-escalation exception above
-			}
+			spec := fixtures.GoodPodSpec()
 			v.Mutate(spec)
-			obj, gvr := workloadObject("Deployment", "adm-apps", wl, spec)
+			obj, gvr := workloadObject("Deployment", "adm-apps", v.Name, spec)
 			refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, v.Policy+": "+v.Want)
 		})
 	}
@@ -86,7 +89,7 @@ func TestAdmissionBaseline(t *testing.T) {
 		spec := fixtures.GoodPodSpec()
 		fixtures.SC(spec)["privileged"] = true
 		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
-		obj, gvr := workloadObject("CronJob", "adm-apps", "priv-nightly", spec)
+		obj, gvr := workloadObject("CronJob", "adm-apps", "privileged-nightly", spec)
 		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, "kplane-no-privileged: container app")
 	})
 	t.Run("denied/outside team namespaces", func(t *testing.T) {
@@ -114,6 +117,23 @@ func TestAdmissionBaseline(t *testing.T) {
 		_, err := dc.Resource(gvr).Namespace(a.ns).Create(ctx, obj, k8smeta.CreateOptions{})
 		assert.NoError(t, err, "%s %s/%s must be admitted", a.kind, a.ns, a.name)
 	}
+	// kubectl debug adds ephemeral containers to a running pod: they are checked too (with a
+	// rule Pod Security Admission does not have, so that kplane's policy is the one answering).
+	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	target, _ := workloadObject("Pod", "adm-apps", "debug-target", fixtures.GoodPodSpec())
+	_, err = dc.Resource(pods).Namespace("adm-apps").Create(ctx, target, k8smeta.CreateOptions{})
+	require.NoError(t, err)
+	refused(t, func() error {
+		live, err := dc.Resource(pods).Namespace("adm-apps").Get(ctx, "debug-target", k8smeta.GetOptions{})
+		if err != nil {
+			return err
+		}
+		debugger := map[string]any{"name": "debugger", "image": "registry.example.com/tools" + fixtures.Digest,
+			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}}
+		require.NoError(t, unstructured.SetNestedSlice(live.Object, []any{debugger}, "spec", "ephemeralContainers"))
+		_, err = dc.Resource(pods).Namespace("adm-apps").Update(ctx, live, k8smeta.UpdateOptions{}, "ephemeralcontainers")
+		return err
+	}, "kplane-read-only-root: container debugger: securityContext.readOnlyRootFilesystem must be true")
 	// Metadata-only updates of existing objects stay possible (controllers, garbage collection).
 	deploy := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	_, err = dc.Resource(deploy).Namespace("adm-apps").Patch(ctx, "legacy-api", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"owner":"apps"}}}`), k8smeta.PatchOptions{})
