@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gator plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -110,14 +110,15 @@ build_kwok() {
   built kwok "$v" "$work/kwok" "$work/kwok-stages.yaml"
 }
 
-# gator is Gatekeeper's CLI: it runs the ConstraintTemplates' suites offline (gator verify).
-build_gator() {
+# Gatekeeper: gator runs the ConstraintTemplates' suites offline (gator verify); the manager
+# (the module's main package) is the real admission webhook the integration tests run on loopback.
+build_gatekeeper() {
   local v=$GATEKEEPER_VERSION
-  if cached gator "$v" gator --version; then log "gator $v cached"; return; fi
-  building gator "$v" "github.com/open-policy-agent/gatekeeper/v3 $v; cold: ~5-10 min"
+  if cached gatekeeper "$v" gator --version && cached gatekeeper "$v" gatekeeper --help; then log "gatekeeper $v cached"; return; fi
+  building gatekeeper "$v" "github.com/open-policy-agent/gatekeeper/v3 $v (manager + gator); cold: ~5-10 min"
   (cd "$CACHE" && GOBIN="$work" go install -ldflags "-X github.com/open-policy-agent/gatekeeper/v3/pkg/version.Version=$v" \
-     "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$v")
-  built gator "$v" "$work/gator"
+     "github.com/open-policy-agent/gatekeeper/v3@$v" "github.com/open-policy-agent/gatekeeper/v3/cmd/gator@$v")
+  built gatekeeper "$v" "$work/gatekeeper" "$work/gator"
 }
 
 # install_plugins registers the built provider in PULUMI_HOME, where the engine looks for it
@@ -130,15 +131,15 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gator plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
     kubernetes-provider) build_kubernetes_provider ;;
     kcp) build_kcp ;;
     kwok) build_kwok ;;
-    gator) build_gator ;;
+    gatekeeper) build_gatekeeper ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gator plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper plugins)"; exit 2 ;;
   esac
 done

@@ -2,15 +2,23 @@ package hardenedcluster
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
 )
 
 // AdmissionArgs configure the admission baseline: Pod Security Standards controls and the
-// platform's own rules, enforced in-process by the API server as ValidatingAdmissionPolicies
-// (CEL), on Pods and on every workload controller, so a bad Deployment is refused at apply time.
+// platform's own rules, on Pods and on every workload controller, so a bad Deployment is refused
+// at apply time.
 type AdmissionArgs struct {
+	// Engine is "vap" (default: ValidatingAdmissionPolicies, CEL evaluated in-process by the API
+	// server, no extra component to run) or "gatekeeper" (the same rules as Gatekeeper
+	// ConstraintTemplates and constraints, Gatekeeper installed from its official chart: audit of
+	// existing objects and violation reports).
+	Engine string `json:"engine,omitempty"`
+	// Gatekeeper configures the Gatekeeper installation when Engine is "gatekeeper".
+	Gatekeeper GatekeeperArgs `json:"gatekeeper,omitempty"`
 	// Mode is "enforce" (default: deny) or "audit" (warn the client and record in the audit log).
 	Mode string `json:"mode,omitempty"`
 	// Disabled lists policies switched off by name (see PolicyNames). An unknown name is an error.
@@ -53,6 +61,9 @@ type policyDef struct {
 	Description string
 	Controls    []string // CIS Kubernetes Benchmark 1.12, KISA cloud guide, Pod Security Standards
 	Validations []celRule
+	// Params are the policy's list parameters (from the arguments), written {{name}} in rules
+	// and messages: literals in a ValidatingAdmissionPolicy, constraint parameters in Gatekeeper.
+	Params map[string][]string
 }
 
 // celRule denies when Bad holds; Bad is over one container (c) when PerContainer is set,
@@ -231,14 +242,16 @@ func (a *Args) policies() []policyDef {
 	if ns := a.teamNamespaces(); len(ns) > 0 {
 		out = append(out, policyDef{Name: "kplane-allowed-namespaces", Description: "workloads run only in team namespaces",
 			Controls: []string{"CIS 5.6.1", "CIS 5.6.4", "ISMS-P 2.6.1"},
-			Validations: []celRule{{Bad: "!(request.namespace in " + celList(ns) + ")", Subject: "'namespace ' + request.namespace",
-				Message: "not a team namespace (CIS 5.6.4); deploy into one of " + strings.Join(ns, ", ") + ", or add the namespace to a team"}}})
+			Params:   map[string][]string{"namespaces": ns},
+			Validations: []celRule{{Bad: "!(request.namespace in {{namespaces}})", Subject: "'namespace ' + request.namespace",
+				Message: "not a team namespace (CIS 5.6.4); deploy into one of {{namespaces}}, or add the namespace to a team"}}})
 	}
 	if len(a.Admission.AllowedRegistries) > 0 {
 		out = append(out, policyDef{Name: "kplane-allowed-registries", Description: "images come from the allowed registries",
 			Controls: []string{"CIS 5.5.1", "KISA Master-17"},
-			Validations: []celRule{{PerContainer: true, Bad: "!" + celList(a.Admission.AllowedRegistries) + ".exists(r, c.image.startsWith(r))",
-				Message: "image is not from an allowed registry (" + strings.Join(a.Admission.AllowedRegistries, ", ") + "); push it there and reference it from there"}}})
+			Params:   map[string][]string{"registries": a.Admission.AllowedRegistries},
+			Validations: []celRule{{PerContainer: true, Bad: "!{{registries}}.exists(r, c.image.startsWith(r))",
+				Message: "image is not from an allowed registry ({{registries}}); push it there and reference it from there"}}})
 	}
 	if !a.Admission.AllowImageTags {
 		out = append(out, policyDef{Name: "kplane-image-digest", Description: "images are pinned by digest",
@@ -260,21 +273,66 @@ func (a *Args) policies() []policyDef {
 	return kept
 }
 
-// celExpression renders a rule as a CEL validation expression (true = allowed) and a message
-// expression that names the offending container.
-func (r celRule) celExpression() (expr, message string) {
-	if !r.PerContainer {
-		message = celString(r.Message)
-		if r.Subject != "" {
-			message = r.Subject + " + ': ' + " + message
+// dialect is how an engine spells a policy's parameters: as literals (ValidatingAdmissionPolicy,
+// rendered per cluster) or as the constraint's parameters (Gatekeeper: one template, arguments
+// in the constraint).
+type dialect struct {
+	list func(param string, values []string) string // a CEL list of strings
+	text func(param string, values []string) string // a CEL string listing them for messages
+}
+
+var (
+	literals = dialect{
+		list: func(_ string, values []string) string { return celList(values) },
+		text: func(_ string, values []string) string { return celString(strings.Join(values, ", ")) },
+	}
+	constraintParams = dialect{
+		list: func(param string, _ []string) string { return "variables.params." + param },
+		text: func(param string, _ []string) string { return "variables.params." + param + ".join(', ')" },
+	}
+)
+
+var paramToken = regexp.MustCompile(`\{\{([a-z]+)\}\}`)
+
+// expr replaces the {{param}} tokens of a CEL expression with the parameter's list.
+func (p policyDef) expr(s string, d dialect) string {
+	return paramToken.ReplaceAllStringFunc(s, func(tok string) string {
+		name := paramToken.FindStringSubmatch(tok)[1]
+		return d.list(name, p.Params[name])
+	})
+}
+
+// message turns a message with {{param}} tokens into a CEL string expression.
+func (p policyDef) message(m string, d dialect) string {
+	var parts []string
+	for {
+		loc := paramToken.FindStringSubmatchIndex(m)
+		if loc == nil {
+			break
 		}
-		return "!(" + r.Bad + ")", message
+		name := m[loc[2]:loc[3]]
+		parts = append(parts, celString(m[:loc[0]]), d.text(name, p.Params[name]))
+		m = m[loc[1]:]
+	}
+	return strings.Join(append(parts, celString(m)), " + ")
+}
+
+// celExpression renders a rule of p as a CEL validation expression (true = allowed) and a
+// message expression that names the policy and the offending container.
+func (p policyDef) celExpression(r celRule, d dialect) (expr, message string) {
+	bad, msg := p.expr(r.Bad, d), p.message(r.Message, d)
+	if !r.PerContainer {
+		message = msg
+		if r.Subject != "" {
+			message = p.expr(r.Subject, d) + " + ': ' + " + message
+		}
+		return "!(" + bad + ")", celString(p.Name+": ") + " + " + message
 	}
 	// Ephemeral containers (kubectl debug) are a list of their own type: checked separately.
-	in := func(list string) string { return "variables." + list + ".exists(c, " + r.Bad + ")" }
-	first := func(list string) string { return "variables." + list + ".filter(c, " + r.Bad + ")[0].name" }
+	in := func(list string) string { return "variables." + list + ".exists(c, " + bad + ")" }
+	first := func(list string) string { return "variables." + list + ".filter(c, " + bad + ")[0].name" }
 	expr = "!" + in("containers") + " && !" + in("ephemeral")
-	message = "'container ' + (" + in("containers") + " ? " + first("containers") + " : " + first("ephemeral") + ") + ': ' + " + celString(r.Message)
+	message = celString(p.Name+": container ") + " + (" + in("containers") + " ? " + first("containers") + " : " + first("ephemeral") + ") + ': ' + " + msg
 	return expr, message
 }
 
@@ -326,6 +384,20 @@ func (a *Args) validateAdmission() error {
 	case "", "enforce", "audit":
 	default:
 		return fmt.Errorf("Admission.Mode %q: use \"enforce\" (default) or \"audit\"", ad.Mode)
+	}
+	switch ad.Engine {
+	case "", "vap":
+	case "gatekeeper":
+		if !dns1123Label.MatchString(ad.Gatekeeper.namespace()) {
+			return fmt.Errorf("Admission.Gatekeeper.Namespace %q: must be a DNS-1123 label", ad.Gatekeeper.Namespace)
+		}
+		if !ad.Gatekeeper.External {
+			if err := ad.Gatekeeper.Chart.Or(GatekeeperChart).Validate("Admission.Gatekeeper.Chart"); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("Admission.Engine %q: use \"vap\" (default, in-process) or \"gatekeeper\"", ad.Engine)
 	}
 	known := map[string]bool{}
 	for _, n := range PolicyNames() {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/components/chart"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -78,6 +80,11 @@ func TestAdmissionValidate(t *testing.T) {
 		"registry with quote": {AdmissionArgs{AllowedRegistries: []string{"evil'/"}}, `Admission.AllowedRegistries[0] "evil'/"`},
 		"exempt ns":           {AdmissionArgs{ExemptNamespaces: []string{"Agents"}}, `Admission.ExemptNamespaces[0] "Agents"`},
 		"valid":               {AdmissionArgs{Exceptions: []Exception{ok}, Mode: "audit"}, ""},
+		"unknown engine":      {AdmissionArgs{Engine: "kyverno"}, `Admission.Engine "kyverno": use "vap" (default, in-process) or "gatekeeper"`},
+		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: chart.Source{Path: "/no/chart"}}}, `Admission.Gatekeeper.Chart.Path "/no/chart": no such chart directory`},
+		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: chart.Source{Repo: "ftp://mirror"}}}, `Admission.Gatekeeper.Chart.Repo "ftp://mirror"`},
+		"gatekeeper ns":       {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Namespace: "GK"}}, `Admission.Gatekeeper.Namespace "GK"`},
+		"external gatekeeper": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{External: true, Chart: chart.Source{Path: "/not/used"}}}, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -103,7 +110,7 @@ func TestRenderedPolicies(t *testing.T) {
 	for _, p := range a.policies() {
 		r := rendered{Name: p.Name, Description: p.Description, Controls: p.Controls}
 		for _, v := range p.Validations {
-			expr, msg := v.celExpression()
+			expr, msg := p.celExpression(v, literals)
 			r.Validations = append(r.Validations, [2]string{expr, msg})
 		}
 		out = append(out, r)

@@ -197,7 +197,7 @@ func (a *Args) podSecurityVersion() string {
 	return a.PodSecurityVersion
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -2,18 +2,69 @@ package hardenedcluster
 
 import (
 	"strings"
+	"time"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/components/chart"
 )
 
-// The Gatekeeper library: every admission policy of the baseline as a Gatekeeper
-// ConstraintTemplate (K8sNativeValidation, i.e. CEL) and a constraint, generated from the same
-// catalog as the ValidatingAdmissionPolicies, for clusters that run Gatekeeper (audit of existing
-// objects, one policy engine for CEL and Rego, central reporting).
+// The Gatekeeper engine: every admission policy as a Gatekeeper ConstraintTemplate
+// (K8sNativeValidation, i.e. CEL) whose arguments (team namespaces, registries, exceptions) are
+// the constraint's parameters, so the templates are one library for every cluster; Gatekeeper
+// itself installed from its official chart. Choose it for audit of existing objects, one policy
+// engine for CEL and Rego, and central violation reporting.
+
+// GatekeeperArgs configure the Gatekeeper installation (Admission.Engine "gatekeeper").
+type GatekeeperArgs struct {
+	// Chart overrides where the official chart comes from (default: the Gatekeeper chart
+	// repository at GatekeeperChart's version). Use Path or a mirror when air-gapped.
+	Chart chart.Source `json:"chart,omitempty"`
+	// Namespace Gatekeeper runs in (default gatekeeper-system). kplane creates it, exempt from
+	// Gatekeeper's own webhook.
+	Namespace string `json:"namespace,omitempty"`
+	// Values are chart values laid over the ones kplane computes (see gatekeeperValues).
+	Values map[string]any `json:"values,omitempty"`
+	// External: Gatekeeper is installed and run by someone else; kplane only adds its templates
+	// and constraints.
+	External bool `json:"external,omitempty"`
+	// FailOpen lets requests through when the Gatekeeper webhook cannot answer (Gatekeeper's own
+	// default). Default false: the webhook fails closed in enforce mode, so an outage of
+	// Gatekeeper cannot become an outage of the policies. Pod Security Admission stays in force
+	// either way.
+	FailOpen bool `json:"failOpen,omitempty"`
+}
+
+// GatekeeperChart is the official chart kplane installs by default.
+var GatekeeperChart = chart.Source{Repo: "https://open-policy-agent.github.io/gatekeeper/charts", Name: "gatekeeper", Version: "3.23.1"}
+
+func (g GatekeeperArgs) namespace() string {
+	if g.Namespace == "" {
+		return "gatekeeper-system"
+	}
+	return g.Namespace
+}
 
 // gatekeeperKinds are the workload kinds the constraints match.
 var gatekeeperKinds = []any{
 	map[string]any{"apiGroups": []any{""}, "kinds": []any{"Pod", "ReplicationController"}},
 	map[string]any{"apiGroups": []any{"apps"}, "kinds": []any{"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"}},
 	map[string]any{"apiGroups": []any{"batch"}, "kinds": []any{"Job", "CronJob"}},
+}
+
+// gatekeeperVariables are the template's own variables, after the shared ones: whether the
+// object is covered by one of the constraint's exceptions, and whether an update leaves the
+// spec alone (labels, finalizers: controllers and garbage collection must always get through).
+var gatekeeperVariables = [][2]string{
+	{"excepted", "has(variables.params.exceptions) && variables.params.exceptions.exists(e, e.namespace == request.namespace && " +
+		"(!has(e.workload) || e.workload == '' || object.metadata.name.startsWith(e.workload) || " +
+		"(has(object.metadata.generateName) && object.metadata.generateName.startsWith(e.workload))))"},
+	{"unchanged", "request.operation == 'UPDATE' && oldObject != null && has(oldObject.spec) && object.spec == oldObject.spec"},
 }
 
 // templateKind is the constraint kind of a policy: kplane-no-privileged -> KplaneNoPrivileged.
@@ -27,30 +78,45 @@ func templateKind(policy string) string {
 	return b.String()
 }
 
-// GatekeeperTemplate renders one policy as a ConstraintTemplate (templates.gatekeeper.sh/v1).
+// gatekeeperTemplate renders one policy as a ConstraintTemplate (templates.gatekeeper.sh/v1).
 func gatekeeperTemplate(p policyDef) map[string]any {
 	variables := []any{}
-	for _, v := range celVariables {
+	for _, v := range append(append([][2]string{}, celVariables...), gatekeeperVariables...) {
 		variables = append(variables, map[string]any{"name": v[0], "expression": v[1]})
 	}
 	validations := []any{}
 	for _, r := range p.Validations {
-		expr, msg := r.celExpression()
-		validations = append(validations, map[string]any{"expression": expr, "messageExpression": "'" + p.Name + ": ' + " + msg})
+		expr, msg := p.celExpression(r, constraintParams)
+		validations = append(validations, map[string]any{"expression": "variables.excepted || variables.unchanged || (" + expr + ")", "messageExpression": msg})
+	}
+	stringList := map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
+	properties := map[string]any{"exceptions": map[string]any{"type": "array", "items": map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"namespace": map[string]any{"type": "string"}, "workload": map[string]any{"type": "string"},
+			"reason": map[string]any{"type": "string"}, "expires": map[string]any{"type": "string"},
+		},
+	}}}
+	for name := range p.Params {
+		properties[name] = stringList
 	}
 	kind := templateKind(p.Name)
 	return map[string]any{
 		"apiVersion": "templates.gatekeeper.sh/v1",
 		"kind":       "ConstraintTemplate",
 		"metadata": map[string]any{
-			"name": strings.ToLower(kind),
+			"name":   strings.ToLower(kind),
+			"labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"},
 			"annotations": map[string]any{
 				"description":        p.Description,
 				"kplane.io/controls": strings.Join(p.Controls, ", "),
 			},
 		},
 		"spec": map[string]any{
-			"crd": map[string]any{"spec": map[string]any{"names": map[string]any{"kind": kind}}},
+			"crd": map[string]any{"spec": map[string]any{
+				"names":      map[string]any{"kind": kind},
+				"validation": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "properties": properties}},
+			}},
 			"targets": []any{map[string]any{
 				"target": "admission.k8s.gatekeeper.sh",
 				"code": []any{map[string]any{
@@ -62,8 +128,9 @@ func gatekeeperTemplate(p policyDef) map[string]any {
 	}
 }
 
-// gatekeeperConstraint renders the constraint of a policy for these arguments.
-func (a *Args) gatekeeperConstraint(p policyDef) map[string]any {
+// gatekeeperConstraint renders the constraint of a policy for these arguments: its parameters
+// and the exceptions in force at now (with reason and expiry, so they stay listed).
+func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 	excluded := []any{}
 	for _, ns := range a.exemptNamespaces() {
 		excluded = append(excluded, ns)
@@ -72,13 +139,130 @@ func (a *Args) gatekeeperConstraint(p policyDef) map[string]any {
 	if a.Admission.Mode == "audit" {
 		action = "warn"
 	}
+	params := map[string]any{}
+	for _, name := range sortedKeys(p.Params) {
+		params[name] = toAny(p.Params[name])
+	}
+	active, _ := a.activeExceptions(p.Name, now)
+	exceptions := []any{}
+	for _, e := range active {
+		exceptions = append(exceptions, map[string]any{"namespace": e.Namespace, "workload": e.Workload, "reason": e.Reason, "expires": e.Expires})
+	}
+	params["exceptions"] = exceptions
 	return map[string]any{
 		"apiVersion": "constraints.gatekeeper.sh/v1beta1",
 		"kind":       templateKind(p.Name),
-		"metadata":   map[string]any{"name": p.Name},
+		"metadata": map[string]any{
+			"name":        p.Name,
+			"labels":      map[string]any{"app.kubernetes.io/managed-by": "kplane"},
+			"annotations": map[string]any{"kplane.io/controls": strings.Join(p.Controls, ", ")},
+		},
 		"spec": map[string]any{
 			"enforcementAction": action,
 			"match":             map[string]any{"kinds": gatekeeperKinds, "excludedNamespaces": excluded},
+			"parameters":        params,
 		},
 	}
+}
+
+func toAny(items []string) []any {
+	out := make([]any, len(items))
+	for i, s := range items {
+		out[i] = s
+	}
+	return out
+}
+
+// gatekeeperValues are the chart values kplane sets; GatekeeperArgs.Values go on top.
+func (a *Args) gatekeeperValues() map[string]any {
+	failure := "Fail"
+	if a.Admission.Gatekeeper.FailOpen || a.Admission.Mode == "audit" {
+		failure = "Ignore"
+	}
+	return chart.Merge(map[string]any{
+		"validatingWebhookFailurePolicy": failure,
+		// kplane uses no mutation: one webhook less on every request.
+		"disableMutation": true,
+		// Helm hooks do not run under the provider's Chart; kplane creates and labels the
+		// namespace itself, and the CRDs come from the chart's crds/ folder.
+		"postInstall":         map[string]any{"labelNamespace": map[string]any{"enabled": false}, "probeWebhook": map[string]any{"enabled": false}},
+		"postUpgrade":         map[string]any{"labelNamespace": map[string]any{"enabled": false}},
+		"preUninstall":        map[string]any{"deleteWebhookConfigurations": map[string]any{"enabled": false}},
+		"upgradeCRDs":         map[string]any{"enabled": false},
+		"emitAdmissionEvents": true,
+		"emitAuditEvents":     true,
+		"logDenies":           true,
+	}, a.Admission.Gatekeeper.Values)
+}
+
+// newGatekeeper installs Gatekeeper (unless External), then per policy its template and its
+// constraint. It returns the policy names.
+func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ...pulumi.ResourceOption) ([]string, error) {
+	g := args.Admission.Gatekeeper
+	var installed []pulumi.Resource
+	if !g.External {
+		ns, err := corev1.NewNamespace(ctx, name+"-gatekeeper-ns", &corev1.NamespaceArgs{
+			Metadata: &metav1.ObjectMetaArgs{
+				Name: pulumi.String(g.namespace()),
+				Labels: pulumi.StringMap{
+					"admission.gatekeeper.sh/ignore":             pulumi.String("no-self-managing"),
+					"app.kubernetes.io/managed-by":               pulumi.String("kplane"),
+					"pod-security.kubernetes.io/enforce":         pulumi.String("restricted"),
+					"pod-security.kubernetes.io/enforce-version": pulumi.String(args.podSecurityVersion()),
+				},
+			},
+		}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		src := g.Chart.Or(GatekeeperChart)
+		release, err := helmv4.NewChart(ctx, name+"-gatekeeper", src.Args("gatekeeper", g.namespace(), args.gatekeeperValues()),
+			append(opts, pulumi.DependsOn([]pulumi.Resource{ns}))...)
+		if err != nil {
+			return nil, err
+		}
+		installed = []pulumi.Resource{release}
+	}
+	var names []string
+	for _, p := range args.policies() {
+		_, expired := args.activeExceptions(p.Name, now)
+		warnExpired(ctx, p.Name, expired)
+		tpl, err := customResource(ctx, name+"-template-"+p.Name, gatekeeperTemplate(p), append(opts, pulumi.DependsOn(installed))...)
+		if err != nil {
+			return nil, err
+		}
+		// The constraint's kind exists once Gatekeeper has compiled the template (seconds); the
+		// provider retries creation until then.
+		if _, err := customResource(ctx, name+"-constraint-"+p.Name, args.gatekeeperConstraint(p, now), append(opts, pulumi.DependsOn([]pulumi.Resource{tpl}))...); err != nil {
+			return nil, err
+		}
+		names = append(names, p.Name)
+	}
+	return names, nil
+}
+
+// customResource registers an object rendered as a map: apiVersion, kind, metadata (name,
+// labels, annotations) and the rest as is.
+func customResource(ctx *pulumi.Context, name string, obj map[string]any, opts ...pulumi.ResourceOption) (*apiextensions.CustomResource, error) {
+	meta := obj["metadata"].(map[string]any)
+	strs := func(key string) pulumi.StringMap {
+		m := pulumi.StringMap{}
+		given, _ := meta[key].(map[string]any)
+		for k, v := range given {
+			m[k] = pulumi.String(v.(string))
+		}
+		return m
+	}
+	other := kubernetes.UntypedArgs{}
+	for k, v := range obj {
+		if k != "apiVersion" && k != "kind" && k != "metadata" {
+			other[k] = v
+		}
+	}
+	return apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
+		ApiVersion:  pulumi.String(obj["apiVersion"].(string)),
+		Kind:        pulumi.String(obj["kind"].(string)),
+		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(meta["name"].(string)), Labels: strs("labels"), Annotations: strs("annotations")},
+		OtherFields: other,
+	}, opts...)
 }

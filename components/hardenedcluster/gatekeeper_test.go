@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,9 +18,23 @@ import (
 
 const libraryDir = "gatekeeper"
 
-// gatekeeperLibrary renders, per pod-spec policy, the ConstraintTemplate, a constraint, samples
-// (an allowed Pod and Deployment, and each fixture violation of the policy) and a gator suite.
-// Policies computed from a stack's arguments (allowed namespaces, registries) are not in it.
+// libraryArgs are the arguments the library's sample constraints are rendered with: a team
+// namespace "apps", one registry, and per policy an exception for workloads named legacy*.
+func libraryArgs() *Args {
+	a := &Args{
+		Teams:     []Team{{Name: "apps", Namespaces: []string{"apps"}}},
+		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
+	}
+	for _, p := range a.policies() {
+		a.Admission.Exceptions = append(a.Admission.Exceptions,
+			Exception{Policy: p.Name, Namespace: "apps", Workload: "legacy", Reason: "library sample", Expires: "2099-12-31"})
+	}
+	return a
+}
+
+// gatekeeperLibrary renders, per policy, the ConstraintTemplate, a sample constraint, samples
+// (an allowed Pod and Deployment, each fixture violation of the policy, and a violation covered
+// by the exception) and a gator suite.
 func gatekeeperLibrary(t *testing.T) map[string][]byte {
 	files := map[string][]byte{}
 	put := func(path string, v any) {
@@ -27,30 +42,42 @@ func gatekeeperLibrary(t *testing.T) map[string][]byte {
 		require.NoError(t, err)
 		files[path] = append([]byte("# Generated from components/hardenedcluster by `go test -update`; do not edit.\n"), b...)
 	}
-	a := &Args{}
 	violations := map[string][]fixtures.Violation{}
 	for _, v := range fixtures.Violations() {
 		violations[v.Policy] = append(violations[v.Policy], v)
 	}
+	// Where a workload runs is not a pod-spec change: the allowed-namespaces sample.
+	violations["kplane-allowed-namespaces"] = []fixtures.Violation{{Name: "outside-team-namespaces", Policy: "kplane-allowed-namespaces",
+		Mutate: func(map[string]any) {}, Want: "namespace elsewhere: not a team namespace (CIS 5.6.4); deploy into one of apps"}}
+	a := libraryArgs()
 	for _, p := range a.policies() {
 		dir := p.Name
 		put(dir+"/template.yaml", gatekeeperTemplate(p))
-		put(dir+"/constraint.yaml", a.gatekeeperConstraint(p))
+		put(dir+"/constraint.yaml", a.gatekeeperConstraint(p, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 		cases := []any{}
-		for _, kind := range []string{"Pod", "Deployment"} {
-			obj, _, _ := fixtures.Workload(kind, "apps", "good", fixtures.GoodPodSpec())
-			name := "allowed-" + map[string]string{"Pod": "pod", "Deployment": "deployment"}[kind]
+		sample := func(name, ns string, spec map[string]any, assertion map[string]any) {
+			obj, _, _ := fixtures.Workload("Deployment", ns, name, spec)
+			if name == "allowed-pod" {
+				obj, _, _ = fixtures.Workload("Pod", ns, name, spec)
+			}
 			put(dir+"/samples/"+name+".yaml", obj)
-			cases = append(cases, map[string]any{"name": name, "object": "samples/" + name + ".yaml", "assertions": []any{map[string]any{"violations": "no"}}})
+			cases = append(cases, map[string]any{"name": name, "object": "samples/" + name + ".yaml", "assertions": []any{assertion}})
 		}
+		sample("allowed-pod", "apps", fixtures.GoodPodSpec(), map[string]any{"violations": "no"})
+		sample("allowed-deployment", "apps", fixtures.GoodPodSpec(), map[string]any{"violations": "no"})
 		require.NotEmpty(t, violations[p.Name], "policy %s has no disallowed fixture in tests/fixtures", p.Name)
 		for _, v := range violations[p.Name] {
-			spec := fixtures.GoodPodSpec()
+			spec, ns := fixtures.GoodPodSpec(), "apps"
+			if p.Name == "kplane-allowed-namespaces" {
+				ns = "elsewhere"
+			}
 			v.Mutate(spec)
-			obj, _, _ := fixtures.Workload("Deployment", "apps", "bad", spec)
-			put(dir+"/samples/"+v.Name+".yaml", obj)
-			cases = append(cases, map[string]any{"name": v.Name, "object": "samples/" + v.Name + ".yaml",
-				"assertions": []any{map[string]any{"violations": 1, "message": regexp.QuoteMeta(p.Name + ": " + v.Want)}}})
+			sample(v.Name, ns, spec, map[string]any{"violations": 1, "message": regexp.QuoteMeta(p.Name + ": " + v.Want)})
+		}
+		if p.Name != "kplane-allowed-namespaces" { // an exception names a team namespace
+			spec := fixtures.GoodPodSpec()
+			violations[p.Name][0].Mutate(spec)
+			sample("legacy-excepted", "apps", spec, map[string]any{"violations": "no"})
 		}
 		put(dir+"/suite.yaml", map[string]any{
 			"apiVersion": "test.gatekeeper.sh/v1alpha1", "kind": "Suite", "metadata": map[string]any{"name": p.Name},
@@ -100,4 +127,55 @@ func TestGatorVerify(t *testing.T) {
 	t.Logf("%s", out)
 	require.NoError(t, err, "gator verify failed")
 	assert.Contains(t, string(out), "ok")
+}
+
+// TestGatekeeperEngineGraph: the gatekeeper engine installs the official chart (pinned, hooks
+// replaced by kplane's own namespace), a template and a constraint per policy with the
+// arguments as parameters, and no ValidatingAdmissionPolicies.
+func TestGatekeeperEngineGraph(t *testing.T) {
+	a := libraryArgs()
+	a.Admission.Engine = "gatekeeper"
+	a.Admission.Gatekeeper.Values = map[string]any{"replicas": 2}
+	rec, err := run(t, a)
+	require.NoError(t, err)
+	assert.Empty(t, rec.ofType(vapType))
+
+	charts := rec.ofType("kubernetes:helm.sh/v4:Chart")
+	require.Len(t, charts, 1)
+	in := charts[0].Inputs
+	assert.Equal(t, "gatekeeper", in["chart"].StringValue())
+	assert.Equal(t, GatekeeperChart.Version, in["version"].StringValue())
+	assert.Equal(t, GatekeeperChart.Repo, in["repositoryOpts"].ObjectValue()["repo"].StringValue())
+	values := in["values"].ObjectValue()
+	assert.Equal(t, "Fail", values["validatingWebhookFailurePolicy"].StringValue(), "fails closed in enforce mode")
+	assert.Equal(t, 2.0, values["replicas"].NumberValue(), "user values are laid over kplane's")
+	assert.True(t, values["disableMutation"].BoolValue())
+
+	ns := byName(rec.ofType("kubernetes:core/v1:Namespace"), "gatekeeper-system")
+	assert.Equal(t, "no-self-managing", ns.Inputs["metadata"].ObjectValue()["labels"].ObjectValue()["admission.gatekeeper.sh/ignore"].StringValue())
+
+	templates := rec.ofType("kubernetes:templates.gatekeeper.sh/v1:ConstraintTemplate")
+	assert.Len(t, templates, len(a.policies()))
+	registries := rec.ofType("kubernetes:constraints.gatekeeper.sh/v1beta1:KplaneAllowedRegistries")
+	require.Len(t, registries, 1)
+	params := registries[0].Inputs["spec"].ObjectValue()["parameters"].ObjectValue()
+	assert.Equal(t, []string{"registry.example.com/"}, strs(params["registries"]))
+	exception := params["exceptions"].ArrayValue()[0].ObjectValue()
+	assert.Equal(t, "library sample", exception["reason"].StringValue(), "exceptions stay listed with their reason")
+
+	external := libraryArgs()
+	external.Admission.Engine, external.Admission.Gatekeeper.External = "gatekeeper", true
+	external.Admission.Mode = "audit"
+	rec, err = run(t, external)
+	require.NoError(t, err)
+	assert.Empty(t, rec.ofType("kubernetes:helm.sh/v4:Chart"), "an external Gatekeeper is not installed")
+	assert.Empty(t, byName(rec.ofType("kubernetes:core/v1:Namespace"), "gatekeeper-system").Inputs)
+	warn := rec.ofType("kubernetes:constraints.gatekeeper.sh/v1beta1:KplaneNoPrivileged")[0]
+	assert.Equal(t, "warn", warn.Inputs["spec"].ObjectValue()["enforcementAction"].StringValue())
+
+	local := libraryArgs()
+	local.Admission.Engine, local.Admission.Gatekeeper.Chart.Path = "gatekeeper", t.TempDir()
+	rec, err = run(t, local)
+	require.NoError(t, err)
+	assert.Equal(t, local.Admission.Gatekeeper.Chart.Path, rec.ofType("kubernetes:helm.sh/v4:Chart")[0].Inputs["chart"].StringValue())
 }

@@ -29,9 +29,25 @@ func rule(group string, resources ...string) admissionv1.NamedRuleWithOperations
 // the garbage collector and other controllers can always finish their work on old objects.
 const specChanged = "request.operation == 'CREATE' || !has(oldObject.spec) || object.spec != oldObject.spec"
 
-// newAdmission installs the baseline: per policy a ValidatingAdmissionPolicy (CEL, evaluated
-// in-process by the API server, failing closed) and its binding. It returns the policy names.
+// newAdmission installs the baseline with the chosen engine. It returns the policy names.
 func newAdmission(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ...pulumi.ResourceOption) ([]string, error) {
+	if args.Admission.Engine == "gatekeeper" {
+		return newGatekeeper(ctx, name, args, now, opts...)
+	}
+	return newVAP(ctx, name, args, now, opts...)
+}
+
+// warnExpired tells the operator which exceptions of a policy have expired (they no longer apply).
+func warnExpired(ctx *pulumi.Context, policy string, expired []Exception) {
+	for _, e := range expired {
+		_ = ctx.Log.Warn(fmt.Sprintf("exception to %s for %s/%s expired on %s and no longer applies; remove it from the arguments",
+			policy, e.Namespace, e.Workload, e.Expires), nil)
+	}
+}
+
+// newVAP installs the baseline as, per policy, a ValidatingAdmissionPolicy (CEL, evaluated
+// in-process by the API server, failing closed) and its binding.
+func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ...pulumi.ResourceOption) ([]string, error) {
 	actions := []string{"Deny"}
 	if args.Admission.Mode == "audit" {
 		actions = []string{"Warn", "Audit"}
@@ -43,10 +59,7 @@ func newAdmission(ctx *pulumi.Context, name string, args *Args, now time.Time, o
 	var names []string
 	for _, p := range args.policies() {
 		active, expired := args.activeExceptions(p.Name, now)
-		for _, e := range expired {
-			_ = ctx.Log.Warn(fmt.Sprintf("exception to %s for %s/%s expired on %s and no longer applies; remove it from the arguments",
-				p.Name, e.Namespace, e.Workload, e.Expires), nil)
-		}
+		warnExpired(ctx, p.Name, expired)
 		conditions := admissionv1.MatchConditionArray{admissionv1.MatchConditionArgs{Name: pulumi.String("spec-changed"), Expression: pulumi.String(specChanged)}}
 		for i, e := range active {
 			conditions = append(conditions, admissionv1.MatchConditionArgs{
@@ -55,9 +68,9 @@ func newAdmission(ctx *pulumi.Context, name string, args *Args, now time.Time, o
 		}
 		validations := admissionv1.ValidationArray{}
 		for _, r := range p.Validations {
-			expr, msg := r.celExpression()
+			expr, msg := p.celExpression(r, literals)
 			validations = append(validations, admissionv1.ValidationArgs{
-				Expression: pulumi.String(expr), MessageExpression: pulumi.String("'" + p.Name + ": ' + " + msg), Reason: pulumi.String("Forbidden"),
+				Expression: pulumi.String(expr), MessageExpression: pulumi.String(msg), Reason: pulumi.String("Forbidden"),
 			})
 		}
 		listed, err := json.Marshal(active)

@@ -1,0 +1,111 @@
+// Package chart is how kplane components install upstream software: the official Helm chart at
+// a pinned version, rendered by the Kubernetes provider (helm/v4 Chart: every object becomes a
+// Pulumi resource, so previews show them and policy packs check them), with a source override
+// for air-gapped users (a mirror repository or a local chart directory or archive).
+package chart
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Source says where a chart comes from. Components fill the official repository, name and
+// version; users override what they must.
+type Source struct {
+	// Repo is the chart repository (https://... or oci://...), e.g. a mirror.
+	Repo string `json:"repo,omitempty"`
+	// Name is the chart's name in Repo.
+	Name string `json:"name,omitempty"`
+	// Version pins the chart version.
+	Version string `json:"version,omitempty"`
+	// Path is a local chart directory or .tgz; when set, Repo and Name are not used.
+	Path string `json:"path,omitempty"`
+}
+
+// Or returns s with its empty fields taken from def (the component's pinned official chart).
+// A Path given by the user replaces the repository entirely.
+func (s Source) Or(def Source) Source {
+	if s.Path != "" {
+		if s.Version == "" {
+			s.Version = def.Version
+		}
+		return s
+	}
+	if s.Repo == "" {
+		s.Repo = def.Repo
+	}
+	if s.Name == "" {
+		s.Name = def.Name
+	}
+	if s.Version == "" {
+		s.Version = def.Version
+	}
+	return s
+}
+
+// Validate checks a source after Or; field names the argument in errors ("Gatekeeper.Chart").
+func (s Source) Validate(field string) error {
+	if s.Path != "" {
+		if _, err := os.Stat(s.Path); err != nil {
+			return fmt.Errorf("%s.Path %q: no such chart directory or archive; give the path of the unpacked chart (the folder with Chart.yaml)", field, s.Path)
+		}
+		return nil
+	}
+	u, err := url.Parse(s.Repo)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "oci") || u.Host == "" {
+		return fmt.Errorf("%s.Repo %q: give a chart repository URL (https://... or oci://...), or Path for a local chart", field, s.Repo)
+	}
+	if s.Name == "" || strings.ContainsAny(s.Name, "/ ") {
+		return fmt.Errorf("%s.Name %q: give the chart's name in the repository", field, s.Name)
+	}
+	if s.Version == "" {
+		return fmt.Errorf("%s.Version: required; pin the chart version", field)
+	}
+	return nil
+}
+
+// Args are the helm/v4 Chart arguments installing this source as release into namespace.
+func (s Source) Args(release, namespace string, values map[string]any) *helmv4.ChartArgs {
+	args := &helmv4.ChartArgs{
+		Name:      pulumi.String(release),
+		Namespace: pulumi.String(namespace),
+		Values:    pulumi.ToMap(values),
+	}
+	if s.Version != "" {
+		args.Version = pulumi.String(s.Version)
+	}
+	switch {
+	case s.Path != "":
+		args.Chart = pulumi.String(s.Path)
+	case strings.HasPrefix(s.Repo, "oci://"):
+		args.Chart = pulumi.String(strings.TrimSuffix(s.Repo, "/") + "/" + s.Name)
+	default:
+		args.Chart = pulumi.String(s.Name)
+		args.RepositoryOpts = &helmv4.RepositoryOptsArgs{Repo: pulumi.String(s.Repo)}
+	}
+	return args
+}
+
+// Merge returns base with over laid on top: maps merge key by key, anything else in over wins.
+// Components compute base; users' Values come as over.
+func Merge(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if bm, ok := out[k].(map[string]any); ok {
+			if om, ok := v.(map[string]any); ok {
+				out[k] = Merge(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,51 @@
+package chart
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var official = Source{Repo: "https://charts.example.org", Name: "thing", Version: "1.2.3"}
+
+func TestOrKeepsThePinnedOfficialChart(t *testing.T) {
+	assert.Equal(t, official, Source{}.Or(official))
+	mirror := Source{Repo: "oci://mirror.example.com/charts"}.Or(official)
+	assert.Equal(t, Source{Repo: "oci://mirror.example.com/charts", Name: "thing", Version: "1.2.3"}, mirror)
+	local := Source{Path: t.TempDir()}.Or(official)
+	assert.Empty(t, local.Repo, "a local chart does not use the repository")
+	assert.Equal(t, "1.2.3", local.Version)
+}
+
+func TestValidate(t *testing.T) {
+	require.NoError(t, official.Validate("X.Chart"))
+	require.NoError(t, Source{Path: t.TempDir()}.Validate("X.Chart"))
+	for _, c := range []struct {
+		src  Source
+		want string
+	}{
+		{Source{Path: "/no/such/chart"}, `X.Chart.Path "/no/such/chart": no such chart directory`},
+		{Source{Repo: "charts.example.org", Name: "thing", Version: "1"}, `X.Chart.Repo "charts.example.org": give a chart repository URL`},
+		{Source{Repo: "https://charts.example.org", Version: "1"}, `X.Chart.Name "": give the chart's name`},
+		{Source{Repo: "https://charts.example.org", Name: "thing"}, "X.Chart.Version: required; pin the chart version"},
+	} {
+		err := c.src.Validate("X.Chart")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), c.want)
+	}
+}
+
+func TestArgs(t *testing.T) {
+	oci := Source{Repo: "oci://mirror.example.com/charts/", Name: "thing", Version: "1.2.3"}.Args("r", "ns", nil)
+	assert.Nil(t, oci.RepositoryOpts, "an OCI chart is addressed by its reference")
+	https := official.Args("r", "ns", nil)
+	assert.NotNil(t, https.RepositoryOpts)
+}
+
+func TestMerge(t *testing.T) {
+	base := map[string]any{"a": 1, "audit": map[string]any{"interval": 60, "limit": 20}}
+	got := Merge(base, map[string]any{"audit": map[string]any{"interval": 30}, "b": true})
+	assert.Equal(t, map[string]any{"a": 1, "b": true, "audit": map[string]any{"interval": 30, "limit": 20}}, got)
+	assert.Equal(t, 60, base["audit"].(map[string]any)["interval"], "base is not modified")
+}
