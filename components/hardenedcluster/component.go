@@ -90,7 +90,11 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	if err := newServiceSecrets(ctx, name, args, accountResources, parent); err != nil {
 		return nil, err
 	}
-	policies, err := newAdmission(ctx, name, args, now(), parent)
+	var nsList []pulumi.Resource
+	for _, ns := range sortedKeys(nsResources) {
+		nsList = append(nsList, nsResources[ns])
+	}
+	policies, err := newAdmission(ctx, name, args, now(), nsList, parent)
 	if err != nil {
 		return nil, err
 	}

@@ -179,16 +179,31 @@ func (a *Args) gatekeeperValues() map[string]any {
 	if a.Admission.Gatekeeper.FailOpen || a.Admission.Mode == "audit" {
 		failure = "Ignore"
 	}
+	var rules []any
+	for _, r := range gatekeeperKinds {
+		m := r.(map[string]any)
+		var resources []any
+		for _, k := range m["kinds"].([]any) {
+			resources = append(resources, strings.ToLower(k.(string))+"s")
+		}
+		rules = append(rules, map[string]any{"apiGroups": m["apiGroups"], "apiVersions": []any{"*"},
+			"operations": []any{"CREATE", "UPDATE"}, "resources": resources, "scope": "Namespaced"})
+	}
 	return chart.Merge(map[string]any{
 		"validatingWebhookFailurePolicy": failure,
+		// The webhook sees only what the constraints check (workloads): no latency on other
+		// requests, and no chicken-and-egg with the chart's own CRDs and Services.
+		"validatingWebhookCustomRules": rules,
 		// kplane uses no mutation: one webhook less on every request.
 		"disableMutation": true,
 		// Helm hooks do not run under the provider's Chart; kplane creates and labels the
 		// namespace itself, and the CRDs come from the chart's crds/ folder.
-		"postInstall":         map[string]any{"labelNamespace": map[string]any{"enabled": false}, "probeWebhook": map[string]any{"enabled": false}},
-		"postUpgrade":         map[string]any{"labelNamespace": map[string]any{"enabled": false}},
-		"preUninstall":        map[string]any{"deleteWebhookConfigurations": map[string]any{"enabled": false}},
-		"upgradeCRDs":         map[string]any{"enabled": false},
+		"postInstall":  map[string]any{"labelNamespace": map[string]any{"enabled": false}, "probeWebhook": map[string]any{"enabled": false}},
+		"postUpgrade":  map[string]any{"labelNamespace": map[string]any{"enabled": false}},
+		"preUninstall": map[string]any{"deleteWebhookConfigurations": map[string]any{"enabled": false}},
+		"upgradeCRDs":  map[string]any{"enabled": false},
+		// An empty annotations map on the chart's Secret shows as a change on every update.
+		"secretAnnotations":   map[string]any{"kplane.io/purpose": "Gatekeeper webhook serving certificate"},
 		"emitAdmissionEvents": true,
 		"emitAuditEvents":     true,
 		"logDenies":           true,
@@ -196,8 +211,9 @@ func (a *Args) gatekeeperValues() map[string]any {
 }
 
 // newGatekeeper installs Gatekeeper (unless External), then per policy its template and its
-// constraint. It returns the policy names.
-func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ...pulumi.ResourceOption) ([]string, error) {
+// constraint. It returns the policy names. The chart comes after the team namespaces: its
+// webhooks check namespaces too and would refuse them until Gatekeeper runs.
+func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, namespaces []pulumi.Resource, opts ...pulumi.ResourceOption) ([]string, error) {
 	g := args.Admission.Gatekeeper
 	var installed []pulumi.Resource
 	if !g.External {
@@ -217,7 +233,7 @@ func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, 
 		}
 		src := g.Chart.Or(GatekeeperChart)
 		release, err := helmv4.NewChart(ctx, name+"-gatekeeper", src.Args("gatekeeper", g.namespace(), args.gatekeeperValues()),
-			append(opts, pulumi.DependsOn([]pulumi.Resource{ns}))...)
+			append(opts, pulumi.DependsOn(append([]pulumi.Resource{ns}, namespaces...)))...)
 		if err != nil {
 			return nil, err
 		}

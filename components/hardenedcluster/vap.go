@@ -29,10 +29,11 @@ func rule(group string, resources ...string) admissionv1.NamedRuleWithOperations
 // the garbage collector and other controllers can always finish their work on old objects.
 const specChanged = "request.operation == 'CREATE' || !has(oldObject.spec) || object.spec != oldObject.spec"
 
-// newAdmission installs the baseline with the chosen engine. It returns the policy names.
-func newAdmission(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ...pulumi.ResourceOption) ([]string, error) {
+// newAdmission installs the baseline with the chosen engine, after the team namespaces. It
+// returns the policy names.
+func newAdmission(ctx *pulumi.Context, name string, args *Args, now time.Time, namespaces []pulumi.Resource, opts ...pulumi.ResourceOption) ([]string, error) {
 	if args.Admission.Engine == "gatekeeper" {
-		return newGatekeeper(ctx, name, args, now, opts...)
+		return newGatekeeper(ctx, name, args, now, namespaces, opts...)
 	}
 	return newVAP(ctx, name, args, now, opts...)
 }

@@ -14,6 +14,7 @@ import (
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/tests/fixtures"
@@ -26,81 +27,84 @@ func workloadObject(kind, ns, name string, spec map[string]any) (*unstructured.U
 	return &unstructured.Unstructured{Object: obj}, schema.GroupVersionResource{Group: group, Version: "v1", Resource: resource}
 }
 
-// TestAdmissionBaseline: the hardened-cluster policies run in the real API server's admission
-// path; bad workloads are refused at apply time with the policy, the field and the fix; the
-// ordinary set (web Deployment, StatefulSet database, CronJob, DaemonSet agent in an exempt
-// namespace) is admitted; an exception admits its one workload; an expired one does not.
-func TestAdmissionBaseline(t *testing.T) {
-	integration(t)
-	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1})[0]
-	ctx := context.Background()
-	agents := func(ctx *pulumi.Context, k8s pulumi.ProviderResource) ([]pulumi.Resource, error) {
-		ns, err := corev1.NewNamespace(ctx, "agents", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("adm-agents")}}, pulumi.Provider(k8s))
-		return []pulumi.Resource{ns}, err
-	}
+// baseline is the admission scenario both engines must pass, in namespaces <prefix>-apps (a
+// team's) and <prefix>-agents (exempt, created by the stack before the component).
+type baseline struct{ prefix string }
+
+func (b baseline) apps() string   { return b.prefix + "-apps" }
+func (b baseline) agents() string { return b.prefix + "-agents" }
+
+// args: the team, a registry, the exempt namespace, an active and an expired exception, and the
+// exceptions that isolate fixtures breaking a second policy by necessity (API validation: a
+// privileged container cannot set allowPrivilegeEscalation: false).
+func (b baseline) args() *hardenedcluster.Args {
 	exceptions := []hardenedcluster.Exception{
-		{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
-		{Policy: "kplane-read-only-root", Namespace: "adm-apps", Workload: "old", Reason: "ended", Expires: "2020-01-01"},
+		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
+		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "old", Reason: "ended", Expires: "2020-01-01"},
 	}
-	// Some violations break a second policy by necessity (API validation: a privileged container
-	// cannot set allowPrivilegeEscalation: false): that policy is excepted for the fixture's
-	// workload, to see the policy under test answer.
 	for _, v := range fixtures.Violations() {
 		if v.Also != "" {
-			exceptions = append(exceptions, hardenedcluster.Exception{Policy: v.Also, Namespace: "adm-apps", Workload: v.Name, Reason: "test isolation", Expires: "2099-12-31"})
+			exceptions = append(exceptions, hardenedcluster.Exception{Policy: v.Also, Namespace: b.apps(), Workload: v.Name, Reason: "test isolation", Expires: "2099-12-31"})
 		}
 	}
-	s := hardenedStack(t, c, "admission", &hardenedcluster.Args{
+	return &hardenedcluster.Args{
 		PodSecurityVersion: "v1.37",
-		Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{"adm-apps"}}},
+		Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{b.apps()}}},
 		Admission: hardenedcluster.AdmissionArgs{
 			AllowedRegistries: []string{"registry.example.com/"},
-			ExemptNamespaces:  []string{"adm-agents"},
+			ExemptNamespaces:  []string{b.agents()},
 			Exceptions:        exceptions,
 		},
-	}, agents)
-	up, err := s.Up(ctx)
-	require.NoError(t, err)
-	dc, err := c.Dynamic()
-	require.NoError(t, err)
+	}
+}
 
-	vap := get(t, dc, schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}, "", "kplane-read-only-root")
-	assert.Contains(t, vap.GetAnnotations()["kplane.io/exceptions"], `"reason":"writes to /tmp until v2"`, "active exceptions stay listed on the policy")
-	assert.NotContains(t, vap.GetAnnotations()["kplane.io/exceptions"], `"workload":"old"`, "expired exceptions are not applied")
-	assert.Contains(t, up.StdOut+up.StdErr, "expired on 2020-01-01 and no longer applies")
+// setup creates the exempt agents namespace before the component.
+func (b baseline) setup(ctx *pulumi.Context, k8s pulumi.ProviderResource) ([]pulumi.Resource, error) {
+	ns, err := corev1.NewNamespace(ctx, "agents", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(b.agents())}}, pulumi.Provider(k8s))
+	return []pulumi.Resource{ns}, err
+}
 
+// check: bad workloads are refused at apply time with the policy, the field and the fix; the
+// ordinary set (web Deployment, StatefulSet database, CronJob, DaemonSet agent in the exempt
+// namespace) is admitted; the active exception admits its one workload, the expired one does
+// not; metadata-only updates of existing objects get through.
+func (b baseline) check(t *testing.T, dc dynamic.Interface) {
+	ctx := context.Background()
+	apps := b.apps()
 	dryRun := k8smeta.CreateOptions{DryRun: []string{"All"}}
+	create := func(obj *unstructured.Unstructured, gvr schema.GroupVersionResource, ns string) func() error {
+		return func() error { _, err := dc.Resource(gvr).Namespace(ns).Create(ctx, obj, dryRun); return err }
+	}
 	for _, v := range fixtures.Violations() {
 		t.Run("denied/"+v.Name, func(t *testing.T) {
 			spec := fixtures.GoodPodSpec()
 			v.Mutate(spec)
-			obj, gvr := workloadObject("Deployment", "adm-apps", v.Name, spec)
-			refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, v.Policy+": "+v.Want)
+			obj, gvr := workloadObject("Deployment", apps, v.Name, spec)
+			refused(t, create(obj, gvr, apps), v.Policy+": "+v.Want)
 		})
 	}
 	t.Run("denied/expired exception", func(t *testing.T) {
 		spec := fixtures.GoodPodSpec()
 		delete(fixtures.SC(spec), "readOnlyRootFilesystem")
-		obj, gvr := workloadObject("Deployment", "adm-apps", "old-app", spec)
-		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err },
-			"kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
+		obj, gvr := workloadObject("Deployment", apps, "old-app", spec)
+		refused(t, create(obj, gvr, apps), "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
 	})
 	t.Run("denied/cronjob", func(t *testing.T) {
 		spec := fixtures.GoodPodSpec()
 		fixtures.SC(spec)["privileged"] = true
 		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
-		obj, gvr := workloadObject("CronJob", "adm-apps", "privileged-nightly", spec)
-		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("adm-apps").Create(ctx, obj, dryRun); return err }, "kplane-no-privileged: container app")
+		obj, gvr := workloadObject("CronJob", apps, "privileged-nightly", spec)
+		refused(t, create(obj, gvr, apps), "kplane-no-privileged: container app")
 	})
 	t.Run("denied/outside team namespaces", func(t *testing.T) {
 		obj, gvr := workloadObject("Deployment", "default", "stray", fixtures.GoodPodSpec())
-		refused(t, func() error { _, err := dc.Resource(gvr).Namespace("default").Create(ctx, obj, dryRun); return err }, "kplane-allowed-namespaces: namespace default: not a team namespace (CIS 5.6.4); deploy into one of adm-apps")
+		refused(t, create(obj, gvr, "default"), "kplane-allowed-namespaces: namespace default: not a team namespace (CIS 5.6.4); deploy into one of "+apps)
 	})
 
 	// The ordinary set is admitted for real.
 	admitted := []struct{ kind, ns, name string }{
-		{"Deployment", "adm-apps", "web"}, {"StatefulSet", "adm-apps", "db"}, {"CronJob", "adm-apps", "report"},
-		{"DaemonSet", "adm-agents", "node-agent"}, {"Deployment", "adm-apps", "legacy-api"},
+		{"Deployment", apps, "web"}, {"StatefulSet", apps, "db"}, {"CronJob", apps, "report"},
+		{"DaemonSet", b.agents(), "node-agent"}, {"Deployment", apps, "legacy-api"},
 	}
 	for _, a := range admitted {
 		spec := fixtures.GoodPodSpec()
@@ -117,32 +121,53 @@ func TestAdmissionBaseline(t *testing.T) {
 		_, err := dc.Resource(gvr).Namespace(a.ns).Create(ctx, obj, k8smeta.CreateOptions{})
 		assert.NoError(t, err, "%s %s/%s must be admitted", a.kind, a.ns, a.name)
 	}
+	// Metadata-only updates of existing objects stay possible (controllers, garbage collection).
+	_, err := dc.Resource(gvrDeployment).Namespace(apps).Patch(ctx, "legacy-api", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"owner":"apps"}}}`), k8smeta.PatchOptions{})
+	assert.NoError(t, err)
+}
+
+// TestAdmissionBaseline: the hardened-cluster policies run in the real API server's admission
+// path as ValidatingAdmissionPolicies (the default engine), including kubectl debug's
+// ephemeral containers; exceptions stay listed on the policies.
+func TestAdmissionBaseline(t *testing.T) {
+	integration(t)
+	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1})[0]
+	ctx := context.Background()
+	b := baseline{prefix: "adm"}
+	s := hardenedStack(t, c, "admission", b.args(), b.setup)
+	up, err := s.Up(ctx)
+	require.NoError(t, err)
+	dc, err := c.Dynamic()
+	require.NoError(t, err)
+
+	vap := get(t, dc, schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}, "", "kplane-read-only-root")
+	assert.Contains(t, vap.GetAnnotations()["kplane.io/exceptions"], `"reason":"writes to /tmp until v2"`, "active exceptions stay listed on the policy")
+	assert.NotContains(t, vap.GetAnnotations()["kplane.io/exceptions"], `"workload":"old"`, "expired exceptions are not applied")
+	assert.Contains(t, up.StdOut+up.StdErr, "expired on 2020-01-01 and no longer applies")
+
+	b.check(t, dc)
+
 	// kubectl debug adds ephemeral containers to a running pod: they are checked too (with a
 	// rule Pod Security Admission does not have, so that kplane's policy is the one answering).
-	pods := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
-	target, _ := workloadObject("Pod", "adm-apps", "debug-target", fixtures.GoodPodSpec())
-	_, err = dc.Resource(pods).Namespace("adm-apps").Create(ctx, target, k8smeta.CreateOptions{})
+	target, _ := workloadObject("Pod", b.apps(), "debug-target", fixtures.GoodPodSpec())
+	_, err = dc.Resource(gvrPod).Namespace(b.apps()).Create(ctx, target, k8smeta.CreateOptions{})
 	require.NoError(t, err)
 	refused(t, func() error {
-		live, err := dc.Resource(pods).Namespace("adm-apps").Get(ctx, "debug-target", k8smeta.GetOptions{})
+		live, err := dc.Resource(gvrPod).Namespace(b.apps()).Get(ctx, "debug-target", k8smeta.GetOptions{})
 		if err != nil {
 			return err
 		}
 		debugger := map[string]any{"name": "debugger", "image": "registry.example.com/tools" + fixtures.Digest,
 			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}}
 		require.NoError(t, unstructured.SetNestedSlice(live.Object, []any{debugger}, "spec", "ephemeralContainers"))
-		_, err = dc.Resource(pods).Namespace("adm-apps").Update(ctx, live, k8smeta.UpdateOptions{}, "ephemeralcontainers")
+		_, err = dc.Resource(gvrPod).Namespace(b.apps()).Update(ctx, live, k8smeta.UpdateOptions{}, "ephemeralcontainers")
 		return err
 	}, "kplane-read-only-root: container debugger: securityContext.readOnlyRootFilesystem must be true")
-	// Metadata-only updates of existing objects stay possible (controllers, garbage collection).
-	deploy := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-	_, err = dc.Resource(deploy).Namespace("adm-apps").Patch(ctx, "legacy-api", "application/merge-patch+json", []byte(`{"metadata":{"labels":{"owner":"apps"}}}`), k8smeta.PatchOptions{})
-	assert.NoError(t, err)
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
 	gone(t, dc, schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}, "", "kplane-no-privileged")
-	gone(t, dc, gvrNamespace, "", "adm-apps")
+	gone(t, dc, gvrNamespace, "", b.apps())
 	noKplaneObjects(t, dc)
 }
 

@@ -42,11 +42,7 @@ func pinned(t *testing.T, key string) string {
 // conversion webhook is replaced by strategy None: its server (the upstream controller) cannot
 // run here; the schemas, which are what is being tested, stay exactly upstream's.
 func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string) {
-	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
-	require.NoError(t, err, "go mod download %s", module)
-	var info struct{ Dir string }
-	require.NoError(t, json.Unmarshal(out, &info))
-	raw, err := os.ReadFile(filepath.Join(info.Dir, path))
+	raw, err := os.ReadFile(filepath.Join(moduleDir(t, module), path))
 	require.NoError(t, err)
 	js, err := yaml.YAMLToJSON(raw)
 	require.NoError(t, err)
@@ -60,6 +56,17 @@ func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string) {
 	_, err = dc.Resource(gvrCRD).Create(context.Background(), obj, k8smeta.CreateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return established(get(t, dc, gvrCRD, "", obj.GetName())) }, 30*time.Second, 100*time.Millisecond)
+}
+
+// moduleDir is the directory of module@version in the Go module cache (downloaded if missing):
+// upstream releases' CRDs and charts come from there, offline.
+func moduleDir(t *testing.T, module string) string {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
+	require.NoError(t, err, "go mod download %s", module)
+	var info struct{ Dir string }
+	require.NoError(t, json.Unmarshal(out, &info))
+	return info.Dir
 }
 
 // TestImageTrustPolicy: the ClusterImagePolicy kplane renders is accepted by sigstore

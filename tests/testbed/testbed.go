@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand"
 	"net"
 	"os"
 	"os/exec"
@@ -291,22 +292,20 @@ func (c *Cluster) saveState(pid int) error {
 }
 
 // freePort finds n consecutive free loopback ports (etcd needs client and peer side by side).
+// They are drawn below the kernel's ephemeral range (32768+), where outgoing connections and
+// port-0 listeners (Pulumi's plugins) take theirs: a port handed out now and bound seconds later
+// (a webhook's, known before its server starts) cannot be taken in between by one of those.
 func freePort(n int) (int, error) {
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+	for try := 0; try < 100; try++ {
+		port := 20000 + rand.Intn(12000)
 		ok := true
-		for i := 1; i < n; i++ {
-			l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+i))
+		for i := 0; i < n && ok; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+i))
 			if err != nil {
 				ok = false
-				break
+				continue
 			}
-			l2.Close()
+			l.Close()
 		}
 		if ok {
 			return port, nil

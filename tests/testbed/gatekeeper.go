@@ -1,0 +1,125 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/kplane/kplane/tests/fixtures"
+)
+
+// Gatekeeper is the real Gatekeeper manager (from the tool cache) run against a test-bed
+// cluster: the chart's Deployment is only faked by KWOK, so this process plays its pod, with
+// the admission webhook served on loopback under a certificate for 127.0.0.1.
+type Gatekeeper struct {
+	// Addr is the webhook's host:port (the chart's validatingWebhookURL).
+	Addr string
+	// CA is the PEM certificate the API server must trust for the webhook (its caBundle).
+	CA []byte
+	// Log is the manager's log file.
+	Log string
+
+	dir, health string
+	cmd         *exec.Cmd
+	done        chan struct{}
+}
+
+// NewGatekeeper prepares a manager in dir: free loopback ports and a serving certificate.
+func NewGatekeeper(dir string) (*Gatekeeper, error) {
+	ports, err := freePort(2)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := fixtures.Issue("kplane test webhook CA", nil, true, nil)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := fixtures.Issue("gatekeeper-webhook", nil, false, ca, net.ParseIP("127.0.0.1"))
+	if err != nil {
+		return nil, err
+	}
+	key, err := serving.KeyPEM()
+	if err != nil {
+		return nil, err
+	}
+	certs := filepath.Join(dir, "certs")
+	if err := os.MkdirAll(certs, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(certs, "tls.crt"), serving.PEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(certs, "tls.key"), key, 0o600); err != nil {
+		return nil, err
+	}
+	return &Gatekeeper{
+		Addr: fmt.Sprintf("127.0.0.1:%d", ports), CA: ca.PEM, Log: filepath.Join(dir, "gatekeeper.log"),
+		dir: dir, health: fmt.Sprintf("127.0.0.1:%d", ports+1),
+	}, nil
+}
+
+// Start runs the manager against c as pod podName of namespace (its status objects are owned
+// by that pod) with the chart's operations (webhook, audit, status, generate) and waits until it
+// is ready. auditInterval is in seconds.
+func (g *Gatekeeper) Start(ctx context.Context, c *Cluster, namespace, podName string, auditInterval int) error {
+	bin, err := Binary("gatekeeper")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(g.dir, "audit"), 0o700); err != nil {
+		return err
+	}
+	logf, err := os.Create(g.Log)
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(g.Addr)
+	g.cmd = exec.Command(bin, "--host=127.0.0.1", "--port="+port, "--cert-dir="+filepath.Join(g.dir, "certs"), "--disable-cert-rotation", "--api-cache-dir="+filepath.Join(g.dir, "audit"),
+		"--health-addr="+g.health, "--metrics-addr=0", "--shutdown-delay=0", fmt.Sprintf("--audit-interval=%d", auditInterval),
+		"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate", "--log-denies")
+	g.cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "POD_NAMESPACE="+namespace, "POD_NAME="+podName)
+	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := g.cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	g.done = make(chan struct{})
+	go func() { _ = g.cmd.Wait(); logf.Close(); close(g.done) }()
+	for {
+		resp, err := http.Get("http://" + g.health + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-g.done:
+			return fmt.Errorf("gatekeeper exited: %s", lastLines(g.Log, 5))
+		case <-ctx.Done():
+			return fmt.Errorf("gatekeeper not ready: %w; log: %s", ctx.Err(), lastLines(g.Log, 5))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// Stop terminates the manager.
+func (g *Gatekeeper) Stop() {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return
+	}
+	_ = g.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.done
+	}
+}
