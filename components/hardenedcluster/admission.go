@@ -374,6 +374,9 @@ func (a *Args) teamNamespaces() []string {
 
 func (a *Args) exemptNamespaces() []string {
 	ns := append(append([]string{}, alwaysExempt...), a.Admission.ExemptNamespaces...)
+	if a.NodeChecks.Image != "" {
+		ns = append(ns, NodeCheckNamespace)
+	}
 	sort.Strings(ns)
 	return ns
 }

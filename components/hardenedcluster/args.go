@@ -23,6 +23,8 @@ type Args struct {
 	APIAccess APIAccessArgs `json:"apiAccess,omitempty"`
 	// ImageTrust requires cosign signatures on images (sigstore policy-controller).
 	ImageTrust ImageTrustArgs `json:"imageTrust,omitempty"`
+	// NodeChecks schedule the CIS 1.12 / KISA node check on every node pool.
+	NodeChecks NodeCheckArgs `json:"nodeChecks,omitempty"`
 	// PodSecurityVersion pins the Pod Security Standards version the namespaces enforce,
 	// e.g. "v1.37". Default "latest" follows the API server's version. Pin it in production so an
 	// API server upgrade cannot tighten or loosen admission unannounced.
@@ -155,6 +157,9 @@ func (a *Args) Validate() error {
 		return err
 	}
 	if err := a.validateSecrets(); err != nil {
+		return err
+	}
+	if err := a.validateNodeChecks(); err != nil {
 		return err
 	}
 	if v := a.PodSecurityVersion; v != "" && v != "latest" && !regexp.MustCompile(`^v1\.[0-9]+$`).MatchString(v) {

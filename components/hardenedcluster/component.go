@@ -29,6 +29,10 @@ type HardenedCluster struct {
 	// VaultPolicies maps each Vault role ("<namespace>-<service>") to its policy (HCL), for the
 	// Vault bootstrap: read on the service's own path only.
 	VaultPolicies pulumi.StringMapOutput `pulumi:"vaultPolicies"`
+	// AuditPolicy is the API server audit policy (CIS 3.2), for --audit-policy-file.
+	AuditPolicy pulumi.StringOutput `pulumi:"auditPolicy"`
+	// KubeletConfig is the hardened KubeletConfiguration for the node pools' bootstrap (CIS 4.2).
+	KubeletConfig pulumi.StringOutput `pulumi:"kubeletConfig"`
 }
 
 // now is the clock exceptions expire by (a variable for tests).
@@ -101,12 +105,17 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	if err := newImageTrust(ctx, name, args, parent); err != nil {
 		return nil, err
 	}
+	if err := newNodeChecks(ctx, name, args, parent); err != nil {
+		return nil, err
+	}
 	c.Namespaces = namespaces.ToStringMapOutput()
 	c.ServiceAccounts = accounts.ToStringMapOutput()
 	c.AdmissionPolicies = pulumi.ToStringArray(policies).ToStringArrayOutput()
 	c.AllowedCIDRs = pulumi.ToStringArray(args.APIAccess.AllowedCIDRs).ToStringArrayOutput()
 	c.ClientCABundle = pulumi.String(args.APIAccess.ClientCAs).ToStringOutput()
 	c.VaultPolicies = pulumi.ToStringMap(args.VaultPolicies()).ToStringMapOutput()
+	c.AuditPolicy = pulumi.String(AuditPolicy()).ToStringOutput()
+	c.KubeletConfig = pulumi.String(KubeletConfiguration()).ToStringOutput()
 	return c, ctx.RegisterResourceOutputs(c, pulumi.Map{
 		"namespaces":        c.Namespaces,
 		"serviceAccounts":   c.ServiceAccounts,
@@ -114,6 +123,8 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 		"allowedCidrs":      c.AllowedCIDRs,
 		"clientCaBundle":    c.ClientCABundle,
 		"vaultPolicies":     c.VaultPolicies,
+		"auditPolicy":       c.AuditPolicy,
+		"kubeletConfig":     c.KubeletConfig,
 	})
 }
 

@@ -97,16 +97,25 @@ func TestControlPlaneHardening(t *testing.T) {
 
 	// The create is in the audit log, with metadata only (never the secret's value).
 	auditLog := filepath.Join(c.Dir, "audit", "audit.log")
-	require.Eventually(t, func() bool { return auditHas(auditLog, "secrets", "probe", "create") }, 10*time.Second, 200*time.Millisecond)
+	require.Eventually(t, func() bool { return auditLevel(auditLog, "secrets", "probe", "create") == "Metadata" }, 10*time.Second, 200*time.Millisecond)
 	raw, err := os.ReadFile(auditLog)
 	require.NoError(t, err)
 	assert.NotContains(t, string(raw), "plain-text-marker", "the audit log must not record secret values")
+
+	// RBAC changes are recorded with request and response (the hardened cluster's AuditPolicy).
+	role := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+		"metadata": map[string]any{"name": "audit-probe", "namespace": "default"},
+		"rules":    []any{map[string]any{"apiGroups": []any{""}, "resources": []any{"pods"}, "verbs": []any{"get"}}}}}
+	_, err = dc.Resource(gvrRole).Namespace("default").Create(ctx, role, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return auditLevel(auditLog, "roles", "audit-probe", "create") == "RequestResponse" }, 10*time.Second, 200*time.Millisecond)
 }
 
-func auditHas(path, resource, name, verb string) bool {
+// auditLevel is the level of the audit log's event for verb on resource/name ("" if none yet).
+func auditLevel(path, resource, name, verb string) string {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -121,8 +130,8 @@ func auditHas(path, resource, name, verb string) bool {
 			} `json:"objectRef"`
 		}
 		if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.Verb == verb && ev.ObjectRef.Resource == resource && ev.ObjectRef.Name == name {
-			return ev.Level == "Metadata"
+			return ev.Level
 		}
 	}
-	return false
+	return ""
 }

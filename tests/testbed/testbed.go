@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kplane/kplane/components/hardenedcluster"
 )
 
 // Options for one cluster.
@@ -131,7 +133,12 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return err
 	}
-	args := []string{"--dir", c.Dir, "--name", c.Name, "--port", strconv.Itoa(c.Port), "--etcd-port", strconv.Itoa(c.EtcdPort)}
+	// The API server audits with the hardened cluster's policy (CIS 3.2), as a platform applies it.
+	audit := filepath.Join(c.Dir, "audit-policy.yaml")
+	if err := os.WriteFile(audit, []byte(hardenedcluster.AuditPolicy()), 0o600); err != nil {
+		return err
+	}
+	args := []string{"--dir", c.Dir, "--name", c.Name, "--port", strconv.Itoa(c.Port), "--etcd-port", strconv.Itoa(c.EtcdPort), "--audit-policy-file", audit}
 	if c.opts.Nodes > 0 {
 		args = append(args, "--nodes", strconv.Itoa(c.opts.Nodes), "--kwok", kwok)
 	}

@@ -56,6 +56,16 @@ func startEtcd(c config, dir string, p pki) (*embed.Etcd, error) {
 		cfg.PeerTLSInfo = cfg.ClientTLSInfo
 	}
 	tlsInfo()
+	if err := writeManifest(dir, "etcd", []string{
+		"--data-dir=" + cfg.Dir,
+		"--cert-file=" + cfg.ClientTLSInfo.CertFile, "--key-file=" + cfg.ClientTLSInfo.KeyFile, // CIS 2.1
+		"--client-cert-auth=true", "--auto-tls=false", // CIS 2.2, 2.3
+		"--peer-cert-file=" + cfg.PeerTLSInfo.CertFile, "--peer-key-file=" + cfg.PeerTLSInfo.KeyFile, // CIS 2.4
+		"--peer-client-cert-auth=true", "--peer-auto-tls=false", // CIS 2.5, 2.6
+		"--trusted-ca-file=" + cfg.ClientTLSInfo.TrustedCAFile, "--peer-trusted-ca-file=" + cfg.PeerTLSInfo.TrustedCAFile, // CIS 2.7
+	}); err != nil {
+		return nil, err
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, err
@@ -78,7 +88,7 @@ func apiserverArgs(c config, dir string, p pki) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	audit, err := writeAuditPolicy(dir)
+	audit, err := filepath.Abs(c.auditPolicy)
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +96,12 @@ func apiserverArgs(c config, dir string, p pki) ([]string, error) {
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", c.port),
 		fmt.Sprintf("--etcd-servers=https://127.0.0.1:%d", c.etcdPort),
-		"--etcd-cafile=" + p.path("etcd-ca.crt"), // CIS 1.2.21/1.2.26, KISA Master-11
+		"--etcd-cafile=" + p.path("etcd-ca.crt"), // CIS 1.2.23/1.2.26, KISA Master-11
 		"--etcd-certfile=" + p.path("apiserver-etcd-client.crt"),
 		"--etcd-keyfile=" + p.path("apiserver-etcd-client.key"),
-		"--tls-cert-file=" + p.path("apiserver.crt"), // CIS 1.2.23, KISA Master-06
+		"--tls-cert-file=" + p.path("apiserver.crt"), // CIS 1.2.24, KISA Master-06
 		"--tls-private-key-file=" + p.path("apiserver.key"),
-		"--client-ca-file=" + p.path("ca.crt"), // CIS 1.2.24
+		"--client-ca-file=" + p.path("ca.crt"), // CIS 1.2.25
 		"--tls-min-version=VersionTLS12",
 		"--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305", // CIS 1.2.29
 		"--kubelet-client-certificate=" + p.path("apiserver-kubelet-client.crt"), // CIS 1.2.4
@@ -99,9 +109,9 @@ func apiserverArgs(c config, dir string, p pki) ([]string, error) {
 		"--kubelet-certificate-authority=" + p.path("ca.crt"), // CIS 1.2.5
 		"--anonymous-auth=false",                                       // CIS 1.2.1, KISA Master-01
 		"--authorization-mode=Node,RBAC",                               // CIS 1.2.6-1.2.8, KISA Master-04
-		"--enable-admission-plugins=NodeRestriction",                   // CIS 1.2.15 (NamespaceLifecycle, ServiceAccount are on by default)
-		"--profiling=false",                                            // CIS 1.2.16
-		"--audit-log-path=" + filepath.Join(dir, "audit", "audit.log"), // CIS 1.2.17-1.2.20, KISA Master-07
+		"--enable-admission-plugins=NodeRestriction",                   // CIS 1.2.14 (NamespaceLifecycle, ServiceAccount are on by default)
+		"--profiling=false",                                            // CIS 1.2.15
+		"--audit-log-path=" + filepath.Join(dir, "audit", "audit.log"), // CIS 1.2.16-1.2.19, KISA Master-07
 		"--audit-policy-file=" + audit,
 		"--audit-log-maxage=30", "--audit-log-maxbackup=10", "--audit-log-maxsize=100",
 		"--service-account-lookup=true",                  // CIS 1.2.21, KISA Master-01

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,45 +34,22 @@ resources:
 	return path, writeFile(path, []byte(cfg), 0o600)
 }
 
-// auditPolicy covers the key concerns of CIS 3.2.1/3.2.2 and KISA Master-07: who read or changed
-// secrets (metadata only, never the values), every change with its request, RBAC and
-// authentication changes with their responses; health probes and read-only noise are dropped.
-const auditPolicy = `apiVersion: audit.k8s.io/v1
-kind: Policy
-omitStages: [RequestReceived]
-rules:
-  - level: None
-    nonResourceURLs: ["/healthz*", "/readyz*", "/livez*", "/version", "/openapi*"]
-  - level: None
-    resources:
-      - group: coordination.k8s.io
-        resources: [leases]
-  - level: None
-    verbs: [get, list, watch]
-    resources:
-      - group: ""
-        resources: [events]
-      - group: events.k8s.io
-        resources: [events]
-  - level: Metadata
-    resources:
-      - group: ""
-        resources: [secrets, configmaps, serviceaccounts/token]
-      - group: authentication.k8s.io
-        resources: [tokenreviews]
-  - level: RequestResponse
-    resources:
-      - group: rbac.authorization.k8s.io
-      - group: admissionregistration.k8s.io
-      - group: apiextensions.k8s.io
-  - level: Request
-    verbs: [create, update, patch, delete, deletecollection]
-  - level: Metadata
-`
-
-func writeAuditPolicy(dir string) (string, error) {
-	path := filepath.Join(dir, "audit-policy.yaml")
-	return path, writeFile(path, []byte(auditPolicy), 0o600)
+// writeManifest records a component's effective flags as kubeadm would write its static pod
+// (manifests/<name>.yaml), so node checks read kcp's settings exactly as a kubeadm node's.
+func writeManifest(dir, name string, args []string) error {
+	pod := map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": name, "namespace": "kube-system"},
+		"spec":     map[string]any{"containers": []any{map[string]any{"name": name, "command": append([]string{name}, args...)}}},
+	}
+	b, err := json.MarshalIndent(pod, "", "  ") // JSON is YAML
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "manifests"), 0o700); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "manifests", name+".yaml"), b, 0o600)
 }
 
 // kubeconfig writes a client-certificate kubeconfig for one identity of the PKI.

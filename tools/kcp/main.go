@@ -33,10 +33,10 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type config struct {
-	dir, name, kwok, authnConfig string
-	port, etcdPort, nodes        int
-	unsafeNoFsync                bool
-	apiserverArgs                stringList
+	dir, name, kwok, authnConfig, auditPolicy string
+	port, etcdPort, nodes                     int
+	unsafeNoFsync                             bool
+	apiserverArgs                             stringList
 }
 
 func main() {
@@ -47,6 +47,7 @@ func main() {
 	flag.IntVar(&c.etcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1; the peer port is the next one (default: --port + 10000)")
 	flag.IntVar(&c.nodes, "nodes", 0, "number of KWOK nodes to register (needs --kwok)")
 	flag.StringVar(&c.kwok, "kwok", "", "path of the kwok binary to supervise")
+	flag.StringVar(&c.auditPolicy, "audit-policy-file", "", "audit Policy file for kube-apiserver (the hardened cluster's AuditPolicy); required")
 	flag.StringVar(&c.authnConfig, "authentication-config", "", "AuthenticationConfiguration file for kube-apiserver (structured JWT authenticators)")
 	flag.Var(&c.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=2 (repeatable; later flags win)")
 	flag.BoolVar(&c.unsafeNoFsync, "unsafe-no-fsync", false, "skip etcd fsync (faster tests; data may be lost on a crash, not on a clean stop)")
@@ -74,6 +75,9 @@ func (c *config) validate() error {
 	}
 	if c.nodes > 0 && c.kwok == "" {
 		return errors.New("--nodes needs --kwok: the kwok binary that fakes the nodes")
+	}
+	if c.auditPolicy == "" || !exists(c.auditPolicy) {
+		return fmt.Errorf("--audit-policy-file %q: required, an existing audit Policy file", c.auditPolicy)
 	}
 	if c.authnConfig != "" && !exists(c.authnConfig) {
 		return fmt.Errorf("--authentication-config %s: no such file", c.authnConfig)
@@ -131,6 +135,9 @@ func run(c config) error {
 	}
 	args, err := apiserverArgs(c, dir, p)
 	if err != nil {
+		return err
+	}
+	if err := writeManifest(dir, "kube-apiserver", args); err != nil {
 		return err
 	}
 	errc := make(chan error, 4)

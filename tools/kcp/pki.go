@@ -120,7 +120,7 @@ func (p pki) issue(s certSpec) error {
 	if err := writeKey(p.path(s.name+".key"), key); err != nil {
 		return err
 	}
-	return writePEM(p.path(s.name+".crt"), "CERTIFICATE", der, 0o644)
+	return writePEM(p.path(s.name+".crt"), "CERTIFICATE", der, 0o600) // CIS 1.1.20: certificates 600 too
 }
 
 func (p pki) load(name string) (*x509.Certificate, crypto.Signer, error) {

@@ -1,0 +1,124 @@
+package nodecheck_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+)
+
+// hardenedAPIServer are the flags of a hardened kubeadm API server (as the test bed runs).
+var hardenedAPIServer = []string{
+	"--anonymous-auth=false", "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+	"--profiling=false", "--audit-log-path=/var/log/kubernetes/audit.log", "--audit-policy-file=/etc/kubernetes/audit-policy.yaml",
+	"--audit-log-maxage=30", "--audit-log-maxbackup=10", "--audit-log-maxsize=100",
+	"--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt", "--kubelet-client-key=/etc/kubernetes/pki/apiserver-kubelet-client.key",
+	"--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt", "--service-account-lookup=true", "--service-account-key-file=/etc/kubernetes/pki/sa.pub",
+	"--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt", "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key",
+	"--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt", "--tls-cert-file=/etc/kubernetes/pki/apiserver.crt", "--tls-private-key-file=/etc/kubernetes/pki/apiserver.key",
+	"--client-ca-file=/etc/kubernetes/pki/ca.crt", "--encryption-provider-config=/etc/kubernetes/encryption.yaml",
+	"--tls-cipher-suites=TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+	"--service-account-extend-token-expiration=false",
+}
+
+func manifest(component string, args []string) string {
+	return "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: " + component + "\n    command:\n    - " + component + "\n    - " + strings.Join(args, "\n    - ") + "\n"
+}
+
+// fakeNode writes a node's files under a temporary root: kubeadm's layout, the hardened kubelet
+// configuration, a control plane with apiArgs; mode is the files' permission bits.
+func fakeNode(t *testing.T, kubelet string, apiArgs []string, mode os.FileMode) (string, nodecheck.Paths) {
+	root := t.TempDir()
+	p := nodecheck.DefaultPaths()
+	etcdData := filepath.Join(root, "var/lib/etcd")
+	files := map[string]string{
+		p.KubeletConfig:     kubelet,
+		p.KubeletKubeconfig: "apiVersion: v1\nkind: Config\n",
+		p.KubeletService:    "[Service]\n",
+		"/etc/kubernetes/pki/ca.crt": "cert", "/etc/kubernetes/pki/ca.key": "key",
+		"/etc/passwd": "root:x:0:0::/root:/bin/sh\netcd:x:0:0::/var/lib/etcd:/sbin/nologin\n",
+		filepath.Join(p.Manifests, "kube-apiserver.yaml"): manifest("kube-apiserver", apiArgs),
+		filepath.Join(p.Manifests, "etcd.yaml"): manifest("etcd", []string{"--data-dir=/var/lib/etcd", "--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+			"--key-file=/etc/kubernetes/pki/etcd/server.key", "--client-cert-auth=true", "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
+			"--peer-key-file=/etc/kubernetes/pki/etcd/peer.key", "--peer-client-cert-auth=true", "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt"}),
+	}
+	for path, content := range files {
+		full := filepath.Join(root, path)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		m := mode
+		if path == "/etc/passwd" {
+			m = 0o644
+		}
+		require.NoError(t, os.WriteFile(full, []byte(content), m))
+		require.NoError(t, os.Chmod(full, m))
+	}
+	require.NoError(t, os.MkdirAll(etcdData, 0o700))
+	return root, p
+}
+
+func byID(r nodecheck.Report) map[string]nodecheck.Result {
+	m := map[string]nodecheck.Result{}
+	for _, res := range r.Results {
+		m[res.ID] = res
+	}
+	return m
+}
+
+// TestHardenedNodePasses: a node set up as the hardened cluster prescribes (its
+// KubeletConfiguration, a hardened API server and etcd, files 600) passes every check.
+func TestHardenedNodePasses(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("ownership checks need files owned by root: run as root")
+	}
+	root, p := fakeNode(t, hardenedcluster.KubeletConfiguration(), hardenedAPIServer, 0o600)
+	r := nodecheck.Run("node-1", nodecheck.Load(root, p))
+	for _, res := range r.Results {
+		assert.NotEqual(t, nodecheck.Fail, res.Status, "%s %s: %s", res.ID, res.Title, res.Detail)
+		assert.NotEqual(t, nodecheck.Warn, res.Status, "%s %s: %s", res.ID, res.Title, res.Detail)
+	}
+	assert.Greater(t, r.Totals[nodecheck.Pass], 50)
+	assert.Equal(t, nodecheck.Skip, byID(r)["1.1.3"].Status, "no controller-manager manifest on this node")
+}
+
+// TestWeakNodeFails: each weakening is reported with its CIS id, its KISA item and the fix.
+func TestWeakNodeFails(t *testing.T) {
+	weakKubelet := strings.NewReplacer("enabled: false", "enabled: true", "readOnlyPort: 0", "readOnlyPort: 10255",
+		"protectKernelDefaults: true", "protectKernelDefaults: false").Replace(hardenedcluster.KubeletConfiguration())
+	weakAPI := []string{"--anonymous-auth=true", "--authorization-mode=AlwaysAllow", "--token-auth-file=/etc/tokens.csv",
+		"--tls-cipher-suites=TLS_RSA_WITH_AES_128_CBC_SHA", "--audit-log-maxage=7", "--client-ca-file=/etc/kubernetes/pki/ca.crt"}
+	root, p := fakeNode(t, weakKubelet, weakAPI, 0o644)
+	got := byID(nodecheck.Run("node-2", nodecheck.Load(root, p)))
+	for id, kisa := range map[string]string{
+		"1.1.1": "Master-14", "1.1.20": "Master-15", "1.1.21": "Master-15", "1.2.1": "Master-01", "1.2.2": "Master-02",
+		"1.2.6": "Master-04", "1.2.7": "Master-04", "1.2.15": "", "1.2.16": "Master-07", "1.2.17": "Master-07", "1.2.27": "Master-10",
+		"1.2.29": "Master-06", "4.1.9": "Worker-05", "4.2.1": "Worker-01", "4.2.4": "Worker-01", "KISA-W04": "Worker-04",
+	} {
+		res := got[id]
+		assert.Equal(t, nodecheck.Fail, res.Status, "%s %s: %s", id, res.Title, res.Detail)
+		assert.NotEmpty(t, res.Fix, id)
+		if kisa != "" {
+			assert.Contains(t, res.KISA, kisa, id)
+		}
+	}
+	assert.Equal(t, "--anonymous-auth=true", got["1.2.1"].Detail)
+	assert.Contains(t, got["4.1.9"].Detail, "is 0644")
+	assert.Equal(t, nodecheck.Pass, got["2.2"].Status)
+}
+
+// TestWorkerNode: a worker has no control plane: those checks are skipped, not failed.
+func TestWorkerNode(t *testing.T) {
+	root, p := fakeNode(t, hardenedcluster.KubeletConfiguration(), nil, 0o600)
+	require.NoError(t, os.RemoveAll(filepath.Join(root, p.Manifests)))
+	require.NoError(t, os.RemoveAll(filepath.Join(root, p.PKI)))
+	got := byID(nodecheck.Run("worker", nodecheck.Load(root, p)))
+	for _, id := range []string{"1.1.1", "1.1.11", "1.1.20", "1.2.1", "2.1", "2.7"} {
+		assert.Equal(t, nodecheck.Skip, got[id].Status, id)
+	}
+	assert.Equal(t, nodecheck.Pass, got["4.2.1"].Status)
+}
