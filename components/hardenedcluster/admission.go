@@ -239,7 +239,7 @@ func PolicyNames() []string {
 // computed from the teams (allowed namespaces) and the image arguments, minus Disabled.
 func (a *Args) policies() []policyDef {
 	out := catalog()
-	if ns := a.teamNamespaces(); len(ns) > 0 {
+	if ns := a.workloadNamespaces(); len(ns) > 0 {
 		out = append(out, policyDef{Name: "kplane-allowed-namespaces", Description: "workloads run only in team namespaces",
 			Controls: []string{"CIS 5.6.1", "CIS 5.6.4", "ISMS-P 2.6.1"},
 			Params:   map[string][]string{"namespaces": ns},
@@ -372,10 +372,27 @@ func (a *Args) teamNamespaces() []string {
 	return ns
 }
 
+// workloadNamespaces are where workloads may run: the teams' namespaces, and kplane's own
+// namespace for the Vault jobs (which meet the whole baseline).
+func (a *Args) workloadNamespaces() []string {
+	ns := a.teamNamespaces()
+	if a.Secrets.Bootstrap != nil && len(ns) > 0 {
+		ns = append(ns, SecretsNamespace)
+		sort.Strings(ns)
+	}
+	return ns
+}
+
+// exemptNamespaces are left out of the baseline: the control plane's, those the arguments
+// exempt, and kplane's node checks and Gatekeeper (components that need the host, or pinned by
+// their chart to tags).
 func (a *Args) exemptNamespaces() []string {
 	ns := append(append([]string{}, alwaysExempt...), a.Admission.ExemptNamespaces...)
 	if a.NodeChecks.Image != "" {
 		ns = append(ns, NodeCheckNamespace)
+	}
+	if a.Admission.Engine == "gatekeeper" && !a.Admission.Gatekeeper.External {
+		ns = append(ns, a.Admission.Gatekeeper.namespace())
 	}
 	sort.Strings(ns)
 	return ns

@@ -94,6 +94,9 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	if err := newServiceSecrets(ctx, name, args, accountResources, parent); err != nil {
 		return nil, err
 	}
+	if err := newVaultBootstrap(ctx, name, args, parent); err != nil {
+		return nil, err
+	}
 	var nsList []pulumi.Resource
 	for _, ns := range sortedKeys(nsResources) {
 		nsList = append(nsList, nsResources[ns])

@@ -31,12 +31,17 @@ type SecretsArgs struct {
 	// RefreshInterval is how often synced Secrets are refreshed from Vault, so a rotation in
 	// Vault reaches the cluster within it. Default "1h"; between 1m and 24h.
 	RefreshInterval string `json:"refreshInterval,omitempty"`
+	// Bootstrap configures Vault from the cluster (a Job) and runs the rotations. Without it,
+	// apply VaultPlan (the VaultPolicies output and the roles) with your own Vault tooling.
+	Bootstrap *VaultBootstrapArgs `json:"bootstrap,omitempty"`
 }
 
 // ServiceSecret is one Kubernetes Secret a service gets from Vault: all keys stored at
 // <KVMount>/<namespace>/<service>/<Name>.
 type ServiceSecret struct {
 	Name string `json:"name"` // name of the Kubernetes Secret and of the Vault entry
+	// Rotate regenerates keys of the secret on a schedule (needs Secrets.Bootstrap).
+	Rotate *Rotation `json:"rotate,omitempty"`
 }
 
 func (a *Args) secretsDefaults() SecretsArgs {
@@ -66,6 +71,9 @@ func (a *Args) validateSecrets() error {
 		}
 	}
 	if !uses {
+		if a.Secrets.Bootstrap != nil {
+			return fmt.Errorf("Secrets.Bootstrap: no service declares secrets; remove it or add Services[].Secrets")
+		}
 		return nil
 	}
 	s := a.secretsDefaults()
@@ -82,7 +90,7 @@ func (a *Args) validateSecrets() error {
 			return fmt.Errorf("Secrets.%s %q: a Vault mount path like \"kubernetes\" or \"kv/team\"", p.field, p.v)
 		}
 	}
-	return nil
+	return a.validateVaultBootstrap()
 }
 
 // vaultRole is the Vault role of a service: bound to its ServiceAccount in its namespace.

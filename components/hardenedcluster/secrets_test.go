@@ -57,3 +57,77 @@ func TestSecretsGraphAndPolicies(t *testing.T) {
 	assert.Equal(t, map[string]string{"payments-ledger": "# kplane: payments/ledger reads its own secrets only (CIS 5.4.2, ISMS-P 2.7.1)\n" +
 		"path \"secret/data/payments/ledger/*\" {\n  capabilities = [\"read\"]\n}\n"}, secretArgs().VaultPolicies())
 }
+
+const vaultImage = "registry.example.com/kplane-vault@sha256:" + "abcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcd"
+
+func bootstrapArgs() *Args {
+	a := secretArgs()
+	a.Services[0].Secrets[0].Rotate = &Rotation{Keys: []string{"password"}, Schedule: "0 4 1 * *"}
+	a.Secrets.Bootstrap = &VaultBootstrapArgs{Image: vaultImage, TokenSecret: "vault-admin", KubernetesHost: "https://api.example.com:6443"}
+	return a
+}
+
+func TestVaultBootstrapValidate(t *testing.T) {
+	for name, tc := range map[string]struct {
+		mutate func(*Args)
+		want   string
+	}{
+		"valid":              {func(a *Args) {}, ""},
+		"rotate w/o boot":    {func(a *Args) { a.Secrets.Bootstrap = nil }, "Services[0].Secrets[0].Rotate: rotation runs with the Vault bootstrap; set Secrets.Bootstrap"},
+		"no keys":            {func(a *Args) { a.Services[0].Secrets[0].Rotate.Keys = nil }, "Services[0].Secrets[0].Rotate.Keys: list the keys"},
+		"bad schedule":       {func(a *Args) { a.Services[0].Secrets[0].Rotate.Schedule = "monthly" }, `Rotate.Schedule "monthly"`},
+		"short":              {func(a *Args) { a.Services[0].Secrets[0].Rotate.Length = 8 }, "Rotate.Length 8: between 16 and 128"},
+		"image tag":          {func(a *Args) { a.Secrets.Bootstrap.Image = "registry.example.com/kplane-vault:1" }, "pin it by digest"},
+		"no token secret":    {func(a *Args) { a.Secrets.Bootstrap.TokenSecret = "" }, `Secrets.Bootstrap.TokenSecret "": the name of a Secret in kplane-secrets`},
+		"no kubernetes host": {func(a *Args) { a.Secrets.Bootstrap.KubernetesHost = "api:6443" }, `Secrets.Bootstrap.KubernetesHost "api:6443"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a := bootstrapArgs()
+			tc.mutate(a)
+			expectValidation(t, a, tc.want)
+		})
+	}
+}
+
+func TestVaultPlan(t *testing.T) {
+	plan := bootstrapArgs().VaultPlan()
+	assert.Equal(t, "kubernetes", plan.AuthPath)
+	require.Len(t, plan.Roles, 2, "the service's role and the rotator's")
+	assert.Equal(t, "payments-ledger", plan.Roles[0].Name)
+	assert.Equal(t, "ledger", plan.Roles[0].ServiceAccount)
+	assert.Equal(t, "payments", plan.Roles[0].Namespace)
+	rotator := plan.Policies["kplane-secret-rotator"]
+	assert.Contains(t, rotator, "path \"secret/data/payments/ledger/db\" {\n  capabilities = [\"create\", \"patch\"]\n}")
+	assert.Contains(t, rotator, "path \"secret/metadata/payments/ledger/db\" {\n  capabilities = [\"read\"]\n}")
+	assert.NotContains(t, rotator, "api-key", "only the rotated secret")
+	assert.NotContains(t, rotator, `"read"]`+"\n}\npath \"secret/data", "the rotator cannot read values")
+}
+
+func TestVaultBootstrapGraph(t *testing.T) {
+	rec, err := run(t, bootstrapArgs())
+	require.NoError(t, err)
+	jobs := rec.ofType("kubernetes:batch/v1:Job")
+	require.Len(t, jobs, 1)
+	pod := jobs[0].Inputs["spec"].ObjectValue()["template"].ObjectValue()["spec"].ObjectValue()
+	assert.False(t, pod["automountServiceAccountToken"].BoolValue(), "the bootstrap needs no Kubernetes API access")
+	env := pod["containers"].ArrayValue()[0].ObjectValue()["env"].ArrayValue()
+	token := env[len(env)-1].ObjectValue()
+	assert.Equal(t, "VAULT_TOKEN", token["name"].StringValue())
+	assert.Equal(t, "vault-admin", token["valueFrom"].ObjectValue()["secretKeyRef"].ObjectValue()["name"].StringValue(), "the Vault token comes from a Secret, never from kplane's arguments")
+
+	crons := rec.ofType("kubernetes:batch/v1:CronJob")
+	require.Len(t, crons, 1, "one rotation per rotated secret")
+	cron := crons[0].Inputs["spec"].ObjectValue()
+	assert.Equal(t, "0 4 1 * *", cron["schedule"].StringValue())
+	rpod := cron["jobTemplate"].ObjectValue()["spec"].ObjectValue()["template"].ObjectValue()["spec"].ObjectValue()
+	assert.Equal(t, rotatorAccount, rpod["serviceAccountName"].StringValue())
+	assert.Contains(t, strs(rpod["containers"].ArrayValue()[0].ObjectValue()["args"]), "--path=payments/ledger/db")
+
+	binding := byName(rec.ofType("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"), "kplane-vault-token-reviewer")
+	assert.Equal(t, "system:auth-delegator", binding.Inputs["roleRef"].ObjectValue()["name"].StringValue())
+	plan := byName(rec.ofType("kubernetes:core/v1:ConfigMap"), "kplane-vault-plan")
+	assert.Contains(t, plan.Inputs["data"].ObjectValue()["plan.json"].StringValue(), `"kubernetesHost": "https://api.example.com:6443"`)
+
+	ns := byName(rec.ofType(vapType), "kplane-allowed-namespaces")
+	assert.Contains(t, ns.Inputs["spec"].ObjectValue()["validations"].ArrayValue()[0].ObjectValue()["expression"].StringValue(), "'kplane-secrets'", "kplane's Vault jobs may run in their namespace")
+}

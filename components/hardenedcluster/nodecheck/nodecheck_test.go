@@ -38,9 +38,9 @@ func fakeNode(t *testing.T, kubelet string, apiArgs []string, mode os.FileMode) 
 	p := nodecheck.DefaultPaths()
 	etcdData := filepath.Join(root, "var/lib/etcd")
 	files := map[string]string{
-		p.KubeletConfig:     kubelet,
-		p.KubeletKubeconfig: "apiVersion: v1\nkind: Config\n",
-		p.KubeletService:    "[Service]\n",
+		p.KubeletConfig:              kubelet,
+		p.KubeletKubeconfig:          "apiVersion: v1\nkind: Config\n",
+		p.KubeletService:             "[Service]\n",
 		"/etc/kubernetes/pki/ca.crt": "cert", "/etc/kubernetes/pki/ca.key": "key",
 		"/etc/passwd": "root:x:0:0::/root:/bin/sh\netcd:x:0:0::/var/lib/etcd:/sbin/nologin\n",
 		filepath.Join(p.Manifests, "kube-apiserver.yaml"): manifest("kube-apiserver", apiArgs),
