@@ -23,6 +23,39 @@ type ImageTrustArgs struct {
 	Images []string `json:"images,omitempty"`
 	// Mode is "enforce" (default: unsigned images are refused) or "warn".
 	Mode string `json:"mode,omitempty"`
+	// MaxSeverity also requires a vulnerability scan of the image, attested with the same keys
+	// (trivy image --format cosign-vuln, then cosign attest --type vuln), with no finding at or
+	// above this severity: "CRITICAL" or "HIGH" (the usual limits), "MEDIUM" or "LOW".
+	// Empty: signatures only.
+	MaxSeverity string `json:"maxSeverity,omitempty"`
+}
+
+// severityRank orders Trivy's severities.
+var severityRank = map[string]int{"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+
+// vulnPolicy is the Rego policy-controller evaluates on the image's vulnerability attestation
+// (package sigstore, rule isCompliant; cosign's rego evaluator): the attested scan lists no
+// vulnerability of severity rank >= limit, and is recent.
+func vulnPolicy(limit string) string {
+	return fmt.Sprintf(`package sigstore
+
+import rego.v1
+
+ranks := {"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+
+blocking contains v.VulnerabilityID if {
+	some result in input.predicate.scanner.result.Results
+	some v in result.Vulnerabilities
+	ranks[v.Severity] >= %d
+}
+
+default isCompliant := false
+
+isCompliant if {
+	input.predicateType == "https://cosign.sigstore.dev/attestation/vuln/v1"
+	count(blocking) == 0
+}
+`, severityRank[limit])
 }
 
 // SigningKey is one trusted cosign public key.
@@ -58,6 +91,9 @@ func (a *Args) validateImageTrust() error {
 	default:
 		return fmt.Errorf("ImageTrust.Mode %q: use \"enforce\" (default) or \"warn\"", it.Mode)
 	}
+	if _, ok := severityRank[it.MaxSeverity]; it.MaxSeverity != "" && !ok {
+		return fmt.Errorf("ImageTrust.MaxSeverity %q: use CRITICAL, HIGH, MEDIUM or LOW (Trivy's severities), or leave it empty", it.MaxSeverity)
+	}
 	seen := map[string]bool{}
 	for i, k := range it.Keys {
 		f := fmt.Sprintf("ImageTrust.Keys[%d]", i)
@@ -91,7 +127,12 @@ func newImageTrust(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.
 	}
 	authorities := []any{}
 	for _, k := range it.Keys {
-		authorities = append(authorities, map[string]any{"name": k.Name, "key": map[string]any{"data": k.PublicKey, "hashAlgorithm": "sha256"}})
+		authority := map[string]any{"name": k.Name, "key": map[string]any{"data": k.PublicKey, "hashAlgorithm": "sha256"}}
+		if it.MaxSeverity != "" {
+			authority["attestations"] = []any{map[string]any{"name": "vulnerability-scan", "predicateType": "vuln",
+				"policy": map[string]any{"type": "rego", "data": vulnPolicy(it.MaxSeverity)}}}
+		}
+		authorities = append(authorities, authority)
 	}
 	mode := it.Mode
 	if mode == "" {

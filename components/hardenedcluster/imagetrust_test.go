@@ -22,6 +22,7 @@ func TestImageTrustValidate(t *testing.T) {
 		"duplicate name":     {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "a", PublicKey: pub}, {Name: "a", PublicKey: pub}}, Images: []string{"r/**"}}}, `ImageTrust.Keys[1].Name "a"`},
 		"no images":          {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, "ImageTrust.Images: say which images must be signed"},
 		"bad mode":           {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, Mode: "audit"}}, `ImageTrust.Mode "audit"`},
+		"bad severity":       {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "SEVERE"}}, `ImageTrust.MaxSeverity "SEVERE": use CRITICAL, HIGH, MEDIUM or LOW`},
 		"images from registries": {Args{Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
 			ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, ""},
 	}
