@@ -384,8 +384,9 @@ func (a *Args) workloadNamespaces() []string {
 }
 
 // exemptNamespaces are left out of the baseline: the control plane's, those the arguments
-// exempt, and kplane's node checks and Gatekeeper (components that need the host, or pinned by
-// their chart to tags).
+// exempt, kplane's node checks (they read the host) and the operators kplane installs from
+// upstream charts (Gatekeeper, External Secrets), whose images the charts reference by tag: pin
+// their digests through the charts' Values to hold them to the baseline too.
 func (a *Args) exemptNamespaces() []string {
 	ns := append(append([]string{}, alwaysExempt...), a.Admission.ExemptNamespaces...)
 	if a.NodeChecks.Image != "" {
@@ -393,6 +394,9 @@ func (a *Args) exemptNamespaces() []string {
 	}
 	if a.Admission.Engine == "gatekeeper" && !a.Admission.Gatekeeper.External {
 		ns = append(ns, a.Admission.Gatekeeper.namespace())
+	}
+	if len(a.VaultPolicies()) > 0 && !a.Secrets.Operator.External {
+		ns = append(ns, ExternalSecretsNamespace)
 	}
 	sort.Strings(ns)
 	return ns

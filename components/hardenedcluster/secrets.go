@@ -10,8 +10,12 @@ import (
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/components/chart"
 )
 
 // SecretsArgs keep service secrets in Vault and sync them into the cluster with the External
@@ -34,6 +38,50 @@ type SecretsArgs struct {
 	// Bootstrap configures Vault from the cluster (a Job) and runs the rotations. Without it,
 	// apply VaultPlan (the VaultPolicies output and the roles) with your own Vault tooling.
 	Bootstrap *VaultBootstrapArgs `json:"bootstrap,omitempty"`
+	// Operator installs the External Secrets Operator (official chart, pinned) when services
+	// declare secrets.
+	Operator OperatorArgs `json:"operator,omitempty"`
+}
+
+// OperatorArgs configure the installation of an upstream operator from its chart.
+type OperatorArgs struct {
+	// External: the operator is installed and run by someone else (its CRDs must exist).
+	External bool `json:"external,omitempty"`
+	// Chart overrides where the official chart comes from (a mirror, or Path when air-gapped).
+	Chart chart.Source `json:"chart,omitempty"`
+	// Values are chart values laid over kplane's.
+	Values map[string]any `json:"values,omitempty"`
+}
+
+// ExternalSecretsChart is the official External Secrets Operator chart kplane installs.
+var ExternalSecretsChart = chart.Source{Repo: "https://charts.external-secrets.io", Name: "external-secrets", Version: "1.3.2"}
+
+// ExternalSecretsNamespace is where the operator runs.
+const ExternalSecretsNamespace = "external-secrets"
+
+// newSecretsOperator installs the External Secrets Operator; it returns what the stores wait for.
+func newSecretsOperator(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) ([]pulumi.Resource, error) {
+	op := args.Secrets.Operator
+	if op.External || len(args.VaultPolicies()) == 0 {
+		return nil, nil
+	}
+	ns, err := corev1.NewNamespace(ctx, name+"-eso-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{
+		Name: pulumi.String(ExternalSecretsNamespace), Labels: pulumi.ToStringMap(NamespaceLabels(Team{Name: "platform"}, args.podSecurityVersion())),
+	}}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	values := chart.Merge(map[string]any{
+		"installCRDs": true,
+		// One operator per cluster, watching every namespace; its own pods meet the baseline.
+		"podSecurityContext": map[string]any{"runAsNonRoot": true, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+	}, op.Values)
+	release, err := helmv4.NewChart(ctx, name+"-external-secrets", op.Chart.Or(ExternalSecretsChart).Args("external-secrets", ExternalSecretsNamespace, values),
+		append(opts, pulumi.DependsOn([]pulumi.Resource{ns}))...)
+	if err != nil {
+		return nil, err
+	}
+	return []pulumi.Resource{release}, nil
 }
 
 // ServiceSecret is one Kubernetes Secret a service gets from Vault: all keys stored at
@@ -85,6 +133,11 @@ func (a *Args) validateSecrets() error {
 	if err != nil || d < time.Minute || d > 24*time.Hour {
 		return fmt.Errorf("Secrets.RefreshInterval %q: a duration between 1m and 24h (e.g. \"1h\"); it bounds how long a rotated secret takes to reach the cluster", s.RefreshInterval)
 	}
+	if !s.Operator.External {
+		if err := s.Operator.Chart.Or(ExternalSecretsChart).Validate("Secrets.Operator.Chart"); err != nil {
+			return err
+		}
+	}
 	for _, p := range []struct{ field, v string }{{"KubernetesAuthPath", s.KubernetesAuthPath}, {"KVMount", s.KVMount}} {
 		if strings.ContainsAny(p.v, " *\"'") || strings.HasPrefix(p.v, "/") {
 			return fmt.Errorf("Secrets.%s %q: a Vault mount path like \"kubernetes\" or \"kv/team\"", p.field, p.v)
@@ -116,6 +169,10 @@ func (a *Args) VaultPolicies() map[string]string {
 // newServiceSecrets creates, per service with secrets, a SecretStore that logs in as the
 // service's ServiceAccount, and an ExternalSecret per secret.
 func newServiceSecrets(ctx *pulumi.Context, name string, args *Args, accounts map[string]pulumi.Resource, opts ...pulumi.ResourceOption) error {
+	operator, err := newSecretsOperator(ctx, name, args, opts...)
+	if err != nil {
+		return err
+	}
 	s := args.secretsDefaults()
 	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}
 	for _, svc := range args.Services {
@@ -133,7 +190,7 @@ func newServiceSecrets(ctx *pulumi.Context, name string, args *Args, accounts ma
 			vault["caBundle"] = base64.StdEncoding.EncodeToString([]byte(s.VaultCABundle))
 		}
 		storeName := "kplane-vault-" + svc.Name
-		dep := pulumi.DependsOn([]pulumi.Resource{accounts[svc.Namespace+"/"+svc.Name]})
+		dep := pulumi.DependsOn(append([]pulumi.Resource{accounts[svc.Namespace+"/"+svc.Name]}, operator...))
 		store, err := apiextensions.NewCustomResource(ctx, fmt.Sprintf("%s-%s-%s-store", name, svc.Namespace, svc.Name), &apiextensions.CustomResourceArgs{
 			ApiVersion:  pulumi.String("external-secrets.io/v1"),
 			Kind:        pulumi.String("SecretStore"),

@@ -41,6 +41,15 @@ func TestSecretsValidate(t *testing.T) {
 func TestSecretsGraphAndPolicies(t *testing.T) {
 	rec, err := run(t, secretArgs())
 	require.NoError(t, err)
+	charts := rec.ofType("kubernetes:helm.sh/v4:Chart")
+	require.Len(t, charts, 1, "the External Secrets Operator is installed")
+	assert.Equal(t, ExternalSecretsChart.Version, charts[0].Inputs["version"].StringValue())
+	assert.Equal(t, ExternalSecretsNamespace, charts[0].Inputs["namespace"].StringValue())
+	external := secretArgs()
+	external.Secrets.Operator.External = true
+	rec2, err := run(t, external)
+	require.NoError(t, err)
+	assert.Empty(t, rec2.ofType("kubernetes:helm.sh/v4:Chart"), "an operator run by someone else is not installed")
 	stores := rec.ofType("kubernetes:external-secrets.io/v1:SecretStore")
 	require.Len(t, stores, 1, "one store per service with secrets")
 	vault := stores[0].Inputs["spec"].ObjectValue()["provider"].ObjectValue()["vault"].ObjectValue()

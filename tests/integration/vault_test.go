@@ -51,7 +51,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 				{Name: "db", Rotate: &hardenedcluster.Rotation{Keys: []string{"password"}, Schedule: "0 4 1 * *"}}, {Name: "api-key"}}},
 			{Name: "reporter", Namespace: "vlt-payments", Secrets: []hardenedcluster.ServiceSecret{{Name: "smtp"}}},
 		},
-		Secrets: hardenedcluster.SecretsArgs{VaultAddress: v.URL, VaultCABundle: string(v.CA), Bootstrap: &hardenedcluster.VaultBootstrapArgs{
+		Secrets: hardenedcluster.SecretsArgs{VaultAddress: v.URL, VaultCABundle: string(v.CA), Operator: hardenedcluster.OperatorArgs{External: true}, Bootstrap: &hardenedcluster.VaultBootstrapArgs{
 			Image: "registry.example.com/kplane-vault" + fixtures.Digest, TokenSecret: "vault-admin", KubernetesHost: apiURL, KubernetesCACert: string(clusterCA),
 		}},
 	}, nil)
