@@ -132,9 +132,10 @@ func exerciseCluster(t *testing.T, c *testbed.Cluster, prefix string, restart bo
 	up, err := s.Up(ctx)
 	require.NoError(t, err)
 	// stack, provider, component, Namespace, ServiceAccount, Role, RoleBinding, CRD, Widget,
-	// Deployment, the default ServiceAccount's patch, the namespace's NetworkPolicy, and 11
-	// admission policies with their bindings
-	assert.Equal(t, 10+1+1+11*2, (*up.Summary.ResourceChanges)["create"], "resources created")
+	// Deployment, the default ServiceAccount's patch, the namespace's NetworkPolicy, and every
+	// admission policy but allowed registries (none given), each with its binding
+	policies := len(hardenedcluster.PolicyNames()) - 1
+	assert.Equal(t, 10+1+1+policies*2, (*up.Summary.ResourceChanges)["create"], "resources created")
 
 	dc, err := c.Dynamic()
 	require.NoError(t, err)

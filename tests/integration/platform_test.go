@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/stacks/runner"
 	"github.com/kplane/kplane/tests/fixtures"
@@ -33,7 +34,7 @@ func TestPlatformStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "dev", up.Outputs["environment"].Value)
 	assert.Equal(t, map[string]any{"kplane-system": "kplane-system", "payments": "payments", "web": "web"}, up.Outputs["namespaces"].Value)
-	assert.Len(t, up.Outputs["admissionPolicies"].Value, 12, "the full baseline in dev")
+	assert.Len(t, up.Outputs["admissionPolicies"].Value, len(hardenedcluster.PolicyNames()), "the full baseline in dev")
 
 	dc, err := c.Dynamic()
 	require.NoError(t, err)
