@@ -12,7 +12,7 @@ BIN := .state/bin
 GO_TEST_FLAGS ?=
 
 .PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down \
-        test test-unit test-integration lint bench kplane-bin clean
+        test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,11 @@ kplane-bin:
 	@mkdir -p $(BIN)
 	@go build -o $(BIN)/kplane ./stacks/kplane
 	@go build -o $(BIN)/cluster ./tests/testbed/cmd/cluster
+
+policy-packs: ## build the policy packs and print their paths, one per line, for --policy-pack
+	@mkdir -p $(BIN)/policy-packs
+	@for p in policies/cmd/*/; do go build -o $(BIN)/policy-packs/$$(basename $$p) ./$$p || exit 1; \
+	  echo $(CURDIR)/$(BIN)/policy-packs/$$(basename $$p); done
 
 check-env:
 	@test -f environments/$(ENV)/platform.yaml || { echo "unknown environment '$(ENV)': environments/ has $$(ls environments | tr '\n' ' ')- create environments/$(ENV)/platform.yaml or pick one of those" >&2; exit 2; }

@@ -477,3 +477,30 @@ func celList(items []string) string {
 	}
 	return "[" + strings.Join(quoted, ", ") + "]"
 }
+
+// CELPolicy is one admission policy rendered for another CEL evaluator (kplane's policy packs
+// check the same rules at preview time): variables in order, then validations, each an
+// expression that is true when allowed and a message expression.
+type CELPolicy struct {
+	Name, Description string
+	Controls          []string
+	Variables         [][2]string
+	Validations       [][2]string // {expression, message expression}
+}
+
+// CELPolicies renders the policies these arguments install, as the API server evaluates them.
+func (a *Args) CELPolicies() []CELPolicy {
+	var out []CELPolicy
+	for _, p := range a.policies() {
+		cp := CELPolicy{Name: p.Name, Description: p.Description, Controls: p.Controls, Variables: celVariables}
+		for _, r := range p.Validations {
+			expr, msg := p.celExpression(r, literals)
+			cp.Validations = append(cp.Validations, [2]string{expr, msg})
+		}
+		out = append(out, cp)
+	}
+	return out
+}
+
+// ExemptNamespaces are the namespaces the baseline leaves out for these arguments.
+func (a *Args) ExemptNamespaces() []string { return a.exemptNamespaces() }

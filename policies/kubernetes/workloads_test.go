@@ -1,0 +1,70 @@
+package kubernetes
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/policies/pack"
+	"github.com/kplane/kplane/tests/fixtures"
+)
+
+// resource is a fixture workload as the engine hands it to the pack (JSON numbers as floats).
+func resource(t *testing.T, kind, ns, name string, spec map[string]any) pack.Resource {
+	obj, group, _ := fixtures.Workload(kind, ns, name, spec)
+	raw, err := json.Marshal(obj)
+	require.NoError(t, err)
+	var props map[string]any
+	require.NoError(t, json.Unmarshal(raw, &props))
+	version := "v1"
+	if group != "" {
+		version = group + "/v1"
+	}
+	if group == "" {
+		version = "core/v1"
+	}
+	return pack.Resource{Type: "kubernetes:" + version + ":" + kind, Name: name, URN: "urn:" + name, Props: props}
+}
+
+func testPack(t *testing.T) *pack.Pack {
+	policies, err := WorkloadPolicies(&hardenedcluster.Args{
+		Teams:     []hardenedcluster.Team{{Name: "apps", Namespaces: []string{"apps"}}},
+		Admission: hardenedcluster.AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
+	})
+	require.NoError(t, err)
+	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: policies}
+	require.NoError(t, p.Validate())
+	return p
+}
+
+// TestWorkloadPolicies: every admission fixture is refused at preview time with the same message
+// the API server gives; the ordinary workloads pass.
+func TestWorkloadPolicies(t *testing.T) {
+	p := testPack(t)
+	for _, kind := range []string{"Pod", "Deployment", "StatefulSet", "DaemonSet", "CronJob"} {
+		assert.Empty(t, p.Evaluate(resource(t, kind, "apps", "good", fixtures.GoodPodSpec()), nil), kind)
+	}
+	for _, v := range fixtures.Violations() {
+		spec := fixtures.GoodPodSpec()
+		v.Mutate(spec)
+		got := p.Evaluate(resource(t, "Deployment", "apps", v.Name, spec), nil)
+		var msgs []string
+		for _, g := range got {
+			msgs = append(msgs, g.Message)
+		}
+		assert.Contains(t, strings.Join(msgs, "\n"), v.Policy+": "+v.Want, v.Name)
+	}
+	stray := p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), nil)
+	require.Len(t, stray, 1)
+	assert.Contains(t, stray[0].Message, "kplane-allowed-namespaces: namespace default: not a team namespace")
+	assert.Equal(t, pack.Mandatory, stray[0].Level)
+	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "kube-system", "agent", map[string]any{"hostNetwork": true, "containers": []any{}}), nil), "exempt namespaces")
+
+	advisory := p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Advisory})
+	assert.Equal(t, pack.Advisory, advisory[0].Level, "the pack configuration sets the level")
+	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Disabled}))
+}

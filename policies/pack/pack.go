@@ -1,0 +1,247 @@
+// Package pack runs kplane's policy packs as Pulumi analyzers: an executable that `pulumi preview
+// --policy-pack <path>` (and `up`) starts with the engine's address, which serves Pulumi's
+// Analyzer protocol (sdk/v3's proto) on a loopback port it prints first. Policies are Go; each
+// names the controls it implements, its remediation and its enforcement level, which a pack
+// configuration (`--policy-pack-config`) can change per environment.
+package pack
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	pbempty "google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
+	"google.golang.org/grpc"
+)
+
+// Enforcement of a policy: mandatory violations stop the preview/update.
+type Enforcement string
+
+const (
+	Mandatory Enforcement = "mandatory"
+	Advisory  Enforcement = "advisory"
+	Disabled  Enforcement = "disabled"
+)
+
+// Control is one requirement a policy implements, e.g. {"CIS", "5.2.2"}.
+type Control struct {
+	Framework string // CIS, KISA, ISMS-P, PSS
+	ID        string
+}
+
+func (c Control) String() string { return c.Framework + " " + c.ID }
+
+// Resource is what a policy sees: the resource's type token and its inputs as plain values.
+type Resource struct {
+	Type  string // e.g. kubernetes:apps/v1:Deployment
+	Name  string // the Pulumi name
+	URN   string
+	Props map[string]any // inputs (apiVersion, kind, metadata, spec, ...)
+}
+
+// Policy is one rule of a pack.
+type Policy struct {
+	Name          string
+	Description   string // English
+	DescriptionKo string // Korean
+	Remediation   string
+	RemediationKo string
+	Enforcement   Enforcement // default level; the pack configuration may change it
+	Controls      []Control
+	// Check returns one message per violation of r (empty: compliant or not applicable).
+	Check func(r Resource) []string
+}
+
+// Pack is a named set of policies.
+type Pack struct {
+	Name     string
+	Version  string
+	Policies []Policy
+}
+
+// Validate refuses a pack whose policies are incomplete (every policy must say what it checks,
+// how to fix it, in both languages, and which controls it implements).
+func (p *Pack) Validate() error {
+	seen := map[string]bool{}
+	for _, pol := range p.Policies {
+		switch {
+		case pol.Name == "" || seen[pol.Name]:
+			return fmt.Errorf("pack %s: policy name %q empty or twice", p.Name, pol.Name)
+		case pol.Description == "" || pol.DescriptionKo == "" || pol.Remediation == "" || pol.RemediationKo == "":
+			return fmt.Errorf("pack %s: policy %s needs a description and a remediation in English and Korean", p.Name, pol.Name)
+		case len(pol.Controls) == 0:
+			return fmt.Errorf("pack %s: policy %s names no control", p.Name, pol.Name)
+		case pol.Check == nil:
+			return fmt.Errorf("pack %s: policy %s has no check", p.Name, pol.Name)
+		}
+		switch pol.Enforcement {
+		case Mandatory, Advisory:
+		default:
+			return fmt.Errorf("pack %s: policy %s enforcement %q: mandatory or advisory", p.Name, pol.Name, pol.Enforcement)
+		}
+		seen[pol.Name] = true
+	}
+	return nil
+}
+
+// Evaluate runs every enabled policy on r and returns its violations, in policy order.
+func (p *Pack) Evaluate(r Resource, levels map[string]Enforcement) []Violation {
+	var out []Violation
+	for _, pol := range p.Policies {
+		level := pol.Enforcement
+		if l, ok := levels[pol.Name]; ok {
+			level = l
+		}
+		if level == Disabled {
+			continue
+		}
+		for _, msg := range pol.Check(r) {
+			out = append(out, Violation{Policy: pol, Level: level, Message: msg, URN: r.URN})
+		}
+	}
+	return out
+}
+
+// Violation is one failed check of one resource.
+type Violation struct {
+	Policy  Policy
+	Level   Enforcement
+	Message string
+	URN     string
+}
+
+// analyzer serves a Pack over Pulumi's Analyzer protocol.
+type analyzer struct {
+	pulumirpc.UnimplementedAnalyzerServer
+	pack   *Pack
+	mu     sync.Mutex
+	levels map[string]Enforcement
+}
+
+func level(e Enforcement) pulumirpc.EnforcementLevel {
+	switch e {
+	case Advisory:
+		return pulumirpc.EnforcementLevel_ADVISORY
+	case Disabled:
+		return pulumirpc.EnforcementLevel_DISABLED
+	}
+	return pulumirpc.EnforcementLevel_MANDATORY
+}
+
+func (a *analyzer) Handshake(context.Context, *pulumirpc.AnalyzerHandshakeRequest) (*pulumirpc.AnalyzerHandshakeResponse, error) {
+	return &pulumirpc.AnalyzerHandshakeResponse{}, nil
+}
+
+func (a *analyzer) ConfigureStack(context.Context, *pulumirpc.AnalyzerStackConfigureRequest) (*pulumirpc.AnalyzerStackConfigureResponse, error) {
+	return &pulumirpc.AnalyzerStackConfigureResponse{}, nil
+}
+
+func (a *analyzer) GetPluginInfo(context.Context, *pbempty.Empty) (*pulumirpc.PluginInfo, error) {
+	return &pulumirpc.PluginInfo{Version: a.pack.Version}, nil
+}
+
+func (a *analyzer) GetAnalyzerInfo(context.Context, *pbempty.Empty) (*pulumirpc.AnalyzerInfo, error) {
+	info := &pulumirpc.AnalyzerInfo{Name: a.pack.Name, DisplayName: a.pack.Name, Version: a.pack.Version, SupportsConfig: true,
+		InitialConfig: map[string]*pulumirpc.PolicyConfig{}}
+	for _, p := range a.pack.Policies {
+		var controls []string
+		for _, c := range p.Controls {
+			controls = append(controls, c.String())
+		}
+		info.Policies = append(info.Policies, &pulumirpc.PolicyInfo{
+			Name: p.Name, DisplayName: p.Name, Description: p.Description + " [" + strings.Join(controls, ", ") + "]",
+			EnforcementLevel: level(p.Enforcement), PolicyType: pulumirpc.PolicyType_POLICY_TYPE_RESOURCE, RemediationSteps: p.Remediation,
+			ConfigSchema: &pulumirpc.PolicyConfigSchema{Properties: &structpb.Struct{Fields: map[string]*structpb.Value{}}},
+		})
+		info.InitialConfig[p.Name] = &pulumirpc.PolicyConfig{EnforcementLevel: level(p.Enforcement)}
+	}
+	return info, nil
+}
+
+// Configure takes the pack configuration: per policy an enforcement level. A policy the pack
+// does not have is an error (a misspelt name must not silently leave a policy at its default).
+func (a *analyzer) Configure(_ context.Context, req *pulumirpc.ConfigureAnalyzerRequest) (*pbempty.Empty, error) {
+	known := map[string]bool{}
+	for _, p := range a.pack.Policies {
+		known[p.Name] = true
+	}
+	levels := map[string]Enforcement{}
+	for name, cfg := range req.GetPolicyConfig() {
+		if name == "all" {
+			continue
+		}
+		if !known[name] {
+			return nil, fmt.Errorf("policy pack %s configuration: no policy %q; known: %s", a.pack.Name, name, strings.Join(a.names(), ", "))
+		}
+		switch cfg.GetEnforcementLevel() {
+		case pulumirpc.EnforcementLevel_ADVISORY:
+			levels[name] = Advisory
+		case pulumirpc.EnforcementLevel_DISABLED:
+			levels[name] = Disabled
+		default:
+			levels[name] = Mandatory
+		}
+	}
+	a.mu.Lock()
+	a.levels = levels
+	a.mu.Unlock()
+	return &pbempty.Empty{}, nil
+}
+
+func (a *analyzer) names() []string {
+	var n []string
+	for _, p := range a.pack.Policies {
+		n = append(n, p.Name)
+	}
+	sort.Strings(n)
+	return n
+}
+
+func (a *analyzer) Analyze(_ context.Context, req *pulumirpc.AnalyzeRequest) (*pulumirpc.AnalyzeResponse, error) {
+	a.mu.Lock()
+	levels := a.levels
+	a.mu.Unlock()
+	r := Resource{Type: req.GetType(), Name: req.GetName(), URN: req.GetUrn(), Props: req.GetProperties().AsMap()}
+	resp := &pulumirpc.AnalyzeResponse{}
+	for _, v := range a.pack.Evaluate(r, levels) {
+		resp.Diagnostics = append(resp.Diagnostics, &pulumirpc.AnalyzeDiagnostic{
+			PolicyName: v.Policy.Name, PolicyPackName: a.pack.Name, PolicyPackVersion: a.pack.Version,
+			Description: v.Policy.Description, Message: v.Message + "; fix: " + v.Policy.Remediation,
+			EnforcementLevel: level(v.Level), Urn: v.URN,
+		})
+	}
+	return resp, nil
+}
+
+func (a *analyzer) AnalyzeStack(context.Context, *pulumirpc.AnalyzeStackRequest) (*pulumirpc.AnalyzeResponse, error) {
+	return &pulumirpc.AnalyzeResponse{}, nil
+}
+
+// Main serves p as the analyzer plugin the engine started (argument: the engine's address):
+// it prints the port it listens on, then serves until the engine closes it.
+func Main(p *Pack) {
+	if err := p.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{Init: func(srv *grpc.Server) error {
+		pulumirpc.RegisterAnalyzerServer(srv, &analyzer{pack: p})
+		return nil
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "policy pack:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("%d\n", handle.Port)
+	if err := <-handle.Done; err != nil {
+		fmt.Fprintln(os.Stderr, "policy pack:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,99 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/tests/testbed"
+)
+
+// buildPack builds a policy pack command into a temporary folder and returns its path.
+func buildPack(t *testing.T, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// TestKubernetesPolicyPack: real `pulumi preview --policy-pack <executable>` with kplane's
+// Kubernetes pack: a compliant Deployment previews clean; a privileged one fails the preview with
+// the policy's message (the same the API server would give at apply); a pack configuration can
+// make the policy advisory, and a misspelt policy in it is an error, never a silent pass.
+func TestKubernetesPolicyPack(t *testing.T) {
+	integration(t)
+	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
+	ctx := context.Background()
+	packBin := buildPack(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
+
+	privileged := false
+	program := func(ctx *pulumi.Context) error {
+		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
+		if err != nil {
+			return err
+		}
+		ns, err := corev1.NewNamespace(ctx, "pp", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("pp-apps")}}, pulumi.Provider(k8s))
+		if err != nil {
+			return err
+		}
+		sc := &corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false), ReadOnlyRootFilesystem: pulumi.Bool(true),
+			Capabilities: &corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}}
+		if privileged {
+			sc = &corev1.SecurityContextArgs{Privileged: pulumi.Bool(true), ReadOnlyRootFilesystem: pulumi.Bool(true),
+				Capabilities: &corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}}
+		}
+		labels := pulumi.StringMap{"app": pulumi.String("web")}
+		_, err = appsv1.NewDeployment(ctx, "web", &appsv1.DeploymentArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("web"), Namespace: ns.Metadata.Name()},
+			Spec: &appsv1.DeploymentSpecArgs{
+				Selector: &metav1.LabelSelectorArgs{MatchLabels: labels},
+				Template: &corev1.PodTemplateSpecArgs{
+					Metadata: &metav1.ObjectMetaArgs{Labels: labels},
+					Spec: &corev1.PodSpecArgs{
+						SecurityContext: &corev1.PodSecurityContextArgs{RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(10001),
+							SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
+						Containers: corev1.ContainerArray{corev1.ContainerArgs{Name: pulumi.String("app"),
+							Image: pulumi.String("registry.example.com/web" + fixtures.Digest), SecurityContext: sc}},
+					},
+				},
+			},
+		}, pulumi.Provider(k8s))
+		return err
+	}
+	s := openStack(t, "policypack", program, nil, t.TempDir())
+
+	_, err := s.Preview(ctx, optpreview.PolicyPacks(packBin))
+	require.NoError(t, err, "the compliant stack previews clean")
+
+	privileged = true
+	res, err := s.Preview(ctx, optpreview.PolicyPacks(packBin))
+	require.Error(t, err, "a mandatory violation fails the preview")
+	assert.Contains(t, res.StdOut+err.Error(), "kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2)")
+	assert.Contains(t, res.StdOut+err.Error(), "mandatory")
+
+	// (A privileged container cannot also forbid privilege escalation: both policies answer.)
+	config := filepath.Join(t.TempDir(), "advisory.json")
+	require.NoError(t, os.WriteFile(config, []byte(`{"kplane-no-privileged": "advisory", "kplane-privilege-escalation": "advisory"}`), 0o600))
+	res, err = s.Preview(ctx, optpreview.PolicyPacks(packBin), optpreview.PolicyPackConfigs(config))
+	require.NoError(t, err, "an advisory violation is reported, not blocking")
+	assert.Contains(t, res.StdOut, "kplane-no-privileged")
+	assert.Contains(t, res.StdOut, "advisory")
+
+	require.NoError(t, os.WriteFile(config, []byte(`{"kplane-no-priviledged": "disabled"}`), 0o600))
+	_, err = s.Preview(ctx, optpreview.PolicyPacks(packBin), optpreview.PolicyPackConfigs(config))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `no policy "kplane-no-priviledged"`, "a misspelt policy in the configuration is an error")
+}
