@@ -46,6 +46,12 @@ type Resource struct {
 	Props map[string]any // inputs (apiVersion, kind, metadata, spec, ...)
 }
 
+// FromChart tells whether the resource is rendered by an upstream Helm chart (its URN has a Chart
+// or Release parent): kplane cannot change those objects directly, only the chart's values.
+func (r Resource) FromChart() bool {
+	return strings.Contains(r.URN, "kubernetes:helm.sh/v4:Chart$") || strings.Contains(r.URN, "kubernetes:helm.sh/v3:Release$")
+}
+
 // Policy is one rule of a pack.
 type Policy struct {
 	Name          string
@@ -103,6 +109,9 @@ func (p *Pack) Evaluate(r Resource, levels map[string]Enforcement) []Violation {
 			continue
 		}
 		for _, msg := range pol.Check(r) {
+			if level == Mandatory && r.FromChart() {
+				level, msg = Advisory, msg+" (rendered by an upstream Helm chart: reported, not blocking; set its chart values to fix)"
+			}
 			out = append(out, Violation{Policy: pol, Level: level, Message: msg, URN: r.URN})
 		}
 	}

@@ -11,11 +11,14 @@ import (
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kplane/kplane/stacks/platform"
+	"github.com/kplane/kplane/stacks/runner"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -96,4 +99,13 @@ func TestKubernetesPolicyPack(t *testing.T) {
 	_, err = s.Preview(ctx, optpreview.PolicyPacks(packBin), optpreview.PolicyPackConfigs(config))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `no policy "kplane-no-priviledged"`, "a misspelt policy in the configuration is an error")
+
+	// The dev environment's platform stack previews clean under the pack.
+	cfg, err := runner.LoadEnvironment("../../environments", "dev", "platform")
+	require.NoError(t, err)
+	cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}
+	dev := openStack(t, "dev-policy", platform.Program, cfg, t.TempDir())
+	res, err = dev.Preview(ctx, optpreview.PolicyPacks(packBin))
+	require.NoError(t, err, "environments/dev passes the pack")
+	assert.NotContains(t, res.StdOut, "[mandatory]")
 }

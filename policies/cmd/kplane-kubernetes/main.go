@@ -1,7 +1,8 @@
 // Command kplane-kubernetes is kplane's Kubernetes policy pack: pass its path to
 // `pulumi preview --policy-pack` (or `up`). It checks every workload a stack declares against the
 // hardened cluster's admission baseline (the same CEL the API server runs), at its defaults:
-// images pinned by digest, every Pod Security Standards control. Per environment, a pack
+// images pinned by digest, every Pod Security Standards control; resource requests and limits;
+// and RBAC (wildcards, secrets access, escalation verbs, nodes/proxy, cluster-admin bindings). Per environment, a pack
 // configuration file (`--policy-pack-config`) sets each policy mandatory, advisory or disabled.
 package main
 
@@ -20,5 +21,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "kplane-kubernetes:", err)
 		os.Exit(1)
 	}
+	policies = append(append(policies, kubernetes.RBACPolicies()...), kubernetes.ResourceLimits())
 	pack.Main(&pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: policies})
 }
