@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/stacks/runner"
@@ -96,7 +97,27 @@ func BenchmarkPlatformStack(b *testing.B) {
 	}
 	timeIt("pulumi up, platform stack, first (creates environments/dev)", "s/up-create", func() error { _, err := s.Up(ctx); return err })
 	timeIt("pulumi up, platform stack, warm (nothing to change)", "s/up-warm", func() error { _, err := s.Up(ctx); return err })
-	timeIt("pulumi preview, platform stack", "s/preview", func() error { _, err := s.Preview(ctx); return err })
+	// Preview with and without the policy packs, mean of 3 each, same stack and cluster.
+	packs, err := exec.Command("make", "-s", "-C", "../..", "policy-packs").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	packPaths := strings.Fields(string(packs))
+	mean := func(opts ...optpreview.Option) float64 {
+		var total time.Duration
+		for i := 0; i < 3; i++ {
+			start := time.Now()
+			if _, err := s.Preview(ctx, opts...); err != nil {
+				b.Fatal(err)
+			}
+			total += time.Since(start)
+		}
+		return total.Seconds() / 3
+	}
+	without, with := mean(), mean(optpreview.PolicyPacks(packPaths...))
+	report(b, without, "s/preview", "pulumi preview, platform stack (mean of 3)")
+	report(b, with, "s/preview-packs", "pulumi preview with the policy packs (mean of 3)")
+	report(b, 100*(with-without)/without, "%/pack-overhead", "preview time added by the policy packs")
 	timeIt("pulumi destroy, platform stack", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
 }
 
