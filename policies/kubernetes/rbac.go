@@ -136,7 +136,7 @@ func ResourceLimits() pack.Policy {
 	return pack.Policy{Name: "kplane-resource-limits", Enforcement: pack.Advisory,
 		Description: "every container sets CPU and memory requests and a memory limit", DescriptionKo: "모든 컨테이너는 CPU·메모리 요청과 메모리 제한을 설정해야 합니다",
 		Remediation: "set resources.requests.cpu, resources.requests.memory and resources.limits.memory", RemediationKo: "resources.requests.cpu, requests.memory, limits.memory를 설정하십시오",
-		Controls: []pack.Control{{Framework: "CIS", ID: "5.7.4"}, {Framework: "ISMS-P", ID: "2.9.2"}},
+		Controls: []pack.Control{{Framework: "ISMS-P", ID: "2.9.2"}},
 		Check: func(r pack.Resource) []string {
 			if !workloadKinds[r.Type] {
 				return nil
