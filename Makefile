@@ -10,6 +10,7 @@ NODES ?= 2
 WITH_TOOLS := eval "$$(tools/env.sh)" &&
 BIN := .state/bin
 GO_TEST_FLAGS ?=
+REPORT_LANG ?= en
 
 .PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
@@ -52,8 +53,10 @@ cluster-status: kplane-bin ## list local clusters
 up: check-env cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
 	@$(WITH_TOOLS) $(BIN)/kplane up --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
 
-preview: check-env cluster ## pulumi preview of the platform stack for ENV against its local cluster
-	@$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+preview: check-env cluster ## the PR check: preview ENV with the policy packs; fails on mandatory violations; report in .state/reports/ENV (REPORT_LANG=en|ko)
+	@packs=$$($(MAKE) -s policy-packs) || exit 1; \
+	$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig \
+	  $$(for p in $$packs; do printf -- '--policy-pack %s ' $$p; done) --report-dir .state/reports/$(ENV) --lang $(REPORT_LANG)
 
 refresh: check-env cluster ## pulumi refresh of the platform stack for ENV
 	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig

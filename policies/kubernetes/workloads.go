@@ -184,3 +184,14 @@ func normalise(v any) any {
 	}
 	return v
 }
+
+// Pack is kplane's Kubernetes policy pack at its defaults (what kplane-kubernetes serves):
+// the admission baseline, RBAC, resource limits and the platform's guard rails.
+func Pack() (*pack.Pack, error) {
+	policies, err := WorkloadPolicies(&hardenedcluster.Args{})
+	if err != nil {
+		return nil, err
+	}
+	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: append(append(append(policies, RBACPolicies()...), ResourceLimits()), PlatformPolicies()...)}
+	return p, p.Validate()
+}

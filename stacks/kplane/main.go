@@ -2,7 +2,7 @@
 // and `make down` call):
 //
 //	kplane up      --env dev --kubeconfig .state/clusters/dev/kubeconfig
-//	kplane preview --env dev --kubeconfig ...
+//	kplane preview --env dev --kubeconfig ... [--policy-pack PATH ... --report-dir DIR --lang en|ko]
 //	kplane refresh --env dev --kubeconfig ...
 //	kplane down    --env dev
 //
@@ -45,6 +45,11 @@ func run(args []string) error {
 	envDir := fs.String("environments", "environments", "folder of environments")
 	state := fs.String("state", ".state", "folder of the local state backend (ignored when PULUMI_BACKEND_URL is set)")
 	secrets := fs.String("secrets-provider", "passphrase", "secrets provider of new stacks: passphrase, or a KMS/Vault URL (awskms://..., hashivault://...)")
+	var packs multiFlag
+	fs.Var(&packs, "policy-pack", "policy pack executable to run with the preview (repeatable; `make -s policy-packs` lists kplane's)")
+	packConfig := fs.String("policy-pack-config", "", "pack configuration (JSON: policy -> mandatory|advisory|disabled)")
+	reportDir := fs.String("report-dir", "", "write the compliance report (report.md, report.html, report.json) here")
+	lang := fs.String("lang", "en", "language of the report: en or ko")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -79,7 +84,16 @@ func run(args []string) error {
 	}
 	switch verb {
 	case "preview":
-		r, err := s.Preview(ctx)
+		if *reportDir != "" && len(packs) == 0 {
+			return errors.New("--report-dir needs at least one --policy-pack")
+		}
+		opts, findings := previewOptions(packs, *packConfig)
+		r, err := s.Preview(ctx, opts...)
+		if *reportDir != "" {
+			if rerr := writeReport(*reportDir, *env, *lang, findings()); rerr != nil {
+				return rerr
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/tests/fixtures"
@@ -15,11 +14,10 @@ import (
 // BenchmarkPolicyPack: time to validate 1,000 workloads with the Kubernetes pack's policies,
 // in-process (what the analyzer does per resource, without the engine's RPC).
 func BenchmarkPolicyPack(b *testing.B) {
-	policies, err := kubernetes.WorkloadPolicies(&hardenedcluster.Args{})
+	p, err := kubernetes.Pack()
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &pack.Pack{Name: "kplane-kubernetes", Version: "bench", Policies: append(append(policies, kubernetes.RBACPolicies()...), kubernetes.ResourceLimits())}
 	resources := make([]pack.Resource, 1000)
 	for i := range resources {
 		spec := fixtures.GoodPodSpec()

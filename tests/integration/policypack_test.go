@@ -2,9 +2,11 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
@@ -48,7 +50,9 @@ func TestKubernetesPolicyPack(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		ns, err := corev1.NewNamespace(ctx, "pp", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("pp-apps")}}, pulumi.Provider(k8s))
+		ns, err := corev1.NewNamespace(ctx, "pp", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("pp-apps"),
+			Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String("v1.37")}}},
+			pulumi.Provider(k8s))
 		if err != nil {
 			return err
 		}
@@ -108,4 +112,58 @@ func TestKubernetesPolicyPack(t *testing.T) {
 	res, err = dev.Preview(ctx, optpreview.PolicyPacks(packBin))
 	require.NoError(t, err, "environments/dev passes the pack")
 	assert.NotContains(t, res.StdOut, "[mandatory]")
+}
+
+// TestPreviewReport runs the PR check as `make preview` does (`kplane preview` with the packs and
+// a report): environments/dev passes and its report shows every control; an environment that
+// loosens admission to audit fails with exactly that violation, in the Korean report too.
+func TestPreviewReport(t *testing.T) {
+	integration(t)
+	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
+	packBin := buildPack(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
+	kplane := buildPack(t, "github.com/kplane/kplane/stacks/kplane")
+	envs := t.TempDir()
+	dev, err := os.ReadFile("../../environments/dev/platform.yaml")
+	require.NoError(t, err)
+	loose := strings.Replace(string(dev), "mode: enforce", "mode: audit", 1)
+	require.NotEqual(t, string(dev), loose)
+	for name, content := range map[string]string{"dev": string(dev), "loose": loose} {
+		require.NoError(t, os.MkdirAll(filepath.Join(envs, name), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(envs, name, "platform.yaml"), []byte(strings.ReplaceAll(content, "kplane:environment: dev", "kplane:environment: "+name)), 0o600))
+	}
+	preview := func(env, lang string) (string, string, error) {
+		reports := filepath.Join(t.TempDir(), env)
+		cmd := exec.Command(kplane, "preview", "--env", env, "--environments", envs, "--kubeconfig", c.Kubeconfig, "--state", t.TempDir(),
+			"--policy-pack", packBin, "--report-dir", reports, "--lang", lang)
+		out, err := cmd.CombinedOutput()
+		return string(out), reports, err
+	}
+
+	out, reports, err := preview("dev", "en")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "0 mandatory")
+	md, err := os.ReadFile(filepath.Join(reports, "report.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "No violations.")
+	var rep struct {
+		Mandatory int `json:"mandatoryViolations"`
+		Controls  []struct{ Framework, ID, Status string }
+	}
+	js, err := os.ReadFile(filepath.Join(reports, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(js, &rep))
+	assert.Zero(t, rep.Mandatory)
+	assert.GreaterOrEqual(t, len(rep.Controls), 131+24)
+
+	out, reports, err = preview("loose", "ko")
+	require.Error(t, err, "mandatory violations fail the PR check")
+	assert.Contains(t, out, "kplane-admission-enforced")
+	md, err = os.ReadFile(filepath.Join(reports, "report.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(md), "컴플라이언스 보고서: loose")
+	assert.Contains(t, string(md), "`kplane-admission-enforced`")
+	assert.NotContains(t, strings.ReplaceAll(string(md), "kplane-admission-enforced", ""), "| mandatory | `kplane-", "exactly that violation, nothing else")
+	html, err := os.ReadFile(filepath.Join(reports, "report.html"))
+	require.NoError(t, err)
+	assert.Contains(t, string(html), `<html lang="ko">`)
 }

@@ -2,25 +2,24 @@
 // `pulumi preview --policy-pack` (or `up`). It checks every workload a stack declares against the
 // hardened cluster's admission baseline (the same CEL the API server runs), at its defaults:
 // images pinned by digest, every Pod Security Standards control; resource requests and limits;
-// and RBAC (wildcards, secrets access, escalation verbs, nodes/proxy, cluster-admin bindings). Per environment, a pack
-// configuration file (`--policy-pack-config`) sets each policy mandatory, advisory or disabled.
+// and RBAC (wildcards, secrets access, escalation verbs, nodes/proxy, cluster-admin bindings).
+// Per environment, a pack configuration file (`--policy-pack-config`) sets each policy
+// mandatory, advisory or disabled.
 package main
 
 import (
 	"fmt"
 	"os"
 
-	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 )
 
 func main() {
-	policies, err := kubernetes.WorkloadPolicies(&hardenedcluster.Args{})
+	p, err := kubernetes.Pack()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kplane-kubernetes:", err)
 		os.Exit(1)
 	}
-	policies = append(append(policies, kubernetes.RBACPolicies()...), kubernetes.ResourceLimits())
-	pack.Main(&pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: policies})
+	pack.Main(p)
 }

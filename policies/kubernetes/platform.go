@@ -1,0 +1,70 @@
+package kubernetes
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kplane/kplane/policies/pack"
+)
+
+// systemNamespaces run the control plane: Pod Security Admission levels there are the
+// platform's business.
+var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true}
+
+func meta(r pack.Resource) (name string, labels map[string]any) {
+	m, _ := r.Props["metadata"].(map[string]any)
+	name, _ = m["name"].(string)
+	labels, _ = m["labels"].(map[string]any)
+	return name, labels
+}
+
+// PlatformPolicies check that the cluster's guard rails are on: admission policies deny (not
+// just warn) and namespaces enforce a Pod Security Standards level.
+func PlatformPolicies() []pack.Policy {
+	return []pack.Policy{
+		{Name: "kplane-admission-enforced", Enforcement: pack.Mandatory,
+			Description: "admission policies deny violations (ValidatingAdmissionPolicyBinding Deny, Gatekeeper constraint deny)", DescriptionKo: "어드미션 정책은 위반을 거부해야 합니다(경고·감사만으로는 부족)",
+			Remediation: "set Admission.Mode to enforce (the environment's kplane:security admission.mode)", RemediationKo: "환경 설정 admission.mode를 enforce로 설정하십시오",
+			Controls: []pack.Control{{Framework: "CIS", ID: "5.2.1"}, {Framework: "KISA", ID: "Master-05"}, {Framework: "KISA", ID: "Master-12"}},
+			Check: func(r pack.Resource) []string {
+				name, _ := meta(r)
+				switch {
+				case strings.HasSuffix(r.Type, ":ValidatingAdmissionPolicyBinding"):
+					spec, _ := r.Props["spec"].(map[string]any)
+					if !has(strs(spec["validationActions"]), "Deny") {
+						return []string{fmt.Sprintf("ValidatingAdmissionPolicyBinding %s: validationActions %v do not include Deny", name, strs(spec["validationActions"]))}
+					}
+				case strings.HasPrefix(r.Type, "kubernetes:constraints.gatekeeper.sh/"):
+					spec, _ := r.Props["spec"].(map[string]any)
+					if action, _ := spec["enforcementAction"].(string); action != "" && action != "deny" {
+						return []string{fmt.Sprintf("Gatekeeper constraint %s: enforcementAction %s, not deny", name, action)}
+					}
+				}
+				return nil
+			}},
+		{Name: "kplane-pod-security-enforced", Enforcement: pack.Mandatory,
+			Description: "every namespace enforces Pod Security Standards baseline or restricted, version pinned", DescriptionKo: "모든 네임스페이스는 Pod Security Standards baseline 이상을 강제하고 버전을 고정해야 합니다",
+			Remediation: "label the namespace pod-security.kubernetes.io/enforce=restricted (or baseline) with enforce-version; kplane's team namespaces do", RemediationKo: "네임스페이스에 pod-security.kubernetes.io/enforce=restricted(또는 baseline)와 enforce-version 레이블을 지정하십시오",
+			Controls: []pack.Control{{Framework: "CIS", ID: "5.2.1"}, {Framework: "KISA", ID: "Master-12"}, {Framework: "PSS", ID: "baseline"}},
+			Check: func(r pack.Resource) []string {
+				if r.Type != "kubernetes:core/v1:Namespace" {
+					return nil
+				}
+				name, labels := meta(r)
+				if systemNamespaces[name] {
+					return nil
+				}
+				level, _ := labels["pod-security.kubernetes.io/enforce"].(string)
+				version, _ := labels["pod-security.kubernetes.io/enforce-version"].(string)
+				switch {
+				case level != "baseline" && level != "restricted" && level != "privileged":
+					return []string{fmt.Sprintf("Namespace %s: no pod-security.kubernetes.io/enforce level", name)}
+				case level == "privileged" && labels["app.kubernetes.io/managed-by"] != "kplane":
+					return []string{fmt.Sprintf("Namespace %s: enforces the privileged level", name)}
+				case version == "" || version == "latest":
+					return []string{fmt.Sprintf("Namespace %s: enforce-version is not pinned", name)}
+				}
+				return nil
+			}},
+	}
+}

@@ -1,0 +1,42 @@
+package kubernetes
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/kplane/kplane/policies/pack"
+)
+
+func TestPlatformPolicies(t *testing.T) {
+	p := &pack.Pack{Name: "t", Version: "0", Policies: PlatformPolicies()}
+	assert.NoError(t, p.Validate())
+	msgs := func(r pack.Resource) []string {
+		var out []string
+		for _, v := range p.Evaluate(r, nil) {
+			out = append(out, v.Message)
+		}
+		return out
+	}
+	binding := func(actions ...any) pack.Resource {
+		return pack.Resource{Type: "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding", Props: map[string]any{
+			"metadata": map[string]any{"name": "kplane-no-privileged"}, "spec": map[string]any{"validationActions": actions}}}
+	}
+	assert.Empty(t, msgs(binding("Deny")))
+	assert.Equal(t, []string{"ValidatingAdmissionPolicyBinding kplane-no-privileged: validationActions [Warn Audit] do not include Deny"}, msgs(binding("Warn", "Audit")))
+	constraint := func(action string) pack.Resource {
+		return pack.Resource{Type: "kubernetes:constraints.gatekeeper.sh/v1beta1:KplaneNoPrivileged", Props: map[string]any{
+			"metadata": map[string]any{"name": "kplane-no-privileged"}, "spec": map[string]any{"enforcementAction": action}}}
+	}
+	assert.Empty(t, msgs(constraint("deny")))
+	assert.Len(t, msgs(constraint("warn")), 1)
+
+	ns := func(name string, labels map[string]any) pack.Resource {
+		return pack.Resource{Type: "kubernetes:core/v1:Namespace", Props: map[string]any{"metadata": map[string]any{"name": name, "labels": labels}}}
+	}
+	assert.Empty(t, msgs(ns("web", map[string]any{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "v1.37"})))
+	assert.Equal(t, []string{"Namespace web: no pod-security.kubernetes.io/enforce level"}, msgs(ns("web", nil)))
+	assert.Equal(t, []string{"Namespace web: enforce-version is not pinned"}, msgs(ns("web", map[string]any{"pod-security.kubernetes.io/enforce": "baseline"})))
+	assert.Equal(t, []string{"Namespace web: enforces the privileged level"}, msgs(ns("web", map[string]any{"pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/enforce-version": "v1.37"})))
+	assert.Empty(t, msgs(ns("kube-system", nil)))
+}

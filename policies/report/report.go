@@ -1,0 +1,279 @@
+// Package report turns a preview's policy findings into a compliance report an auditor reads:
+// per control of the catalog (CIS Kubernetes 1.12, KISA, ISMS-P), whether it passed, was
+// violated (which resource, why, how to fix), is checked on the nodes, needs a manual attestation,
+// or is not covered; in Korean or English, as Markdown (for the PR comment), HTML and JSON.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/policies/controls"
+	"github.com/kplane/kplane/policies/pack"
+)
+
+// Finding is one policy violation reported by the engine.
+type Finding struct {
+	Policy   string `json:"policy"`
+	Pack     string `json:"pack"`
+	Level    string `json:"level"` // mandatory, advisory
+	Resource string `json:"resource"`
+	Message  string `json:"message"`
+}
+
+// Status of a control.
+type Status string
+
+const (
+	Violated   Status = "violated"
+	Pass       Status = "pass"
+	NodeCheck  Status = "node-check"
+	Manual     Status = "manual"
+	NotCovered Status = "not-covered"
+)
+
+// Control is one control's result.
+type Control struct {
+	Framework string    `json:"framework"`
+	ID        string    `json:"id"`
+	Title     string    `json:"title"`
+	Status    Status    `json:"status"`
+	Policies  []string  `json:"policies,omitempty"`
+	Findings  []Finding `json:"findings,omitempty"`
+	Note      string    `json:"note,omitempty"`
+}
+
+// Report is the whole of it.
+type Report struct {
+	Environment string            `json:"environment"`
+	Lang        string            `json:"lang"`
+	Generated   string            `json:"generated"`
+	Packs       []string          `json:"packs"`
+	Mandatory   int               `json:"mandatoryViolations"`
+	Advisory    int               `json:"advisoryViolations"`
+	Summary     map[string]int    `json:"summary"` // "<framework> <status>" -> count
+	Controls    []Control         `json:"controls"`
+	Findings    []Finding         `json:"findings"`
+	Fixes       map[string]string `json:"fixes"` // policy -> remediation
+}
+
+// Build evaluates the catalog against the packs that ran and their findings.
+func Build(env, lang string, packs []*pack.Pack, findings []Finding, now time.Time) (*Report, error) {
+	if lang != "en" && lang != "ko" {
+		return nil, fmt.Errorf("REPORT_LANG %q: en or ko", lang)
+	}
+	cat, err := controls.Load()
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Environment: env, Lang: lang, Generated: now.UTC().Format(time.RFC3339), Summary: map[string]int{}, Findings: findings, Fixes: map[string]string{}}
+	byControl := map[string][]string{} // "CIS 5.2.2" -> policies
+	for _, p := range packs {
+		r.Packs = append(r.Packs, p.Name+"@"+p.Version)
+		for _, pol := range p.Policies {
+			r.Fixes[pol.Name] = pol.Remediation
+			if lang == "ko" {
+				r.Fixes[pol.Name] = pol.RemediationKo
+			}
+			for _, c := range pol.Controls {
+				byControl[c.String()] = append(byControl[c.String()], pol.Name)
+			}
+		}
+	}
+	nodeChecked := map[string]bool{}
+	for _, ch := range nodecheck.Checks() {
+		nodeChecked["CIS "+ch.ID] = true
+		for _, k := range ch.KISA {
+			nodeChecked["KISA "+k] = true
+		}
+	}
+	for _, f := range findings {
+		switch f.Level {
+		case "mandatory":
+			r.Mandatory++
+		default:
+			r.Advisory++
+		}
+	}
+	result := func(framework, id, title string, manual bool) Control {
+		key := framework + " " + id
+		c := Control{Framework: framework, ID: id, Title: title, Policies: byControl[key]}
+		for _, f := range findings {
+			if contains(c.Policies, f.Policy) {
+				c.Findings = append(c.Findings, f)
+			}
+		}
+		switch {
+		case len(c.Findings) > 0:
+			c.Status = Violated
+		case len(c.Policies) > 0:
+			c.Status = Pass
+		case nodeChecked[key]:
+			c.Status = NodeCheck
+		case manual:
+			c.Status = Manual
+		default:
+			c.Status = NotCovered
+		}
+		return c
+	}
+	cis := map[string]Control{}
+	for _, x := range cat.CIS {
+		c := result("CIS", x.ID, x.Title, x.Assessment == "manual")
+		cis[x.ID] = c
+		r.Controls = append(r.Controls, c)
+	}
+	for _, k := range cat.KISA {
+		title := k.En
+		if lang == "ko" {
+			title = k.Ko
+		}
+		c := result("KISA", k.ID, title, len(k.CIS) == 0)
+		c.Note = k.Note
+		// Through the crosswalk: the KISA item is as good as its CIS controls.
+		for _, id := range k.CIS {
+			x := cis[id]
+			c.Findings = append(c.Findings, x.Findings...)
+			c.Policies = appendNew(c.Policies, x.Policies...)
+			if worse(x.Status, c.Status) {
+				c.Status = x.Status
+			}
+		}
+		r.Controls = append(r.Controls, c)
+	}
+	for _, m := range cat.ISMS {
+		title := m.En
+		if lang == "ko" {
+			title = m.Ko
+		}
+		r.Controls = append(r.Controls, result("ISMS-P", m.ID, title, true))
+	}
+	for _, c := range r.Controls {
+		r.Summary[c.Framework+" "+string(c.Status)]++
+	}
+	return r, nil
+}
+
+// rank orders statuses from worst to best for the crosswalk.
+var rank = map[Status]int{Violated: 0, NotCovered: 1, Manual: 2, NodeCheck: 3, Pass: 4}
+
+func worse(a, b Status) bool { return rank[a] < rank[b] }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func appendNew(list []string, items ...string) []string {
+	for _, s := range items {
+		if !contains(list, s) {
+			list = append(list, s)
+		}
+	}
+	return list
+}
+
+// JSON is the report for machines.
+func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+
+var words = map[string]map[string]string{
+	"en": {"title": "Compliance report", "env": "Environment", "generated": "Generated", "packs": "Policy packs",
+		"mandatory": "mandatory violations", "advisory": "advisory violations", "findings": "Violations", "controls": "Controls",
+		"framework": "Framework", "control": "Control", "status": "Status", "policies": "Checked by", "fix": "Fix", "resource": "Resource",
+		"violated": "violated", "pass": "pass", "node-check": "checked on nodes (kplane-nodecheck)", "manual": "manual attestation", "not-covered": "not covered",
+		"none": "No violations.", "summary": "Summary"},
+	"ko": {"title": "컴플라이언스 보고서", "env": "환경", "generated": "생성 시각", "packs": "정책 팩",
+		"mandatory": "필수(mandatory) 위반", "advisory": "권고(advisory) 위반", "findings": "위반 사항", "controls": "통제 항목",
+		"framework": "기준", "control": "항목", "status": "상태", "policies": "점검 정책", "fix": "조치 방법", "resource": "리소스",
+		"violated": "위반", "pass": "충족", "node-check": "노드 점검(kplane-nodecheck)", "manual": "수동 확인 필요", "not-covered": "미적용",
+		"none": "위반 사항이 없습니다.", "summary": "요약"},
+}
+
+func (r *Report) w(key string) string { return words[r.Lang][key] }
+
+// Markdown is the report for a pull-request comment: totals, every violation with its fix, and
+// per framework the count of controls by status.
+func (r *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s: %s\n\n", r.w("title"), r.Environment)
+	fmt.Fprintf(&b, "%s: %s · %s: %s\n\n", r.w("generated"), r.Generated, r.w("packs"), strings.Join(r.Packs, ", "))
+	fmt.Fprintf(&b, "**%d** %s, **%d** %s\n\n", r.Mandatory, r.w("mandatory"), r.Advisory, r.w("advisory"))
+	fmt.Fprintf(&b, "## %s\n\n", r.w("findings"))
+	if len(r.Findings) == 0 {
+		b.WriteString(r.w("none") + "\n\n")
+	} else {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n|---|---|---|---|\n", r.w("status"), r.w("policies"), r.w("resource"), r.w("fix"))
+		for _, f := range r.Findings {
+			fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s. %s |\n", f.Level, f.Policy, shortURN(f.Resource), mdEscape(f.Message), mdEscape(r.Fixes[f.Policy]))
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|\n", r.w("summary"), r.w("framework"),
+		r.w("violated"), r.w("pass"), r.w("node-check"), r.w("manual"), r.w("not-covered"))
+	for _, fw := range []string{"CIS", "KISA", "ISMS-P"} {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", fw, r.Summary[fw+" violated"], r.Summary[fw+" pass"], r.Summary[fw+" node-check"], r.Summary[fw+" manual"], r.Summary[fw+" not-covered"])
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func shortURN(urn string) string {
+	if i := strings.LastIndex(urn, "::"); i >= 0 {
+		return urn[i+2:]
+	}
+	return urn
+}
+
+func mdEscape(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }
+
+var page = template.Must(template.New("report").Funcs(template.FuncMap{"short": shortURN}).Parse(`<!doctype html>
+<html lang="{{.R.Lang}}"><head><meta charset="utf-8"><title>{{.W.title}}: {{.R.Environment}}</title>
+<style>
+body{font-family:system-ui,"Noto Sans KR","Malgun Gothic",sans-serif;margin:2rem;color:#1b1f24;max-width:72rem}
+table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}.violated{background:#ffebe9}.pass{background:#dafbe1}.node-check{background:#ddf4ff}.manual{background:#fff8c5}.not-covered{background:#f6f8fa}
+.totals span{display:inline-block;margin-right:1.5rem;font-size:1.2rem}code{font-size:.9em}
+</style></head><body>
+<h1>{{.W.title}}: {{.R.Environment}}</h1>
+<p>{{.W.generated}}: {{.R.Generated}} · {{.W.packs}}: {{range $i, $p := .R.Packs}}{{if $i}}, {{end}}{{$p}}{{end}}</p>
+<p class="totals"><span><b>{{.R.Mandatory}}</b> {{.W.mandatory}}</span><span><b>{{.R.Advisory}}</b> {{.W.advisory}}</span></p>
+<h2>{{.W.findings}}</h2>
+{{if .R.Findings}}<table><tr><th>{{.W.status}}</th><th>{{.W.policies}}</th><th>{{.W.resource}}</th><th>{{.W.fix}}</th></tr>
+{{range .R.Findings}}<tr class="violated"><td>{{.Level}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>
+{{end}}</table>{{else}}<p>{{.W.none}}</p>{{end}}
+<h2>{{.W.controls}}</h2>
+<table><tr><th>{{.W.framework}}</th><th>{{.W.control}}</th><th>{{.W.status}}</th><th>{{.W.policies}}</th></tr>
+{{range .R.Controls}}<tr class="{{.Status}}"><td>{{.Framework}}</td><td><b>{{.ID}}</b> {{.Title}}{{if .Note}}<br><small>{{.Note}}</small>{{end}}</td><td>{{index $.W (printf "%s" .Status)}}</td><td>{{range .Policies}}<code>{{.}}</code> {{end}}</td></tr>
+{{end}}</table>
+</body></html>
+`))
+
+// HTML is the report for people: every control of every framework with its status.
+func (r *Report) HTML() (string, error) {
+	var b bytes.Buffer
+	err := page.Execute(&b, map[string]any{"R": r, "W": words[r.Lang]})
+	return b.String(), err
+}
+
+// SortFindings orders findings by level (mandatory first), policy and resource.
+func SortFindings(f []Finding) {
+	sort.Slice(f, func(i, j int) bool {
+		if f[i].Level != f[j].Level {
+			return f[i].Level == "mandatory"
+		}
+		if f[i].Policy != f[j].Policy {
+			return f[i].Policy < f[j].Policy
+		}
+		return f[i].Resource < f[j].Resource
+	})
+}

@@ -1,0 +1,73 @@
+package report
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/policies/kubernetes"
+	"github.com/kplane/kplane/policies/pack"
+)
+
+func build(t *testing.T, lang string, findings []Finding) *Report {
+	p, err := kubernetes.Pack()
+	require.NoError(t, err)
+	r, err := Build("staging", lang, []*pack.Pack{p}, findings, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
+	require.NoError(t, err)
+	return r
+}
+
+func control(r *Report, fw, id string) Control {
+	for _, c := range r.Controls {
+		if c.Framework == fw && c.ID == id {
+			return c
+		}
+	}
+	return Control{}
+}
+
+func TestReport(t *testing.T) {
+	findings := []Finding{{Policy: "kplane-no-privileged", Pack: "kplane-kubernetes", Level: "mandatory",
+		Resource: "urn:pulumi:staging::kplane::kubernetes:apps/v1:Deployment::agent", Message: "kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2)"}}
+	r := build(t, "en", findings)
+	assert.Equal(t, 1, r.Mandatory)
+	assert.Equal(t, Violated, control(r, "CIS", "5.2.2").Status, "the policy's control is violated")
+	assert.Equal(t, Violated, control(r, "KISA", "Master-12").Status, "and the KISA item citing it")
+	assert.Equal(t, Pass, control(r, "CIS", "5.2.3").Status, "checked by a policy that found nothing")
+	assert.Equal(t, NodeCheck, control(r, "CIS", "1.2.1").Status, "API server flags are node checks")
+	assert.Equal(t, Manual, control(r, "KISA", "Worker-07").Status, "patches are attested by people")
+	assert.Equal(t, NotCovered, control(r, "CIS", "4.3.1").Status, "kube-proxy: automated in CIS, not checked by kplane")
+	total := 0
+	for k, n := range r.Summary {
+		if strings.HasPrefix(k, "CIS ") {
+			total += n
+		}
+	}
+	assert.Equal(t, 131, total, "every CIS control has a status")
+
+	md := r.Markdown()
+	assert.Contains(t, md, "| mandatory | `kplane-no-privileged` | `agent` | kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2).")
+	html, err := r.HTML()
+	require.NoError(t, err)
+	assert.Contains(t, html, `<tr class="violated"><td>CIS</td><td><b>5.2.2</b>`)
+	var back Report
+	js, err := r.JSON()
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(js, &back))
+	assert.Equal(t, r.Mandatory, back.Mandatory)
+
+	ko := build(t, "ko", nil)
+	html, err = ko.HTML()
+	require.NoError(t, err)
+	assert.Contains(t, html, `<html lang="ko">`)
+	assert.Contains(t, html, "컴플라이언스 보고서")
+	assert.Contains(t, html, "인증되지 않은 API 접근 차단", "KISA items in Korean")
+	assert.Contains(t, ko.Markdown(), "위반 사항이 없습니다.")
+
+	_, err = Build("x", "fr", nil, nil, time.Now())
+	assert.ErrorContains(t, err, `REPORT_LANG "fr": en or ko`)
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+
+	"github.com/kplane/kplane/policies/kubernetes"
+	"github.com/kplane/kplane/policies/pack"
+	"github.com/kplane/kplane/policies/report"
+)
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// previewOptions runs the preview with the packs and collects their findings from the engine's
+// events; findings() returns them once the preview has finished.
+func previewOptions(packs []string, config string) ([]optpreview.Option, func() []report.Finding) {
+	if len(packs) == 0 {
+		return nil, func() []report.Finding { return nil }
+	}
+	ch := make(chan events.EngineEvent)
+	var mu sync.Mutex
+	var found []report.Finding
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ev := range ch {
+			if p := ev.PolicyEvent; p != nil {
+				level := p.EnforcementLevel
+				if level != "mandatory" {
+					level = "advisory"
+				}
+				mu.Lock()
+				found = append(found, report.Finding{Policy: p.PolicyName, Pack: p.PolicyPackName, Level: level, Resource: p.ResourceURN, Message: strings.TrimSpace(p.Message)})
+				mu.Unlock()
+			}
+		}
+	}()
+	opts := []optpreview.Option{optpreview.PolicyPacks(packs...), optpreview.EventStreams(ch)}
+	if config != "" {
+		opts = append(opts, optpreview.PolicyPackConfigs(config))
+	}
+	return opts, func() []report.Finding {
+		<-done // the Automation API closes the channel when the preview ends
+		mu.Lock()
+		defer mu.Unlock()
+		report.SortFindings(found)
+		return found
+	}
+}
+
+// writeReport renders the compliance report for env into dir.
+func writeReport(dir, env, lang string, findings []report.Finding) error {
+	k8s, err := kubernetes.Pack()
+	if err != nil {
+		return err
+	}
+	r, err := report.Build(env, lang, []*pack.Pack{k8s}, findings, time.Now())
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	js, err := r.JSON()
+	if err != nil {
+		return err
+	}
+	html, err := r.HTML()
+	if err != nil {
+		return err
+	}
+	for name, content := range map[string][]byte{"report.md": []byte(r.Markdown()), "report.html": []byte(html), "report.json": js} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("compliance report (%s): %s/report.{md,html,json}: %d mandatory, %d advisory violations\n", lang, dir, r.Mandatory, r.Advisory)
+	return nil
+}
