@@ -45,10 +45,7 @@ func TestNodeChecks(t *testing.T) {
 	}, nil)
 	_, err := s.Up(ctx)
 	require.NoError(t, err)
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
-	require.NoError(t, err)
-	cfg.QPS = -1
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := c.Clientset()
 	require.NoError(t, err)
 	ns := hardenedcluster.NodeCheckNamespace
 

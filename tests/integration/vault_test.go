@@ -14,8 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 	authv1 "k8s.io/api/authentication/v1"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
@@ -58,10 +56,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 	_, err = s.Up(ctx)
 	require.NoError(t, err)
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
-	require.NoError(t, err)
-	cfg.QPS = -1
-	cs, err := kubernetes.NewForConfig(cfg)
+	cs, err := c.Clientset()
 	require.NoError(t, err)
 	ns := hardenedcluster.SecretsNamespace
 

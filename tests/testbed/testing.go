@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -45,14 +47,31 @@ func StartN(t testing.TB, n int, opts Options) []*Cluster {
 	return clusters
 }
 
-// Dynamic returns a client for the cluster's admin identity, to assert on live objects.
-func (c *Cluster) Dynamic() (dynamic.Interface, error) {
+// restConfig is the cluster's admin identity without client-side throttling (client-go's
+// default is 5 requests/s): tests and benchmarks measure the server.
+func (c *Cluster) restConfig() (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	// No client-side throttling (client-go's default is 5 requests/s): tests and benchmarks
-	// measure the server.
 	cfg.QPS, cfg.Burst = -1, 0
+	return cfg, nil
+}
+
+// Dynamic returns a client for the cluster's admin identity, to assert on live objects.
+func (c *Cluster) Dynamic() (dynamic.Interface, error) {
+	cfg, err := c.restConfig()
+	if err != nil {
+		return nil, err
+	}
 	return dynamic.NewForConfig(cfg)
+}
+
+// Clientset returns a typed client for the cluster's admin identity.
+func (c *Cluster) Clientset() (kubernetes.Interface, error) {
+	cfg, err := c.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
 }
