@@ -56,7 +56,9 @@ up: check-env cluster ## tools -> local cluster ENV -> pulumi up of the platform
 preview: check-env cluster ## the PR check: preview ENV with the policy packs; fails on mandatory violations; report in .state/reports/ENV (REPORT_LANG=en|ko)
 	@packs=$$($(MAKE) -s policy-packs) || exit 1; \
 	$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig \
-	  $$(for p in $$packs; do printf -- '--policy-pack %s ' $$p; done) --report-dir .state/reports/$(ENV) --lang $(REPORT_LANG)
+	  $$(for p in $$packs; do printf -- '--policy-pack %s ' $$p; done) \
+	  $$(test -f environments/$(ENV)/policy-pack.json && echo --policy-pack-config environments/$(ENV)/policy-pack.json) \
+	  --report-dir .state/reports/$(ENV) --lang $(REPORT_LANG)
 
 refresh: check-env cluster ## pulumi refresh of the platform stack for ENV
 	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig

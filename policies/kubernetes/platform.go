@@ -1,7 +1,10 @@
 package kubernetes
 
 import (
+	"encoding/json"
 	"fmt"
+	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/kplane/kplane/policies/pack"
@@ -67,4 +70,57 @@ func PlatformPolicies() []pack.Policy {
 				return nil
 			}},
 	}
+}
+
+// vaultPolicyPath matches one path stanza of a Vault policy (HCL).
+var vaultPolicyPath = regexp.MustCompile(`path\s+"([^"]+)"\s*\{\s*capabilities\s*=\s*\[([^\]]*)\]`)
+
+// VaultPolicies checks the Vault policies a stack hands to the bootstrap (the kplane-vault-plan
+// ConfigMap): no wildcard may reach beyond one service's own path, and nobody gets sudo or
+// everything on a secret path.
+func VaultPolicies() pack.Policy {
+	return pack.Policy{Name: "kplane-vault-least-privilege", Enforcement: pack.Mandatory,
+		Description: "Vault policies grant one service its own secret path; no wildcard over other services' paths, no sudo", DescriptionKo: "Vault 정책은 서비스 자신의 경로만 허용하며 다른 서비스 경로를 포함하는 와일드카드와 sudo를 허용하지 않습니다",
+		Remediation: "scope each path to <mount>/data/<namespace>/<service>/..., as the hardened cluster's VaultPolicies do", RemediationKo: "각 경로를 <mount>/data/<namespace>/<service>/... 로 한정하십시오",
+		Controls: []pack.Control{{Framework: "CIS", ID: "5.4.2"}, {Framework: "ISMS-P", ID: "2.7.2"}, {Framework: "ISMS-P", ID: "2.5.5"}},
+		Check: func(r pack.Resource) []string {
+			name, _ := meta(r)
+			if r.Type != "kubernetes:core/v1:ConfigMap" || name != "kplane-vault-plan" {
+				return nil
+			}
+			data, _ := r.Props["data"].(map[string]any)
+			raw, _ := data["plan.json"].(string)
+			var plan struct {
+				KVMount  string            `json:"kvMount"`
+				Policies map[string]string `json:"policies"`
+			}
+			if err := json.Unmarshal([]byte(raw), &plan); err != nil {
+				return []string{"kplane-vault-plan: plan.json is not a plan: " + err.Error()}
+			}
+			var msgs []string
+			for _, role := range sortedKeys(plan.Policies) {
+				for _, m := range vaultPolicyPath.FindAllStringSubmatch(plan.Policies[role], -1) {
+					path, caps := m[1], m[2]
+					// <mount>/(data|metadata)/<namespace>/<service>/...: a wildcard must come after the service.
+					rest := strings.TrimPrefix(strings.TrimPrefix(path, plan.KVMount+"/"), "data/")
+					rest = strings.TrimPrefix(rest, "metadata/")
+					if i := strings.IndexAny(rest, "*+"); i >= 0 && strings.Count(rest[:i], "/") < 2 {
+						msgs = append(msgs, fmt.Sprintf("policy %s: path %q: the wildcard reaches beyond one service's path", role, path))
+					}
+					if strings.Contains(caps, `"sudo"`) {
+						msgs = append(msgs, fmt.Sprintf("policy %s: path %q grants sudo", role, path))
+					}
+				}
+			}
+			return msgs
+		}}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -1,10 +1,12 @@
 package kubernetes
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -39,4 +41,28 @@ func TestPlatformPolicies(t *testing.T) {
 	assert.Equal(t, []string{"Namespace web: enforce-version is not pinned"}, msgs(ns("web", map[string]any{"pod-security.kubernetes.io/enforce": "baseline"})))
 	assert.Equal(t, []string{"Namespace web: enforces the privileged level"}, msgs(ns("web", map[string]any{"pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/enforce-version": "v1.37"})))
 	assert.Empty(t, msgs(ns("kube-system", nil)))
+}
+
+func TestVaultPolicies(t *testing.T) {
+	p := &pack.Pack{Name: "t", Version: "0", Policies: []pack.Policy{VaultPolicies()}}
+	assert.NoError(t, p.Validate())
+	plan := func(policies map[string]string) pack.Resource {
+		raw, _ := json.Marshal(map[string]any{"kvMount": "secret", "policies": policies})
+		return pack.Resource{Type: "kubernetes:core/v1:ConfigMap", Props: map[string]any{
+			"metadata": map[string]any{"name": "kplane-vault-plan"}, "data": map[string]any{"plan.json": string(raw)}}}
+	}
+	msgs := func(r pack.Resource) []string {
+		var out []string
+		for _, v := range p.Evaluate(r, nil) {
+			out = append(out, v.Message)
+		}
+		return out
+	}
+	// What the hardened cluster renders passes.
+	args := &hardenedcluster.Args{Teams: []hardenedcluster.Team{{Name: "p", Namespaces: []string{"payments"}}},
+		Services: []hardenedcluster.Service{{Name: "ledger", Namespace: "payments", Secrets: []hardenedcluster.ServiceSecret{{Name: "db"}}}}}
+	assert.Empty(t, msgs(plan(args.VaultPlan().Policies)))
+	assert.Equal(t, []string{`policy broad: path "secret/data/*": the wildcard reaches beyond one service's path`, `policy broad: path "secret/data/*" grants sudo`},
+		msgs(plan(map[string]string{"broad": `path "secret/data/*" { capabilities = ["read", "sudo"] }`})))
+	assert.Len(t, msgs(plan(map[string]string{"team": `path "secret/data/payments/*" { capabilities = ["read"] }`})), 1, "a whole namespace is too broad")
 }

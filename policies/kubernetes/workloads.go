@@ -192,6 +192,6 @@ func Pack() (*pack.Pack, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: append(append(append(policies, RBACPolicies()...), ResourceLimits()), PlatformPolicies()...)}
+	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: append(append(append(policies, RBACPolicies()...), ResourceLimits(), VaultPolicies()), PlatformPolicies()...)}
 	return p, p.Validate()
 }

@@ -87,6 +87,11 @@ func run(args []string) error {
 		if *reportDir != "" && len(packs) == 0 {
 			return errors.New("--report-dir needs at least one --policy-pack")
 		}
+		if *packConfig != "" {
+			if err := checkPackConfig(*packConfig); err != nil {
+				return err
+			}
+		}
 		opts, findings := previewOptions(packs, *packConfig)
 		r, err := s.Preview(ctx, opts...)
 		if *reportDir != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,6 +58,43 @@ func previewOptions(packs []string, config string) ([]optpreview.Option, func() 
 		report.SortFindings(found)
 		return found
 	}
+}
+
+// checkPackConfig refuses a pack configuration that is not what the engine reads, naming the
+// file and the fix, before anything runs: a JSON object of policy name (or "all") to mandatory,
+// advisory or disabled (or {"enforcementLevel": ...}).
+func checkPackConfig(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--policy-pack-config: %w", err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return fmt.Errorf("--policy-pack-config %s: not a JSON object of policy -> level: %v", path, err)
+	}
+	k8s, err := kubernetes.Pack()
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{"all": true}
+	for _, p := range k8s.Policies {
+		known[p.Name] = true
+	}
+	for name, v := range cfg {
+		level, _ := v.(string)
+		if m, ok := v.(map[string]any); ok {
+			level, _ = m["enforcementLevel"].(string)
+		}
+		if !known[name] {
+			return fmt.Errorf("--policy-pack-config %s: no policy %q in kplane's packs", path, name)
+		}
+		switch level {
+		case "mandatory", "advisory", "disabled":
+		default:
+			return fmt.Errorf("--policy-pack-config %s: %s: level %q; use mandatory, advisory or disabled", path, name, level)
+		}
+	}
+	return nil
 }
 
 // writeReport renders the compliance report for env into dir.

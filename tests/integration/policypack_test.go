@@ -104,6 +104,14 @@ func TestKubernetesPolicyPack(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `no policy "kplane-no-priviledged"`, "a misspelt policy in the configuration is an error")
 
+	// A malformed configuration is an error, never a silent pass.
+	for bad, want := range map[string]string{`{"kplane-no-privileged": "strict"}`: `"strict" is not a valid enforcement level`, `{"kplane-no-privileged": `: "unexpected end of JSON input"} {
+		require.NoError(t, os.WriteFile(config, []byte(bad), 0o600))
+		_, err = s.Preview(ctx, optpreview.PolicyPacks(packBin), optpreview.PolicyPackConfigs(config))
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), want)
+	}
+
 	// The dev environment's platform stack previews clean under the pack.
 	cfg, err := runner.LoadEnvironment("../../environments", "dev", "platform")
 	require.NoError(t, err)
@@ -155,7 +163,16 @@ func TestPreviewReport(t *testing.T) {
 	assert.Zero(t, rep.Mandatory)
 	assert.GreaterOrEqual(t, len(rep.Controls), 131+24)
 
-	out, reports, err = preview("loose", "ko")
+	// A pack configuration with a misspelt level is refused by kplane, naming the file and the fix.
+	badConfig := filepath.Join(t.TempDir(), "policy-pack.json")
+	require.NoError(t, os.WriteFile(badConfig, []byte(`{"kplane-no-privileged": "strict"}`), 0o600))
+	cmd := exec.Command(kplane, "preview", "--env", "dev", "--environments", envs, "--kubeconfig", c.Kubeconfig, "--state", t.TempDir(),
+		"--policy-pack", packBin, "--policy-pack-config", badConfig)
+	bad, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	assert.Contains(t, string(bad), `kplane-no-privileged: level "strict"; use mandatory, advisory or disabled`)
+
+		out, reports, err = preview("loose", "ko")
 	require.Error(t, err, "mandatory violations fail the PR check")
 	assert.Contains(t, out, "kplane-admission-enforced")
 	md, err = os.ReadFile(filepath.Join(reports, "report.md"))
