@@ -172,7 +172,7 @@ func TestPreviewReport(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, string(bad), `kplane-no-privileged: level "strict"; use mandatory, advisory or disabled`)
 
-		out, reports, err = preview("loose", "ko")
+	out, reports, err = preview("loose", "ko")
 	require.Error(t, err, "mandatory violations fail the PR check")
 	assert.Contains(t, out, "kplane-admission-enforced")
 	md, err = os.ReadFile(filepath.Join(reports, "report.md"))
