@@ -191,12 +191,12 @@ var words = map[string]map[string]string{
 		"mandatory": "mandatory violations", "advisory": "advisory violations", "findings": "Violations", "controls": "Controls",
 		"framework": "Framework", "control": "Control", "status": "Status", "policies": "Checked by", "fix": "Fix", "resource": "Resource",
 		"violated": "violated", "pass": "pass", "node-check": "checked on nodes (kplane-nodecheck)", "manual": "manual attestation", "not-covered": "not covered",
-		"none": "No violations.", "summary": "Summary"},
+		"none": "No violations.", "summary": "Summary", "level-mandatory": "mandatory", "level-advisory": "advisory"},
 	"ko": {"title": "컴플라이언스 보고서", "env": "환경", "generated": "생성 시각", "packs": "정책 팩",
 		"mandatory": "필수(mandatory) 위반", "advisory": "권고(advisory) 위반", "findings": "위반 사항", "controls": "통제 항목",
 		"framework": "기준", "control": "항목", "status": "상태", "policies": "점검 정책", "fix": "조치 방법", "resource": "리소스",
 		"violated": "위반", "pass": "충족", "node-check": "노드 점검(kplane-nodecheck)", "manual": "수동 확인 필요", "not-covered": "미적용",
-		"none": "위반 사항이 없습니다.", "summary": "요약"},
+		"none": "위반 사항이 없습니다.", "summary": "요약", "level-mandatory": "필수", "level-advisory": "권고"},
 }
 
 func (r *Report) w(key string) string { return words[r.Lang][key] }
@@ -214,7 +214,7 @@ func (r *Report) Markdown() string {
 	} else {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n|---|---|---|---|\n", r.w("status"), r.w("policies"), r.w("resource"), r.w("fix"))
 		for _, f := range r.Findings {
-			fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s. %s |\n", f.Level, f.Policy, shortURN(f.Resource), mdEscape(f.Message), mdEscape(r.Fixes[f.Policy]))
+			fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s. %s |\n", r.w("level-"+f.Level), f.Policy, shortURN(f.Resource), mdEscape(f.Message), mdEscape(r.Fixes[f.Policy]))
 		}
 		b.WriteString("\n")
 	}
@@ -249,7 +249,7 @@ th{background:#f6f8fa}.violated{background:#ffebe9}.pass{background:#dafbe1}.nod
 <p class="totals"><span><b>{{.R.Mandatory}}</b> {{.W.mandatory}}</span><span><b>{{.R.Advisory}}</b> {{.W.advisory}}</span></p>
 <h2>{{.W.findings}}</h2>
 {{if .R.Findings}}<table><tr><th>{{.W.status}}</th><th>{{.W.policies}}</th><th>{{.W.resource}}</th><th>{{.W.fix}}</th></tr>
-{{range .R.Findings}}<tr class="violated"><td>{{.Level}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>
+{{range .R.Findings}}<tr class="violated"><td>{{index $.W (printf "level-%s" .Level)}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>
 {{end}}</table>{{else}}<p>{{.W.none}}</p>{{end}}
 <h2>{{.W.controls}}</h2>
 <table><tr><th>{{.W.framework}}</th><th>{{.W.control}}</th><th>{{.W.status}}</th><th>{{.W.policies}}</th></tr>
