@@ -51,20 +51,24 @@ type Control struct {
 
 // Report is the whole of it.
 type Report struct {
-	Environment string            `json:"environment"`
-	Lang        string            `json:"lang"`
-	Generated   string            `json:"generated"`
-	Packs       []string          `json:"packs"`
-	Mandatory   int               `json:"mandatoryViolations"`
-	Advisory    int               `json:"advisoryViolations"`
-	Summary     map[string]int    `json:"summary"` // "<framework> <status>" -> count
-	Controls    []Control         `json:"controls"`
-	Findings    []Finding         `json:"findings"`
-	Fixes       map[string]string `json:"fixes"` // policy -> remediation
+	Environment  string            `json:"environment"`
+	Lang         string            `json:"lang"`
+	Generated    string            `json:"generated"`
+	Packs        []string          `json:"packs"`
+	Nodes        []string          `json:"nodes,omitempty"` // nodes whose check reports were read
+	Mandatory    int               `json:"mandatoryViolations"`
+	Advisory     int               `json:"advisoryViolations"`
+	NodeFailures int               `json:"nodeCheckFailures"`
+	Summary      map[string]int    `json:"summary"` // "<framework> <status>" -> count
+	Controls     []Control         `json:"controls"`
+	Findings     []Finding         `json:"findings"`
+	Fixes        map[string]string `json:"fixes"` // policy -> remediation
 }
 
-// Build evaluates the catalog against the packs that ran and their findings.
-func Build(env, lang string, packs []*pack.Pack, findings []Finding, now time.Time) (*Report, error) {
+// Build evaluates the catalog against the packs that ran and their findings, and the node
+// checks' latest reports (the ConfigMaps kplane-nodecheck files; none: node-checked controls
+// say so without a result).
+func Build(env, lang string, packs []*pack.Pack, findings []Finding, nodes []nodecheck.Report, now time.Time) (*Report, error) {
 	if lang != "en" && lang != "ko" {
 		return nil, fmt.Errorf("REPORT_LANG %q: en or ko", lang)
 	}
@@ -72,7 +76,7 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	r := &Report{Environment: env, Lang: lang, Generated: now.UTC().Format(time.RFC3339), Summary: map[string]int{}, Findings: findings, Fixes: map[string]string{}}
+	r := &Report{Environment: env, Lang: lang, Generated: now.UTC().Format(time.RFC3339), Summary: map[string]int{}, Findings: append([]Finding{}, findings...), Fixes: map[string]string{}}
 	byControl := map[string][]string{} // "CIS 5.2.2" -> policies
 	for _, p := range packs {
 		r.Packs = append(r.Packs, p.Name+"@"+p.Version)
@@ -93,6 +97,28 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, now time.Ti
 			nodeChecked["KISA "+k] = true
 		}
 	}
+	// Node results per control: failures become findings, a pass anywhere without failure a pass.
+	nodeFindings := map[string][]Finding{}
+	nodePassed := map[string]bool{}
+	for _, n := range nodes {
+		r.Nodes = append(r.Nodes, n.Node)
+		for _, res := range n.Results {
+			keys := append([]string{"CIS " + res.ID}, prefixed("KISA ", res.KISA)...)
+			for _, key := range keys {
+				switch res.Status {
+				case nodecheck.Fail:
+					nodeFindings[key] = append(nodeFindings[key], nodeFinding(n.Node, res))
+				case nodecheck.Pass:
+					nodePassed[key] = true
+				}
+			}
+			if res.Status == nodecheck.Fail {
+				r.Findings = append(r.Findings, nodeFinding(n.Node, res))
+				r.Fixes["node check "+res.ID] = res.Fix
+				r.NodeFailures++
+			}
+		}
+	}
 	for _, f := range findings {
 		switch f.Level {
 		case "mandatory":
@@ -109,10 +135,11 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, now time.Ti
 				c.Findings = append(c.Findings, f)
 			}
 		}
+		c.Findings = append(c.Findings, nodeFindings[key]...)
 		switch {
 		case len(c.Findings) > 0:
 			c.Status = Violated
-		case len(c.Policies) > 0:
+		case len(c.Policies) > 0 || nodePassed[key]:
 			c.Status = Pass
 		case nodeChecked[key]:
 			c.Status = NodeCheck
@@ -165,6 +192,18 @@ var rank = map[Status]int{Violated: 0, NotCovered: 1, Manual: 2, NodeCheck: 3, P
 
 func worse(a, b Status) bool { return rank[a] < rank[b] }
 
+func nodeFinding(node string, res nodecheck.Result) Finding {
+	return Finding{Policy: "node check " + res.ID, Pack: "kplane-nodecheck", Level: "node", Resource: node, Message: res.Title + ": " + res.Detail}
+}
+
+func prefixed(p string, list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = p + s
+	}
+	return out
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -191,12 +230,14 @@ var words = map[string]map[string]string{
 		"mandatory": "mandatory violations", "advisory": "advisory violations", "findings": "Violations", "controls": "Controls",
 		"framework": "Framework", "control": "Control", "status": "Status", "policies": "Checked by", "fix": "Fix", "resource": "Resource",
 		"violated": "violated", "pass": "pass", "node-check": "checked on nodes (kplane-nodecheck)", "manual": "manual attestation", "not-covered": "not covered",
-		"none": "No violations.", "summary": "Summary", "level-mandatory": "mandatory", "level-advisory": "advisory"},
+		"none": "No violations.", "summary": "Summary", "level-mandatory": "mandatory", "level-advisory": "advisory",
+		"level-node": "node check", "nodefail": "node check failures"},
 	"ko": {"title": "컴플라이언스 보고서", "env": "환경", "generated": "생성 시각", "packs": "정책 팩",
 		"mandatory": "필수(mandatory) 위반", "advisory": "권고(advisory) 위반", "findings": "위반 사항", "controls": "통제 항목",
 		"framework": "기준", "control": "항목", "status": "상태", "policies": "점검 정책", "fix": "조치 방법", "resource": "리소스",
 		"violated": "위반", "pass": "충족", "node-check": "노드 점검(kplane-nodecheck)", "manual": "수동 확인 필요", "not-covered": "미적용",
-		"none": "위반 사항이 없습니다.", "summary": "요약", "level-mandatory": "필수", "level-advisory": "권고"},
+		"none": "위반 사항이 없습니다.", "summary": "요약", "level-mandatory": "필수", "level-advisory": "권고",
+		"level-node": "노드 점검", "nodefail": "노드 점검 실패"},
 }
 
 func (r *Report) w(key string) string { return words[r.Lang][key] }
@@ -207,7 +248,7 @@ func (r *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: %s\n\n", r.w("title"), r.Environment)
 	fmt.Fprintf(&b, "%s: %s · %s: %s\n\n", r.w("generated"), r.Generated, r.w("packs"), strings.Join(r.Packs, ", "))
-	fmt.Fprintf(&b, "**%d** %s, **%d** %s\n\n", r.Mandatory, r.w("mandatory"), r.Advisory, r.w("advisory"))
+	fmt.Fprintf(&b, "**%d** %s, **%d** %s, **%d** %s\n\n", r.Mandatory, r.w("mandatory"), r.Advisory, r.w("advisory"), r.NodeFailures, r.w("nodefail"))
 	fmt.Fprintf(&b, "## %s\n\n", r.w("findings"))
 	if len(r.Findings) == 0 {
 		b.WriteString(r.w("none") + "\n\n")
@@ -246,7 +287,7 @@ th{background:#f6f8fa}.violated{background:#ffebe9}.pass{background:#dafbe1}.nod
 </style></head><body>
 <h1>{{.W.title}}: {{.R.Environment}}</h1>
 <p>{{.W.generated}}: {{.R.Generated}} · {{.W.packs}}: {{range $i, $p := .R.Packs}}{{if $i}}, {{end}}{{$p}}{{end}}</p>
-<p class="totals"><span><b>{{.R.Mandatory}}</b> {{.W.mandatory}}</span><span><b>{{.R.Advisory}}</b> {{.W.advisory}}</span></p>
+<p class="totals"><span><b>{{.R.Mandatory}}</b> {{.W.mandatory}}</span><span><b>{{.R.Advisory}}</b> {{.W.advisory}}</span><span><b>{{.R.NodeFailures}}</b> {{.W.nodefail}}</span></p>
 <h2>{{.W.findings}}</h2>
 {{if .R.Findings}}<table><tr><th>{{.W.status}}</th><th>{{.W.policies}}</th><th>{{.W.resource}}</th><th>{{.W.fix}}</th></tr>
 {{range .R.Findings}}<tr class="violated"><td>{{index $.W (printf "level-%s" .Level)}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 )
@@ -16,7 +17,7 @@ import (
 func build(t *testing.T, lang string, findings []Finding) *Report {
 	p, err := kubernetes.Pack()
 	require.NoError(t, err)
-	r, err := Build("staging", lang, []*pack.Pack{p}, findings, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
+	r, err := Build("staging", lang, []*pack.Pack{p}, findings, nil, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
 	require.NoError(t, err)
 	return r
 }
@@ -68,6 +69,25 @@ func TestReport(t *testing.T) {
 	assert.Contains(t, html, "인증되지 않은 API 접근 차단", "KISA items in Korean")
 	assert.Contains(t, ko.Markdown(), "위반 사항이 없습니다.")
 
-	_, err = Build("x", "fr", nil, nil, time.Now())
+	_, err = Build("x", "fr", nil, nil, nil, time.Now())
 	assert.ErrorContains(t, err, `REPORT_LANG "fr": en or ko`)
+}
+
+// TestNodeResults: the node checks' reports turn node-checked controls into pass or violated,
+// with the node, the finding and the fix, through to the KISA items.
+func TestNodeResults(t *testing.T) {
+	node := nodecheck.Report{Node: "cp-1", Results: []nodecheck.Result{
+		{ID: "1.2.1", KISA: []string{"Master-01"}, Title: "anonymous requests are refused", Status: nodecheck.Pass},
+		{ID: "1.1.12", KISA: []string{"Master-16"}, Title: "etcd data directory is owned by etcd:etcd", Status: nodecheck.Fail,
+			Detail: `no "etcd" user on the node`, Fix: "run etcd as its own user"},
+	}}
+	r, err := Build("prod", "en", nil, nil, []nodecheck.Report{node}, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, Pass, control(r, "CIS", "1.2.1").Status)
+	assert.Equal(t, Violated, control(r, "CIS", "1.1.12").Status)
+	assert.Equal(t, Violated, control(r, "KISA", "Master-16").Status)
+	assert.Equal(t, NodeCheck, control(r, "CIS", "1.2.2").Status, "no result yet")
+	assert.Equal(t, 1, r.NodeFailures)
+	assert.Zero(t, r.Mandatory, "node results do not fail the preview")
+	assert.Contains(t, r.Markdown(), "| node check | `node check 1.1.12` | `cp-1` | etcd data directory is owned by etcd:etcd: no \"etcd\" user on the node. run etcd as its own user |")
 }

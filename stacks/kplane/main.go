@@ -95,7 +95,7 @@ func run(args []string) error {
 		opts, findings := previewOptions(packs, *packConfig)
 		r, err := s.Preview(ctx, opts...)
 		if *reportDir != "" {
-			if rerr := writeReport(*reportDir, *env, *lang, findings()); rerr != nil {
+			if rerr := writeReport(*reportDir, *env, *lang, cfg["kplane:kubeconfig"].Value, findings()); rerr != nil {
 				return rerr
 			}
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,7 +12,10 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
+	k8sclient "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/policies/report"
@@ -97,13 +101,34 @@ func checkPackConfig(path string) error {
 	return nil
 }
 
-// writeReport renders the compliance report for env into dir.
-func writeReport(dir, env, lang string, findings []report.Finding) error {
+// writeReport renders the compliance report for env into dir, with the node checks' reports of
+// the cluster behind kubeconfig (if given).
+func writeReport(dir, env, lang, kubeconfig string, findings []report.Finding) error {
 	k8s, err := kubernetes.Pack()
 	if err != nil {
 		return err
 	}
-	r, err := report.Build(env, lang, []*pack.Pack{k8s}, findings, time.Now())
+	var nodes []nodecheck.Report
+	if kubeconfig != "" {
+		// kplane:kubeconfig is a path or the kubeconfig itself.
+		cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfig))
+		if _, statErr := os.Stat(kubeconfig); statErr == nil {
+			cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+		}
+		if err != nil {
+			return fmt.Errorf("node check reports: kplane:kubeconfig: %w", err)
+		}
+		cs, err := k8sclient.NewForConfig(cfg)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if nodes, err = report.ReadNodeReports(ctx, cs); err != nil {
+			return err
+		}
+	}
+	r, err := report.Build(env, lang, []*pack.Pack{k8s}, findings, nodes, time.Now())
 	if err != nil {
 		return err
 	}
@@ -123,6 +148,7 @@ func writeReport(dir, env, lang string, findings []report.Finding) error {
 			return err
 		}
 	}
-	fmt.Printf("compliance report (%s): %s/report.{md,html,json}: %d mandatory, %d advisory violations\n", lang, dir, r.Mandatory, r.Advisory)
+	fmt.Printf("compliance report (%s): %s/report.{md,html,json}: %d mandatory, %d advisory violations, %d node check failures (%d nodes)\n",
+		lang, dir, r.Mandatory, r.Advisory, r.NodeFailures, len(r.Nodes))
 	return nil
 }

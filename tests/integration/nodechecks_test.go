@@ -22,6 +22,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/policies/report"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -108,6 +109,15 @@ func TestNodeChecks(t *testing.T) {
 	require.NoError(t, err, "the report is filed for auditors")
 	assert.Contains(t, cm.Data["report.json"], `"id": "1.2.1"`)
 	assert.Contains(t, cm.Annotations["kplane.io/totals"], "FAIL=1")
+
+	// The compliance report reads it: the test bed's one finding shows under CIS 1.1.12 and KISA Master-16.
+	nodes, err := report.ReadNodeReports(ctx, cs)
+	require.NoError(t, err)
+	require.Len(t, nodes, 1)
+	rep, err := report.Build("testbed", "en", nil, nil, nodes, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 1, rep.NodeFailures)
+	assert.Contains(t, rep.Markdown(), "`node check 1.1.12` | `kwok-node-0`")
 
 	// A later run updates the report; a weakened kubelet shows up in it.
 	require.NoError(t, os.Chmod(filepath.Join(node, "config.yaml"), 0o644))
