@@ -2,8 +2,9 @@ package hardenedcluster
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -128,7 +129,7 @@ func (a *Args) Validate() error {
 			return fmt.Errorf("%s.Name %q: must be a DNS-1123 label", f, s.Name)
 		}
 		if _, ok := owners[s.Namespace]; !ok {
-			return fmt.Errorf("%s.Namespace %q: not a team namespace; add it to a team's Namespaces (known: %s)", f, s.Namespace, strings.Join(sortedKeys(owners), ", "))
+			return fmt.Errorf("%s.Namespace %q: not a team namespace; add it to a team's Namespaces (known: %s)", f, s.Namespace, strings.Join(slices.Sorted(maps.Keys(owners)), ", "))
 		}
 		key := s.Namespace + "/" + s.Name
 		if seen[key] {
@@ -200,13 +201,4 @@ func (a *Args) podSecurityVersion() string {
 		return "latest"
 	}
 	return a.PodSecurityVersion
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

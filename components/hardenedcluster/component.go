@@ -2,6 +2,8 @@ package hardenedcluster
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -98,7 +100,7 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 		return nil, err
 	}
 	var nsList []pulumi.Resource
-	for _, ns := range sortedKeys(nsResources) {
+	for _, ns := range slices.Sorted(maps.Keys(nsResources)) {
 		nsList = append(nsList, nsResources[ns])
 	}
 	policies, err := newAdmission(ctx, name, args, now(), nsList, parent)

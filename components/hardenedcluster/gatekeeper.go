@@ -1,6 +1,8 @@
 package hardenedcluster
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,7 +142,7 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 		action = "warn"
 	}
 	params := map[string]any{}
-	for _, name := range sortedKeys(p.Params) {
+	for _, name := range slices.Sorted(maps.Keys(p.Params)) {
 		params[name] = toAny(p.Params[name])
 	}
 	active, _ := a.activeExceptions(p.Name, now)

@@ -3,8 +3,9 @@ package kubernetes
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/kplane/kplane/policies/pack"
@@ -98,7 +99,7 @@ func VaultPolicies() pack.Policy {
 				return []string{"kplane-vault-plan: plan.json is not a plan: " + err.Error()}
 			}
 			var msgs []string
-			for _, role := range sortedKeys(plan.Policies) {
+			for _, role := range slices.Sorted(maps.Keys(plan.Policies)) {
 				for _, m := range vaultPolicyPath.FindAllStringSubmatch(plan.Policies[role], -1) {
 					path, caps := m[1], m[2]
 					// <mount>/(data|metadata)/<namespace>/<service>/...: a wildcard must come after the service.
@@ -114,13 +115,4 @@ func VaultPolicies() pack.Policy {
 			}
 			return msgs
 		}}
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, nodes []nod
 		key := framework + " " + id
 		c := Control{Framework: framework, ID: id, Title: title, Policies: byControl[key]}
 		for _, f := range findings {
-			if contains(c.Policies, f.Policy) {
+			if slices.Contains(c.Policies, f.Policy) {
 				c.Findings = append(c.Findings, f)
 			}
 		}
@@ -204,18 +205,9 @@ func prefixed(p string, list []string) []string {
 	return out
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func appendNew(list []string, items ...string) []string {
 	for _, s := range items {
-		if !contains(list, s) {
+		if !slices.Contains(list, s) {
 			list = append(list, s)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -369,20 +370,11 @@ func ciphers(name string) func(map[string]string) (bool, string) {
 
 func strongOnly(suites []string) (bool, string) {
 	for _, s := range suites {
-		if !contains(strongCiphers, strings.TrimSpace(s)) {
+		if !slices.Contains(strongCiphers, strings.TrimSpace(s)) {
 			return false, "weak cipher suite " + s
 		}
 	}
 	return true, ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func uniqueEtcdCA(n *Node) (Status, string) {
@@ -426,7 +418,7 @@ func field(path string, want, def any) func(*Node) (bool, string) {
 func fieldNot(path string, bad ...string) func(*Node) (bool, string) {
 	return func(n *Node) (bool, string) {
 		v, ok := n.kubeletValue(path)
-		return !ok || !contains(bad, fmt.Sprint(v)), fmt.Sprintf("%s: %v", path, v)
+		return !ok || !slices.Contains(bad, fmt.Sprint(v)), fmt.Sprintf("%s: %v", path, v)
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	vault "github.com/hashicorp/vault/api"
 )
@@ -75,7 +76,7 @@ func Bootstrap(ctx context.Context, c *vault.Client, plan Plan, reviewerJWT stri
 	} else if ok {
 		changed = append(changed, "configured auth "+plan.AuthPath)
 	}
-	for _, name := range sortedKeys(plan.Policies) {
+	for _, name := range slices.Sorted(maps.Keys(plan.Policies)) {
 		current, err := sys.GetPolicyWithContext(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("read policy %s: %w", name, err)
@@ -124,7 +125,7 @@ func write(ctx context.Context, c *vault.Client, path string, data map[string]an
 // durations in its own types).
 func same(got, want map[string]any, skip []string) bool {
 	for k, v := range want {
-		if contains(skip, k) {
+		if slices.Contains(skip, k) {
 			continue
 		}
 		a, _ := json.Marshal(normalise(got[k]))
@@ -179,22 +180,4 @@ func Rotate(ctx context.Context, c *vault.Client, kvMount, path string, keys []s
 		return 0, fmt.Errorf("write %s/%s: %w", kvMount, path, err)
 	}
 	return s.VersionMetadata.Version, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
