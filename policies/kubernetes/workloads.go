@@ -73,6 +73,9 @@ func WorkloadPolicies(args *hardenedcluster.Args) ([]pack.Policy, error) {
 	for _, ns := range args.ExemptNamespaces() {
 		exempt[ns] = true
 	}
+	// The hardened cluster's node checks read the host by design; admission exempts their
+	// namespace whenever they are on, and so does the pack.
+	exempt[hardenedcluster.NodeCheckNamespace] = true
 	var policies []pack.Policy
 	for _, cp := range args.CELPolicies() {
 		var p program

@@ -63,6 +63,8 @@ func TestWorkloadPolicies(t *testing.T) {
 	assert.Contains(t, stray[0].Message, "kplane-allowed-namespaces: namespace default: not a team namespace")
 	assert.Equal(t, pack.Mandatory, stray[0].Level)
 	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "kube-system", "agent", map[string]any{"hostNetwork": true, "containers": []any{}}), nil), "exempt namespaces")
+	assert.Empty(t, p.Evaluate(resource(t, "CronJob", hardenedcluster.NodeCheckNamespace, "node-check-general", map[string]any{"hostPID": false,
+		"volumes": []any{map[string]any{"name": "etc", "hostPath": map[string]any{"path": "/etc"}}}, "containers": []any{}}), nil), "the node checks' namespace")
 
 	advisory := p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Advisory})
 	assert.Equal(t, pack.Advisory, advisory[0].Level, "the pack configuration sets the level")
