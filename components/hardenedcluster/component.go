@@ -12,8 +12,10 @@ import (
 )
 
 // HardenedCluster is the security baseline of one cluster: team namespaces with Pod Security
-// Admission, least-privilege RBAC per service, and admission policies on every workload.
-// Admission policies are cluster-scoped: one HardenedCluster per cluster.
+// Admission, least-privilege RBAC per service, admission policies on every workload (in-process
+// or Gatekeeper), image signatures and severity limits, Vault secrets with bootstrap and
+// rotation, API access settings, node checks, and the audit policy and kubelet configuration the
+// platform applies. Admission policies are cluster-scoped: one HardenedCluster per cluster.
 type HardenedCluster struct {
 	pulumi.ResourceState
 
