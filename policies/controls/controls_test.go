@@ -53,7 +53,9 @@ func TestEveryReferenceExists(t *testing.T) {
 	}
 	pack, err := kubernetes.WorkloadPolicies(args)
 	require.NoError(t, err)
-	for _, p := range append(append(pack, kubernetes.RBACPolicies()...), kubernetes.ResourceLimits()) {
+	full, err := kubernetes.Pack()
+	require.NoError(t, err)
+	for _, p := range append(pack, full.Policies...) {
 		for _, ref := range p.Controls {
 			assert.NoError(t, c.Resolve(ref.String()), "pack policy %s", p.Name)
 		}

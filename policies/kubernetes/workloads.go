@@ -12,6 +12,7 @@ import (
 	"github.com/google/cel-go/ext"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/policies/aws"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -189,12 +190,13 @@ func normalise(v any) any {
 }
 
 // Pack is kplane's Kubernetes policy pack at its defaults (what kplane-kubernetes serves):
-// the admission baseline, RBAC, resource limits and the platform's guard rails.
+// the admission baseline, RBAC, resource limits, the platform's guard rails, and the managed
+// control plane's settings where the cluster is EKS.
 func Pack() (*pack.Pack, error) {
 	policies, err := WorkloadPolicies(&hardenedcluster.Args{})
 	if err != nil {
 		return nil, err
 	}
-	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: append(append(append(policies, RBACPolicies()...), ResourceLimits(), VaultPolicies()), PlatformPolicies()...)}
+	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: append(append(append(append(policies, RBACPolicies()...), ResourceLimits(), VaultPolicies()), PlatformPolicies()...), aws.EKSPolicies()...)}
 	return p, p.Validate()
 }
