@@ -17,7 +17,7 @@ REPORT_LANG ?= en
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
+	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
 tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK and Gatekeeper into the cache (once per machine and version)
 	@tools/build.sh
