@@ -79,10 +79,7 @@ func TestNodeChecks(t *testing.T) {
 	for name, content := range map[string]string{"config.yaml": kubelet, "kubelet.conf": "apiVersion: v1\nkind: Config\n", "10-kubeadm.conf": "[Service]\n"} {
 		require.NoError(t, os.WriteFile(filepath.Join(node, name), []byte(content), 0o600))
 	}
-	bin := filepath.Join(t.TempDir(), "kplane-nodecheck")
-	build := exec.Command("go", "build", "-o", bin, "github.com/kplane/kplane/components/hardenedcluster/nodecheck/cmd/kplane-nodecheck")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
+	bin := buildCommand(t, "github.com/kplane/kplane/components/hardenedcluster/nodecheck/cmd/kplane-nodecheck")
 	check := func(t *testing.T) nodecheck.Report {
 		cmd := exec.Command(bin, "--node=kwok-node-0", "--report="+ns, "--kubeconfig="+saConfig,
 			"--kubelet-config="+filepath.Join(node, "config.yaml"), "--kubelet-kubeconfig="+filepath.Join(node, "kubelet.conf"),
@@ -114,7 +111,7 @@ func TestNodeChecks(t *testing.T) {
 	nodes, err := report.ReadNodeReports(ctx, cs)
 	require.NoError(t, err)
 	require.Len(t, nodes, 1)
-	rep, err := report.Build("testbed", "en", nil, nil, nodes, time.Now())
+	rep, err := report.Build("testbed", "en", nil, nil, nil, nodes, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, 1, rep.NodeFailures)
 	assert.Contains(t, rep.Markdown(), "`node check 1.1.12` | `kwok-node-0`")

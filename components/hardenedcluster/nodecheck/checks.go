@@ -187,8 +187,8 @@ func etcdDataDir(n *Node) string {
 	return ""
 }
 
-// perm: the file at path (empty: not on this node) has no permission bits beyond max.
-func perm(path func(*Node) string, max os.FileMode) func(*Node) (Status, string) {
+// fileCheck judges the file at path (empty, or missing: not on this node, Skip).
+func fileCheck(path func(*Node) string, judge func(p string, fi fileInfo) (bool, string)) func(*Node) (Status, string) {
 	return func(n *Node) (Status, string) {
 		p := path(n)
 		fi, err := n.stat(p)
@@ -197,28 +197,27 @@ func perm(path func(*Node) string, max os.FileMode) func(*Node) (Status, string)
 			return Skip, "not on this node"
 		case err != nil:
 			return Warn, err.Error()
-		case fi.mode&^max != 0:
-			return Fail, fmt.Sprintf("%s is %04o", p, fi.mode)
 		}
-		return Pass, fmt.Sprintf("%s is %04o", p, fi.mode)
+		ok, detail := judge(p, fi)
+		if !ok {
+			return Fail, detail
+		}
+		return Pass, detail
 	}
+}
+
+// perm: the file at path has no permission bits beyond max.
+func perm(path func(*Node) string, max os.FileMode) func(*Node) (Status, string) {
+	return fileCheck(path, func(p string, fi fileInfo) (bool, string) {
+		return fi.mode&^max == 0, fmt.Sprintf("%s is %04o", p, fi.mode)
+	})
 }
 
 // owner: the file at path is owned by uid:gid.
 func owner(path func(*Node) string, uid, gid uint32) func(*Node) (Status, string) {
-	return func(n *Node) (Status, string) {
-		p := path(n)
-		fi, err := n.stat(p)
-		switch {
-		case p == "" || (err == nil && !fi.exists):
-			return Skip, "not on this node"
-		case err != nil:
-			return Warn, err.Error()
-		case fi.uid != uid || fi.gid != gid:
-			return Fail, fmt.Sprintf("%s is owned by %d:%d", p, fi.uid, fi.gid)
-		}
-		return Pass, fmt.Sprintf("%s is owned by %d:%d", p, fi.uid, fi.gid)
-	}
+	return fileCheck(path, func(p string, fi fileInfo) (bool, string) {
+		return fi.uid == uid && fi.gid == gid, fmt.Sprintf("%s is owned by %d:%d", p, fi.uid, fi.gid)
+	})
 }
 
 // ownerName: the file is owned by the named user (and its group), looked up on the node.
