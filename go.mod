@@ -11,6 +11,7 @@ require (
 	github.com/google/cel-go v0.30.0
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/open-policy-agent/opa v1.4.0
+	github.com/pulumi/pulumi-aws/sdk/v6 v6.83.4
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/client/v3 v3.7.0
 	google.golang.org/grpc v1.83.2

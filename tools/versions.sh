@@ -9,3 +9,6 @@ GATEKEEPER_VERSION=v3.23.1
 DEV_PASSPHRASE=kplane-dev-only-not-a-secret
 POLICY_CONTROLLER_VERSION=v0.13.1  # sigstore policy-controller: its ClusterImagePolicy CRD validates kplane's policies in tests
 EXTERNAL_SECRETS_VERSION=v1.3.2  # External Secrets Operator: its CRDs validate kplane's SecretStores/ExternalSecrets in tests
+VELERO_VERSION=v1.18.3  # Velero: its CRDs validate kplane's backup objects in tests (the server builds with a wrapper module)
+ISTIO_API_VERSION=v1.32.0  # istio.io/api: Istio's CRDs validate kplane's mesh and gateway objects in tests
+KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its KongPlugin CRDs (configuration.konghq.com/v1)

@@ -5,29 +5,14 @@ package aws
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/kplane/kplane/policies/pack"
 )
 
 const eksCluster = "aws:eks/cluster:Cluster"
 
-func strs(v any) []string {
-	list, _ := v.([]any)
-	var out []string
-	for _, x := range list {
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
-}
-
-func has(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func isEKS(r pack.Resource) bool { return r.Type == eksCluster }
 
 // first returns an object input that pulumi-aws spells as an object or a one-element list.
 func first(v any) map[string]any {
@@ -49,14 +34,14 @@ func EKSPolicies() []pack.Policy {
 			Description: "EKS control plane logs include audit and authenticator", DescriptionKo: "EKS 컨트롤 플레인 로그에 audit과 authenticator를 포함해야 합니다",
 			Remediation: `set enabledClusterLogTypes to include "audit" and "authenticator"`, RemediationKo: `enabledClusterLogTypes에 "audit"과 "authenticator"를 포함하십시오`,
 			Controls: []pack.Control{{Framework: "CIS", ID: "3.2.1"}, {Framework: "KISA", ID: "Master-07"}, {Framework: "ISMS-P", ID: "2.9.4"}},
-			Check: func(r pack.Resource) []string {
+			Applies:  isEKS, Check: func(r pack.Resource) []string {
 				if r.Type != eksCluster {
 					return nil
 				}
-				types := strs(r.Props["enabledClusterLogTypes"])
+				types := pack.Strings(r.Props["enabledClusterLogTypes"])
 				var missing []string
 				for _, t := range []string{"audit", "authenticator"} {
-					if !has(types, t) {
+					if !slices.Contains(types, t) {
 						missing = append(missing, t)
 					}
 				}
@@ -69,7 +54,7 @@ func EKSPolicies() []pack.Policy {
 			Description: "the EKS API endpoint is private, or public only to listed networks", DescriptionKo: "EKS API 엔드포인트는 비공개이거나 허용된 네트워크에만 공개해야 합니다",
 			Remediation: "set vpcConfig.endpointPublicAccess false, or publicAccessCidrs to your networks (the hardened cluster's AllowedCIDRs output)", RemediationKo: "vpcConfig.endpointPublicAccess를 false로 하거나 publicAccessCidrs를 허용 네트워크로 제한하십시오",
 			Controls: []pack.Control{{Framework: "KISA", ID: "Master-01"}, {Framework: "ISMS-P", ID: "2.6.1"}},
-			Check: func(r pack.Resource) []string {
+			Applies:  isEKS, Check: func(r pack.Resource) []string {
 				if r.Type != eksCluster {
 					return nil
 				}
@@ -77,8 +62,8 @@ func EKSPolicies() []pack.Policy {
 				if public, ok := vpc["endpointPublicAccess"].(bool); ok && !public {
 					return nil
 				}
-				cidrs := strs(vpc["publicAccessCidrs"])
-				if len(cidrs) == 0 || has(cidrs, "0.0.0.0/0") {
+				cidrs := pack.Strings(vpc["publicAccessCidrs"])
+				if len(cidrs) == 0 || slices.Contains(cidrs, "0.0.0.0/0") {
 					return []string{fmt.Sprintf("EKS cluster %s: the API endpoint is public to the whole internet", r.Name)}
 				}
 				return nil
@@ -87,12 +72,12 @@ func EKSPolicies() []pack.Policy {
 			Description: "EKS encrypts Kubernetes Secrets with a KMS key", DescriptionKo: "EKS는 Kubernetes Secret을 KMS 키로 암호화해야 합니다",
 			Remediation: `set encryptionConfig {resources: ["secrets"], provider: {keyArn: <KMS key>}}`, RemediationKo: `encryptionConfig에 resources: ["secrets"]와 KMS 키를 지정하십시오`,
 			Controls: []pack.Control{{Framework: "CIS", ID: "1.2.27"}, {Framework: "KISA", ID: "Master-10"}, {Framework: "ISMS-P", ID: "2.7.1"}},
-			Check: func(r pack.Resource) []string {
+			Applies:  isEKS, Check: func(r pack.Resource) []string {
 				if r.Type != eksCluster {
 					return nil
 				}
 				enc := first(r.Props["encryptionConfig"])
-				if !has(strs(enc["resources"]), "secrets") || first(enc["provider"])["keyArn"] == nil {
+				if !slices.Contains(pack.Strings(enc["resources"]), "secrets") || first(enc["provider"])["keyArn"] == nil {
 					return []string{fmt.Sprintf("EKS cluster %s: Secrets are not encrypted with a KMS key", r.Name)}
 				}
 				return nil

@@ -15,13 +15,6 @@ import (
 // platform's business.
 var systemNamespaces = map[string]bool{"kube-system": true, "kube-public": true, "kube-node-lease": true}
 
-func meta(r pack.Resource) (name string, labels map[string]any) {
-	m, _ := r.Props["metadata"].(map[string]any)
-	name, _ = m["name"].(string)
-	labels, _ = m["labels"].(map[string]any)
-	return name, labels
-}
-
 // PlatformPolicies check that the cluster's guard rails are on: admission policies deny (not
 // just warn) and namespaces enforce a Pod Security Standards level.
 func PlatformPolicies() []pack.Policy {
@@ -30,13 +23,16 @@ func PlatformPolicies() []pack.Policy {
 			Description: "admission policies deny violations (ValidatingAdmissionPolicyBinding Deny, Gatekeeper constraint deny)", DescriptionKo: "어드미션 정책은 위반을 거부해야 합니다(경고·감사만으로는 부족)",
 			Remediation: "set Admission.Mode to enforce (the environment's kplane:security admission.mode)", RemediationKo: "환경 설정 admission.mode를 enforce로 설정하십시오",
 			Controls: []pack.Control{{Framework: "CIS", ID: "5.2.1"}, {Framework: "KISA", ID: "Master-05"}, {Framework: "KISA", ID: "Master-12"}},
+			Applies: func(r pack.Resource) bool {
+				return strings.HasSuffix(r.Type, ":ValidatingAdmissionPolicyBinding") || strings.HasPrefix(r.Type, "kubernetes:constraints.gatekeeper.sh/")
+			},
 			Check: func(r pack.Resource) []string {
-				name, _ := meta(r)
+				name, _ := r.Meta()
 				switch {
 				case strings.HasSuffix(r.Type, ":ValidatingAdmissionPolicyBinding"):
 					spec, _ := r.Props["spec"].(map[string]any)
-					if !has(strs(spec["validationActions"]), "Deny") {
-						return []string{fmt.Sprintf("ValidatingAdmissionPolicyBinding %s: validationActions %v do not include Deny", name, strs(spec["validationActions"]))}
+					if !has(pack.Strings(spec["validationActions"]), "Deny") {
+						return []string{fmt.Sprintf("ValidatingAdmissionPolicyBinding %s: validationActions %v do not include Deny", name, pack.Strings(spec["validationActions"]))}
 					}
 				case strings.HasPrefix(r.Type, "kubernetes:constraints.gatekeeper.sh/"):
 					spec, _ := r.Props["spec"].(map[string]any)
@@ -54,7 +50,7 @@ func PlatformPolicies() []pack.Policy {
 				if r.Type != "kubernetes:core/v1:Namespace" {
 					return nil
 				}
-				name, labels := meta(r)
+				name, labels := r.Meta()
 				if systemNamespaces[name] {
 					return nil
 				}
@@ -84,8 +80,12 @@ func VaultPolicies() pack.Policy {
 		Description: "Vault policies grant one service its own secret path; no wildcard over other services' paths, no sudo", DescriptionKo: "Vault 정책은 서비스 자신의 경로만 허용하며 다른 서비스 경로를 포함하는 와일드카드와 sudo를 허용하지 않습니다",
 		Remediation: "scope each path to <mount>/data/<namespace>/<service>/..., as the hardened cluster's VaultPolicies do", RemediationKo: "각 경로를 <mount>/data/<namespace>/<service>/... 로 한정하십시오",
 		Controls: []pack.Control{{Framework: "CIS", ID: "5.4.2"}, {Framework: "ISMS-P", ID: "2.7.2"}, {Framework: "ISMS-P", ID: "2.5.5"}},
+		Applies: func(r pack.Resource) bool {
+			name, _ := r.Meta()
+			return r.Kind("", "ConfigMap") && name == "kplane-vault-plan"
+		},
 		Check: func(r pack.Resource) []string {
-			name, _ := meta(r)
+			name, _ := r.Meta()
 			if r.Type != "kubernetes:core/v1:ConfigMap" || name != "kplane-vault-plan" {
 				return nil
 			}

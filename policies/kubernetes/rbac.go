@@ -22,15 +22,6 @@ func rbacRules(r pack.Resource) []map[string]any {
 	return out
 }
 
-func strs(v any) []string {
-	list, _ := v.([]any)
-	var out []string
-	for _, x := range list {
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
-}
-
 func has(list []string, items ...string) bool {
 	for _, x := range list {
 		for _, y := range items {
@@ -43,14 +34,8 @@ func has(list []string, items ...string) bool {
 }
 
 func kindName(r pack.Resource) string {
-	kind := r.Type[strings.LastIndex(r.Type, ":")+1:]
-	name := r.Name
-	if meta, ok := r.Props["metadata"].(map[string]any); ok {
-		if n, ok := meta["name"].(string); ok && n != "" {
-			name = n
-		}
-	}
-	return kind + " " + name
+	name, _ := r.Meta()
+	return r.Type[strings.LastIndex(r.Type, ":")+1:] + " " + name
 }
 
 // checkRules reports each rule of a Role/ClusterRole for which bad returns a reason.
@@ -58,7 +43,7 @@ func checkRules(bad func(groups, resources, verbs []string) string) func(pack.Re
 	return func(r pack.Resource) []string {
 		var msgs []string
 		for i, rule := range rbacRules(r) {
-			if why := bad(strs(rule["apiGroups"]), strs(rule["resources"]), strs(rule["verbs"])); why != "" {
+			if why := bad(pack.Strings(rule["apiGroups"]), pack.Strings(rule["resources"]), pack.Strings(rule["verbs"])); why != "" {
 				msgs = append(msgs, fmt.Sprintf("%s rules[%d]: %s", kindName(r), i, why))
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/aws"
 	"github.com/kplane/kplane/policies/pack"
+	"github.com/kplane/kplane/policies/services"
 )
 
 // workloadKinds are the resources the admission baseline checks, as Pulumi type tokens.
@@ -190,13 +191,19 @@ func normalise(v any) any {
 }
 
 // Pack is kplane's Kubernetes policy pack at its defaults (what kplane-kubernetes serves):
-// the admission baseline, RBAC, resource limits, the platform's guard rails, and the managed
-// control plane's settings where the cluster is EKS.
+// the admission baseline, RBAC, resource limits, the platform's guard rails, the platform
+// services (backups, identity realms, mesh mTLS, public routes), and the managed control plane
+// and buckets where they are AWS.
 func Pack() (*pack.Pack, error) {
 	policies, err := WorkloadPolicies(&hardenedcluster.Args{})
 	if err != nil {
 		return nil, err
 	}
-	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: append(append(append(append(policies, RBACPolicies()...), ResourceLimits(), VaultPolicies()), PlatformPolicies()...), aws.EKSPolicies()...)}
+	for _, more := range [][]pack.Policy{RBACPolicies(), {ResourceLimits(), VaultPolicies()}, PlatformPolicies(),
+		services.BackupPolicies(), services.IdentityPolicies(), services.MeshPolicies(), services.RoutePolicies(),
+		aws.EKSPolicies(), aws.S3Policies()} {
+		policies = append(policies, more...)
+	}
+	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.2.0", Policies: policies}
 	return p, p.Validate()
 }

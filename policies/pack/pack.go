@@ -7,8 +7,10 @@ package pack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -43,13 +45,45 @@ type Resource struct {
 	Type  string // e.g. kubernetes:apps/v1:Deployment
 	Name  string // the Pulumi name
 	URN   string
-	Props map[string]any // inputs (apiVersion, kind, metadata, spec, ...)
+	Props map[string]any // inputs (apiVersion, kind, metadata, spec, ...); outputs in stack policies
+	// Deps are the resources (URNs) each property depends on: the only link between resources
+	// whose IDs a preview does not know yet (stack policies only).
+	Deps map[string][]string
 }
+
+// DependsOn tells whether r's property prop refers to the resource urn.
+func (r Resource) DependsOn(prop, urn string) bool {
+	return slices.Contains(r.Deps[prop], urn)
+}
+
+// Unknown is how the engine spells a value a preview does not know yet.
+const Unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 
 // FromChart tells whether the resource is rendered by an upstream Helm chart (its URN has a Chart
 // or Release parent): kplane cannot change those objects directly, only the chart's values.
 func (r Resource) FromChart() bool {
 	return strings.Contains(r.URN, "kubernetes:helm.sh/v4:Chart$") || strings.Contains(r.URN, "kubernetes:helm.sh/v3:Release$")
+}
+
+// Meta is the resource's metadata.name (its Pulumi name when unset) and labels.
+func (r Resource) Meta() (name string, labels map[string]any) {
+	m, _ := r.Props["metadata"].(map[string]any)
+	name, _ = m["name"].(string)
+	if name == "" {
+		name = r.Name
+	}
+	labels, _ = m["labels"].(map[string]any)
+	return name, labels
+}
+
+// Strings reads a list input as strings.
+func Strings(v any) []string {
+	list, _ := v.([]any)
+	var out []string
+	for _, x := range list {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
 }
 
 // Policy is one rule of a pack.
@@ -63,6 +97,34 @@ type Policy struct {
 	Controls      []Control
 	// Check returns one message per violation of r (empty: compliant or not applicable).
 	Check func(r Resource) []string
+	// StackCheck, instead of Check, judges the stack as a whole (what must be present, what must
+	// refer to what) and returns its violations, each on the resource to fix.
+	StackCheck func(rs []Resource) []Finding
+	// Applies tells which resources the policy judges, for a policy whose subjects a stack may
+	// not have (a backup, a realm, a bucket): where none is declared, the compliance report
+	// says the policy's controls are not covered rather than passed. nil: every stack.
+	Applies func(r Resource) bool
+}
+
+// Applicable returns the names of the policies that judge some of rs.
+func (p *Pack) Applicable(rs []Resource) []string {
+	var out []string
+	for _, pol := range p.Policies {
+		if pol.Applies == nil || slices.ContainsFunc(rs, pol.Applies) {
+			out = append(out, pol.Name)
+		}
+	}
+	return out
+}
+
+// CoverageEnv names a file where a pack writes, after a preview or update, the JSON list of its
+// policies that applied to the stack (kplane's compliance report reads it).
+const CoverageEnv = "KPLANE_POLICY_COVERAGE"
+
+// Finding is a stack policy's violation on one resource.
+type Finding struct {
+	URN     string
+	Message string
 }
 
 // Pack is a named set of policies.
@@ -84,8 +146,8 @@ func (p *Pack) Validate() error {
 			return fmt.Errorf("pack %s: policy %s needs a description and a remediation in English and Korean", p.Name, pol.Name)
 		case len(pol.Controls) == 0:
 			return fmt.Errorf("pack %s: policy %s names no control", p.Name, pol.Name)
-		case pol.Check == nil:
-			return fmt.Errorf("pack %s: policy %s has no check", p.Name, pol.Name)
+		case (pol.Check == nil) == (pol.StackCheck == nil):
+			return fmt.Errorf("pack %s: policy %s needs exactly one of Check and StackCheck", p.Name, pol.Name)
 		}
 		switch pol.Enforcement {
 		case Mandatory, Advisory:
@@ -97,22 +159,52 @@ func (p *Pack) Validate() error {
 	return nil
 }
 
-// Evaluate runs every enabled policy on r and returns its violations, in policy order.
+// level is pol's enforcement under the configured levels.
+func (pol Policy) level(levels map[string]Enforcement) Enforcement {
+	if l, ok := levels[pol.Name]; ok {
+		return l
+	}
+	return pol.Enforcement
+}
+
+// violation is pol's violation on r: a mandatory one on an object an upstream chart renders is
+// reported, not blocking.
+func (pol Policy) violation(level Enforcement, r Resource, msg string) Violation {
+	if level == Mandatory && r.FromChart() {
+		level, msg = Advisory, msg+" (rendered by an upstream Helm chart: reported, not blocking; set its chart values to fix)"
+	}
+	return Violation{Policy: pol, Level: level, Message: msg, URN: r.URN}
+}
+
+// Evaluate runs every enabled resource policy on r and returns its violations, in policy order.
 func (p *Pack) Evaluate(r Resource, levels map[string]Enforcement) []Violation {
 	var out []Violation
 	for _, pol := range p.Policies {
-		level := pol.Enforcement
-		if l, ok := levels[pol.Name]; ok {
-			level = l
-		}
-		if level == Disabled {
-			continue
-		}
-		for _, msg := range pol.Check(r) {
-			if level == Mandatory && r.FromChart() {
-				level, msg = Advisory, msg+" (rendered by an upstream Helm chart: reported, not blocking; set its chart values to fix)"
+		if level := pol.level(levels); pol.Check != nil && level != Disabled {
+			for _, msg := range pol.Check(r) {
+				out = append(out, pol.violation(level, r, msg))
 			}
-			out = append(out, Violation{Policy: pol, Level: level, Message: msg, URN: r.URN})
+		}
+	}
+	return out
+}
+
+// EvaluateStack runs every enabled stack policy on the stack's resources.
+func (p *Pack) EvaluateStack(rs []Resource, levels map[string]Enforcement) []Violation {
+	byURN := map[string]Resource{}
+	for _, r := range rs {
+		byURN[r.URN] = r
+	}
+	var out []Violation
+	for _, pol := range p.Policies {
+		if level := pol.level(levels); pol.StackCheck != nil && level != Disabled {
+			for _, f := range pol.StackCheck(rs) {
+				r, ok := byURN[f.URN]
+				if !ok {
+					r = Resource{URN: f.URN}
+				}
+				out = append(out, pol.violation(level, r, f.Message))
+			}
 		}
 	}
 	return out
@@ -144,6 +236,13 @@ func level(e Enforcement) pulumirpc.EnforcementLevel {
 	return pulumirpc.EnforcementLevel_MANDATORY
 }
 
+func policyType(p Policy) pulumirpc.PolicyType {
+	if p.StackCheck != nil {
+		return pulumirpc.PolicyType_POLICY_TYPE_STACK
+	}
+	return pulumirpc.PolicyType_POLICY_TYPE_RESOURCE
+}
+
 func (a *analyzer) Handshake(context.Context, *pulumirpc.AnalyzerHandshakeRequest) (*pulumirpc.AnalyzerHandshakeResponse, error) {
 	return &pulumirpc.AnalyzerHandshakeResponse{}, nil
 }
@@ -166,7 +265,7 @@ func (a *analyzer) GetAnalyzerInfo(context.Context, *pbempty.Empty) (*pulumirpc.
 		}
 		info.Policies = append(info.Policies, &pulumirpc.PolicyInfo{
 			Name: p.Name, DisplayName: p.Name, Description: p.Description + " [" + strings.Join(controls, ", ") + "]",
-			EnforcementLevel: level(p.Enforcement), PolicyType: pulumirpc.PolicyType_POLICY_TYPE_RESOURCE, RemediationSteps: p.Remediation,
+			EnforcementLevel: level(p.Enforcement), PolicyType: policyType(p), RemediationSteps: p.Remediation,
 			ConfigSchema: &pulumirpc.PolicyConfigSchema{Properties: &structpb.Struct{Fields: map[string]*structpb.Value{}}},
 		})
 		info.InitialConfig[p.Name] = &pulumirpc.PolicyConfig{EnforcementLevel: level(p.Enforcement)}
@@ -218,19 +317,41 @@ func (a *analyzer) Analyze(_ context.Context, req *pulumirpc.AnalyzeRequest) (*p
 	levels := a.levels
 	a.mu.Unlock()
 	r := Resource{Type: req.GetType(), Name: req.GetName(), URN: req.GetUrn(), Props: req.GetProperties().AsMap()}
+	return a.diagnostics(a.pack.Evaluate(r, levels)), nil
+}
+
+func (a *analyzer) diagnostics(vs []Violation) *pulumirpc.AnalyzeResponse {
 	resp := &pulumirpc.AnalyzeResponse{}
-	for _, v := range a.pack.Evaluate(r, levels) {
+	for _, v := range vs {
 		resp.Diagnostics = append(resp.Diagnostics, &pulumirpc.AnalyzeDiagnostic{
 			PolicyName: v.Policy.Name, PolicyPackName: a.pack.Name, PolicyPackVersion: a.pack.Version,
 			Description: v.Policy.Description, Message: v.Message + "; fix: " + v.Policy.Remediation,
 			EnforcementLevel: level(v.Level), Urn: v.URN,
 		})
 	}
-	return resp, nil
+	return resp
 }
 
-func (a *analyzer) AnalyzeStack(context.Context, *pulumirpc.AnalyzeStackRequest) (*pulumirpc.AnalyzeResponse, error) {
-	return &pulumirpc.AnalyzeResponse{}, nil
+// AnalyzeStack runs the stack policies on every resource's final state (a preview's planned one).
+func (a *analyzer) AnalyzeStack(_ context.Context, req *pulumirpc.AnalyzeStackRequest) (*pulumirpc.AnalyzeResponse, error) {
+	a.mu.Lock()
+	levels := a.levels
+	a.mu.Unlock()
+	var rs []Resource
+	for _, x := range req.GetResources() {
+		deps := map[string][]string{}
+		for prop, d := range x.GetPropertyDependencies() {
+			deps[prop] = d.GetUrns()
+		}
+		rs = append(rs, Resource{Type: x.GetType(), Name: x.GetName(), URN: x.GetUrn(), Props: x.GetProperties().AsMap(), Deps: deps})
+	}
+	if path := os.Getenv(CoverageEnv); path != "" {
+		raw, _ := json.Marshal(a.pack.Applicable(rs))
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			return nil, fmt.Errorf("policy pack %s: %s: %w", a.pack.Name, CoverageEnv, err)
+		}
+	}
+	return a.diagnostics(a.pack.EvaluateStack(rs, levels)), nil
 }
 
 // Main serves p as the analyzer plugin the engine started (argument: the engine's address):
@@ -253,4 +374,31 @@ func Main(p *Pack) {
 		fmt.Fprintln(os.Stderr, "policy pack:", err)
 		os.Exit(1)
 	}
+}
+
+// Get reads the value at path in nested maps (nil where it is absent).
+func Get(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// Namespace is the resource's metadata.namespace.
+func (r Resource) Namespace() string {
+	ns, _ := Get(r.Props, "metadata", "namespace").(string)
+	return ns
+}
+
+// Kind tells whether r is the Kubernetes kind of the API group (any version), e.g.
+// r.Kind("velero.io", "Schedule"); group "" is the core group.
+func (r Resource) Kind(group, kind string) bool {
+	if group == "" {
+		group = "core"
+	}
+	return strings.HasPrefix(r.Type, "kubernetes:"+group+"/") && strings.HasSuffix(r.Type, ":"+kind)
 }

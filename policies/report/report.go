@@ -64,12 +64,16 @@ type Report struct {
 	Controls     []Control         `json:"controls"`
 	Findings     []Finding         `json:"findings"`
 	Fixes        map[string]string `json:"fixes"` // policy -> remediation
+	// NotApplied lists the policies that judged nothing: the stack declares none of their
+	// subjects (no backup, realm, bucket, ...), so their controls are not counted as passed.
+	NotApplied []string `json:"notApplied,omitempty"`
 }
 
 // Build evaluates the catalog against the packs that ran and their findings, and the node
 // checks' latest reports (the ConfigMaps kplane-nodecheck files; none: node-checked controls
-// say so without a result).
-func Build(env, lang string, packs []*pack.Pack, findings []Finding, nodes []nodecheck.Report, now time.Time) (*Report, error) {
+// say so without a result). applied names the policies that judged something in the stack
+// (what the packs wrote to pack.CoverageEnv); nil counts every policy as applied.
+func Build(env, lang string, packs []*pack.Pack, findings []Finding, applied []string, nodes []nodecheck.Report, now time.Time) (*Report, error) {
 	if lang != "en" && lang != "ko" {
 		return nil, fmt.Errorf("REPORT_LANG %q: en or ko", lang)
 	}
@@ -85,6 +89,10 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, nodes []nod
 			r.Fixes[pol.Name] = pol.Remediation
 			if lang == "ko" {
 				r.Fixes[pol.Name] = pol.RemediationKo
+			}
+			if applied != nil && !slices.Contains(applied, pol.Name) {
+				r.NotApplied = append(r.NotApplied, pol.Name)
+				continue
 			}
 			for _, c := range pol.Controls {
 				byControl[c.String()] = append(byControl[c.String()], pol.Name)
@@ -223,13 +231,15 @@ var words = map[string]map[string]string{
 		"framework": "Framework", "control": "Control", "status": "Status", "policies": "Checked by", "fix": "Fix", "resource": "Resource",
 		"violated": "violated", "pass": "pass", "node-check": "checked on nodes (kplane-nodecheck)", "manual": "manual attestation", "not-covered": "not covered",
 		"none": "No violations.", "summary": "Summary", "level-mandatory": "mandatory", "level-advisory": "advisory",
-		"level-node": "node check", "nodefail": "node check failures"},
+		"level-node": "node check", "nodefail": "node check failures",
+		"notapplied": "Not applied (the stack declares nothing they judge; their controls are not counted as passed)"},
 	"ko": {"title": "컴플라이언스 보고서", "env": "환경", "generated": "생성 시각", "packs": "정책 팩",
 		"mandatory": "필수(mandatory) 위반", "advisory": "권고(advisory) 위반", "findings": "위반 사항", "controls": "통제 항목",
 		"framework": "기준", "control": "항목", "status": "상태", "policies": "점검 정책", "fix": "조치 방법", "resource": "리소스",
 		"violated": "위반", "pass": "충족", "node-check": "노드 점검(kplane-nodecheck)", "manual": "수동 확인 필요", "not-covered": "미적용",
 		"none": "위반 사항이 없습니다.", "summary": "요약", "level-mandatory": "필수", "level-advisory": "권고",
-		"level-node": "노드 점검", "nodefail": "노드 점검 실패"},
+		"level-node": "노드 점검", "nodefail": "노드 점검 실패",
+		"notapplied": "적용 대상 없음(스택에 점검 대상이 없어 해당 통제는 충족으로 집계하지 않음)"},
 }
 
 func (r *Report) w(key string) string { return words[r.Lang][key] }
@@ -250,6 +260,9 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s. %s |\n", r.w("level-"+f.Level), f.Policy, shortURN(f.Resource), mdEscape(f.Message), mdEscape(r.Fixes[f.Policy]))
 		}
 		b.WriteString("\n")
+	}
+	if len(r.NotApplied) > 0 {
+		fmt.Fprintf(&b, "%s: `%s`\n\n", r.w("notapplied"), strings.Join(r.NotApplied, "`, `"))
 	}
 	fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|\n", r.w("summary"), r.w("framework"),
 		r.w("violated"), r.w("pass"), r.w("node-check"), r.w("manual"), r.w("not-covered"))
@@ -284,6 +297,7 @@ th{background:#f6f8fa}.violated{background:#ffebe9}.pass{background:#dafbe1}.nod
 {{if .R.Findings}}<table><tr><th>{{.W.status}}</th><th>{{.W.policies}}</th><th>{{.W.resource}}</th><th>{{.W.fix}}</th></tr>
 {{range .R.Findings}}<tr class="violated"><td>{{index $.W (printf "level-%s" .Level)}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>
 {{end}}</table>{{else}}<p>{{.W.none}}</p>{{end}}
+{{if .R.NotApplied}}<p>{{.W.notapplied}}: {{range .R.NotApplied}}<code>{{.}}</code> {{end}}</p>{{end}}
 <h2>{{.W.controls}}</h2>
 <table><tr><th>{{.W.framework}}</th><th>{{.W.control}}</th><th>{{.W.status}}</th><th>{{.W.policies}}</th></tr>
 {{range .R.Controls}}<tr class="{{.Status}}"><td>{{.Framework}}</td><td><b>{{.ID}}</b> {{.Title}}{{if .Note}}<br><small>{{.Note}}</small>{{end}}</td><td>{{index $.W (printf "%s" .Status)}}</td><td>{{range .Policies}}<code>{{.}}</code> {{end}}</td></tr>

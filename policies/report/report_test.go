@@ -17,7 +17,7 @@ import (
 func build(t *testing.T, lang string, findings []Finding) *Report {
 	p, err := kubernetes.Pack()
 	require.NoError(t, err)
-	r, err := Build("staging", lang, []*pack.Pack{p}, findings, nil, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
+	r, err := Build("staging", lang, []*pack.Pack{p}, findings, nil, nil, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
 	require.NoError(t, err)
 	return r
 }
@@ -69,7 +69,7 @@ func TestReport(t *testing.T) {
 	assert.Contains(t, html, "인증되지 않은 API 접근 차단", "KISA items in Korean")
 	assert.Contains(t, ko.Markdown(), "위반 사항이 없습니다.")
 
-	_, err = Build("x", "fr", nil, nil, nil, time.Now())
+	_, err = Build("x", "fr", nil, nil, nil, nil, time.Now())
 	assert.ErrorContains(t, err, `REPORT_LANG "fr": en or ko`)
 }
 
@@ -81,7 +81,7 @@ func TestNodeResults(t *testing.T) {
 		{ID: "1.1.12", KISA: []string{"Master-16"}, Title: "etcd data directory is owned by etcd:etcd", Status: nodecheck.Fail,
 			Detail: `no "etcd" user on the node`, Fix: "run etcd as its own user"},
 	}}
-	r, err := Build("prod", "en", nil, nil, []nodecheck.Report{node}, time.Now())
+	r, err := Build("prod", "en", nil, nil, nil, []nodecheck.Report{node}, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, Pass, control(r, "CIS", "1.2.1").Status)
 	assert.Equal(t, Violated, control(r, "CIS", "1.1.12").Status)
@@ -90,4 +90,26 @@ func TestNodeResults(t *testing.T) {
 	assert.Equal(t, 1, r.NodeFailures)
 	assert.Zero(t, r.Mandatory, "node results do not fail the preview")
 	assert.Contains(t, r.Markdown(), "| node check | `node check 1.1.12` | `cp-1` | etcd data directory is owned by etcd:etcd: no \"etcd\" user on the node. run etcd as its own user |")
+}
+
+// TestNotApplied: a policy with nothing to judge in the stack does not pass its controls.
+func TestNotApplied(t *testing.T) {
+	p, err := kubernetes.Pack()
+	require.NoError(t, err)
+	var applied []string
+	for _, pol := range p.Policies {
+		if pol.Applies == nil {
+			applied = append(applied, pol.Name)
+		}
+	}
+	r, err := Build("dev", "en", []*pack.Pack{p}, nil, applied, nil, time.Now())
+	require.NoError(t, err)
+	assert.Contains(t, r.NotApplied, "kplane-keycloak-admin-mfa")
+	assert.Equal(t, Manual, control(r, "KISA", "CA-03").Status, "MFA: no realm in the stack, not passed")
+	assert.Equal(t, Pass, control(r, "CIS", "5.2.2").Status)
+	assert.Contains(t, r.Markdown(), "Not applied (the stack declares nothing they judge")
+
+	all, err := Build("dev", "en", []*pack.Pack{p}, nil, append(applied, "kplane-keycloak-admin-mfa"), nil, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, Pass, control(all, "KISA", "CA-03").Status, "a realm that requires MFA passes it")
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/stacks/runner"
 )
@@ -93,9 +94,15 @@ func run(args []string) error {
 			}
 		}
 		opts, findings := previewOptions(packs, *packConfig)
+		coverage, err := filepath.Abs(filepath.Join(*state, "policy-coverage.json"))
+		if err != nil {
+			return err
+		}
+		_ = os.Remove(coverage)
+		os.Setenv(pack.CoverageEnv, coverage) // the packs, started by the engine, inherit it
 		r, err := s.Preview(ctx, opts...)
 		if *reportDir != "" {
-			if rerr := writeReport(*reportDir, *env, *lang, cfg["kplane:kubeconfig"].Value, findings()); rerr != nil {
+			if rerr := writeReport(*reportDir, *env, *lang, cfg["kplane:kubeconfig"].Value, findings(), readCoverage(coverage)); rerr != nil {
 				return rerr
 			}
 		}

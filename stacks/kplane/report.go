@@ -101,9 +101,23 @@ func checkPackConfig(path string) error {
 	return nil
 }
 
+// readCoverage reads the policies that applied to the stack, as the pack wrote them after the
+// preview; nil (every policy counts) when no pack wrote it.
+func readCoverage(path string) []string {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var applied []string
+	if json.Unmarshal(raw, &applied) != nil {
+		return nil
+	}
+	return applied
+}
+
 // writeReport renders the compliance report for env into dir, with the node checks' reports of
 // the cluster behind kubeconfig (if given).
-func writeReport(dir, env, lang, kubeconfig string, findings []report.Finding) error {
+func writeReport(dir, env, lang, kubeconfig string, findings []report.Finding, applied []string) error {
 	k8s, err := kubernetes.Pack()
 	if err != nil {
 		return err
@@ -128,7 +142,7 @@ func writeReport(dir, env, lang, kubeconfig string, findings []report.Finding) e
 			return err
 		}
 	}
-	r, err := report.Build(env, lang, []*pack.Pack{k8s}, findings, nodes, time.Now())
+	r, err := report.Build(env, lang, []*pack.Pack{k8s}, findings, applied, nodes, time.Now())
 	if err != nil {
 		return err
 	}

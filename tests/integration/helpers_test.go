@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/stacks/runner"
@@ -157,4 +162,64 @@ func str(obj *unstructured.Unstructured, fields ...string) string {
 func num(obj *unstructured.Unstructured, fields ...string) int64 {
 	v, _, _ := unstructured.NestedInt64(obj.Object, fields...)
 	return v
+}
+
+// pinned reads a version from tools/versions.sh.
+func pinned(t *testing.T, key string) string {
+	f, err := os.Open("../../tools/versions.sh")
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), key+"="); ok {
+			return strings.Fields(v)[0]
+		}
+	}
+	t.Fatalf("%s not in tools/versions.sh", key)
+	return ""
+}
+
+// upstreamCRD installs the CRDs of a file shipped in a Go module (one or many documents) and
+// waits until they are Established. A conversion webhook is replaced by strategy None: its server
+// (the upstream controller) cannot run here; the schemas, which are what is being tested, stay
+// exactly upstream's.
+func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string) {
+	raw, err := os.ReadFile(filepath.Join(moduleDir(t, module), path))
+	require.NoError(t, err)
+	dc, err := c.Dynamic()
+	require.NoError(t, err)
+	for _, doc := range strings.Split("\n"+string(raw), "\n---") {
+		js, err := yaml.YAMLToJSON([]byte(doc))
+		require.NoError(t, err)
+		obj := &unstructured.Unstructured{}
+		if string(js) == "null" || obj.UnmarshalJSON(js) != nil || obj.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		if strategy, _, _ := unstructured.NestedString(obj.Object, "spec", "conversion", "strategy"); strategy == "Webhook" {
+			require.NoError(t, unstructured.SetNestedMap(obj.Object, map[string]any{"strategy": "None"}, "spec", "conversion"))
+		}
+		_, err = dc.Resource(gvrCRD).Create(context.Background(), obj, metav1.CreateOptions{})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return established(get(t, dc, gvrCRD, "", obj.GetName())) }, 30*time.Second, 100*time.Millisecond)
+	}
+}
+
+// moduleDir is the directory of module@version in the Go module cache (downloaded if missing):
+// upstream releases' CRDs and charts come from there, offline.
+func moduleDir(t *testing.T, module string) string {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
+	require.NoError(t, err, "go mod download %s", module)
+	var info struct{ Dir string }
+	require.NoError(t, json.Unmarshal(out, &info))
+	return info.Dir
+}
+
+// buildCommand builds a Go command of the module into a temporary folder and returns its path.
+func buildCommand(t *testing.T, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
 }

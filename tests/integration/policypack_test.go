@@ -25,15 +25,6 @@ import (
 	"github.com/kplane/kplane/tests/testbed"
 )
 
-// buildPack builds a policy pack command into a temporary folder and returns its path.
-func buildPack(t *testing.T, pkg string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
-}
-
 // TestKubernetesPolicyPack: real `pulumi preview --policy-pack <executable>` with kplane's
 // Kubernetes pack: a compliant Deployment previews clean; a privileged one fails the preview with
 // the policy's message (the same the API server would give at apply); a pack configuration can
@@ -42,7 +33,7 @@ func TestKubernetesPolicyPack(t *testing.T) {
 	integration(t)
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
 	ctx := context.Background()
-	packBin := buildPack(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
+	packBin := buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
 
 	privileged := false
 	program := func(ctx *pulumi.Context) error {
@@ -128,8 +119,8 @@ func TestKubernetesPolicyPack(t *testing.T) {
 func TestPreviewReport(t *testing.T) {
 	integration(t)
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
-	packBin := buildPack(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
-	kplane := buildPack(t, "github.com/kplane/kplane/stacks/kplane")
+	packBin := buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
+	kplane := buildCommand(t, "github.com/kplane/kplane/stacks/kplane")
 	envs := t.TempDir()
 	dev, err := os.ReadFile("../../environments/dev/platform.yaml")
 	require.NoError(t, err)
@@ -162,6 +153,10 @@ func TestPreviewReport(t *testing.T) {
 	require.NoError(t, json.Unmarshal(js, &rep))
 	assert.Zero(t, rep.Mandatory)
 	assert.GreaterOrEqual(t, len(rep.Controls), 131+24)
+	var applied struct{ NotApplied []string }
+	require.NoError(t, json.Unmarshal(js, &applied))
+	assert.Contains(t, applied.NotApplied, "kplane-keycloak-admin-mfa", "dev declares no realm yet: MFA is not reported as passed")
+	assert.NotContains(t, applied.NotApplied, "kplane-admission-enforced", "dev's admission policies were judged")
 
 	// A pack configuration with a misspelt level is refused by kplane, naming the file and the fix.
 	badConfig := filepath.Join(t.TempDir(), "policy-pack.json")
