@@ -6,7 +6,9 @@ package kubernetes
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/ext"
@@ -80,34 +82,45 @@ func WorkloadPolicies(args *hardenedcluster.Args) ([]pack.Policy, error) {
 	exempt[hardenedcluster.NodeCheckNamespace] = true
 	var policies []pack.Policy
 	for _, cp := range args.CELPolicies() {
-		var p program
-		for _, v := range cp.Variables {
-			prg, err := compile(v[1])
-			if err != nil {
-				return nil, fmt.Errorf("%s variable %s: %w", cp.Name, v[0], err)
+		// Compiled on first use: a pack starts (and the engine waits for it) before any resource
+		// is analysed, and Pack warms these up meanwhile.
+		compiled := sync.OnceValues(func() (program, error) {
+			var p program
+			for _, v := range cp.Variables {
+				prg, err := compile(v[1])
+				if err != nil {
+					return p, fmt.Errorf("variable %s: %w", v[0], err)
+				}
+				p.variables = append(p.variables, struct {
+					name string
+					prg  cel.Program
+				}{v[0], prg})
 			}
-			p.variables = append(p.variables, struct {
-				name string
-				prg  cel.Program
-			}{v[0], prg})
-		}
-		for _, v := range cp.Validations {
-			e, err := compile(v[0])
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", cp.Name, err)
+			for _, v := range cp.Validations {
+				e, err := compile(v[0])
+				if err != nil {
+					return p, err
+				}
+				m, err := compile(v[1])
+				if err != nil {
+					return p, fmt.Errorf("message: %w", err)
+				}
+				p.validations = append(p.validations, struct{ expr, msg cel.Program }{e, m})
 			}
-			m, err := compile(v[1])
-			if err != nil {
-				return nil, fmt.Errorf("%s message: %w", cp.Name, err)
-			}
-			p.validations = append(p.validations, struct{ expr, msg cel.Program }{e, m})
-		}
+			return p, nil
+		})
 		ko := korean[cp.Name]
 		policies = append(policies, pack.Policy{
 			Name: cp.Name, Description: cp.Description, DescriptionKo: ko[0], RemediationKo: ko[1],
 			Remediation: "change the field the message names as it says; the hardened cluster refuses the same workload at admission",
 			Enforcement: pack.Mandatory, Controls: controls(cp.Controls),
-			Check: func(r pack.Resource) []string { return p.check(r, exempt) },
+			Check: func(r pack.Resource) []string {
+				p, err := compiled()
+				if err != nil { // never a silent pass
+					return []string{fmt.Sprintf("%s cannot be evaluated: %v", cp.Name, err)}
+				}
+				return p.check(r, exempt)
+			},
 		})
 	}
 	return policies, nil
@@ -195,10 +208,17 @@ func normalise(v any) any {
 // services (backups, identity realms, mesh mTLS, public routes), and the managed control plane
 // and buckets where they are AWS.
 func Pack() (*pack.Pack, error) {
-	policies, err := WorkloadPolicies(&hardenedcluster.Args{})
+	workload, err := WorkloadPolicies(&hardenedcluster.Args{})
 	if err != nil {
 		return nil, err
 	}
+	// Compile the admission CEL in the background while the engine connects.
+	go func() {
+		for _, pol := range workload {
+			pol.Check(pack.Resource{})
+		}
+	}()
+	policies := slices.Clone(workload)
 	for _, more := range [][]pack.Policy{RBACPolicies(), {ResourceLimits(), VaultPolicies()}, PlatformPolicies(),
 		services.BackupPolicies(), services.IdentityPolicies(), services.MeshPolicies(), services.RoutePolicies(),
 		aws.EKSPolicies(), aws.S3Policies()} {
