@@ -12,14 +12,14 @@ BIN := .state/bin
 GO_TEST_FLAGS ?=
 REPORT_LANG ?= en
 
-.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down \
+.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK and Gatekeeper into the cache (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK and Gatekeeper, fetch Keycloak, install OpenLDAP (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
@@ -72,6 +72,9 @@ down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV
 
 test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs)
 	@$(WITH_TOOLS) go test -count=1 -timeout 60m $(GO_TEST_FLAGS) ./...
+
+e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, realm sync, an API server trusting the realm
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestIdentity' -v ./tests/integration/
 
 test-unit: ## unit tests only (no tools, no clusters)
 	@go test -count=1 -short ./...

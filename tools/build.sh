@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper keycloak openldap plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -121,6 +121,29 @@ build_gatekeeper() {
   built gatekeeper "$v" "$work/gatekeeper" "$work/gator"
 }
 
+# fetch_keycloak downloads Keycloak's distribution from Maven Central (the identity tests run
+# it with the machine's Java) and unpacks it into the cache.
+fetch_keycloak() {
+  local v=$KEYCLOAK_VERSION
+  if cached keycloak "$v" kc.sh --version; then log "keycloak $v cached"; return; fi
+  building keycloak "$v" "org.keycloak:keycloak-quarkus-dist:$v from Maven Central; ~160 MB"
+  mvn -q -B dependency:copy -Dartifact="org.keycloak:keycloak-quarkus-dist:$v:tar.gz" -DoutputDirectory="$work" >&2
+  tar -xzf "$work/keycloak-quarkus-dist-$v.tar.gz" -C "$work" && rm "$work/keycloak-quarkus-dist-$v.tar.gz"
+  rm -rf "$CACHE/keycloak-$v"; mv "$work/keycloak-$v" "$CACHE/keycloak-$v"
+  log "keycloak $v fetched in $((SECONDS - started)) s"
+  stop_ticker
+}
+
+# install_openldap installs OpenLDAP's server and clients from Debian when missing (the identity
+# tests run their own slapd on a loopback port; the package's own service is not used).
+install_openldap() {
+  if command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ]; then command -v ldapadd >/dev/null && { log "openldap installed"; return; }; fi
+  log "installing slapd and ldap-utils from Debian"
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >&2
+}
+
 # install_plugins registers the built provider in PULUMI_HOME, where the engine looks for it
 # (plugin downloads are impossible offline and disabled).
 install_plugins() {
@@ -131,7 +154,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper keycloak openldap plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -139,7 +162,9 @@ for t in "${tools[@]}"; do
     kcp) build_kcp ;;
     kwok) build_kwok ;;
     gatekeeper) build_gatekeeper ;;
+    keycloak) fetch_keycloak ;;
+    openldap) install_openldap ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper keycloak openldap plugins)"; exit 2 ;;
   esac
 done

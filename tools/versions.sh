@@ -12,3 +12,4 @@ EXTERNAL_SECRETS_VERSION=v1.3.2  # External Secrets Operator: its CRDs validate 
 VELERO_VERSION=v1.18.3  # Velero: its CRDs validate kplane's backup objects in tests (the server builds with a wrapper module)
 ISTIO_API_VERSION=v1.32.0  # istio.io/api: Istio's CRDs validate kplane's mesh and gateway objects in tests
 KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its KongPlugin CRDs (configuration.konghq.com/v1)
+KEYCLOAK_VERSION=26.5.6  # org.keycloak:keycloak-quarkus-dist from Maven Central: the identity tests' real Keycloak (Java 17+)

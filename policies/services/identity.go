@@ -8,12 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/policies/pack"
 )
-
-// RealmLabel marks a ConfigMap whose realm.json is a Keycloak realm representation (the realm
-// as Keycloak's admin API and import read it) that a stack applies.
-const RealmLabel = "kplane.io/keycloak-realm"
 
 // realm is one Keycloak realm representation a resource declares.
 type realm struct {
@@ -22,12 +19,12 @@ type realm struct {
 	err  error
 }
 
-// realms finds the realm representations r declares: a ConfigMap labelled RealmLabel (key
+// realms finds the realm representations r declares: a ConfigMap labelled identity.RealmLabel (key
 // realm.json) or the Keycloak operator's KeycloakRealmImport (spec.realm).
 func realms(r pack.Resource) []realm {
 	name, labels := r.Meta()
 	switch {
-	case r.Kind("", "ConfigMap") && labels[RealmLabel] != nil:
+	case r.Kind("", "ConfigMap") && labels[identity.RealmLabel] != nil:
 		raw, _ := pack.Get(r.Props, "data", "realm.json").(string)
 		if raw == pack.Unknown {
 			return nil

@@ -1,0 +1,163 @@
+package identity
+
+import (
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+)
+
+// AdminRole is the realm role the admin group carries: the browser flow asks its holders for a
+// second factor.
+const AdminRole = "platform-admin"
+
+// BindCredentialPlaceholder stands for the LDAP bind password in the realm representation; the
+// realm sync puts the real one (from its Secret) in its place when it talks to Keycloak.
+const BindCredentialPlaceholder = "${KPLANE_LDAP_BIND_CREDENTIAL}"
+
+// Representation is the realm as Keycloak's admin API (and its import) reads it: a RealmRepresentation.
+// Its settings pass kplane's identity policies (password policy, brute-force lockout, token
+// lifetimes, OTP for administrators).
+func Representation(args Args) map[string]any {
+	a := args.withDefaults()
+	groups := []any{
+		map[string]any{"name": a.AdminGroup, "realmRoles": []any{AdminRole}},
+		map[string]any{"name": a.AuditorGroup},
+	}
+	for _, t := range a.Teams {
+		groups = append(groups, map[string]any{"name": t.Name})
+	}
+	mapper := func(name, kind string, config map[string]any) map[string]any {
+		return map[string]any{"name": name, "protocol": "openid-connect", "protocolMapper": kind, "config": config}
+	}
+	rep := map[string]any{
+		"realm": a.Realm, "enabled": true, "displayName": a.Realm,
+		"sslRequired":    "external",
+		"passwordPolicy": "length(12) and upperCase(1) and lowerCase(1) and digits(1) and specialChars(1) and notUsername and passwordHistory(3)",
+		// Lock after 5 failures for 1 minute, doubling up to 15 minutes (KISA: <= 10 failures).
+		"bruteForceProtected": true, "failureFactor": 5, "waitIncrementSeconds": 60, "maxFailureWaitSeconds": 900, "permanentLockout": false,
+		"accessTokenLifespan": 300, "ssoSessionIdleTimeout": 1800, "ssoSessionMaxLifespan": 36000,
+		// Login and admin events for the audit trail (30 days in Keycloak; shipped to the log store).
+		"eventsEnabled": true, "eventsExpiration": 2592000, "adminEventsEnabled": true, "adminEventsDetailsEnabled": true,
+		"roles":  map[string]any{"realm": []any{map[string]any{"name": AdminRole, "description": "platform administrator: logs in with a second factor"}}},
+		"groups": groups,
+		"clients": []any{map[string]any{
+			"clientId": a.ClusterClientID, "name": "Kubernetes cluster login", "protocol": "openid-connect", "enabled": true,
+			"publicClient": true, "standardFlowEnabled": true, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,
+			"serviceAccountsEnabled": false, "redirectUris": a.RedirectURIs, "webOrigins": []any{},
+			"attributes": map[string]any{"pkce.code.challenge.method": "S256"},
+			"protocolMappers": []any{
+				// Flat group names (no "/" paths) in a top-level claim, as the API server maps them.
+				mapper("groups", "oidc-group-membership-mapper", map[string]any{"claim.name": "groups", "full.path": "false",
+					"id.token.claim": "true", "access.token.claim": "true", "userinfo.token.claim": "true"}),
+				mapper("audience", "oidc-audience-mapper", map[string]any{"included.client.audience": a.ClusterClientID,
+					"id.token.claim": "true", "access.token.claim": "true"}),
+			},
+		}},
+		"browserFlow": "kplane-browser",
+		"authenticationFlows": []any{
+			flow("kplane-browser", true, exec("auth-cookie", "ALTERNATIVE", 10), subflow("kplane-browser-forms", "ALTERNATIVE", 20)),
+			flow("kplane-browser-forms", false, exec("auth-username-password-form", "REQUIRED", 10), subflow("kplane-admin-second-factor", "CONDITIONAL", 20)),
+			flow("kplane-admin-second-factor", false, withConfig(exec("conditional-user-role", "REQUIRED", 10), "kplane-admin-role"), exec("auth-otp-form", "REQUIRED", 20)),
+		},
+		"authenticatorConfig": []any{map[string]any{"alias": "kplane-admin-role", "config": map[string]any{"condUserRole": AdminRole, "negate": "false"}}},
+	}
+	if l := a.LDAP; l != nil {
+		vendor := l.Vendor
+		if vendor == "" {
+			vendor = "other"
+		}
+		user, uuid, classes, member, firstName := "uid", "entryUUID", "inetOrgPerson, organizationalPerson", "member", "cn"
+		if vendor == "ad" {
+			user, uuid, classes, firstName = "sAMAccountName", "objectGUID", "person, organizationalPerson, user", "givenName"
+		}
+		list := func(v string) []any { return []any{v} }
+		rep["components"] = map[string]any{"org.keycloak.storage.UserStorageProvider": []any{map[string]any{
+			"name": "ldap", "providerId": "ldap",
+			"config": map[string]any{
+				"enabled": list("true"), "vendor": list(vendor), "connectionUrl": list(l.URL), "authType": list("simple"),
+				"bindDn": list(l.BindDN), "bindCredential": list(BindCredentialPlaceholder), "usersDn": list(l.UsersDN),
+				"usernameLDAPAttribute": list(user), "rdnLDAPAttribute": list(user), "uuidLDAPAttribute": list(uuid),
+				"userObjectClasses": list(classes), "searchScope": list("1"), "editMode": list("READ_ONLY"),
+				"importEnabled": list("true"), "syncRegistrations": list("false"), "pagination": list("true"),
+				"fullSyncPeriod": list("-1"), "changedSyncPeriod": list("-1"), "trustEmail": list("true"),
+			},
+			"subComponents": map[string]any{"org.keycloak.storage.ldap.mappers.LDAPStorageMapper": []any{
+				// (A realm created from a representation gets only the mappers it lists.)
+				attribute("username", user, "username", true), attribute("email", "mail", "email", false),
+				attribute("first name", firstName, "firstName", false), attribute("last name", "sn", "lastName", false),
+				map[string]any{
+				"name": "groups", "providerId": "group-ldap-mapper",
+				"config": map[string]any{
+					"groups.dn": list(l.GroupsDN), "group.name.ldap.attribute": list("cn"), "group.object.classes": list("groupOfNames"),
+					"membership.ldap.attribute": list(member), "membership.attribute.type": list("DN"), "membership.user.ldap.attribute": list(user),
+					"mode": list("READ_ONLY"), "user.roles.retrieve.strategy": list("LOAD_GROUPS_BY_MEMBER_ATTRIBUTE"),
+					"preserve.group.inheritance": list("false"), "ignore.missing.groups": list("false"), "drop.non.existing.groups.during.sync": list("false"),
+					"memberof.ldap.attribute": list("memberOf"),
+				},
+			}}},
+		}}}
+	}
+	return rep
+}
+
+// attribute maps an LDAP attribute to a Keycloak user attribute, read-only.
+func attribute(name, ldapAttr, userAttr string, mandatory bool) map[string]any {
+	list := func(v string) []any { return []any{v} }
+	return map[string]any{"name": name, "providerId": "user-attribute-ldap-mapper", "config": map[string]any{
+		"ldap.attribute": list(ldapAttr), "user.model.attribute": list(userAttr), "read.only": list("true"),
+		"always.read.value.from.ldap": list("true"), "is.mandatory.in.ldap": list(fmt.Sprint(mandatory))}}
+}
+
+func flow(alias string, top bool, execs ...map[string]any) map[string]any {
+	list := make([]any, len(execs))
+	for i, e := range execs {
+		list[i] = e
+	}
+	return map[string]any{"alias": alias, "providerId": "basic-flow", "topLevel": top, "builtIn": false, "authenticationExecutions": list}
+}
+
+func exec(authenticator, requirement string, priority int) map[string]any {
+	return map[string]any{"authenticator": authenticator, "requirement": requirement, "priority": priority, "authenticatorFlow": false, "userSetupAllowed": false}
+}
+
+func subflow(alias, requirement string, priority int) map[string]any {
+	return map[string]any{"flowAlias": alias, "requirement": requirement, "priority": priority, "authenticatorFlow": true, "userSetupAllowed": false}
+}
+
+func withConfig(e map[string]any, config string) map[string]any {
+	e["authenticatorConfig"] = config
+	return e
+}
+
+// AuthenticationConfiguration is the kube-apiserver's structured authentication configuration
+// (--authentication-config; GA in 1.34) trusting the realm: audience the cluster client, username
+// and flat groups with the prefix, and rules that refuse tokens without a username or groups
+// claim and any identity posing as system:.
+func AuthenticationConfiguration(args Args) (string, error) {
+	a := args.withDefaults()
+	issuer := map[string]any{"url": a.Issuer(), "audiences": []any{a.ClusterClientID}}
+	if a.IssuerCA != "" {
+		issuer["certificateAuthority"] = a.IssuerCA
+	}
+	cfg := map[string]any{
+		"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AuthenticationConfiguration",
+		"jwt": []any{map[string]any{
+			"issuer": issuer,
+			"claimValidationRules": []any{
+				map[string]any{"expression": "has(claims.preferred_username) && claims.preferred_username != ''", "message": "the token has no preferred_username claim"},
+				map[string]any{"expression": "has(claims.groups)", "message": "the token has no groups claim: the user is in no group, or the client lacks kplane's groups mapper"},
+			},
+			"claimMappings": map[string]any{
+				"username": map[string]any{"claim": "preferred_username", "prefix": a.Prefix},
+				"groups":   map[string]any{"claim": "groups", "prefix": a.Prefix},
+				"uid":      map[string]any{"claim": "sub"},
+			},
+			"userValidationRules": []any{
+				map[string]any{"expression": "!user.username.startsWith('system:')", "message": "usernames may not start with system:"},
+				map[string]any{"expression": "user.groups.all(g, !g.startsWith('system:'))", "message": "groups may not start with system:"},
+			},
+		}},
+	}
+	out, err := yaml.Marshal(cfg)
+	return string(out), err
+}

@@ -1,0 +1,431 @@
+// Package realmsync makes a Keycloak realm what its representation says, through Keycloak's
+// admin REST API: it creates the realm when missing and, unlike a realm import (which skips
+// realms that exist), puts back every setting, client, protocol mapper, role, group and user
+// federation that has drifted. It reports what it changed, so a second run reports nothing.
+package realmsync
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/kplane/kplane/components/identity"
+)
+
+// Client talks to one Keycloak as a master-realm administrator.
+type Client struct {
+	BaseURL       string // e.g. https://sso.example.com
+	HTTP          *http.Client
+	AdminUser     string
+	AdminPassword string
+	token         string
+}
+
+// nested are the realm representation's parts synchronised one by one, not as realm settings.
+var nested = []string{"roles", "groups", "clients", "components", "authenticationFlows", "authenticatorConfig", "users"}
+
+// Apply makes the realm match rep; bindCredential replaces the LDAP bind placeholder. It returns
+// a line per change made (none: the realm already matched).
+func (c *Client) Apply(ctx context.Context, rep map[string]any, bindCredential string) ([]string, error) {
+	if err := c.login(ctx); err != nil {
+		return nil, err
+	}
+	rep = withCredential(rep, bindCredential)
+	realm, _ := rep["realm"].(string)
+	var current map[string]any
+	status, err := c.do(ctx, "GET", "/admin/realms/"+url.PathEscape(realm), nil, &current)
+	if err != nil && status != http.StatusNotFound {
+		return nil, err
+	}
+	if status == http.StatusNotFound {
+		if _, err := c.do(ctx, "POST", "/admin/realms", rep, nil); err != nil {
+			return nil, fmt.Errorf("creating realm %s: %w", realm, err)
+		}
+		return []string{"created realm " + realm}, nil
+	}
+	var changes []string
+	// Settings: every scalar the representation states.
+	settings := map[string]any{}
+	for k, v := range rep {
+		if !slices.Contains(nested, k) && !same(current[k], v) {
+			settings[k] = v
+			changes = append(changes, fmt.Sprintf("realm %s: %s %v -> %v", realm, k, current[k], v))
+		}
+	}
+	if len(settings) > 0 {
+		merged := map[string]any{}
+		for k, v := range current {
+			if !slices.Contains(nested, k) {
+				merged[k] = v
+			}
+		}
+		for k, v := range settings {
+			merged[k] = v
+		}
+		if _, err := c.do(ctx, "PUT", "/admin/realms/"+url.PathEscape(realm), merged, nil); err != nil {
+			return nil, fmt.Errorf("realm %s settings: %w", realm, err)
+		}
+	}
+	base := "/admin/realms/" + url.PathEscape(realm)
+	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.groups, c.clients, c.components} {
+		more, err := step(ctx, base, rep)
+		if err != nil {
+			return changes, err
+		}
+		changes = append(changes, more...)
+	}
+	slices.Sort(changes)
+	return changes, nil
+}
+
+func (c *Client) roles(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	var changes []string
+	for _, r := range list(get(rep, "roles", "realm")) {
+		name, _ := r["name"].(string)
+		status, err := c.do(ctx, "GET", base+"/roles/"+url.PathEscape(name), nil, nil)
+		if status == http.StatusNotFound {
+			if _, err := c.do(ctx, "POST", base+"/roles", r, nil); err != nil {
+				return nil, fmt.Errorf("role %s: %w", name, err)
+			}
+			changes = append(changes, "created role "+name)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return changes, nil
+}
+
+func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	var changes []string
+	for _, g := range list(rep["groups"]) {
+		name, _ := g["name"].(string)
+		var found []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/groups?exact=true&search="+url.QueryEscape(name), nil, &found); err != nil {
+			return nil, err
+		}
+		id := ""
+		for _, f := range found {
+			if f["name"] == name {
+				id, _ = f["id"].(string)
+			}
+		}
+		if id == "" {
+			if _, err := c.do(ctx, "POST", base+"/groups", map[string]any{"name": name}, nil); err != nil {
+				return nil, fmt.Errorf("group %s: %w", name, err)
+			}
+			changes = append(changes, "created group "+name)
+			if _, err := c.do(ctx, "GET", base+"/groups?exact=true&search="+url.QueryEscape(name), nil, &found); err != nil || len(found) == 0 {
+				return nil, fmt.Errorf("group %s: created but not found: %v", name, err)
+			}
+			id, _ = found[0]["id"].(string)
+		}
+		var mapped []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/groups/"+id+"/role-mappings/realm", nil, &mapped); err != nil {
+			return nil, err
+		}
+		for _, role := range strs(g["realmRoles"]) {
+			if slices.ContainsFunc(mapped, func(m map[string]any) bool { return m["name"] == role }) {
+				continue
+			}
+			var r map[string]any
+			if _, err := c.do(ctx, "GET", base+"/roles/"+url.PathEscape(role), nil, &r); err != nil {
+				return nil, fmt.Errorf("group %s role %s: %w", name, role, err)
+			}
+			if _, err := c.do(ctx, "POST", base+"/groups/"+id+"/role-mappings/realm", []any{r}, nil); err != nil {
+				return nil, fmt.Errorf("group %s role %s: %w", name, role, err)
+			}
+			changes = append(changes, fmt.Sprintf("group %s: granted role %s", name, role))
+		}
+	}
+	return changes, nil
+}
+
+// clientFields are the client settings kept as declared.
+var clientFields = []string{"name", "enabled", "publicClient", "standardFlowEnabled", "directAccessGrantsEnabled", "implicitFlowEnabled",
+	"serviceAccountsEnabled", "redirectUris", "webOrigins", "protocol"}
+
+func (c *Client) clients(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	var changes []string
+	for _, want := range list(rep["clients"]) {
+		clientID, _ := want["clientId"].(string)
+		var found []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/clients?clientId="+url.QueryEscape(clientID), nil, &found); err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			if _, err := c.do(ctx, "POST", base+"/clients", want, nil); err != nil {
+				return nil, fmt.Errorf("client %s: %w", clientID, err)
+			}
+			changes = append(changes, "created client "+clientID)
+			continue
+		}
+		have := found[0]
+		id, _ := have["id"].(string)
+		drift := false
+		for _, f := range clientFields {
+			if w, ok := want[f]; ok && !sameSet(have[f], w) {
+				changes = append(changes, fmt.Sprintf("client %s: %s %v -> %v", clientID, f, have[f], w))
+				have[f], drift = w, true
+			}
+		}
+		attrs, _ := have["attributes"].(map[string]any)
+		if attrs == nil {
+			attrs = map[string]any{}
+		}
+		wantAttrs, _ := want["attributes"].(map[string]any)
+		for k, w := range wantAttrs {
+			if attrs[k] != w {
+				changes = append(changes, fmt.Sprintf("client %s: attribute %s %v -> %v", clientID, k, attrs[k], w))
+				attrs[k], drift = w, true
+			}
+		}
+		have["attributes"] = attrs
+		if drift {
+			delete(have, "protocolMappers")
+			if _, err := c.do(ctx, "PUT", base+"/clients/"+id, have, nil); err != nil {
+				return nil, fmt.Errorf("client %s: %w", clientID, err)
+			}
+		}
+		var mappers []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/clients/"+id+"/protocol-mappers/models", nil, &mappers); err != nil {
+			return nil, err
+		}
+		for _, m := range list(want["protocolMappers"]) {
+			i := slices.IndexFunc(mappers, func(h map[string]any) bool { return h["name"] == m["name"] })
+			switch {
+			case i < 0:
+				if _, err := c.do(ctx, "POST", base+"/clients/"+id+"/protocol-mappers/models", m, nil); err != nil {
+					return nil, fmt.Errorf("client %s mapper %v: %w", clientID, m["name"], err)
+				}
+				changes = append(changes, fmt.Sprintf("client %s: created mapper %v", clientID, m["name"]))
+			case !covers(mappers[i]["config"], m["config"]) || mappers[i]["protocolMapper"] != m["protocolMapper"]:
+				upd := map[string]any{"id": mappers[i]["id"]}
+				for k, v := range m {
+					upd[k] = v
+				}
+				if _, err := c.do(ctx, "PUT", base+"/clients/"+id+"/protocol-mappers/models/"+fmt.Sprint(mappers[i]["id"]), upd, nil); err != nil {
+					return nil, fmt.Errorf("client %s mapper %v: %w", clientID, m["name"], err)
+				}
+				changes = append(changes, fmt.Sprintf("client %s: mapper %v restored", clientID, m["name"]))
+			}
+		}
+	}
+	return changes, nil
+}
+
+const storageProvider = "org.keycloak.storage.UserStorageProvider"
+
+func (c *Client) components(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	var realm map[string]any
+	if _, err := c.do(ctx, "GET", base, nil, &realm); err != nil {
+		return nil, err
+	}
+	realmID, _ := realm["id"].(string)
+	var changes []string
+	for _, want := range list(get(rep, "components", storageProvider)) {
+		name, _ := want["name"].(string)
+		var found []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/components?type="+storageProvider+"&name="+url.QueryEscape(name), nil, &found); err != nil {
+			return nil, err
+		}
+		body := map[string]any{"name": name, "providerId": want["providerId"], "providerType": storageProvider, "parentId": realmID, "config": want["config"]}
+		if len(found) == 0 {
+			if _, err := c.do(ctx, "POST", base+"/components", body, nil); err != nil {
+				return nil, fmt.Errorf("user federation %s: %w", name, err)
+			}
+			changes = append(changes, "created user federation "+name)
+			if _, err := c.do(ctx, "GET", base+"/components?type="+storageProvider+"&name="+url.QueryEscape(name), nil, &found); err != nil || len(found) == 0 {
+				return nil, fmt.Errorf("user federation %s: created but not found: %v", name, err)
+			}
+		} else {
+			have, _ := found[0]["config"].(map[string]any)
+			wantConfig, _ := want["config"].(map[string]any)
+			for k, w := range wantConfig {
+				if k != "bindCredential" && !same(have[k], w) {
+					changes = append(changes, fmt.Sprintf("user federation %s: %s %v -> %v", name, k, have[k], w))
+				}
+			}
+			// Always put back (the bind password cannot be read back to compare).
+			body["id"] = found[0]["id"]
+			if _, err := c.do(ctx, "PUT", base+"/components/"+fmt.Sprint(found[0]["id"]), body, nil); err != nil {
+				return nil, fmt.Errorf("user federation %s: %w", name, err)
+			}
+		}
+		parent := fmt.Sprint(found[0]["id"])
+		subComponents, _ := want["subComponents"].(map[string]any)
+		for typ, subs := range subComponents {
+			for _, sub := range list(subs) {
+				var have []map[string]any
+				if _, err := c.do(ctx, "GET", base+"/components?parent="+parent+"&type="+url.QueryEscape(typ)+"&name="+url.QueryEscape(fmt.Sprint(sub["name"])), nil, &have); err != nil {
+					return nil, err
+				}
+				body := map[string]any{"name": sub["name"], "providerId": sub["providerId"], "providerType": typ, "parentId": parent, "config": sub["config"]}
+				switch {
+				case len(have) == 0:
+					if _, err := c.do(ctx, "POST", base+"/components", body, nil); err != nil {
+						return nil, fmt.Errorf("user federation %s mapper %v: %w", name, sub["name"], err)
+					}
+					changes = append(changes, fmt.Sprintf("user federation %s: created mapper %v", name, sub["name"]))
+				case !covers(have[0]["config"], sub["config"]):
+					body["id"] = have[0]["id"]
+					if _, err := c.do(ctx, "PUT", base+"/components/"+fmt.Sprint(have[0]["id"]), body, nil); err != nil {
+						return nil, fmt.Errorf("user federation %s mapper %v: %w", name, sub["name"], err)
+					}
+					changes = append(changes, fmt.Sprintf("user federation %s: mapper %v restored", name, sub["name"]))
+				}
+			}
+		}
+	}
+	return changes, nil
+}
+
+// Do makes one admin API call (logging in first when needed); out receives the JSON answer.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	if c.token == "" {
+		if err := c.login(ctx); err != nil {
+			return err
+		}
+	}
+	_, err := c.do(ctx, method, path, body, out)
+	return err
+}
+
+// login gets an admin token (admin-cli, master realm).
+func (c *Client) login(ctx context.Context) error {
+	form := url.Values{"grant_type": {"password"}, "client_id": {"admin-cli"}, "username": {c.AdminUser}, "password": {c.AdminPassword}}
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(c.BaseURL, "/")+"/realms/master/protocol/openid-connect/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("keycloak %s unreachable: %w (check the URL, the network path and the CA)", c.BaseURL, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("keycloak %s: admin login as %s refused (HTTP %d): check the admin credentials Secret", c.BaseURL, c.AdminUser, resp.StatusCode)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil {
+		return err
+	}
+	c.token = tok.AccessToken
+	return nil
+}
+
+// do calls the admin API; out, when given, receives the JSON answer. Errors carry Keycloak's
+// message but never the request body (it may hold the bind password).
+func (c *Client) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var r io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, r)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	if out != nil && len(raw) > 0 {
+		return resp.StatusCode, json.Unmarshal(raw, out)
+	}
+	return resp.StatusCode, nil
+}
+
+// withCredential copies rep with the bind password in place of its placeholder.
+func withCredential(rep map[string]any, credential string) map[string]any {
+	raw, _ := json.Marshal(rep)
+	quoted, _ := json.Marshal(credential)
+	raw = bytes.ReplaceAll(raw, []byte(`"`+identity.BindCredentialPlaceholder+`"`), quoted)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return out
+}
+
+// same compares JSON values (numbers as Keycloak returns them, lists in order).
+func same(a, b any) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	var x, y any
+	_ = json.Unmarshal(ja, &x)
+	_ = json.Unmarshal(jb, &y)
+	return reflect.DeepEqual(x, y)
+}
+
+// sameSet compares lists as sets (Keycloak keeps redirect URIs and web origins unordered), other
+// values as same does.
+func sameSet(a, b any) bool {
+	la, oka := a.([]any)
+	lb, okb := b.([]any)
+	if !oka || !okb {
+		return same(a, b)
+	}
+	sa, sb := strs(la), strs(lb)
+	slices.Sort(sa)
+	slices.Sort(sb)
+	return slices.Equal(sa, sb)
+}
+
+// covers tells whether the object have holds every key of want with its value (Keycloak adds
+// defaults of its own to configurations).
+func covers(have, want any) bool {
+	h, _ := have.(map[string]any)
+	w, _ := want.(map[string]any)
+	for k, v := range w {
+		if !same(h[k], v) {
+			return false
+		}
+	}
+	return true
+}
+
+func get(v any, path ...string) any {
+	for _, k := range path {
+		m, _ := v.(map[string]any)
+		v = m[k]
+	}
+	return v
+}
+
+func list(v any) []map[string]any {
+	var out []map[string]any
+	l, _ := v.([]any)
+	for _, x := range l {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func strs(v any) []string {
+	var out []string
+	l, _ := v.([]any)
+	for _, x := range l {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+package testbed
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Keycloak is a real Keycloak server (the Maven Central distribution in the tool cache, kc.sh on
+// PATH) on a loopback HTTPS port with an in-memory database and a generated admin.
+type Keycloak struct {
+	URL           string // https://127.0.0.1:<port>
+	CA            []byte // PEM of the CA that signed its serving certificate
+	AdminUser     string
+	AdminPassword string
+	Log           string
+	cmd           *exec.Cmd
+}
+
+// StartKeycloak starts Keycloak in dir and waits until it answers (typically 15-40 s on 2 cores).
+func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
+	kc, err := exec.LookPath("kc.sh")
+	if err != nil {
+		return nil, fmt.Errorf("kc.sh not on PATH: run `make tools` (Keycloak from Maven Central) and eval \"$(make -s env)\": %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ca, certPEM, keyPEM, err := servingCert()
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	port, err := freePort(2)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	k := &Keycloak{URL: fmt.Sprintf("https://127.0.0.1:%d", port), CA: ca, AdminUser: "kplane-admin", AdminPassword: hex.EncodeToString(secret),
+		Log: filepath.Join(dir, "keycloak.log")}
+	logf, err := os.Create(k.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	k.cmd = exec.Command(kc, "start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
+		"--https-certificate-file", certFile, "--https-certificate-key-file", keyFile,
+		"--http-management-port", fmt.Sprint(port+1), "--db=dev-mem", "--hostname-strict=false")
+	k.cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
+		"JAVA_OPTS_APPEND=-Djava.io.tmpdir="+dir)
+	k.cmd.Stdout, k.cmd.Stderr = logf, logf
+	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := k.cmd.Start(); err != nil {
+		return nil, err
+	}
+	client, err := k.HTTPClient()
+	if err != nil {
+		k.Stop()
+		return nil, err
+	}
+	deadline := time.Now().Add(180 * time.Second)
+	for {
+		resp, err := client.Get(k.URL + "/realms/master/.well-known/openid-configuration")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return k, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil || k.cmd.ProcessState != nil {
+			k.Stop()
+			return nil, fmt.Errorf("keycloak did not answer on %s within 180 s; log tail:\n%s", k.URL, lastLines(k.Log, 20))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// HTTPClient trusts the Keycloak's CA.
+func (k *Keycloak) HTTPClient() (*http.Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(k.CA) {
+		return nil, fmt.Errorf("keycloak CA: no certificate")
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
+}
+
+// Stop kills Keycloak's process group.
+func (k *Keycloak) Stop() {
+	if k.cmd != nil && k.cmd.Process != nil {
+		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
+		_ = k.cmd.Wait()
+	}
+}
+
+// servingCert makes a CA and a loopback server certificate signed by it (PEM; key as PKCS#8).
+func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kplane test bed identity CA"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, key.Public(), caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), nil
+}
+
+// LDAP is a real OpenLDAP server (Debian's slapd) on a loopback port, with one suffix.
+type LDAP struct {
+	URL          string // ldap://127.0.0.1:<port>
+	BaseDN       string
+	BindDN       string
+	BindPassword string
+	cmd          *exec.Cmd
+}
+
+// StartLDAP starts slapd in dir with suffix baseDN (schemas core, cosine, inetorgperson, nis) and
+// loads ldif (the entries below the suffix; the suffix entry itself is created here).
+func StartLDAP(ctx context.Context, dir, baseDN, ldif string) (*LDAP, error) {
+	slapd, err := exec.LookPath("slapd")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/slapd"); statErr != nil {
+			return nil, fmt.Errorf("slapd not installed: run `make tools` (Debian's slapd and ldap-utils)")
+		}
+		slapd = "/usr/sbin/slapd"
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+		return nil, err
+	}
+	secret := make([]byte, 12)
+	_, _ = rand.Read(secret)
+	port, err := freePort(1)
+	if err != nil {
+		return nil, err
+	}
+	l := &LDAP{URL: fmt.Sprintf("ldap://127.0.0.1:%d", port), BaseDN: baseDN, BindDN: "cn=admin," + baseDN, BindPassword: hex.EncodeToString(secret)}
+	conf := fmt.Sprintf(`include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include /etc/ldap/schema/nis.schema
+modulepath /usr/lib/ldap
+moduleload back_mdb
+pidfile %[1]s/slapd.pid
+database mdb
+maxsize 104857600
+suffix "%[2]s"
+rootdn "%[3]s"
+rootpw %[4]s
+directory %[1]s/data
+`, dir, baseDN, l.BindDN, l.BindPassword)
+	confFile := filepath.Join(dir, "slapd.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	l.cmd = exec.Command(slapd, "-f", confFile, "-h", l.URL+"/", "-d", "0")
+	l.cmd.Stdout, l.cmd.Stderr = logf, logf
+	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := l.cmd.Start(); err != nil {
+		return nil, err
+	}
+	dc, _, _ := strings.Cut(strings.TrimPrefix(baseDN, "dc="), ",")
+	base := fmt.Sprintf("dn: %s\nobjectClass: dcObject\nobjectClass: organization\no: %s\ndc: %s\n\n", baseDN, dc, dc)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		add := exec.CommandContext(ctx, "ldapadd", "-x", "-H", l.URL, "-D", l.BindDN, "-w", l.BindPassword)
+		add.Stdin = strings.NewReader(base + ldif)
+		out, err := add.CombinedOutput()
+		if err == nil {
+			return l, nil
+		}
+		if time.Now().After(deadline) || !strings.Contains(string(out), "Can't contact LDAP server") {
+			l.Stop()
+			return nil, fmt.Errorf("slapd: loading entries: %v: %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Stop kills slapd.
+func (l *LDAP) Stop() {
+	if l.cmd != nil && l.cmd.Process != nil {
+		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
+		_ = l.cmd.Wait()
+	}
+}
