@@ -38,6 +38,22 @@ type Args struct {
 	AuditorGroup string `json:"auditorGroup,omitempty"`
 	// LDAP federates users and groups from LDAP or Active Directory (read-only).
 	LDAP *LDAP `json:"ldap,omitempty"`
+	// Sync runs the realm sync in the cluster: once per realm change and on a schedule, so a
+	// change made by hand in Keycloak is put back.
+	Sync *Sync `json:"sync,omitempty"`
+}
+
+// Sync is the in-cluster realm sync (kplane-realm-sync).
+type Sync struct {
+	// Image of kplane-realm-sync (components/identity/realmsync/cmd/kplane-realm-sync), by digest.
+	Image string `json:"image"`
+	// Schedule of the drift repair (default every 15 minutes).
+	Schedule string `json:"schedule,omitempty"`
+	// AdminSecret names a Secret in the kplane-identity namespace with keys username and password:
+	// a Keycloak administrator (from Vault through the hardened cluster's secrets, or created by hand).
+	AdminSecret string `json:"adminSecret"`
+	// LDAPSecret names a Secret there with key bindPassword (required with LDAP).
+	LDAPSecret string `json:"ldapSecret,omitempty"`
 }
 
 // Team is one Keycloak group and the namespaces its members work in.
@@ -108,6 +124,16 @@ func (a Args) Validate() error {
 			return fmt.Errorf("teams[%d] %s: namespaces: at least one", i, t.Name)
 		}
 		seen[t.Name] = true
+	}
+	if s := a.Sync; s != nil {
+		switch {
+		case !strings.Contains(s.Image, "@sha256:"):
+			return fmt.Errorf("sync.image %q: pin kplane-realm-sync by digest (<registry>/kplane-realm-sync@sha256:...)", s.Image)
+		case s.AdminSecret == "":
+			return fmt.Errorf("sync.adminSecret: required (a Secret with the Keycloak administrator's username and password)")
+		case a.LDAP != nil && s.LDAPSecret == "":
+			return fmt.Errorf("sync.ldapSecret: required with ldap (a Secret with the bind password, key bindPassword)")
+		}
 	}
 	if l := a.LDAP; l != nil {
 		lu, err := url.Parse(l.URL)

@@ -1,9 +1,11 @@
 package identity
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
@@ -60,11 +62,16 @@ func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resou
 		return nil, err
 	}
 	if _, err := corev1.NewConfigMap(ctx, name+"-realm", &corev1.ConfigMapArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-realm-" + a.Realm), Namespace: ns.Metadata.Name(),
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(realmConfigMap(a)), Namespace: ns.Metadata.Name(),
 			Labels: pulumi.StringMap{RealmLabel: pulumi.String(a.Realm), "app.kubernetes.io/managed-by": pulumi.String("kplane")}},
 		Data: pulumi.StringMap{"realm.json": pulumi.String(string(realmJSON))},
 	}, parent); err != nil {
 		return nil, err
+	}
+	if a.Sync != nil {
+		if err := syncJobs(ctx, name, a, realmJSON, ns, parent); err != nil {
+			return nil, err
+		}
 	}
 	group := func(g string) rbacv1.SubjectArray {
 		return rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("Group"), Name: pulumi.String(a.Prefix + g), ApiGroup: pulumi.String("rbac.authorization.k8s.io")}}
@@ -95,4 +102,66 @@ func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resou
 	r.AuthenticationConfig = pulumi.String(authn).ToStringOutput()
 	r.RealmJSON = pulumi.String(string(realmJSON)).ToStringOutput()
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"issuer": r.Issuer, "authenticationConfig": r.AuthenticationConfig, "realmJson": r.RealmJSON})
+}
+
+func realmConfigMap(a Args) string { return "kplane-realm-" + a.Realm }
+
+// syncJobs runs kplane-realm-sync in the cluster: a Job per realm change (named by the
+// representation's hash, so `pulumi up` applies a change at once) and a CronJob that repairs drift.
+func syncJobs(ctx *pulumi.Context, name string, a Args, realmJSON []byte, ns *corev1.Namespace, parent pulumi.ResourceOption) error {
+	s := *a.Sync
+	if s.Schedule == "" {
+		s.Schedule = "*/15 * * * *"
+	}
+	meta := func(n string) *metav1.ObjectMetaArgs {
+		return &metav1.ObjectMetaArgs{Name: pulumi.String(n), Namespace: ns.Metadata.Name(),
+			Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-realm-sync"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}}
+	}
+	if _, err := corev1.NewServiceAccount(ctx, name+"-sync", &corev1.ServiceAccountArgs{Metadata: meta("kplane-realm-sync"), AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
+		return err
+	}
+	secret := func(env, secretName, key string) corev1.EnvVarArgs {
+		return corev1.EnvVarArgs{Name: pulumi.String(env), ValueFrom: corev1.EnvVarSourceArgs{SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(secretName), Key: pulumi.String(key)}}}
+	}
+	env := corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("KEYCLOAK_URL"), Value: pulumi.String(a.KeycloakURL)},
+		secret("KEYCLOAK_ADMIN_USER", s.AdminSecret, "username"), secret("KEYCLOAK_ADMIN_PASSWORD", s.AdminSecret, "password")}
+	if a.LDAP != nil {
+		env = append(env, secret("KPLANE_LDAP_BIND_CREDENTIAL", s.LDAPSecret, "bindPassword"))
+	}
+	volumes := corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("realm"), ConfigMap: corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(realmConfigMap(a))}}}
+	mounts := corev1.VolumeMountArray{corev1.VolumeMountArgs{Name: pulumi.String("realm"), MountPath: pulumi.String("/realm"), ReadOnly: pulumi.Bool(true)}}
+	if a.IssuerCA != "" {
+		if _, err := corev1.NewConfigMap(ctx, name+"-keycloak-ca", &corev1.ConfigMapArgs{Metadata: meta("kplane-keycloak-ca"), Data: pulumi.StringMap{"ca.crt": pulumi.String(a.IssuerCA)}}, parent); err != nil {
+			return err
+		}
+		env = append(env, corev1.EnvVarArgs{Name: pulumi.String("KEYCLOAK_CA_FILE"), Value: pulumi.String("/keycloak-ca/ca.crt")})
+		volumes = append(volumes, corev1.VolumeArgs{Name: pulumi.String("keycloak-ca"), ConfigMap: corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String("kplane-keycloak-ca")}})
+		mounts = append(mounts, corev1.VolumeMountArgs{Name: pulumi.String("keycloak-ca"), MountPath: pulumi.String("/keycloak-ca"), ReadOnly: pulumi.Bool(true)})
+	}
+	pod := corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-realm-sync")}},
+		Spec: corev1.PodSpecArgs{
+			ServiceAccountName: pulumi.String("kplane-realm-sync"), AutomountServiceAccountToken: pulumi.Bool(false), RestartPolicy: pulumi.String("Never"),
+			SecurityContext: corev1.PodSecurityContextArgs{RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
+				SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
+			Containers: corev1.ContainerArray{corev1.ContainerArgs{
+				Name: pulumi.String("kplane-realm-sync"), Image: pulumi.String(s.Image), Args: pulumi.ToStringArray([]string{"--realm=/realm/realm.json"}),
+				Env: env, VolumeMounts: mounts,
+				SecurityContext: corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false), ReadOnlyRootFilesystem: pulumi.Bool(true),
+					Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}},
+				Resources: corev1.ResourceRequirementsArgs{Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi")},
+					Limits: pulumi.StringMap{"cpu": pulumi.String("200m"), "memory": pulumi.String("64Mi")}},
+			}},
+			Volumes: volumes,
+		}}
+	hash := fmt.Sprintf("%x", sha256.Sum256(realmJSON))[:10]
+	if _, err := batchv1.NewJob(ctx, name+"-sync", &batchv1.JobArgs{Metadata: meta("kplane-realm-sync-" + hash),
+		Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(4), TtlSecondsAfterFinished: pulumi.Int(7 * 24 * 3600), Template: pod}},
+		parent, pulumi.DeleteBeforeReplace(true)); err != nil {
+		return err
+	}
+	_, err := batchv1.NewCronJob(ctx, name+"-sync-schedule", &batchv1.CronJobArgs{Metadata: meta("kplane-realm-sync"),
+		Spec: batchv1.CronJobSpecArgs{Schedule: pulumi.String(s.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"),
+			SuccessfulJobsHistoryLimit: pulumi.Int(3), FailedJobsHistoryLimit: pulumi.Int(3),
+			JobTemplate: batchv1.JobTemplateSpecArgs{Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(2), Template: pod}}}}, parent)
+	return err
 }

@@ -2,7 +2,12 @@ package identity
 
 import (
 	"encoding/json"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,6 +34,9 @@ func TestValidate(t *testing.T) {
 		{func(a *Args) { a.LDAP.URL = "ldapx://x" }, "ldap.url"},
 		{func(a *Args) { a.LDAP.GroupsDN = "" }, "groupsDN"},
 		{func(a *Args) { a.Teams[0].Name = "platform-admins" }, "used twice (or as the admin/auditor group)"},
+		{func(a *Args) { a.Sync = &Sync{Image: "kplane-realm-sync:latest", AdminSecret: "a", LDAPSecret: "l"} }, "pin kplane-realm-sync by digest"},
+		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), LDAPSecret: "l"} }, "sync.adminSecret: required"},
+		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), AdminSecret: "a"} }, "sync.ldapSecret: required with ldap"},
 	} {
 		a := testArgs()
 		a.Teams = append([]Team{}, a.Teams...)
@@ -77,4 +85,50 @@ func TestAuthenticationConfiguration(t *testing.T) {
 	assert.Equal(t, a.IssuerCA, cfg.JWT[0].Issuer.CertificateAuthority)
 	assert.Equal(t, "oidc:", cfg.JWT[0].ClaimMappings.Groups.Prefix)
 	assert.Equal(t, "groups", cfg.JWT[0].ClaimMappings.Groups.Claim)
+}
+
+type mocks struct {
+	mu  sync.Mutex
+	res map[string]resource.PropertyMap // "type name" -> inputs
+}
+
+func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.res[args.TypeToken+" "+args.Name] = args.Inputs
+	return args.Name + "-id", args.Inputs, nil
+}
+
+func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) { return args.Args, nil }
+
+// TestComponentGraph: what NewRealm registers, with and without the in-cluster sync.
+func TestComponentGraph(t *testing.T) {
+	run := func(a Args) map[string]resource.PropertyMap {
+		m := &mocks{res: map[string]resource.PropertyMap{}}
+		require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+			_, err := NewRealm(ctx, "sso", &a)
+			return err
+		}, pulumi.WithMocks("kplane", "test", m)))
+		return m.res
+	}
+	res := run(testArgs())
+	assert.Contains(t, res, "kubernetes:core/v1:ConfigMap sso-realm")
+	assert.Contains(t, res, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding sso-team-a-a")
+	assert.Equal(t, "admin", res["kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding sso-platform-admins"]["roleRef"].ObjectValue()["name"].StringValue())
+	assert.Equal(t, "view", res["kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding sso-auditors"]["roleRef"].ObjectValue()["name"].StringValue())
+	assert.NotContains(t, res, "kubernetes:batch/v1:CronJob sso-sync-schedule")
+
+	a := testArgs()
+	a.Sync = &Sync{Image: "r/kplane-realm-sync@sha256:" + strings.Repeat("a", 64), AdminSecret: "kc-admin", LDAPSecret: "ldap"}
+	res = run(a)
+	cron := res["kubernetes:batch/v1:CronJob sso-sync-schedule"]
+	require.NotNil(t, cron)
+	assert.Equal(t, "*/15 * * * *", cron["spec"].ObjectValue()["schedule"].StringValue())
+	job := res["kubernetes:batch/v1:Job sso-sync"]
+	require.NotNil(t, job)
+	raw, err := json.Marshal(job.Mappable())
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"secretKeyRef":{"key":"bindPassword","name":"ldap"}`)
+	assert.Contains(t, string(raw), `"readOnlyRootFilesystem":true`)
+	assert.Contains(t, string(raw), `"automountServiceAccountToken":false`)
 }

@@ -86,15 +86,15 @@ func Representation(args Args) map[string]any {
 				attribute("username", user, "username", true), attribute("email", "mail", "email", false),
 				attribute("first name", firstName, "firstName", false), attribute("last name", "sn", "lastName", false),
 				map[string]any{
-				"name": "groups", "providerId": "group-ldap-mapper",
-				"config": map[string]any{
-					"groups.dn": list(l.GroupsDN), "group.name.ldap.attribute": list("cn"), "group.object.classes": list("groupOfNames"),
-					"membership.ldap.attribute": list(member), "membership.attribute.type": list("DN"), "membership.user.ldap.attribute": list(user),
-					"mode": list("READ_ONLY"), "user.roles.retrieve.strategy": list("LOAD_GROUPS_BY_MEMBER_ATTRIBUTE"),
-					"preserve.group.inheritance": list("false"), "ignore.missing.groups": list("false"), "drop.non.existing.groups.during.sync": list("false"),
-					"memberof.ldap.attribute": list("memberOf"),
-				},
-			}}},
+					"name": "groups", "providerId": "group-ldap-mapper",
+					"config": map[string]any{
+						"groups.dn": list(l.GroupsDN), "group.name.ldap.attribute": list("cn"), "group.object.classes": list("groupOfNames"),
+						"membership.ldap.attribute": list(member), "membership.attribute.type": list("DN"), "membership.user.ldap.attribute": list(user),
+						"mode": list("READ_ONLY"), "user.roles.retrieve.strategy": list("LOAD_GROUPS_BY_MEMBER_ATTRIBUTE"),
+						"preserve.group.inheritance": list("false"), "ignore.missing.groups": list("false"), "drop.non.existing.groups.during.sync": list("false"),
+						"memberof.ldap.attribute": list("memberOf"),
+					},
+				}}},
 		}}}
 	}
 	return rep

@@ -16,6 +16,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,6 +36,7 @@ import (
 
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/components/identity/realmsync"
+	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -111,27 +114,25 @@ func TestIdentityClusterLogin(t *testing.T) {
 	args := identity.Args{KeycloakURL: kc.URL, IssuerCA: string(kc.CA),
 		Teams: []identity.Team{{Name: "team-a", Namespaces: []string{"a-apps"}}, {Name: "team-b", Namespaces: []string{"b-apps"}}},
 		LDAP: &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"}}
+	// Bad input is refused before anything changes, with what to check.
+	_, err = (&realmsync.Client{BaseURL: "https://127.0.0.1:1", HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}).Apply(ctx, identity.Representation(args), ldap.BindPassword)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "keycloak https://127.0.0.1:1 unreachable")
+	_, err = (&realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: "wrong"}).Apply(ctx, identity.Representation(args), ldap.BindPassword)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "admin login as "+kc.AdminUser+" refused (HTTP 401): check the admin credentials Secret")
 	sync := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
-	changes, err := sync.Apply(ctx, identity.Representation(args), ldap.BindPassword)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"created realm kplane"}, changes)
-	changes, err = sync.Apply(ctx, identity.Representation(args), ldap.BindPassword)
-	require.NoError(t, err)
-	assert.Empty(t, changes, "a second sync changes nothing")
-
-	// A change made by hand in Keycloak is put back by the next sync.
-	admin := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
-	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 3600, "bruteForceProtected": false}, nil))
-	changes, err = sync.Apply(ctx, identity.Representation(args), ldap.BindPassword)
-	require.NoError(t, err)
-	assert.Equal(t, []string{"realm kplane: accessTokenLifespan 3600 -> 300", "realm kplane: bruteForceProtected false -> true"}, changes)
-
-	// A cluster whose API server trusts the realm, with the component's RBAC.
+	_, err = sync.Apply(ctx, identity.Representation(args), "not-the-password")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "LDAP federation ldap: bind to "+ldap.URL+" as "+ldap.BindDN+" failed (check the URL and the bind password Secret)")
+	assert.NotContains(t, err.Error(), "not-the-password", "the password never shows")
+	// A cluster whose API server trusts the realm (a KWOK node: up waits for the sync Job).
+	args.Sync = &identity.Sync{Image: "registry.example.com/kplane-realm-sync" + fixtures.Digest, AdminSecret: "keycloak-admin", LDAPSecret: "ldap-bind"}
 	authn, err := identity.AuthenticationConfiguration(args)
 	require.NoError(t, err)
 	authnFile := filepath.Join(t.TempDir(), "authentication.yaml")
 	require.NoError(t, os.WriteFile(authnFile, []byte(authn), 0o600))
-	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true, AuthenticationConfig: authnFile})[0]
+	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1, AuthenticationConfig: authnFile})[0]
 	cs, err := c.Clientset()
 	require.NoError(t, err)
 	for _, ns := range []string{"a-apps", "b-apps"} {
@@ -148,6 +149,43 @@ func TestIdentityClusterLogin(t *testing.T) {
 	}, nil, t.TempDir())
 	_, err = s.Up(ctx)
 	require.NoError(t, err)
+	// What the component declares passes kplane's own policy pack (realm settings, MFA, RBAC, pods).
+	res, err := s.Preview(ctx, optpreview.PolicyPacks(buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")))
+	require.NoError(t, err)
+	assert.NotContains(t, res.StdOut, "mandatory")
+
+	// The sync Job's own command, run here as a process (no pod runs), with what the Job mounts:
+	// the realm from the component's ConfigMap, the CA, the Secrets' values as environment.
+	job := t.TempDir()
+	realmCM, err := cs.CoreV1().ConfigMaps(identity.Namespace).Get(ctx, "kplane-realm-kplane", metav1.GetOptions{})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(job, "realm.json"), []byte(realmCM.Data["realm.json"]), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(job, "ca.crt"), kc.CA, 0o600))
+	syncJob, err := cs.BatchV1().Jobs(identity.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=kplane-realm-sync"})
+	require.NoError(t, err)
+	require.Len(t, syncJob.Items, 1)
+	var envNames []string
+	for _, e := range syncJob.Items[0].Spec.Template.Spec.Containers[0].Env {
+		envNames = append(envNames, e.Name)
+	}
+	assert.ElementsMatch(t, []string{"KEYCLOAK_URL", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD", "KPLANE_LDAP_BIND_CREDENTIAL", "KEYCLOAK_CA_FILE"}, envNames)
+	bin := buildCommand(t, "github.com/kplane/kplane/components/identity/realmsync/cmd/kplane-realm-sync")
+	realmSync := func() string {
+		cmd := exec.Command(bin, "--realm="+filepath.Join(job, "realm.json"))
+		cmd.Env = append(os.Environ(), "KEYCLOAK_URL="+kc.URL, "KEYCLOAK_CA_FILE="+filepath.Join(job, "ca.crt"), "KEYCLOAK_ADMIN_USER="+kc.AdminUser,
+			"KEYCLOAK_ADMIN_PASSWORD="+kc.AdminPassword, "KPLANE_LDAP_BIND_CREDENTIAL="+ldap.BindPassword)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+		assert.NotContains(t, string(out), ldap.BindPassword)
+		return string(out)
+	}
+	assert.Equal(t, "created realm kplane\nrealm kplane: 1 changes\n", realmSync())
+	assert.Equal(t, "realm kplane: 0 changes\n", realmSync(), "a second sync changes nothing")
+
+	// A change made by hand in Keycloak is put back by the next sync.
+	admin := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
+	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 3600, "bruteForceProtected": false}, nil))
+	assert.Equal(t, "realm kplane: accessTokenLifespan 3600 -> 300\nrealm kplane: bruteForceProtected false -> true\nrealm kplane: 2 changes\n", realmSync())
 
 	// (edit is an aggregated role: the controller-manager fills its rules shortly after start.)
 	require.Eventually(t, func() bool {
@@ -157,7 +195,14 @@ func TestIdentityClusterLogin(t *testing.T) {
 	token, err := oidcLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
 	require.NoError(t, err)
 	alice := asUser(t, c.Kubeconfig, token)
-	_, err = alice.CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
+	// The API server started before the realm existed: its authenticator retries the issuer's
+	// discovery in the background until it answers.
+	start := time.Now()
+	require.Eventually(t, func() bool {
+		_, err = alice.CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
+		return !apierrors.IsUnauthorized(err)
+	}, 90*time.Second, 500*time.Millisecond, "the API server trusts the realm once it exists")
+	t.Logf("the API server accepted the realm's tokens %.1f s after the first try", time.Since(start).Seconds())
 	assert.NoError(t, err, "team A works in its namespace; token claims: %s", claims(token))
 	_, err = alice.CoreV1().ConfigMaps("b-apps").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "and not in team B's: %v", err)
@@ -168,6 +213,35 @@ func TestIdentityClusterLogin(t *testing.T) {
 	parts[2] = strings.Repeat("A", len(parts[2]))
 	_, err = asUser(t, c.Kubeconfig, strings.Join(parts, ".")).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsUnauthorized(err), "badly signed: %v", err)
+
+	// Tokens for another audience, from another issuer, or expired are refused too.
+	refused := func(what, token string) {
+		_, err := asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
+		assert.True(t, apierrors.IsUnauthorized(err), "%s: %v", what, err)
+	}
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/kplane/clients", map[string]any{"clientId": "grafana", "publicClient": true,
+		"standardFlowEnabled": true, "redirectUris": []string{"http://127.0.0.1:8000"}, "attributes": map[string]any{"pkce.code.challenge.method": "S256"}}, nil))
+	other, err := oidcLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	require.NoError(t, err)
+	assert.Contains(t, claims(other), `"aud":"grafana"`)
+	refused("another client's token", other)
+
+	otherRealm := identity.Args{KeycloakURL: kc.URL, Realm: "elsewhere"}
+	_, err = sync.Apply(ctx, identity.Representation(otherRealm), "")
+	require.NoError(t, err)
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/elsewhere/users", map[string]any{"username": "alice", "enabled": true,
+		"email": "alice@elsewhere.example", "firstName": "Alice", "lastName": "Elsewhere", "emailVerified": true,
+		"credentials": []any{map[string]any{"type": "password", "value": "Elsewhere-pass-2026!", "temporary": false}}}, nil))
+	other, err = oidcLogin(httpClient, otherRealm.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Elsewhere-pass-2026!", false)
+	require.NoError(t, err)
+	refused("another issuer's token", other)
+
+	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 2}, nil))
+	short, err := oidcLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	require.NoError(t, err)
+	time.Sleep(3 * time.Second)
+	refused("an expired token", short)
+	assert.Equal(t, "realm kplane: accessTokenLifespan 2 -> 300\nrealm kplane: 1 changes\n", realmSync())
 
 	// An administrator gets no token with a password alone: the browser flow asks for a second
 	// factor (here: to set one up). With a TOTP code computed from the enrolment's secret, she

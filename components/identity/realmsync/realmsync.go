@@ -39,6 +39,9 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, bindCredential s
 	}
 	rep = withCredential(rep, bindCredential)
 	realm, _ := rep["realm"].(string)
+	if err := c.testLDAP(ctx, rep); err != nil {
+		return nil, err
+	}
 	var current map[string]any
 	status, err := c.do(ctx, "GET", "/admin/realms/"+url.PathEscape(realm), nil, &current)
 	if err != nil && status != http.StatusNotFound {
@@ -284,6 +287,27 @@ func (c *Client) components(ctx context.Context, base string, rep map[string]any
 		}
 	}
 	return changes, nil
+}
+
+// testLDAP checks that Keycloak can bind to each LDAP federation with its credentials before
+// anything is changed: a wrong bind password fails here, named, instead of at users' logins.
+func (c *Client) testLDAP(ctx context.Context, rep map[string]any) error {
+	for _, l := range list(get(rep, "components", storageProvider)) {
+		cfg, _ := l["config"].(map[string]any)
+		first := func(k string) string {
+			v := strs(cfg[k])
+			if len(v) == 0 {
+				return ""
+			}
+			return v[0]
+		}
+		body := map[string]any{"action": "testAuthentication", "connectionUrl": first("connectionUrl"), "bindDn": first("bindDn"),
+			"bindCredential": first("bindCredential"), "authType": first("authType"), "useTruststoreSpi": "always", "startTls": "false"}
+		if _, err := c.do(ctx, "POST", "/admin/realms/master/testLDAPConnection", body, nil); err != nil {
+			return fmt.Errorf("LDAP federation %v: bind to %s as %s failed (check the URL and the bind password Secret): %w", l["name"], first("connectionUrl"), first("bindDn"), err)
+		}
+	}
+	return nil
 }
 
 // Do makes one admin API call (logging in first when needed); out receives the JSON answer.
