@@ -38,6 +38,10 @@ type Args struct {
 	AuditorGroup string `json:"auditorGroup,omitempty"`
 	// LDAP federates users and groups from LDAP or Active Directory (read-only).
 	LDAP *LDAP `json:"ldap,omitempty"`
+	// Tools are the platform's web tools (Grafana, Argo CD, Kiali, Vault, ...): each gets a public
+	// PKCE client whose tokens carry a "roles" claim with the tool's roles of the user's groups, so
+	// one identity has the right rights in each tool.
+	Tools []Tool `json:"tools,omitempty"`
 	// Sync runs the realm sync in the cluster: once per realm change and on a schedule, so a
 	// change made by hand in Keycloak is put back.
 	Sync *Sync `json:"sync,omitempty"`
@@ -54,6 +58,16 @@ type Sync struct {
 	AdminSecret string `json:"adminSecret"`
 	// LDAPSecret names a Secret there with key bindPassword (required with LDAP).
 	LDAPSecret string `json:"ldapSecret,omitempty"`
+}
+
+// Tool is one web tool's client and its roles.
+type Tool struct {
+	// Name is the client ID (e.g. grafana, argocd, kiali, vault).
+	Name         string   `json:"name"`
+	RedirectURIs []string `json:"redirectURIs"`
+	// Roles maps each of the tool's roles to the groups that hold it (default: admin to the admin
+	// group, edit to every team, view to the auditors).
+	Roles map[string][]string `json:"roles,omitempty"`
 }
 
 // Team is one Keycloak group and the namespaces its members work in.
@@ -93,8 +107,16 @@ func (a Args) withDefaults() Args {
 		a.RedirectURIs = []string{"http://localhost:8000", "http://localhost:18000", "http://127.0.0.1:8000", "http://127.0.0.1:18000"}
 	}
 	a.Teams = slices.Clone(a.Teams)
+	var teams []string
 	for i := range a.Teams {
 		def(&a.Teams[i].ClusterRole, "edit")
+		teams = append(teams, a.Teams[i].Name)
+	}
+	a.Tools = slices.Clone(a.Tools)
+	for i := range a.Tools {
+		if len(a.Tools[i].Roles) == 0 {
+			a.Tools[i].Roles = map[string][]string{"admin": {a.AdminGroup}, "edit": teams, "view": {a.AuditorGroup}}
+		}
 	}
 	return a
 }
@@ -124,6 +146,25 @@ func (a Args) Validate() error {
 			return fmt.Errorf("teams[%d] %s: namespaces: at least one", i, t.Name)
 		}
 		seen[t.Name] = true
+	}
+	groups := map[string]bool{a.AdminGroup: true, a.AuditorGroup: true}
+	for _, t := range a.Teams {
+		groups[t.Name] = true
+	}
+	for i, t := range a.Tools {
+		switch {
+		case !name.MatchString(t.Name) || t.Name == a.ClusterClientID:
+			return fmt.Errorf("tools[%d].name %q: a client ID of lower-case letters, digits and dashes, not the cluster client's", i, t.Name)
+		case len(t.RedirectURIs) == 0:
+			return fmt.Errorf("tools[%d] %s: redirectURIs: at least one (the tool's OAuth callback)", i, t.Name)
+		}
+		for role, gs := range t.Roles {
+			for _, g := range gs {
+				if !groups[g] {
+					return fmt.Errorf("tools[%d] %s: role %s: no group %q (groups: the teams, %s, %s)", i, t.Name, role, g, a.AdminGroup, a.AuditorGroup)
+				}
+			}
+		}
 	}
 	if s := a.Sync; s != nil {
 		switch {

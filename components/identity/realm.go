@@ -2,6 +2,7 @@ package identity
 
 import (
 	"fmt"
+	"slices"
 
 	"sigs.k8s.io/yaml"
 )
@@ -61,6 +62,7 @@ func Representation(args Args) map[string]any {
 		},
 		"authenticatorConfig": []any{map[string]any{"alias": "kplane-admin-role", "config": map[string]any{"condUserRole": AdminRole, "negate": "false"}}},
 	}
+	addTools(rep, a)
 	if l := a.LDAP; l != nil {
 		vendor := l.Vendor
 		if vendor == "" {
@@ -98,6 +100,64 @@ func Representation(args Args) map[string]any {
 		}}}
 	}
 	return rep
+}
+
+// addTools adds a public PKCE client per tool, its client roles, the groups' role mappings and
+// a "roles" claim with the user's roles in that tool.
+func addTools(rep map[string]any, a Args) {
+	if len(a.Tools) == 0 {
+		return
+	}
+	clientRoles := map[string]any{}
+	groupRoles := map[string]map[string][]any{} // group -> client -> roles
+	clients := rep["clients"].([]any)
+	for _, t := range a.Tools {
+		var roles []any
+		for _, role := range sortedKeys(t.Roles) {
+			roles = append(roles, map[string]any{"name": role})
+			for _, g := range t.Roles[role] {
+				if groupRoles[g] == nil {
+					groupRoles[g] = map[string][]any{}
+				}
+				groupRoles[g][t.Name] = append(groupRoles[g][t.Name], role)
+			}
+		}
+		clientRoles[t.Name] = roles
+		clients = append(clients, map[string]any{
+			"clientId": t.Name, "name": t.Name, "protocol": "openid-connect", "enabled": true,
+			"publicClient": true, "standardFlowEnabled": true, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,
+			"serviceAccountsEnabled": false, "redirectUris": t.RedirectURIs, "webOrigins": []any{"+"},
+			"attributes": map[string]any{"pkce.code.challenge.method": "S256"},
+			"protocolMappers": []any{
+				map[string]any{"name": "roles", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-client-role-mapper", "config": map[string]any{
+					"claim.name": "roles", "usermodel.clientRoleMapping.clientId": t.Name, "multivalued": "true",
+					"id.token.claim": "true", "access.token.claim": "true", "userinfo.token.claim": "true"}},
+				map[string]any{"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper", "config": map[string]any{
+					"claim.name": "groups", "full.path": "false", "id.token.claim": "true", "access.token.claim": "true", "userinfo.token.claim": "true"}},
+			},
+		})
+	}
+	rep["clients"] = clients
+	rep["roles"].(map[string]any)["client"] = clientRoles
+	for _, g := range rep["groups"].([]any) {
+		grp := g.(map[string]any)
+		if m := groupRoles[grp["name"].(string)]; m != nil {
+			cr := map[string]any{}
+			for c, roles := range m {
+				cr[c] = roles
+			}
+			grp["clientRoles"] = cr
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // attribute maps an LDAP attribute to a Keycloak user attribute, read-only.

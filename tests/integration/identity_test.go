@@ -113,7 +113,8 @@ func TestIdentityClusterLogin(t *testing.T) {
 
 	args := identity.Args{KeycloakURL: kc.URL, IssuerCA: string(kc.CA),
 		Teams: []identity.Team{{Name: "team-a", Namespaces: []string{"a-apps"}}, {Name: "team-b", Namespaces: []string{"b-apps"}}},
-		LDAP:  &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"}}
+		LDAP:  &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"},
+		Tools: []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}}}}
 	// Bad input is refused before anything changes, with what to check.
 	_, err = (&realmsync.Client{BaseURL: "https://127.0.0.1:1", HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}).Apply(ctx, identity.Representation(args), ldap.BindPassword)
 	require.Error(t, err)
@@ -219,12 +220,17 @@ func TestIdentityClusterLogin(t *testing.T) {
 		_, err := asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 		assert.True(t, apierrors.IsUnauthorized(err), "%s: %v", what, err)
 	}
-	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/kplane/clients", map[string]any{"clientId": "grafana", "publicClient": true,
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/kplane/clients", map[string]any{"clientId": "other-app", "publicClient": true,
 		"standardFlowEnabled": true, "redirectUris": []string{"http://127.0.0.1:8000"}, "attributes": map[string]any{"pkce.code.challenge.method": "S256"}}, nil))
-	other, err := oidcLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	other, err := oidcLogin(httpClient, args.Issuer(), "other-app", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
 	require.NoError(t, err)
-	assert.Contains(t, claims(other), `"aud":"grafana"`)
+	assert.Contains(t, claims(other), `"aud":"other-app"`)
 	refused("another client's token", other)
+
+	// The same identity in a tool: the Grafana client's token carries her team's role there.
+	grafana, err := oidcLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	require.NoError(t, err)
+	assert.Contains(t, claims(grafana), `"roles":["Editor"]`)
 
 	otherRealm := identity.Args{KeycloakURL: kc.URL, Realm: "elsewhere"}
 	_, err = sync.Apply(ctx, identity.Representation(otherRealm), "")

@@ -77,7 +77,7 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, bindCredential s
 		}
 	}
 	base := "/admin/realms/" + url.PathEscape(realm)
-	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.groups, c.clients, c.components} {
+	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.clients, c.clientRoles, c.groups, c.components} {
 		more, err := step(ctx, base, rep)
 		if err != nil {
 			return changes, err
@@ -146,8 +146,77 @@ func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([
 			}
 			changes = append(changes, fmt.Sprintf("group %s: granted role %s", name, role))
 		}
+		clientRoles, _ := g["clientRoles"].(map[string]any)
+		for _, clientID := range sortedKeys(clientRoles) {
+			uuid, err := c.clientUUID(ctx, base, clientID)
+			if err != nil {
+				return nil, err
+			}
+			var mapped []map[string]any
+			if _, err := c.do(ctx, "GET", base+"/groups/"+id+"/role-mappings/clients/"+uuid, nil, &mapped); err != nil {
+				return nil, err
+			}
+			for _, role := range strs(clientRoles[clientID]) {
+				if slices.ContainsFunc(mapped, func(m map[string]any) bool { return m["name"] == role }) {
+					continue
+				}
+				var r map[string]any
+				if _, err := c.do(ctx, "GET", base+"/clients/"+uuid+"/roles/"+url.PathEscape(role), nil, &r); err != nil {
+					return nil, fmt.Errorf("group %s: %s role %s: %w", name, clientID, role, err)
+				}
+				if _, err := c.do(ctx, "POST", base+"/groups/"+id+"/role-mappings/clients/"+uuid, []any{r}, nil); err != nil {
+					return nil, fmt.Errorf("group %s: %s role %s: %w", name, clientID, role, err)
+				}
+				changes = append(changes, fmt.Sprintf("group %s: granted %s role %s", name, clientID, role))
+			}
+		}
 	}
 	return changes, nil
+}
+
+// clientRoles creates the tools' client roles that are missing.
+func (c *Client) clientRoles(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	var changes []string
+	roles, _ := get(rep, "roles", "client").(map[string]any)
+	for _, clientID := range sortedKeys(roles) {
+		uuid, err := c.clientUUID(ctx, base, clientID)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range list(roles[clientID]) {
+			name, _ := r["name"].(string)
+			status, err := c.do(ctx, "GET", base+"/clients/"+uuid+"/roles/"+url.PathEscape(name), nil, nil)
+			if status == http.StatusNotFound {
+				if _, err := c.do(ctx, "POST", base+"/clients/"+uuid+"/roles", r, nil); err != nil {
+					return nil, fmt.Errorf("%s role %s: %w", clientID, name, err)
+				}
+				changes = append(changes, fmt.Sprintf("client %s: created role %s", clientID, name))
+			} else if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return changes, nil
+}
+
+func (c *Client) clientUUID(ctx context.Context, base, clientID string) (string, error) {
+	var found []map[string]any
+	if _, err := c.do(ctx, "GET", base+"/clients?clientId="+url.QueryEscape(clientID), nil, &found); err != nil {
+		return "", err
+	}
+	if len(found) == 0 {
+		return "", fmt.Errorf("client %s: not found", clientID)
+	}
+	return fmt.Sprint(found[0]["id"]), nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // clientFields are the client settings kept as declared.
