@@ -2,23 +2,10 @@ package integration
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha1"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"html"
-	"io"
-	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -40,55 +27,6 @@ import (
 	"github.com/kplane/kplane/tests/testbed"
 )
 
-// demoOrg is the LDAP directory of the identity tests: two teams and a platform administrator.
-const demoOrg = `dn: ou=people,dc=example,dc=org
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=groups,dc=example,dc=org
-objectClass: organizationalUnit
-ou: groups
-
-dn: uid=alice,ou=people,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: alice
-cn: Alice Kim
-sn: Kim
-mail: alice@example.org
-userPassword: Alice-pass-2026!
-
-dn: uid=bob,ou=people,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: bob
-cn: Bob Lee
-sn: Lee
-mail: bob@example.org
-userPassword: Bob-pass-2026!
-
-dn: uid=carol,ou=people,dc=example,dc=org
-objectClass: inetOrgPerson
-uid: carol
-cn: Carol Park
-sn: Park
-mail: carol@example.org
-userPassword: Carol-pass-2026!
-
-dn: cn=platform-admins,ou=groups,dc=example,dc=org
-objectClass: groupOfNames
-cn: platform-admins
-member: uid=carol,ou=people,dc=example,dc=org
-
-dn: cn=team-a,ou=groups,dc=example,dc=org
-objectClass: groupOfNames
-cn: team-a
-member: uid=alice,ou=people,dc=example,dc=org
-
-dn: cn=team-b,ou=groups,dc=example,dc=org
-objectClass: groupOfNames
-cn: team-b
-member: uid=bob,ou=people,dc=example,dc=org
-`
-
 // TestIdentityClusterLogin: real OpenLDAP and Keycloak; the realm the identity component
 // generates is applied by the realm sync (and drift put back); a real API server started with
 // the component's AuthenticationConfiguration accepts an LDAP user's token from a PKCE login, and
@@ -96,7 +34,7 @@ member: uid=bob,ou=people,dc=example,dc=org
 func TestIdentityClusterLogin(t *testing.T) {
 	integration(t)
 	ctx := context.Background()
-	ldap, err := testbed.StartLDAP(ctx, t.TempDir(), "dc=example,dc=org", demoOrg)
+	ldap, err := testbed.StartLDAP(ctx, t.TempDir(), "dc=example,dc=org", fixtures.DemoOrg)
 	require.NoError(t, err)
 	t.Cleanup(ldap.Stop)
 	kc, err := testbed.StartKeycloak(ctx, t.TempDir())
@@ -193,7 +131,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 		edit, err := cs.RbacV1().ClusterRoles().Get(ctx, "edit", metav1.GetOptions{})
 		return err == nil && len(edit.Rules) > 0
 	}, 60*time.Second, 200*time.Millisecond)
-	token, err := oidcLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	token, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
 	require.NoError(t, err)
 	alice := asUser(t, c.Kubeconfig, token)
 	// The API server started before the realm existed: its authenticator retries the issuer's
@@ -204,7 +142,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 		return !apierrors.IsUnauthorized(err)
 	}, 90*time.Second, 500*time.Millisecond, "the API server trusts the realm once it exists")
 	t.Logf("the API server accepted the realm's tokens %.1f s after the first try", time.Since(start).Seconds())
-	assert.NoError(t, err, "team A works in its namespace; token claims: %s", claims(token))
+	assert.NoError(t, err, "team A works in its namespace; token claims: %s", fixtures.Claims(token))
 	_, err = alice.CoreV1().ConfigMaps("b-apps").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "and not in team B's: %v", err)
 	assert.Contains(t, fmt.Sprint(err), `User "oidc:alice"`, "the username carries the prefix")
@@ -222,15 +160,15 @@ func TestIdentityClusterLogin(t *testing.T) {
 	}
 	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/kplane/clients", map[string]any{"clientId": "other-app", "publicClient": true,
 		"standardFlowEnabled": true, "redirectUris": []string{"http://127.0.0.1:8000"}, "attributes": map[string]any{"pkce.code.challenge.method": "S256"}}, nil))
-	other, err := oidcLogin(httpClient, args.Issuer(), "other-app", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	other, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "other-app", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
 	require.NoError(t, err)
-	assert.Contains(t, claims(other), `"aud":"other-app"`)
+	assert.Contains(t, fixtures.Claims(other), `"aud":"other-app"`)
 	refused("another client's token", other)
 
 	// The same identity in a tool: the Grafana client's token carries her team's role there.
-	grafana, err := oidcLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	grafana, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
 	require.NoError(t, err)
-	assert.Contains(t, claims(grafana), `"roles":["Editor"]`)
+	assert.Contains(t, fixtures.Claims(grafana), `"roles":["Editor"]`)
 
 	otherRealm := identity.Args{KeycloakURL: kc.URL, Realm: "elsewhere"}
 	_, err = sync.Apply(ctx, identity.Representation(otherRealm), "")
@@ -238,12 +176,12 @@ func TestIdentityClusterLogin(t *testing.T) {
 	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/elsewhere/users", map[string]any{"username": "alice", "enabled": true,
 		"email": "alice@elsewhere.example", "firstName": "Alice", "lastName": "Elsewhere", "emailVerified": true,
 		"credentials": []any{map[string]any{"type": "password", "value": "Elsewhere-pass-2026!", "temporary": false}}}, nil))
-	other, err = oidcLogin(httpClient, otherRealm.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Elsewhere-pass-2026!", false)
+	other, err = fixtures.OIDCLogin(httpClient, otherRealm.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Elsewhere-pass-2026!", false)
 	require.NoError(t, err)
 	refused("another issuer's token", other)
 
 	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 2}, nil))
-	short, err := oidcLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Alice-pass-2026!", false)
+	short, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
 	require.NoError(t, err)
 	time.Sleep(3 * time.Second)
 	refused("an expired token", short)
@@ -252,32 +190,18 @@ func TestIdentityClusterLogin(t *testing.T) {
 	// An administrator gets no token with a password alone: the browser flow asks for a second
 	// factor (here: to set one up). With a TOTP code computed from the enrolment's secret, she
 	// gets in, with the admin group's rights.
-	_, err = oidcLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", "Carol-pass-2026!", false)
+	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", fixtures.CarolPassword, false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "second factor required")
-	token, err = oidcLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", "Carol-pass-2026!", true)
+	token, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", fixtures.CarolPassword, true)
 	require.NoError(t, err)
-	assert.Contains(t, claims(token), `"groups":["platform-admins"]`)
+	assert.Contains(t, fixtures.Claims(token), `"groups":["platform-admins"]`)
 	_, err = asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("b-apps").List(ctx, metav1.ListOptions{})
 	assert.NoError(t, err, "administrators work in every namespace")
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
 }
-
-// totp is RFC 6238's code (HMAC-SHA1, 6 digits, 30 s: Keycloak's default OTP policy).
-func totp(secret []byte, at time.Time) string {
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], uint64(at.Unix()/30))
-	mac := hmac.New(sha1.New, secret)
-	mac.Write(msg[:])
-	sum := mac.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	code := (binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff) % 1000000
-	return fmt.Sprintf("%06d", code)
-}
-
-var totpSecret = regexp.MustCompile(`name="totpSecret"[^>]*value="([^"]+)"`)
 
 // asUser is a client of the cluster authenticating with a bearer token.
 func asUser(t *testing.T, kubeconfig, token string) *k8sclient.Clientset {
@@ -288,92 +212,4 @@ func asUser(t *testing.T, kubeconfig, token string) *k8sclient.Clientset {
 	cs, err := k8sclient.NewForConfig(cfg)
 	require.NoError(t, err)
 	return cs
-}
-
-// claims is the JWT's payload, for failure messages.
-func claims(token string) string {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "(not a JWT)"
-	}
-	raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
-	return string(raw)
-}
-
-func feedback(m [][]byte) string {
-	if m == nil {
-		return "(no message on the page)"
-	}
-	return strings.TrimSpace(html.UnescapeString(string(m[1])))
-}
-
-var formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
-
-// oidcLogin logs user in through the browser flow with PKCE, as kubelogin does, and returns the
-// ID token.
-// With enrol, a user asked to set up OTP does so with a code computed from the page's secret.
-func oidcLogin(base *http.Client, issuer, clientID, redirect, user, password string, enrol bool) (string, error) {
-	jar, _ := cookiejar.New(nil)
-	client := &http.Client{Transport: base.Transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	raw := make([]byte, 32)
-	_, _ = rand.Read(raw)
-	verifier := base64.RawURLEncoding.EncodeToString(raw)
-	sum := sha256.Sum256([]byte(verifier))
-	q := url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"openid"},
-		"state": {"kplane-test"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	resp, err := client.Get(issuer + "/protocol/openid-connect/auth?" + q.Encode())
-	if err != nil {
-		return "", err
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := formAction.FindSubmatch(page)
-	if m == nil {
-		return "", fmt.Errorf("no login form (HTTP %d)", resp.StatusCode)
-	}
-	resp, err = client.PostForm(html.UnescapeString(string(m[1])), url.Values{"username": {user}, "password": {password}, "credentialId": {""}})
-	if err != nil {
-		return "", err
-	}
-	// Follow Keycloak's own redirects (required actions); stop at the client's redirect URI.
-	for resp.StatusCode == http.StatusFound && strings.HasPrefix(resp.Header.Get("Location"), issuer) {
-		resp.Body.Close()
-		if resp, err = client.Get(resp.Header.Get("Location")); err != nil {
-			return "", err
-		}
-	}
-	page, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if m := totpSecret.FindSubmatch(page); m != nil {
-		if !enrol {
-			return "", fmt.Errorf("login of %s: second factor required (OTP set-up page)", user)
-		}
-		action := formAction.FindSubmatch(page)
-		secret := html.UnescapeString(string(m[1]))
-		resp, err = client.PostForm(html.UnescapeString(string(action[1])), url.Values{"totp": {totp([]byte(secret), time.Now())}, "totpSecret": {secret}, "userLabel": {"test"}})
-		if err != nil {
-			return "", err
-		}
-		page, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		msg := regexp.MustCompile(`(?s)<span[^>]*(?:input-error|kc-feedback-text|alert)[^>]*>(.*?)</span>`).FindSubmatch(page)
-		return "", fmt.Errorf("login of %s: no code (HTTP %d, Location %q): %s %.3000s", user, resp.StatusCode, resp.Header.Get("Location"), feedback(msg), page)
-	}
-	resp, err = client.PostForm(issuer+"/protocol/openid-connect/token", url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")},
-		"redirect_uri": {redirect}, "client_id": {clientID}, "code_verifier": {verifier}})
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		IDToken string `json:"id_token"`
-		Error   string `json:"error_description"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.IDToken == "" {
-		return "", fmt.Errorf("token exchange: HTTP %d %s %v", resp.StatusCode, tok.Error, err)
-	}
-	return tok.IDToken, nil
 }

@@ -31,6 +31,7 @@ type Keycloak struct {
 	AdminPassword string
 	Log           string
 	cmd           *exec.Cmd
+	done          chan struct{}
 }
 
 // StartKeycloak starts Keycloak in dir and waits until it answers (typically 15-40 s on 2 cores).
@@ -53,7 +54,7 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	port, err := freePort(2)
+	port, err := freePort(3) // https, management, and http (bound even when disabled in dev mode)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	defer logf.Close()
 	k.cmd = exec.Command(kc, "start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
 		"--https-certificate-file", certFile, "--https-certificate-key-file", keyFile,
-		"--http-management-port", fmt.Sprint(port+1), "--db=dev-mem", "--hostname-strict=false")
+		"--http-management-port", fmt.Sprint(port+1), "--http-port", fmt.Sprint(port+2), "--db=dev-mem", "--hostname-strict=false")
 	k.cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
 		"JAVA_OPTS_APPEND=-Djava.io.tmpdir="+dir)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
@@ -76,6 +77,8 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	if err := k.cmd.Start(); err != nil {
 		return nil, err
 	}
+	k.done = make(chan struct{})
+	go func() { _ = k.cmd.Wait(); close(k.done) }()
 	client, err := k.HTTPClient()
 	if err != nil {
 		k.Stop()
@@ -90,9 +93,15 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 				return k, nil
 			}
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil || k.cmd.ProcessState != nil {
+		exited := false
+		select {
+		case <-k.done:
+			exited = true
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil || exited {
 			k.Stop()
-			return nil, fmt.Errorf("keycloak did not answer on %s within 180 s; log tail:\n%s", k.URL, lastLines(k.Log, 20))
+			return nil, fmt.Errorf("keycloak did not answer on %s (exited: %v); log tail:\n%s", k.URL, exited, lastLines(k.Log, 20))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -111,7 +120,7 @@ func (k *Keycloak) HTTPClient() (*http.Client, error) {
 func (k *Keycloak) Stop() {
 	if k.cmd != nil && k.cmd.Process != nil {
 		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-		_ = k.cmd.Wait()
+		<-k.done
 	}
 }
 
