@@ -38,6 +38,9 @@ type Args struct {
 	AuditorGroup string `json:"auditorGroup,omitempty"`
 	// LDAP federates users and groups from LDAP or Active Directory (read-only).
 	LDAP *LDAP `json:"ldap,omitempty"`
+	// IdentityProviders are brokered identity providers (several at once, OIDC or SAML, e.g.
+	// Azure AD, a partner's Keycloak, ADFS), offered on the login page beside LDAP.
+	IdentityProviders []IdentityProvider `json:"identityProviders,omitempty"`
 	// Tools are the platform's web tools (Grafana, Argo CD, Kiali, Vault, ...): each gets a public
 	// PKCE client whose tokens carry a "roles" claim with the tool's roles of the user's groups, so
 	// one identity has the right rights in each tool.
@@ -58,6 +61,35 @@ type Sync struct {
 	AdminSecret string `json:"adminSecret"`
 	// LDAPSecret names a Secret there with key bindPassword (required with LDAP).
 	LDAPSecret string `json:"ldapSecret,omitempty"`
+	// IdentityProviderSecret names a Secret there with one key per OIDC provider's alias: the
+	// client secret kplane's realm has at that provider (required with OIDC providers).
+	IdentityProviderSecret string `json:"identityProviderSecret,omitempty"`
+}
+
+// IdentityProvider is one brokered identity provider.
+type IdentityProvider struct {
+	Alias       string `json:"alias"`
+	Type        string `json:"type"` // oidc or saml
+	DisplayName string `json:"displayName,omitempty"`
+	// OIDC: the provider's issuer (its endpoints are <issuer>/protocol/openid-connect/... for
+	// Keycloak, or set them below) and kplane's client there; the client secret comes from the
+	// realm sync's environment (KPLANE_IDP_SECRET_<ALIAS>), never from the stack.
+	Issuer           string `json:"issuer,omitempty"`
+	AuthorizationURL string `json:"authorizationURL,omitempty"`
+	TokenURL         string `json:"tokenURL,omitempty"`
+	JWKSURL          string `json:"jwksURL,omitempty"`
+	ClientID         string `json:"clientID,omitempty"`
+	// SAML: the IdP's single sign-on URL, entity ID and signing certificate (PEM body or PEM).
+	SingleSignOnURL    string `json:"singleSignOnURL,omitempty"`
+	EntityID           string `json:"entityID,omitempty"`
+	SigningCertificate string `json:"signingCertificate,omitempty"`
+	// Groups maps a value of the provider's "groups" claim (attribute for SAML) to a kplane group.
+	Groups map[string]string `json:"groups,omitempty"`
+}
+
+// SecretPlaceholder stands for an OIDC provider's client secret in the representation.
+func (p IdentityProvider) SecretPlaceholder() string {
+	return "${KPLANE_IDP_SECRET_" + strings.ToUpper(strings.ReplaceAll(p.Alias, "-", "_")) + "}"
 }
 
 // Tool is one web tool's client and its roles.
@@ -166,6 +198,28 @@ func (a Args) Validate() error {
 			}
 		}
 	}
+	aliases := map[string]bool{}
+	for i, p := range a.IdentityProviders {
+		switch {
+		case !name.MatchString(p.Alias) || aliases[p.Alias]:
+			return fmt.Errorf("identityProviders[%d].alias %q: unique, lower-case letters, digits and dashes", i, p.Alias)
+		case p.Type == "oidc" && (p.ClientID == "" || (p.Issuer == "" && (p.AuthorizationURL == "" || p.TokenURL == "" || p.JWKSURL == ""))):
+			return fmt.Errorf("identityProviders[%d] %s: oidc needs clientID and issuer (or authorizationURL, tokenURL and jwksURL)", i, p.Alias)
+		case p.Type == "saml" && (p.SingleSignOnURL == "" || p.EntityID == "" || p.SigningCertificate == ""):
+			return fmt.Errorf("identityProviders[%d] %s: saml needs singleSignOnURL, entityID and signingCertificate (assertions are verified)", i, p.Alias)
+		case p.Type != "oidc" && p.Type != "saml":
+			return fmt.Errorf("identityProviders[%d] %s: type %q: oidc or saml", i, p.Alias, p.Type)
+		}
+		for value, g := range p.Groups {
+			switch {
+			case !groups[g]:
+				return fmt.Errorf("identityProviders[%d] %s: groups[%q]: no group %q", i, p.Alias, value, g)
+			case g == a.AdminGroup:
+				return fmt.Errorf("identityProviders[%d] %s: groups[%q]: a brokered login cannot make an administrator (administrators log in with kplane's second factor)", i, p.Alias, value)
+			}
+		}
+		aliases[p.Alias] = true
+	}
 	if s := a.Sync; s != nil {
 		switch {
 		case !strings.Contains(s.Image, "@sha256:"):
@@ -174,6 +228,8 @@ func (a Args) Validate() error {
 			return fmt.Errorf("sync.adminSecret: required (a Secret with the Keycloak administrator's username and password)")
 		case a.LDAP != nil && s.LDAPSecret == "":
 			return fmt.Errorf("sync.ldapSecret: required with ldap (a Secret with the bind password, key bindPassword)")
+		case slices.ContainsFunc(a.IdentityProviders, func(p IdentityProvider) bool { return p.Type == "oidc" }) && s.IdentityProviderSecret == "":
+			return fmt.Errorf("sync.identityProviderSecret: required with OIDC identity providers (a Secret with each one's client secret under its alias)")
 		}
 	}
 	if l := a.LDAP; l != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -126,7 +127,12 @@ func syncJobs(ctx *pulumi.Context, name string, a Args, realmJSON []byte, ns *co
 	env := corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("KEYCLOAK_URL"), Value: pulumi.String(a.KeycloakURL)},
 		secret("KEYCLOAK_ADMIN_USER", s.AdminSecret, "username"), secret("KEYCLOAK_ADMIN_PASSWORD", s.AdminSecret, "password")}
 	if a.LDAP != nil {
-		env = append(env, secret("KPLANE_LDAP_BIND_CREDENTIAL", s.LDAPSecret, "bindPassword"))
+		env = append(env, secret(strings.Trim(BindCredentialPlaceholder, "${}"), s.LDAPSecret, "bindPassword"))
+	}
+	for _, p := range a.IdentityProviders {
+		if p.Type == "oidc" {
+			env = append(env, secret(strings.Trim(p.SecretPlaceholder(), "${}"), s.IdentityProviderSecret, p.Alias))
+		}
 	}
 	volumes := corev1.VolumeArray{corev1.VolumeArgs{Name: pulumi.String("realm"), ConfigMap: corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(realmConfigMap(a))}}}
 	mounts := corev1.VolumeMountArray{corev1.VolumeMountArgs{Name: pulumi.String("realm"), MountPath: pulumi.String("/realm"), ReadOnly: pulumi.Bool(true)}}

@@ -35,6 +35,18 @@ func TestValidate(t *testing.T) {
 		{func(a *Args) { a.LDAP.GroupsDN = "" }, "groupsDN"},
 		{func(a *Args) { a.Teams[0].Name = "platform-admins" }, "used twice (or as the admin/auditor group)"},
 		{func(a *Args) { a.Sync = &Sync{Image: "kplane-realm-sync:latest", AdminSecret: "a", LDAPSecret: "l"} }, "pin kplane-realm-sync by digest"},
+		{func(a *Args) {
+			a.IdentityProviders = []IdentityProvider{{Alias: "p", Type: "oidc", Issuer: "https://p"}}
+		}, "oidc needs clientID"},
+		{func(a *Args) {
+			a.IdentityProviders = []IdentityProvider{{Alias: "p", Type: "saml", SingleSignOnURL: "https://p", EntityID: "p"}}
+		}, "signingCertificate (assertions are verified)"},
+		{func(a *Args) {
+			a.IdentityProviders = []IdentityProvider{{Alias: "p", Type: "oidc", Issuer: "https://p", ClientID: "c", Groups: map[string]string{"admins": "platform-admins"}}}
+		}, "a brokered login cannot make an administrator"},
+		{func(a *Args) {
+			a.Tools = []Tool{{Name: "grafana", RedirectURIs: []string{"https://g"}, Roles: map[string][]string{"Admin": {"nobody"}}}}
+		}, `no group "nobody"`},
 		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), LDAPSecret: "l"} }, "sync.adminSecret: required"},
 		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), AdminSecret: "a"} }, "sync.ldapSecret: required with ldap"},
 	} {

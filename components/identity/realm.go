@@ -1,8 +1,10 @@
 package identity
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -56,13 +58,15 @@ func Representation(args Args) map[string]any {
 		}},
 		"browserFlow": "kplane-browser",
 		"authenticationFlows": []any{
-			flow("kplane-browser", true, exec("auth-cookie", "ALTERNATIVE", 10), subflow("kplane-browser-forms", "ALTERNATIVE", 20)),
+			flow("kplane-browser", true, exec("auth-cookie", "ALTERNATIVE", 10), exec("identity-provider-redirector", "ALTERNATIVE", 15),
+				subflow("kplane-browser-forms", "ALTERNATIVE", 20)),
 			flow("kplane-browser-forms", false, exec("auth-username-password-form", "REQUIRED", 10), subflow("kplane-admin-second-factor", "CONDITIONAL", 20)),
 			flow("kplane-admin-second-factor", false, withConfig(exec("conditional-user-role", "REQUIRED", 10), "kplane-admin-role"), exec("auth-otp-form", "REQUIRED", 20)),
 		},
 		"authenticatorConfig": []any{map[string]any{"alias": "kplane-admin-role", "config": map[string]any{"condUserRole": AdminRole, "negate": "false"}}},
 	}
 	addTools(rep, a)
+	addIdentityProviders(rep, a)
 	if l := a.LDAP; l != nil {
 		vendor := l.Vendor
 		if vendor == "" {
@@ -148,6 +152,56 @@ func addTools(rep map[string]any, a Args) {
 			}
 			grp["clientRoles"] = cr
 		}
+	}
+}
+
+// addIdentityProviders brokers each provider (signatures verified, profile synced at every login)
+// and maps its groups claim or attribute values to kplane groups.
+func addIdentityProviders(rep map[string]any, a Args) {
+	var idps, mappers []any
+	for _, p := range a.IdentityProviders {
+		display := p.DisplayName
+		if display == "" {
+			display = p.Alias
+		}
+		var config map[string]any
+		mapper := "oidc-advanced-group-idp-mapper"
+		key := "claims"
+		switch p.Type {
+		case "oidc":
+			issuer := strings.TrimSuffix(p.Issuer, "/")
+			def := func(v, d string) string {
+				if v == "" {
+					return d
+				}
+				return v
+			}
+			config = map[string]any{"clientId": p.ClientID, "clientSecret": p.SecretPlaceholder(), "clientAuthMethod": "client_secret_post",
+				"issuer": issuer, "authorizationUrl": def(p.AuthorizationURL, issuer+"/protocol/openid-connect/auth"),
+				"tokenUrl": def(p.TokenURL, issuer+"/protocol/openid-connect/token"), "jwksUrl": def(p.JWKSURL, issuer+"/protocol/openid-connect/certs"),
+				"useJwksUrl": "true", "validateSignature": "true", "pkceEnabled": "true", "pkceMethod": "S256", "defaultScope": "openid profile email",
+				"syncMode": "FORCE"}
+		case "saml":
+			mapper, key = "saml-advanced-group-idp-mapper", "attributes"
+			cert := strings.TrimSpace(p.SigningCertificate)
+			cert = strings.TrimPrefix(cert, "-----BEGIN CERTIFICATE-----")
+			cert = strings.TrimSpace(strings.TrimSuffix(cert, "-----END CERTIFICATE-----"))
+			config = map[string]any{"singleSignOnServiceUrl": p.SingleSignOnURL, "idpEntityId": p.EntityID, "entityId": a.Issuer(),
+				"nameIDPolicyFormat": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", "principalType": "SUBJECT",
+				"postBindingResponse": "true", "postBindingAuthnRequest": "true", "validateSignature": "true", "signingCertificate": strings.Join(strings.Fields(cert), ""),
+				"wantAssertionsSigned": "true", "syncMode": "FORCE"}
+		}
+		idps = append(idps, map[string]any{"alias": p.Alias, "displayName": display, "providerId": p.Type, "enabled": true,
+			"trustEmail": false, "storeToken": false, "firstBrokerLoginFlowAlias": "first broker login", "config": config})
+		for _, value := range sortedKeys(p.Groups) {
+			claims, _ := json.Marshal([]map[string]string{{"key": "groups", "value": value}})
+			mappers = append(mappers, map[string]any{"name": "group " + value, "identityProviderAlias": p.Alias, "identityProviderMapper": mapper,
+				"config": map[string]any{key: string(claims), "are." + strings.TrimSuffix(key, "s") + ".values.regex": "false", "group": "/" + p.Groups[value], "syncMode": "FORCE"}})
+		}
+	}
+	if len(idps) > 0 {
+		rep["identityProviders"] = idps
+		rep["identityProviderMappers"] = mappers
 	}
 }
 

@@ -53,20 +53,60 @@ func TestIdentityClusterLogin(t *testing.T) {
 		Teams: []identity.Team{{Name: "team-a", Namespaces: []string{"a-apps"}}, {Name: "team-b", Namespaces: []string{"b-apps"}}},
 		LDAP:  &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"},
 		Tools: []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}}}}
+	// A partner's identity provider, brokered by OIDC: another realm of the same Keycloak, where
+	// dora is in the partner's group corp-team-a (kplane maps it to team-a).
+	admin := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
+	noSecrets := func(string) (string, bool) { return "", false }
+	_, err = admin.Apply(ctx, identity.Representation(identity.Args{KeycloakURL: kc.URL, Realm: "corp", AdminGroup: "corp-admins", AuditorGroup: "corp-auditors",
+		Teams: []identity.Team{{Name: "corp-team-a", Namespaces: []string{"x"}}}}), noSecrets)
+	require.NoError(t, err)
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/corp/clients", map[string]any{"clientId": "kplane-broker", "publicClient": false, "secret": "broker-secret-2026",
+		"standardFlowEnabled": true, "redirectUris": []string{kc.URL + "/realms/kplane/broker/corp/endpoint"},
+		"protocolMappers": []any{map[string]any{"name": "groups", "protocol": "openid-connect", "protocolMapper": "oidc-group-membership-mapper",
+			"config": map[string]any{"claim.name": "groups", "full.path": "false", "id.token.claim": "true", "access.token.claim": "true", "userinfo.token.claim": "true"}}}}, nil))
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/corp/users", map[string]any{"username": "dora", "enabled": true, "email": "dora@partner.example",
+		"firstName": "Dora", "lastName": "Partner", "emailVerified": true, "groups": []string{"/corp-team-a"},
+		"credentials": []any{map[string]any{"type": "password", "value": "Dora-pass-2026!", "temporary": false}}}, nil))
+	// The same partner by SAML as well (Keycloak takes the declaration; logins here go by OIDC).
+	var keys struct {
+		Keys []struct{ Algorithm, Certificate string }
+	}
+	require.NoError(t, admin.Do(ctx, "GET", "/admin/realms/corp/keys", nil, &keys))
+	var corpCert string
+	for _, k := range keys.Keys {
+		if k.Algorithm == "RS256" {
+			corpCert = k.Certificate
+		}
+	}
+	require.NotEmpty(t, corpCert)
+	args.IdentityProviders = []identity.IdentityProvider{{Alias: "corp", Type: "oidc", DisplayName: "Partner SSO", Issuer: kc.URL + "/realms/corp",
+		ClientID: "kplane-broker", Groups: map[string]string{"corp-team-a": "team-a"}},
+		{Alias: "corp-saml", Type: "saml", DisplayName: "Partner SAML", SingleSignOnURL: kc.URL + "/realms/corp/protocol/saml", EntityID: kc.URL + "/realms/corp",
+			SigningCertificate: corpCert, Groups: map[string]string{"corp-team-a": "team-a"}}}
+	secrets := func(name string) (string, bool) {
+		v, ok := map[string]string{"KPLANE_LDAP_BIND_CREDENTIAL": ldap.BindPassword, "KPLANE_IDP_SECRET_CORP": "broker-secret-2026"}[name]
+		return v, ok
+	}
+
 	// Bad input is refused before anything changes, with what to check.
-	_, err = (&realmsync.Client{BaseURL: "https://127.0.0.1:1", HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}).Apply(ctx, identity.Representation(args), ldap.BindPassword)
+	_, err = (&realmsync.Client{BaseURL: "https://127.0.0.1:1", HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}).Apply(ctx, identity.Representation(args), secrets)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "keycloak https://127.0.0.1:1 unreachable")
-	_, err = (&realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: "wrong"}).Apply(ctx, identity.Representation(args), ldap.BindPassword)
+	_, err = (&realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: "wrong"}).Apply(ctx, identity.Representation(args), secrets)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "admin login as "+kc.AdminUser+" refused (HTTP 401): check the admin credentials Secret")
 	sync := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
-	_, err = sync.Apply(ctx, identity.Representation(args), "not-the-password")
+	_, err = sync.Apply(ctx, identity.Representation(args), func(name string) (string, bool) {
+		if name == "KPLANE_LDAP_BIND_CREDENTIAL" {
+			return "not-the-password", true
+		}
+		return secrets(name)
+	})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "LDAP federation ldap: bind to "+ldap.URL+" as "+ldap.BindDN+" failed (check the URL and the bind password Secret)")
 	assert.NotContains(t, err.Error(), "not-the-password", "the password never shows")
 	// A cluster whose API server trusts the realm (a KWOK node: up waits for the sync Job).
-	args.Sync = &identity.Sync{Image: "registry.example.com/kplane-realm-sync" + fixtures.Digest, AdminSecret: "keycloak-admin", LDAPSecret: "ldap-bind"}
+	args.Sync = &identity.Sync{Image: "registry.example.com/kplane-realm-sync" + fixtures.Digest, AdminSecret: "keycloak-admin", LDAPSecret: "ldap-bind", IdentityProviderSecret: "idp-secrets"}
 	authn, err := identity.AuthenticationConfiguration(args)
 	require.NoError(t, err)
 	authnFile := filepath.Join(t.TempDir(), "authentication.yaml")
@@ -100,19 +140,22 @@ func TestIdentityClusterLogin(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(job, "realm.json"), []byte(realmCM.Data["realm.json"]), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(job, "ca.crt"), kc.CA, 0o600))
-	syncJob, err := cs.BatchV1().Jobs(identity.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=kplane-realm-sync"})
+	jobs, err := cs.BatchV1().Jobs(identity.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=kplane-realm-sync"})
 	require.NoError(t, err)
-	require.Len(t, syncJob.Items, 1)
 	var envNames []string
-	for _, e := range syncJob.Items[0].Spec.Template.Spec.Containers[0].Env {
-		envNames = append(envNames, e.Name)
+	for _, j := range jobs.Items {
+		if len(j.OwnerReferences) == 0 { // the per-change Job (the CronJob's own runs have it as owner)
+			for _, e := range j.Spec.Template.Spec.Containers[0].Env {
+				envNames = append(envNames, e.Name)
+			}
+		}
 	}
-	assert.ElementsMatch(t, []string{"KEYCLOAK_URL", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD", "KPLANE_LDAP_BIND_CREDENTIAL", "KEYCLOAK_CA_FILE"}, envNames)
+	assert.ElementsMatch(t, []string{"KEYCLOAK_URL", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD", "KPLANE_LDAP_BIND_CREDENTIAL", "KPLANE_IDP_SECRET_CORP", "KEYCLOAK_CA_FILE"}, envNames)
 	bin := buildCommand(t, "github.com/kplane/kplane/components/identity/realmsync/cmd/kplane-realm-sync")
 	realmSync := func() string {
 		cmd := exec.Command(bin, "--realm="+filepath.Join(job, "realm.json"))
 		cmd.Env = append(os.Environ(), "KEYCLOAK_URL="+kc.URL, "KEYCLOAK_CA_FILE="+filepath.Join(job, "ca.crt"), "KEYCLOAK_ADMIN_USER="+kc.AdminUser,
-			"KEYCLOAK_ADMIN_PASSWORD="+kc.AdminPassword, "KPLANE_LDAP_BIND_CREDENTIAL="+ldap.BindPassword)
+			"KEYCLOAK_ADMIN_PASSWORD="+kc.AdminPassword, "KPLANE_LDAP_BIND_CREDENTIAL="+ldap.BindPassword, "KPLANE_IDP_SECRET_CORP=broker-secret-2026")
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, string(out))
 		assert.NotContains(t, string(out), ldap.BindPassword)
@@ -122,7 +165,6 @@ func TestIdentityClusterLogin(t *testing.T) {
 	assert.Equal(t, "realm kplane: 0 changes\n", realmSync(), "a second sync changes nothing")
 
 	// A change made by hand in Keycloak is put back by the next sync.
-	admin := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
 	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 3600, "bruteForceProtected": false}, nil))
 	assert.Equal(t, "realm kplane: accessTokenLifespan 3600 -> 300\nrealm kplane: bruteForceProtected false -> true\nrealm kplane: 2 changes\n", realmSync())
 
@@ -170,8 +212,15 @@ func TestIdentityClusterLogin(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, fixtures.Claims(grafana), `"roles":["Editor"]`)
 
+	// Several identity providers at once: dora logs in at the partner's provider and works as team A.
+	dora, err := fixtures.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp", "dora", "Dora-pass-2026!", false)
+	require.NoError(t, err)
+	assert.Contains(t, fixtures.Claims(dora), `"groups":["team-a"]`)
+	_, err = asUser(t, c.Kubeconfig, dora).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
+	assert.NoError(t, err, "a brokered user of team A works in its namespace")
+
 	otherRealm := identity.Args{KeycloakURL: kc.URL, Realm: "elsewhere"}
-	_, err = sync.Apply(ctx, identity.Representation(otherRealm), "")
+	_, err = sync.Apply(ctx, identity.Representation(otherRealm), secrets)
 	require.NoError(t, err)
 	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/elsewhere/users", map[string]any{"username": "alice", "enabled": true,
 		"email": "alice@elsewhere.example", "firstName": "Alice", "lastName": "Elsewhere", "emailVerified": true,

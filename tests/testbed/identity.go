@@ -47,7 +47,10 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	if err != nil {
 		return nil, err
 	}
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	certFile, keyFile, caFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
 		return nil, err
 	}
@@ -69,7 +72,8 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	defer logf.Close()
 	k.cmd = exec.Command(kc, "start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
 		"--https-certificate-file", certFile, "--https-certificate-key-file", keyFile,
-		"--http-management-port", fmt.Sprint(port+1), "--http-port", fmt.Sprint(port+2), "--db=dev-mem", "--hostname-strict=false")
+		"--http-management-port", fmt.Sprint(port+1), "--http-port", fmt.Sprint(port+2), "--db=dev-mem", "--hostname-strict=false",
+		"--truststore-paths", caFile) // Keycloak trusts itself (a brokered realm on the same server) and the test bed's CA
 	k.cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
 		"JAVA_OPTS_APPEND=-Djava.io.tmpdir="+dir)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf

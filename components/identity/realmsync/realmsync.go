@@ -13,10 +13,9 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
-
-	"github.com/kplane/kplane/components/identity"
 )
 
 // Client talks to one Keycloak as a master-realm administrator.
@@ -29,15 +28,19 @@ type Client struct {
 }
 
 // nested are the realm representation's parts synchronised one by one, not as realm settings.
-var nested = []string{"roles", "groups", "clients", "components", "authenticationFlows", "authenticatorConfig", "users"}
+var nested = []string{"roles", "groups", "clients", "components", "authenticationFlows", "authenticatorConfig", "users", "identityProviders", "identityProviderMappers"}
 
-// Apply makes the realm match rep; bindCredential replaces the LDAP bind placeholder. It returns
-// a line per change made (none: the realm already matched).
-func (c *Client) Apply(ctx context.Context, rep map[string]any, bindCredential string) ([]string, error) {
+// Apply makes the realm match rep, with each secret placeholder "${NAME}" (the LDAP bind
+// password, identity providers' client secrets) replaced by secret(NAME). It returns a line per
+// change made (none: the realm already matched).
+func (c *Client) Apply(ctx context.Context, rep map[string]any, secret func(name string) (string, bool)) ([]string, error) {
+	rep, err := withSecrets(rep, secret)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.login(ctx); err != nil {
 		return nil, err
 	}
-	rep = withCredential(rep, bindCredential)
 	realm, _ := rep["realm"].(string)
 	if err := c.testLDAP(ctx, rep); err != nil {
 		return nil, err
@@ -77,7 +80,7 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, bindCredential s
 		}
 	}
 	base := "/admin/realms/" + url.PathEscape(realm)
-	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.clients, c.clientRoles, c.groups, c.components} {
+	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders} {
 		more, err := step(ctx, base, rep)
 		if err != nil {
 			return changes, err
@@ -292,6 +295,77 @@ func (c *Client) clients(ctx context.Context, base string, rep map[string]any) (
 	return changes, nil
 }
 
+// identityProviders keeps the brokered providers and their group mappers as declared.
+func (c *Client) identityProviders(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	var changes []string
+	for _, want := range list(rep["identityProviders"]) {
+		alias, _ := want["alias"].(string)
+		var have map[string]any
+		status, err := c.do(ctx, "GET", base+"/identity-provider/instances/"+url.PathEscape(alias), nil, &have)
+		switch {
+		case status == http.StatusNotFound:
+			if _, err := c.do(ctx, "POST", base+"/identity-provider/instances", want, nil); err != nil {
+				return nil, fmt.Errorf("identity provider %s: %w", alias, err)
+			}
+			changes = append(changes, "created identity provider "+alias)
+		case err != nil:
+			return nil, err
+		default:
+			wantConfig, _ := want["config"].(map[string]any)
+			haveConfig, _ := have["config"].(map[string]any)
+			drift := false
+			for k, w := range wantConfig {
+				if k != "clientSecret" && !same(haveConfig[k], w) {
+					changes = append(changes, fmt.Sprintf("identity provider %s: %s %v -> %v", alias, k, haveConfig[k], w))
+					drift = true
+				}
+			}
+			for _, k := range []string{"enabled", "displayName", "trustEmail", "firstBrokerLoginFlowAlias"} {
+				if !same(have[k], want[k]) {
+					changes = append(changes, fmt.Sprintf("identity provider %s: %s %v -> %v", alias, k, have[k], want[k]))
+					drift = true
+				}
+			}
+			if drift {
+				upd := map[string]any{"internalId": have["internalId"]}
+				for k, v := range want {
+					upd[k] = v
+				}
+				if _, err := c.do(ctx, "PUT", base+"/identity-provider/instances/"+url.PathEscape(alias), upd, nil); err != nil {
+					return nil, fmt.Errorf("identity provider %s: %w", alias, err)
+				}
+			}
+		}
+		var mappers []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/identity-provider/instances/"+url.PathEscape(alias)+"/mappers", nil, &mappers); err != nil {
+			return nil, err
+		}
+		for _, m := range list(rep["identityProviderMappers"]) {
+			if m["identityProviderAlias"] != alias {
+				continue
+			}
+			i := slices.IndexFunc(mappers, func(h map[string]any) bool { return h["name"] == m["name"] })
+			switch {
+			case i < 0:
+				if _, err := c.do(ctx, "POST", base+"/identity-provider/instances/"+url.PathEscape(alias)+"/mappers", m, nil); err != nil {
+					return nil, fmt.Errorf("identity provider %s mapper %v: %w", alias, m["name"], err)
+				}
+				changes = append(changes, fmt.Sprintf("identity provider %s: created mapper %v", alias, m["name"]))
+			case !covers(mappers[i]["config"], m["config"]):
+				upd := map[string]any{"id": mappers[i]["id"]}
+				for k, v := range m {
+					upd[k] = v
+				}
+				if _, err := c.do(ctx, "PUT", base+"/identity-provider/instances/"+url.PathEscape(alias)+"/mappers/"+fmt.Sprint(mappers[i]["id"]), upd, nil); err != nil {
+					return nil, fmt.Errorf("identity provider %s mapper %v: %w", alias, m["name"], err)
+				}
+				changes = append(changes, fmt.Sprintf("identity provider %s: mapper %v restored", alias, m["name"]))
+			}
+		}
+	}
+	return changes, nil
+}
+
 const storageProvider = "org.keycloak.storage.UserStorageProvider"
 
 func (c *Client) components(ctx context.Context, base string, rep map[string]any) ([]string, error) {
@@ -448,14 +522,31 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) (in
 	return resp.StatusCode, nil
 }
 
-// withCredential copies rep with the bind password in place of its placeholder.
-func withCredential(rep map[string]any, credential string) map[string]any {
-	raw, _ := json.Marshal(rep)
-	quoted, _ := json.Marshal(credential)
-	raw = bytes.ReplaceAll(raw, []byte(`"`+identity.BindCredentialPlaceholder+`"`), quoted)
+var placeholder = regexp.MustCompile(`"\$\{(KPLANE_[A-Z0-9_]+)\}"`)
+
+// withSecrets copies rep with every secret placeholder replaced by its value.
+func withSecrets(rep map[string]any, secret func(string) (string, bool)) (map[string]any, error) {
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	raw = placeholder.ReplaceAllFunc(raw, func(m []byte) []byte {
+		name := string(placeholder.FindSubmatch(m)[1])
+		v, ok := secret(name)
+		if !ok || v == "" {
+			missing = append(missing, name)
+			return m
+		}
+		quoted, _ := json.Marshal(v)
+		return quoted
+	})
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("secrets %s: not set (the sync's environment, from the Secrets the component names)", strings.Join(slices.Compact(missing), ", "))
+	}
 	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return out
+	return out, json.Unmarshal(raw, &out)
 }
 
 // same compares JSON values (numbers as Keycloak returns them, lists in order).

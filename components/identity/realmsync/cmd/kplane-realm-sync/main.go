@@ -4,8 +4,9 @@
 //	kplane-realm-sync --realm /realm/realm.json
 //
 // Keycloak's address and administrator come from KEYCLOAK_URL, KEYCLOAK_ADMIN_USER and
-// KEYCLOAK_ADMIN_PASSWORD (a Secret), its CA from KEYCLOAK_CA_FILE when set; the LDAP bind
-// password from KPLANE_LDAP_BIND_CREDENTIAL (a Secret).
+// KEYCLOAK_ADMIN_PASSWORD (a Secret), its CA from KEYCLOAK_CA_FILE when set; each secret the
+// representation holds a placeholder "${NAME}" for (the LDAP bind password, identity providers'
+// client secrets) from the environment variable NAME (a Secret).
 package main
 
 import (
@@ -60,7 +61,7 @@ func run(realmFile string) error {
 		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	changes, err := c.Apply(ctx, rep, os.Getenv("KPLANE_LDAP_BIND_CREDENTIAL"))
+	changes, err := c.Apply(ctx, rep, os.LookupEnv)
 	for _, ch := range changes {
 		fmt.Println(ch)
 	}
