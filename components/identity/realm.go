@@ -23,8 +23,10 @@ const BindCredentialPlaceholder = "${KPLANE_LDAP_BIND_CREDENTIAL}"
 func Representation(args Args) map[string]any {
 	a := args.withDefaults()
 	groups := []any{
-		map[string]any{"name": a.AdminGroup, "realmRoles": []any{AdminRole}},
-		map[string]any{"name": a.AuditorGroup},
+		// The admin console is for administrators (the realm's administration) and auditors
+		// (read-only: users, events, settings); everybody else has the account console only.
+		map[string]any{"name": a.AdminGroup, "realmRoles": []any{AdminRole}, "clientRoles": map[string]any{"realm-management": []any{"realm-admin"}}},
+		map[string]any{"name": a.AuditorGroup, "clientRoles": map[string]any{"realm-management": []any{"view-realm", "view-users", "view-events", "view-clients"}}},
 	}
 	for _, t := range a.Teams {
 		groups = append(groups, map[string]any{"name": t.Name})
@@ -146,7 +148,10 @@ func addTools(rep map[string]any, a Args) {
 	for _, g := range rep["groups"].([]any) {
 		grp := g.(map[string]any)
 		if m := groupRoles[grp["name"].(string)]; m != nil {
-			cr := map[string]any{}
+			cr, _ := grp["clientRoles"].(map[string]any)
+			if cr == nil {
+				cr = map[string]any{}
+			}
 			for c, roles := range m {
 				cr[c] = roles
 			}

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +236,28 @@ func TestIdentityClusterLogin(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	refused("an expired token", short)
 	assert.Equal(t, "realm kplane: accessTokenLifespan 2 -> 300\nrealm kplane: 1 changes\n", realmSync())
+
+	// Separate consoles: an auditor reads the realm's users and events through Keycloak's admin
+	// API (what the admin console calls) and cannot change it; a team member cannot even read.
+	console := kc.URL + "/admin/kplane/console/"
+	asAdminAPI := func(token, method, path string) int {
+		req, err := http.NewRequestWithContext(ctx, method, kc.URL+path, strings.NewReader(`{"realm":"kplane","accessTokenLifespan":60}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := httpClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	erin, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "erin", fixtures.ErinPassword)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, asAdminAPI(erin, "GET", "/admin/realms/kplane/users"), "auditors read users")
+	assert.Equal(t, http.StatusOK, asAdminAPI(erin, "GET", "/admin/realms/kplane/events"), "and login events")
+	assert.Equal(t, http.StatusForbidden, asAdminAPI(erin, "PUT", "/admin/realms/kplane"), "but change nothing")
+	aliceConsole, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "alice", fixtures.AlicePassword)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusForbidden, asAdminAPI(aliceConsole, "GET", "/admin/realms/kplane/users"), "team members have no admin console")
 
 	// An administrator gets no token with a password alone: the browser flow asks for a second
 	// factor (here: to set one up). With a TOTP code computed from the enrolment's secret, she
