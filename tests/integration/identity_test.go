@@ -259,6 +259,17 @@ func TestIdentityClusterLogin(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusForbidden, asAdminAPI(aliceConsole, "GET", "/admin/realms/kplane/users"), "team members have no admin console")
 
+	// Switching the administrators' OTP step off by hand does not last: the next sync puts it back.
+	var steps []map[string]any
+	require.NoError(t, admin.Do(ctx, "GET", "/admin/realms/kplane/authentication/flows/kplane-browser/executions", nil, &steps))
+	for _, st := range steps {
+		if st["providerId"] == "auth-otp-form" {
+			st["requirement"] = "DISABLED"
+			require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane/authentication/flows/kplane-browser/executions", st, nil))
+		}
+	}
+	assert.Equal(t, "authentication flow kplane-admin-second-factor: auth-otp-form DISABLED -> REQUIRED\nrealm kplane: 1 changes\n", realmSync())
+
 	// An administrator gets no token with a password alone: the browser flow asks for a second
 	// factor (here: to set one up). With a TOTP code computed from the enrolment's secret, she
 	// gets in, with the admin group's rights.

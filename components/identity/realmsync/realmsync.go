@@ -80,7 +80,7 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, secret func(name
 		}
 	}
 	base := "/admin/realms/" + url.PathEscape(realm)
-	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders} {
+	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders, c.flows} {
 		more, err := step(ctx, base, rep)
 		if err != nil {
 			return changes, err
@@ -290,6 +290,71 @@ func (c *Client) clients(ctx context.Context, base string, rep map[string]any) (
 				}
 				changes = append(changes, fmt.Sprintf("client %s: mapper %v restored", clientID, m["name"]))
 			}
+		}
+	}
+	return changes, nil
+}
+
+// flows keeps the requirement of every execution of the realm's own authentication flows (so an
+// OTP step switched off by hand is switched back on). A flow or step deleted by hand is an error
+// that names it: recreate it (or the realm) rather than guess its configuration.
+func (c *Client) flows(ctx context.Context, base string, rep map[string]any) ([]string, error) {
+	flows := map[string]map[string]any{}
+	for _, f := range list(rep["authenticationFlows"]) {
+		flows[fmt.Sprint(f["alias"])] = f
+	}
+	var changes []string
+	for _, top := range list(rep["authenticationFlows"]) {
+		if top["topLevel"] != true {
+			continue
+		}
+		alias := fmt.Sprint(top["alias"])
+		var have []map[string]any
+		if _, err := c.do(ctx, "GET", base+"/authentication/flows/"+url.PathEscape(alias)+"/executions", nil, &have); err != nil {
+			return nil, fmt.Errorf("authentication flow %s: %w (recreate it, or the realm)", alias, err)
+		}
+		// Walk the declared tree in order, as Keycloak lists it flattened (depth-first, level).
+		var walk func(flow string, level int) error
+		walk = func(flow string, level int) error {
+			for _, e := range list(flows[flow]["authenticationExecutions"]) {
+				sub, _ := e["flowAlias"].(string)
+				i := slices.IndexFunc(have, func(h map[string]any) bool {
+					if fmt.Sprint(h["level"]) != fmt.Sprint(level) {
+						return false
+					}
+					if sub != "" {
+						return h["authenticationFlow"] == true && h["displayName"] == sub
+					}
+					return h["providerId"] == e["authenticator"]
+				})
+				what := fmt.Sprint(e["authenticator"])
+				if sub != "" {
+					what = sub
+				}
+				if i < 0 {
+					return fmt.Errorf("authentication flow %s: step %s is missing (deleted by hand? recreate it, or the realm)", flow, what)
+				}
+				if want := fmt.Sprint(e["requirement"]); have[i]["requirement"] != want {
+					upd := map[string]any{}
+					for k, v := range have[i] {
+						upd[k] = v
+					}
+					upd["requirement"] = want
+					if _, err := c.do(ctx, "PUT", base+"/authentication/flows/"+url.PathEscape(alias)+"/executions", upd, nil); err != nil {
+						return fmt.Errorf("authentication flow %s step %s: %w", flow, what, err)
+					}
+					changes = append(changes, fmt.Sprintf("authentication flow %s: %s %v -> %s", flow, what, have[i]["requirement"], want))
+				}
+				if sub != "" {
+					if err := walk(sub, level+1); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if err := walk(alias, 0); err != nil {
+			return nil, err
 		}
 	}
 	return changes, nil
