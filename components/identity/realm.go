@@ -3,6 +3,7 @@ package identity
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -119,7 +120,7 @@ func addTools(rep map[string]any, a Args) {
 	clients := rep["clients"].([]any)
 	for _, t := range a.Tools {
 		var roles []any
-		for _, role := range sortedKeys(t.Roles) {
+		for _, role := range slices.Sorted(maps.Keys(t.Roles)) {
 			roles = append(roles, map[string]any{"name": role})
 			for _, g := range t.Roles[role] {
 				if groupRoles[g] == nil {
@@ -198,7 +199,7 @@ func addIdentityProviders(rep map[string]any, a Args) {
 		}
 		idps = append(idps, map[string]any{"alias": p.Alias, "displayName": display, "providerId": p.Type, "enabled": true,
 			"trustEmail": false, "storeToken": false, "firstBrokerLoginFlowAlias": "first broker login", "config": config})
-		for _, value := range sortedKeys(p.Groups) {
+		for _, value := range slices.Sorted(maps.Keys(p.Groups)) {
 			claims, _ := json.Marshal([]map[string]string{{"key": "groups", "value": value}})
 			mappers = append(mappers, map[string]any{"name": "group " + value, "identityProviderAlias": p.Alias, "identityProviderMapper": mapper,
 				"config": map[string]any{key: string(claims), "are." + strings.TrimSuffix(key, "s") + ".values.regex": "false", "group": "/" + p.Groups[value], "syncMode": "FORCE"}})
@@ -208,15 +209,6 @@ func addIdentityProviders(rep map[string]any, a Args) {
 		rep["identityProviders"] = idps
 		rep["identityProviderMappers"] = mappers
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // attribute maps an LDAP attribute to a Keycloak user attribute, read-only.

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
+
+	"github.com/kplane/kplane/internal/anymap"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc"
 )
@@ -77,14 +79,7 @@ func (r Resource) Meta() (name string, labels map[string]any) {
 }
 
 // Strings reads a list input as strings.
-func Strings(v any) []string {
-	list, _ := v.([]any)
-	var out []string
-	for _, x := range list {
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
-}
+func Strings(v any) []string { return anymap.Strings(v) }
 
 // Policy is one rule of a pack.
 type Policy struct {
@@ -377,16 +372,7 @@ func Main(p *Pack) {
 }
 
 // Get reads the value at path in nested maps (nil where it is absent).
-func Get(v any, path ...string) any {
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
-}
+func Get(v any, path ...string) any { return anymap.Get(v, path...) }
 
 // Namespace is the resource's metadata.namespace.
 func (r Resource) Namespace() string {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kplane/kplane/components/identity"
+	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -78,12 +79,12 @@ var secondFactors = []string{"auth-otp-form", "webauthn-authenticator", "webauth
 // whether logins of users with an admin role do (a conditional subflow on that role).
 func mfaCoverage(rep map[string]any) (all, admins bool) {
 	flows := map[string]map[string]any{}
-	for _, f := range asList(rep["authenticationFlows"]) {
+	for _, f := range anymap.List(rep["authenticationFlows"]) {
 		alias, _ := f["alias"].(string)
 		flows[alias] = f
 	}
 	configs := map[string]map[string]any{}
-	for _, c := range asList(rep["authenticatorConfig"]) {
+	for _, c := range anymap.List(rep["authenticatorConfig"]) {
 		alias, _ := c["alias"].(string)
 		cfg, _ := c["config"].(map[string]any)
 		configs[alias] = cfg
@@ -98,7 +99,7 @@ func mfaCoverage(rep map[string]any) (all, admins bool) {
 		if !ok || depth > 10 {
 			return
 		}
-		execs := asList(flow["authenticationExecutions"])
+		execs := anymap.List(flow["authenticationExecutions"])
 		adminCondition := false
 		for _, e := range execs {
 			if e["authenticator"] == "conditional-user-role" && e["requirement"] == "REQUIRED" {
@@ -131,7 +132,7 @@ func mfaCoverage(rep map[string]any) (all, admins bool) {
 	if !all {
 		// Every user must enrol a second factor (a default required action), and Keycloak's
 		// built-in browser flow then asks for it (or the realm's own flow has one).
-		for _, a := range asList(rep["requiredActions"]) {
+		for _, a := range anymap.List(rep["requiredActions"]) {
 			alias, _ := a["alias"].(string)
 			if (alias == "CONFIGURE_TOTP" || alias == "webauthn-register") && a["enabled"] == true && a["defaultAction"] == true {
 				_, custom := flows[browser]
@@ -143,7 +144,7 @@ func mfaCoverage(rep map[string]any) (all, admins bool) {
 }
 
 func flowHasSecondFactor(flows map[string]map[string]any, alias string) bool {
-	for _, e := range asList(flows[alias]["authenticationExecutions"]) {
+	for _, e := range anymap.List(flows[alias]["authenticationExecutions"]) {
 		if e["requirement"] == "DISABLED" {
 			continue
 		}
@@ -155,17 +156,6 @@ func flowHasSecondFactor(flows map[string]map[string]any, alias string) bool {
 		}
 	}
 	return false
-}
-
-func asList(v any) []map[string]any {
-	var out []map[string]any
-	l, _ := v.([]any)
-	for _, x := range l {
-		if m, ok := x.(map[string]any); ok {
-			out = append(out, m)
-		}
-	}
-	return out
 }
 
 var passwordRule = regexp.MustCompile(`(\w+)(?:\(([^)]*)\))?`)

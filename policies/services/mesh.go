@@ -3,9 +3,11 @@ package services
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
+	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -72,7 +74,7 @@ func MeshPolicies() []pack.Policy {
 					}
 				}
 			}
-			for _, ns := range sortedKeys(meshedNS) {
+			for _, ns := range slices.Sorted(maps.Keys(meshedNS)) {
 				// A namespace's own selector-less policy decides unless it inherits (UNSET).
 				mode := nsWide[ns]
 				if strictMode(mode) && mode != "STRICT" {
@@ -84,15 +86,6 @@ func MeshPolicies() []pack.Policy {
 			}
 			return out
 		}}}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // Kong plugin types that authenticate a request, and those that limit its rate.
@@ -206,8 +199,8 @@ func publicRoutes(rs []pack.Resource) []route {
 				continue
 			}
 			var backends []string
-			for _, rule := range asList(pack.Get(r.Props, "spec", "rules")) {
-				for _, p := range asList(pack.Get(rule, "http", "paths")) {
+			for _, rule := range anymap.List(pack.Get(r.Props, "spec", "rules")) {
+				for _, p := range anymap.List(pack.Get(rule, "http", "paths")) {
 					if svc, _ := pack.Get(p, "backend", "service", "name").(string); svc != "" {
 						backends = append(backends, svc)
 					}
@@ -217,7 +210,7 @@ func publicRoutes(rs []pack.Resource) []route {
 			out = append(out, route{r: r, what: fmt.Sprintf("Ingress %s/%s (kong)", ns, name), auth: auth, rate: rate})
 		case r.Kind("gateway.networking.k8s.io", "HTTPRoute"):
 			onKong := false
-			for _, p := range asList(pack.Get(r.Props, "spec", "parentRefs")) {
+			for _, p := range anymap.List(pack.Get(r.Props, "spec", "parentRefs")) {
 				pns, _ := p["namespace"].(string)
 				if pns == "" {
 					pns = ns
@@ -228,8 +221,8 @@ func publicRoutes(rs []pack.Resource) []route {
 				continue
 			}
 			var backends []string
-			for _, rule := range asList(pack.Get(r.Props, "spec", "rules")) {
-				for _, b := range asList(rule["backendRefs"]) {
+			for _, rule := range anymap.List(pack.Get(r.Props, "spec", "rules")) {
+				for _, b := range anymap.List(rule["backendRefs"]) {
 					backends = append(backends, fmt.Sprint(b["name"]))
 				}
 			}
@@ -266,8 +259,8 @@ func routeKind(r pack.Resource) bool {
 // (ALLOW with requestPrincipals, or DENY of notRequestPrincipals).
 func requiresPrincipal(spec any) bool {
 	action, _ := pack.Get(spec, "action").(string)
-	for _, rule := range asList(pack.Get(spec, "rules")) {
-		for _, from := range asList(rule["from"]) {
+	for _, rule := range anymap.List(pack.Get(spec, "rules")) {
+		for _, from := range anymap.List(rule["from"]) {
 			switch {
 			case (action == "" || action == "ALLOW") && len(pack.Strings(pack.Get(from, "source", "requestPrincipals"))) > 0:
 				return true

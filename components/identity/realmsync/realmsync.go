@@ -10,12 +10,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/kplane/kplane/internal/anymap"
 )
 
 // Client talks to one Keycloak as a master-realm administrator.
@@ -93,7 +96,7 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, secret func(name
 
 func (c *Client) roles(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
-	for _, r := range list(get(rep, "roles", "realm")) {
+	for _, r := range anymap.List(anymap.Get(rep, "roles", "realm")) {
 		name, _ := r["name"].(string)
 		status, err := c.do(ctx, "GET", base+"/roles/"+url.PathEscape(name), nil, nil)
 		if status == http.StatusNotFound {
@@ -110,7 +113,7 @@ func (c *Client) roles(ctx context.Context, base string, rep map[string]any) ([]
 
 func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
-	for _, g := range list(rep["groups"]) {
+	for _, g := range anymap.List(rep["groups"]) {
 		name, _ := g["name"].(string)
 		var found []map[string]any
 		if _, err := c.do(ctx, "GET", base+"/groups?exact=true&search="+url.QueryEscape(name), nil, &found); err != nil {
@@ -136,7 +139,7 @@ func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([
 		if _, err := c.do(ctx, "GET", base+"/groups/"+id+"/role-mappings/realm", nil, &mapped); err != nil {
 			return nil, err
 		}
-		for _, role := range strs(g["realmRoles"]) {
+		for _, role := range anymap.Strings(g["realmRoles"]) {
 			if slices.ContainsFunc(mapped, func(m map[string]any) bool { return m["name"] == role }) {
 				continue
 			}
@@ -150,7 +153,7 @@ func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([
 			changes = append(changes, fmt.Sprintf("group %s: granted role %s", name, role))
 		}
 		clientRoles, _ := g["clientRoles"].(map[string]any)
-		for _, clientID := range sortedKeys(clientRoles) {
+		for _, clientID := range slices.Sorted(maps.Keys(clientRoles)) {
 			uuid, err := c.clientUUID(ctx, base, clientID)
 			if err != nil {
 				return nil, err
@@ -159,7 +162,7 @@ func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([
 			if _, err := c.do(ctx, "GET", base+"/groups/"+id+"/role-mappings/clients/"+uuid, nil, &mapped); err != nil {
 				return nil, err
 			}
-			for _, role := range strs(clientRoles[clientID]) {
+			for _, role := range anymap.Strings(clientRoles[clientID]) {
 				if slices.ContainsFunc(mapped, func(m map[string]any) bool { return m["name"] == role }) {
 					continue
 				}
@@ -180,13 +183,13 @@ func (c *Client) groups(ctx context.Context, base string, rep map[string]any) ([
 // clientRoles creates the tools' client roles that are missing.
 func (c *Client) clientRoles(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
-	roles, _ := get(rep, "roles", "client").(map[string]any)
-	for _, clientID := range sortedKeys(roles) {
+	roles, _ := anymap.Get(rep, "roles", "client").(map[string]any)
+	for _, clientID := range slices.Sorted(maps.Keys(roles)) {
 		uuid, err := c.clientUUID(ctx, base, clientID)
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range list(roles[clientID]) {
+		for _, r := range anymap.List(roles[clientID]) {
 			name, _ := r["name"].(string)
 			status, err := c.do(ctx, "GET", base+"/clients/"+uuid+"/roles/"+url.PathEscape(name), nil, nil)
 			if status == http.StatusNotFound {
@@ -213,22 +216,13 @@ func (c *Client) clientUUID(ctx context.Context, base, clientID string) (string,
 	return fmt.Sprint(found[0]["id"]), nil
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // clientFields are the client settings kept as declared.
 var clientFields = []string{"name", "enabled", "publicClient", "standardFlowEnabled", "directAccessGrantsEnabled", "implicitFlowEnabled",
 	"serviceAccountsEnabled", "redirectUris", "webOrigins", "protocol"}
 
 func (c *Client) clients(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
-	for _, want := range list(rep["clients"]) {
+	for _, want := range anymap.List(rep["clients"]) {
 		clientID, _ := want["clientId"].(string)
 		var found []map[string]any
 		if _, err := c.do(ctx, "GET", base+"/clients?clientId="+url.QueryEscape(clientID), nil, &found); err != nil {
@@ -272,7 +266,7 @@ func (c *Client) clients(ctx context.Context, base string, rep map[string]any) (
 		if _, err := c.do(ctx, "GET", base+"/clients/"+id+"/protocol-mappers/models", nil, &mappers); err != nil {
 			return nil, err
 		}
-		for _, m := range list(want["protocolMappers"]) {
+		for _, m := range anymap.List(want["protocolMappers"]) {
 			i := slices.IndexFunc(mappers, func(h map[string]any) bool { return h["name"] == m["name"] })
 			switch {
 			case i < 0:
@@ -300,11 +294,11 @@ func (c *Client) clients(ctx context.Context, base string, rep map[string]any) (
 // that names it: recreate it (or the realm) rather than guess its configuration.
 func (c *Client) flows(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	flows := map[string]map[string]any{}
-	for _, f := range list(rep["authenticationFlows"]) {
+	for _, f := range anymap.List(rep["authenticationFlows"]) {
 		flows[fmt.Sprint(f["alias"])] = f
 	}
 	var changes []string
-	for _, top := range list(rep["authenticationFlows"]) {
+	for _, top := range anymap.List(rep["authenticationFlows"]) {
 		if top["topLevel"] != true {
 			continue
 		}
@@ -316,7 +310,7 @@ func (c *Client) flows(ctx context.Context, base string, rep map[string]any) ([]
 		// Walk the declared tree in order, as Keycloak lists it flattened (depth-first, level).
 		var walk func(flow string, level int) error
 		walk = func(flow string, level int) error {
-			for _, e := range list(flows[flow]["authenticationExecutions"]) {
+			for _, e := range anymap.List(flows[flow]["authenticationExecutions"]) {
 				sub, _ := e["flowAlias"].(string)
 				i := slices.IndexFunc(have, func(h map[string]any) bool {
 					if fmt.Sprint(h["level"]) != fmt.Sprint(level) {
@@ -363,7 +357,7 @@ func (c *Client) flows(ctx context.Context, base string, rep map[string]any) ([]
 // identityProviders keeps the brokered providers and their group mappers as declared.
 func (c *Client) identityProviders(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
-	for _, want := range list(rep["identityProviders"]) {
+	for _, want := range anymap.List(rep["identityProviders"]) {
 		alias, _ := want["alias"].(string)
 		var have map[string]any
 		status, err := c.do(ctx, "GET", base+"/identity-provider/instances/"+url.PathEscape(alias), nil, &have)
@@ -405,7 +399,7 @@ func (c *Client) identityProviders(ctx context.Context, base string, rep map[str
 		if _, err := c.do(ctx, "GET", base+"/identity-provider/instances/"+url.PathEscape(alias)+"/mappers", nil, &mappers); err != nil {
 			return nil, err
 		}
-		for _, m := range list(rep["identityProviderMappers"]) {
+		for _, m := range anymap.List(rep["identityProviderMappers"]) {
 			if m["identityProviderAlias"] != alias {
 				continue
 			}
@@ -440,7 +434,7 @@ func (c *Client) components(ctx context.Context, base string, rep map[string]any
 	}
 	realmID, _ := realm["id"].(string)
 	var changes []string
-	for _, want := range list(get(rep, "components", storageProvider)) {
+	for _, want := range anymap.List(anymap.Get(rep, "components", storageProvider)) {
 		name, _ := want["name"].(string)
 		var found []map[string]any
 		if _, err := c.do(ctx, "GET", base+"/components?type="+storageProvider+"&name="+url.QueryEscape(name), nil, &found); err != nil {
@@ -472,7 +466,7 @@ func (c *Client) components(ctx context.Context, base string, rep map[string]any
 		parent := fmt.Sprint(found[0]["id"])
 		subComponents, _ := want["subComponents"].(map[string]any)
 		for typ, subs := range subComponents {
-			for _, sub := range list(subs) {
+			for _, sub := range anymap.List(subs) {
 				var have []map[string]any
 				if _, err := c.do(ctx, "GET", base+"/components?parent="+parent+"&type="+url.QueryEscape(typ)+"&name="+url.QueryEscape(fmt.Sprint(sub["name"])), nil, &have); err != nil {
 					return nil, err
@@ -500,10 +494,10 @@ func (c *Client) components(ctx context.Context, base string, rep map[string]any
 // testLDAP checks that Keycloak can bind to each LDAP federation with its credentials before
 // anything is changed: a wrong bind password fails here, named, instead of at users' logins.
 func (c *Client) testLDAP(ctx context.Context, rep map[string]any) error {
-	for _, l := range list(get(rep, "components", storageProvider)) {
+	for _, l := range anymap.List(anymap.Get(rep, "components", storageProvider)) {
 		cfg, _ := l["config"].(map[string]any)
 		first := func(k string) string {
-			v := strs(cfg[k])
+			v := anymap.Strings(cfg[k])
 			if len(v) == 0 {
 				return ""
 			}
@@ -632,7 +626,7 @@ func sameSet(a, b any) bool {
 	if !oka || !okb {
 		return same(a, b)
 	}
-	sa, sb := strs(la), strs(lb)
+	sa, sb := anymap.Strings(la), anymap.Strings(lb)
 	slices.Sort(sa)
 	slices.Sort(sb)
 	return slices.Equal(sa, sb)
@@ -649,32 +643,4 @@ func covers(have, want any) bool {
 		}
 	}
 	return true
-}
-
-func get(v any, path ...string) any {
-	for _, k := range path {
-		m, _ := v.(map[string]any)
-		v = m[k]
-	}
-	return v
-}
-
-func list(v any) []map[string]any {
-	var out []map[string]any
-	l, _ := v.([]any)
-	for _, x := range l {
-		if m, ok := x.(map[string]any); ok {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func strs(v any) []string {
-	var out []string
-	l, _ := v.([]any)
-	for _, x := range l {
-		out = append(out, fmt.Sprint(x))
-	}
-	return out
 }

@@ -1,0 +1,39 @@
+// Package anymap reads decoded JSON (map[string]any, []any): what Pulumi hands a policy and what
+// Keycloak's admin API returns.
+package anymap
+
+import "fmt"
+
+// Get reads the value at path in nested maps (nil where it is absent).
+func Get(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+// List reads a list of objects (other elements are skipped).
+func List(v any) []map[string]any {
+	var out []map[string]any
+	l, _ := v.([]any)
+	for _, x := range l {
+		if m, ok := x.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Strings reads a list as strings.
+func Strings(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, x := range l {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
