@@ -14,9 +14,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -92,6 +94,17 @@ func run(args []string) error {
 			if err := checkPackConfig(*packConfig); err != nil {
 				return err
 			}
+			// The engine runs in the stack's workspace: paths must not depend on our directory.
+			abs, err := filepath.Abs(*packConfig)
+			if err != nil {
+				return err
+			}
+			*packConfig = abs
+		}
+		for i, p := range packs {
+			if abs, err := filepath.Abs(p); err == nil && strings.ContainsRune(p, '/') {
+				packs[i] = abs
+			}
 		}
 		opts, findings := previewOptions(packs, *packConfig)
 		coverage, err := filepath.Abs(filepath.Join(*state, "policy-coverage.json"))
@@ -124,21 +137,19 @@ func run(args []string) error {
 			return err
 		}
 		fmt.Printf("\nkplane: %s is up in %.1fs (%s)\n", *env, time.Since(start).Seconds(), summary(r.Summary.ResourceChanges))
-		keys := make([]string, 0, len(r.Outputs))
-		for k := range r.Outputs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(r.Outputs)) {
 			v := r.Outputs[k]
-			if v.Secret {
-				fmt.Printf("  %-16s [secret]\n", k)
-				continue
+			text := fmt.Sprint(v.Value)
+			switch {
+			case v.Secret:
+				text = "[secret]"
+			case strings.Contains(text, "\n"): // a document (e.g. the AuthenticationConfiguration)
+				text = fmt.Sprintf("(%d lines: pulumi stack output %s)", strings.Count(text, "\n"), k)
 			}
-			fmt.Printf("  %-16s %v\n", k, v.Value)
+			fmt.Printf("  %-20s %s\n", k, text)
 		}
 		if *kubeconfig != "" {
-			fmt.Printf("  kubeconfig       %s\n", *kubeconfig)
+			fmt.Printf("  %-20s %s\n", "kubeconfig", *kubeconfig)
 		}
 	case "down":
 		if _, err := s.Destroy(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/identity"
 )
 
 // Project is the Pulumi project name; config keys are "kplane:<key>".
@@ -25,6 +26,8 @@ type Config struct {
 	Kubeconfig pulumi.StringOutput
 	// Security is the hardened-cluster arguments (kplane:security).
 	Security hardenedcluster.Args
+	// Identity is the identity realm's arguments (kplane:identity), when the cluster trusts one.
+	Identity *identity.Args
 }
 
 // LoadConfig reads and strictly decodes the stack config: an unknown or misspelt key is an
@@ -37,14 +40,26 @@ func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 		return nil, fmt.Errorf("config kplane:kubeconfig is required: the path or content of the target cluster's kubeconfig (kplane --kubeconfig PATH, or pulumi up --config kplane:kubeconfig=PATH)")
 	}
 	c.Kubeconfig = kc
-	if raw := cfg.Get("security"); raw != "" {
-		dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c.Security); err != nil {
-			return nil, fmt.Errorf("config kplane:security: %v (see docs/components/hardenedcluster.md for the fields)", err)
+	if err := decode(cfg.Get("security"), &c.Security); err != nil {
+		return nil, fmt.Errorf("config kplane:security: %v (see docs/components/hardenedcluster.md for the fields)", err)
+	}
+	if raw := cfg.Get("identity"); raw != "" {
+		c.Identity = &identity.Args{}
+		if err := decode(raw, c.Identity); err != nil {
+			return nil, fmt.Errorf("config kplane:identity: %v (see docs/components/identity.md for the fields)", err)
 		}
 	}
 	return c, nil
+}
+
+// decode reads a config value strictly (unknown keys are errors); empty leaves v as it is.
+func decode(raw string, v any) error {
+	if raw == "" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // Program composes the platform components for one cluster.
@@ -58,6 +73,11 @@ func Program(ctx *pulumi.Context) error {
 	if err := c.Security.Validate(); err != nil {
 		return fmt.Errorf("config kplane:security: %w", err)
 	}
+	if c.Identity != nil {
+		if err := c.Identity.Validate(); err != nil {
+			return fmt.Errorf("config kplane:identity: %w", err)
+		}
+	}
 	k8s, err := kubernetes.NewProvider(ctx, "cluster", &kubernetes.ProviderArgs{
 		Kubeconfig:               c.Kubeconfig,
 		EnableServerSideApply:    pulumi.Bool(true),
@@ -70,6 +90,15 @@ func Program(ctx *pulumi.Context) error {
 	hc, err := hardenedcluster.NewHardenedCluster(ctx, c.Environment, &c.Security, pulumi.Providers(k8s))
 	if err != nil {
 		return err
+	}
+	if c.Identity != nil {
+		// After the hardened cluster: its team namespaces hold the teams' RoleBindings.
+		realm, err := identity.NewRealm(ctx, c.Environment+"-identity", c.Identity, pulumi.Providers(k8s), pulumi.DependsOn([]pulumi.Resource{hc}))
+		if err != nil {
+			return err
+		}
+		ctx.Export("issuer", realm.Issuer)
+		ctx.Export("authenticationConfig", realm.AuthenticationConfig)
 	}
 	ctx.Export("environment", pulumi.String(c.Environment))
 	ctx.Export("namespaces", hc.Namespaces)

@@ -132,8 +132,9 @@ func TestPreviewReport(t *testing.T) {
 	}
 	preview := func(env, lang string) (string, string, error) {
 		reports := filepath.Join(t.TempDir(), env)
+		// (A relative pack configuration, as `make preview` passes it.)
 		cmd := exec.Command(kplane, "preview", "--env", env, "--environments", envs, "--kubeconfig", c.Kubeconfig, "--state", t.TempDir(),
-			"--policy-pack", packBin, "--report-dir", reports, "--lang", lang)
+			"--policy-pack", packBin, "--policy-pack-config", "../../environments/dev/policy-pack.json", "--report-dir", reports, "--lang", lang)
 		out, err := cmd.CombinedOutput()
 		return string(out), reports, err
 	}
@@ -155,8 +156,14 @@ func TestPreviewReport(t *testing.T) {
 	assert.GreaterOrEqual(t, len(rep.Controls), 131+24)
 	var applied struct{ NotApplied []string }
 	require.NoError(t, json.Unmarshal(js, &applied))
-	assert.Contains(t, applied.NotApplied, "kplane-keycloak-admin-mfa", "dev declares no realm yet: MFA is not reported as passed")
+	assert.NotContains(t, applied.NotApplied, "kplane-keycloak-admin-mfa", "dev's realm was judged")
 	assert.NotContains(t, applied.NotApplied, "kplane-admission-enforced", "dev's admission policies were judged")
+	assert.Contains(t, applied.NotApplied, "kplane-backup-scheduled", "dev has no backups yet: not reported as passed")
+	for _, c := range rep.Controls {
+		if c.Framework == "KISA" && c.ID == "CA-03" {
+			assert.Equal(t, "pass", c.Status, "MFA for administrators, by the realm dev declares")
+		}
+	}
 
 	// A pack configuration with a misspelt level is refused by kplane, naming the file and the fix.
 	badConfig := filepath.Join(t.TempDir(), "policy-pack.json")
