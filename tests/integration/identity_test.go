@@ -196,6 +196,18 @@ func TestIdentityClusterLogin(t *testing.T) {
 	_, err = asUser(t, c.Kubeconfig, strings.Join(parts, ".")).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsUnauthorized(err), "badly signed: %v", err)
 
+	// A user in no group has no groups claim: the API server refuses the token and says why in
+	// its log (the client only sees 401, as for any refused token).
+	frank, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "frank", fixtures.FrankPassword, false)
+	require.NoError(t, err)
+	assert.NotContains(t, fixtures.Claims(frank), `"groups"`)
+	_, err = asUser(t, c.Kubeconfig, frank).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsUnauthorized(err), "no groups claim: %v", err)
+	require.Eventually(t, func() bool {
+		log, _ := os.ReadFile(filepath.Join(c.Dir, "kcp.log"))
+		return strings.Contains(string(log), "the token has no groups claim")
+	}, 10*time.Second, 200*time.Millisecond, "the API server names the missing claim")
+
 	// Tokens for another audience, from another issuer, or expired are refused too.
 	refused := func(what, token string) {
 		_, err := asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
