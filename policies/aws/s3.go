@@ -146,6 +146,8 @@ func S3Policies() []pack.Policy {
 						why = []string{"no BucketPublicAccessBlock"}
 					}
 					if len(why) > 0 {
+						// Resources arrive in registration order, which is concurrent: sort for a stable message.
+						slices.Sort(why)
 						out = append(out, pack.Finding{URN: b.r.URN, Message: fmt.Sprintf("S3 bucket %s may be public: %s", b.name, strings.Join(why, "; "))})
 					}
 				}

@@ -94,7 +94,7 @@ func TestS3Policies(t *testing.T) {
 		got = append(got, v.Policy.Name+": "+v.Message)
 	}
 	assert.ElementsMatch(t, []string{
-		"kplane-s3-not-public: S3 bucket kplane-site may be public: BucketPublicAccessBlock blockPublicPolicy is not true; BucketPolicy allows any principal",
+		"kplane-s3-not-public: S3 bucket kplane-site may be public: BucketPolicy allows any principal; BucketPublicAccessBlock blockPublicPolicy is not true",
 		"kplane-s3-encrypted-versioned: S3 bucket kplane-site lacks a lifecycle rule, encryption, versioning",
 		"kplane-s3-not-public: S3 bucket legacy may be public: acl public-read",
 	}, got)
