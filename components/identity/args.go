@@ -48,6 +48,8 @@ type Args struct {
 	// Sync runs the realm sync in the cluster: once per realm change and on a schedule, so a
 	// change made by hand in Keycloak is put back.
 	Sync *Sync `json:"sync,omitempty"`
+	// Audit ships the API server audit log and Keycloak's events to Loki and shows them in Grafana.
+	Audit *Audit `json:"audit,omitempty"`
 }
 
 // Sync is the in-cluster realm sync (kplane-realm-sync).
@@ -230,6 +232,11 @@ func (a Args) Validate() error {
 			return fmt.Errorf("sync.ldapSecret: required with ldap (a Secret with the bind password, key bindPassword)")
 		case slices.ContainsFunc(a.IdentityProviders, func(p IdentityProvider) bool { return p.Type == "oidc" }) && s.IdentityProviderSecret == "":
 			return fmt.Errorf("sync.identityProviderSecret: required with OIDC identity providers (a Secret with each one's client secret under its alias)")
+		}
+	}
+	if a.Audit != nil {
+		if err := a.Audit.validate(a); err != nil {
+			return err
 		}
 	}
 	if l := a.LDAP; l != nil {

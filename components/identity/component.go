@@ -99,6 +99,11 @@ func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resou
 			return nil, err
 		}
 	}
+	if a.Audit != nil {
+		if err := auditPipeline(ctx, name, a, parent); err != nil {
+			return nil, err
+		}
+	}
 	r.Issuer = pulumi.String(a.Issuer()).ToStringOutput()
 	r.AuthenticationConfig = pulumi.String(authn).ToStringOutput()
 	r.RealmJSON = pulumi.String(string(realmJSON)).ToStringOutput()

@@ -44,8 +44,9 @@ func Representation(args Args) map[string]any {
 		"accessTokenLifespan": 300, "ssoSessionIdleTimeout": 1800, "ssoSessionMaxLifespan": 36000,
 		// Login and admin events for the audit trail (30 days in Keycloak; shipped to the log store).
 		"eventsEnabled": true, "eventsExpiration": 2592000, "adminEventsEnabled": true, "adminEventsDetailsEnabled": true,
-		"roles":  map[string]any{"realm": []any{map[string]any{"name": AdminRole, "description": "platform administrator: logs in with a second factor"}}},
-		"groups": groups,
+		"eventsListeners": []any{"jboss-logging"}, // the log lines Fluent Bit ships (Audit)
+		"roles":           map[string]any{"realm": []any{map[string]any{"name": AdminRole, "description": "platform administrator: logs in with a second factor"}}},
+		"groups":          groups,
 		"clients": []any{map[string]any{
 			"clientId": a.ClusterClientID, "name": "Kubernetes cluster login", "protocol": "openid-connect", "enabled": true,
 			"publicClient": true, "standardFlowEnabled": true, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,

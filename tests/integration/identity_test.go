@@ -3,10 +3,12 @@ package integration
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -294,8 +296,52 @@ func TestIdentityClusterLogin(t *testing.T) {
 	_, err = asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("b-apps").List(ctx, metav1.ListOptions{})
 	assert.NoError(t, err, "administrators work in every namespace")
 
+	// The audit trail, through the dashboards' own queries: the API server's audit log has
+	// alice's refused request and the administrator's change; Keycloak's event lines have the
+	// logins, a failed one, and the realm sync's administration.
+	_, err = asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("b-apps").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "by-carol"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "bob", "not-bobs-password", false)
+	require.Error(t, err)
+	apiAudit := filepath.Join(c.Dir, "audit", "audit.log")
+	trail := []struct {
+		log   string
+		query identity.LogQuery
+		want  map[string]string
+	}{
+		{apiAudit, identity.QueryDenied, map[string]string{"user_username": "oidc:alice", "verb": "list", "objectRef_resource": "configmaps", "objectRef_namespace": "b-apps", "responseStatus_code": "403"}},
+		{apiAudit, identity.QueryClusterChanges, map[string]string{"user_username": "oidc:carol", "verb": "create", "objectRef_resource": "configmaps", "objectRef_namespace": "b-apps", "objectRef_name": "by-carol"}},
+		{kc.Log, identity.QueryLogins, map[string]string{"type": "LOGIN", "clientId": "kubernetes", "username": "alice", "ipAddress": "127.0.0.1", "error": ""}},
+		{kc.Log, identity.QueryLogins, map[string]string{"type": "LOGIN_ERROR", "clientId": "kubernetes", "username": "bob", "ipAddress": "127.0.0.1", "error": "invalid_user_credentials"}},
+	}
+	for _, e := range trail {
+		assert.Eventually(t, func() bool {
+			return slices.ContainsFunc(matches(t, e.log, e.query), func(m map[string]string) bool { return maps.Equal(m, e.want) })
+		},
+			10*time.Second, 200*time.Millisecond, "%s: %v; matched: %v", e.query.Job, e.want, matches(t, e.log, e.query))
+	}
+	adminEvents := matches(t, kc.Log, identity.QueryKeycloakAdmin)
+	require.NotEmpty(t, adminEvents, "the realm sync's changes are admin events")
+	assert.True(t, slices.ContainsFunc(adminEvents, func(m map[string]string) bool {
+		return m["operationType"] == "UPDATE" && m["resourceType"] == "AUTH_EXECUTION" && m["userId"] != "" && m["clientId"] != ""
+	}), "with what and who: %v", adminEvents)
+	t.Logf("audit trail: %d denied requests, %d logins and failures, %d Keycloak admin actions", len(matches(t, apiAudit, identity.QueryDenied)), len(matches(t, kc.Log, identity.QueryLogins)), len(adminEvents))
+
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
+}
+
+// matches are the By labels of every line of a log file that the query matches.
+func matches(t *testing.T, path string, q identity.LogQuery) []map[string]string {
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []map[string]string
+	for _, line := range strings.Split(string(b), "\n") {
+		if m, ok := q.Match(line); ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // asUser is a client of the cluster authenticating with a bearer token.

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kplane/kplane/components/identity"
 )
 
 // Keycloak is a real Keycloak server (the Maven Central distribution in the tool cache, kc.sh on
@@ -29,7 +31,7 @@ type Keycloak struct {
 	CA            []byte // PEM of the CA that signed its serving certificate
 	AdminUser     string
 	AdminPassword string
-	Log           string
+	Log           string // JSON lines (identity.KeycloakServerOptions)
 	cmd           *exec.Cmd
 	done          chan struct{}
 }
@@ -70,10 +72,12 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 		return nil, err
 	}
 	defer logf.Close()
-	k.cmd = exec.Command(kc, "start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
+	args := append([]string{"start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
 		"--https-certificate-file", certFile, "--https-certificate-key-file", keyFile,
-		"--http-management-port", fmt.Sprint(port+1), "--http-port", fmt.Sprint(port+2), "--db=dev-mem", "--hostname-strict=false",
-		"--truststore-paths", caFile) // Keycloak trusts itself (a brokered realm on the same server) and the test bed's CA
+		"--http-management-port", fmt.Sprint(port + 1), "--http-port", fmt.Sprint(port + 2), "--db=dev-mem", "--hostname-strict=false",
+		"--truststore-paths", caFile}, // Keycloak trusts itself (a brokered realm on the same server) and the test bed's CA
+		identity.KeycloakServerOptions()...) // JSON lines with login and admin events, as the audit pipeline ships them
+	k.cmd = exec.Command(kc, args...)
 	k.cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
 		"JAVA_OPTS_APPEND=-Djava.io.tmpdir="+dir)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
