@@ -29,6 +29,7 @@ kplane-bin:
 	@mkdir -p $(BIN)
 	@go build -o $(BIN)/kplane ./stacks/kplane
 	@go build -o $(BIN)/cluster ./tests/testbed/cmd/cluster
+	@go build -o $(BIN)/identity ./tests/testbed/cmd/identity
 
 policy-packs: ## build the policy packs and print their paths, one per line, for --policy-pack
 	@mkdir -p $(BIN)/policy-packs
@@ -38,8 +39,15 @@ policy-packs: ## build the policy packs and print their paths, one per line, for
 check-env:
 	@test -f environments/$(ENV)/platform.yaml || { echo "unknown environment '$(ENV)': environments/ has $$(ls environments | tr '\n' ' ')- create environments/$(ENV)/platform.yaml or pick one of those" >&2; exit 2; }
 
-cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes
-	@$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES)
+cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes (trusting ENV's local identity when started)
+	@authn=.state/identity/$(ENV)/authentication-config.yaml; \
+	$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) $$(test -f $$authn && echo --authentication-config $$authn)
+
+identity: check-env tools kplane-bin ## start ENV's identity on this machine: OpenLDAP (demo organisation) + Keycloak with ENV's realm
+	@$(WITH_TOOLS) $(BIN)/identity start --env $(ENV)
+
+identity-stop: kplane-bin ## stop ENV's local identity
+	@$(BIN)/identity stop --env $(ENV)
 
 cluster-stop: kplane-bin ## stop the local cluster NAME (its data is kept)
 	@$(BIN)/cluster stop $(NAME)
@@ -50,7 +58,7 @@ cluster-delete: kplane-bin ## stop the local cluster NAME and delete its data
 cluster-status: kplane-bin ## list local clusters
 	@$(BIN)/cluster status
 
-up: check-env cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
+up: check-env identity cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
 	@$(WITH_TOOLS) $(BIN)/kplane up --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
 
 preview: check-env cluster ## the PR check: preview ENV with the policy packs; fails on mandatory violations; report in .state/reports/ENV (REPORT_LANG=en|ko)
@@ -69,6 +77,7 @@ down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV
 	   $(WITH_TOOLS) $(BIN)/kplane down --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig; \
 	 else echo "no local cluster $(NAME): nothing to destroy"; fi
 	@$(BIN)/cluster stop $(NAME)
+	@$(BIN)/identity stop --env $(ENV)
 
 test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs)
 	@$(WITH_TOOLS) go test -count=1 -timeout 60m $(GO_TEST_FLAGS) ./...

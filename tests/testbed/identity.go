@@ -36,8 +36,35 @@ type Keycloak struct {
 	done          chan struct{}
 }
 
+// ServiceOptions place a test-bed service: a fixed loopback port (0: free ones) and whether it
+// outlives the caller (the dev environment's identity; tests never leak processes).
+type ServiceOptions struct {
+	Port     int
+	Detached bool
+}
+
+func (o ServiceOptions) procAttr() *syscall.SysProcAttr {
+	if o.Detached {
+		return &syscall.SysProcAttr{Setsid: true}
+	}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+func (o ServiceOptions) ports(n int) (int, error) {
+	if o.Port != 0 {
+		return o.Port, nil
+	}
+	return freePort(n)
+}
+
 // StartKeycloak starts Keycloak in dir and waits until it answers (typically 15-40 s on 2 cores).
 func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
+	return StartKeycloakWith(ctx, dir, ServiceOptions{})
+}
+
+// StartKeycloakWith starts Keycloak with the given placement. Its serving certificate and CA
+// are kept in dir and reused, so a restarted Keycloak is trusted by what trusted it before.
+func StartKeycloakWith(ctx context.Context, dir string, o ServiceOptions) (*Keycloak, error) {
 	kc, err := exec.LookPath("kc.sh")
 	if err != nil {
 		return nil, fmt.Errorf("kc.sh not on PATH: run `make tools` (Keycloak from Maven Central) and eval \"$(make -s env)\": %w", err)
@@ -45,21 +72,20 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	ca, certPEM, keyPEM, err := servingCert()
-	if err != nil {
-		return nil, err
-	}
 	certFile, keyFile, caFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
-		return nil, err
+	ca, err := os.ReadFile(caFile)
+	if err != nil || !fileExists(certFile) || !fileExists(keyFile) {
+		var certPEM, keyPEM []byte
+		if ca, certPEM, keyPEM, err = servingCert(); err != nil {
+			return nil, err
+		}
+		for f, b := range map[string][]byte{caFile: ca, certFile: certPEM, keyFile: keyPEM} {
+			if err := os.WriteFile(f, b, 0o600); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	port, err := freePort(3) // https, management, and http (bound even when disabled in dev mode)
+	port, err := o.ports(3) // https, management, and http (bound even when disabled in dev mode)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +107,7 @@ func StartKeycloak(ctx context.Context, dir string) (*Keycloak, error) {
 	k.cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
 		"JAVA_OPTS_APPEND=-Djava.io.tmpdir="+dir)
 	k.cmd.Stdout, k.cmd.Stderr = logf, logf
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	k.cmd.SysProcAttr = o.procAttr()
 	if err := k.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -139,7 +165,7 @@ func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
 		return nil, nil, nil, err
 	}
 	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kplane test bed identity CA"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
 	if err != nil {
@@ -150,7 +176,7 @@ func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
 		return nil, nil, nil, err
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, key.Public(), caKey)
 	if err != nil {
@@ -176,6 +202,11 @@ type LDAP struct {
 // StartLDAP starts slapd in dir with suffix baseDN (schemas core, cosine, inetorgperson, nis) and
 // loads ldif (the entries below the suffix; the suffix entry itself is created here).
 func StartLDAP(ctx context.Context, dir, baseDN, ldif string) (*LDAP, error) {
+	return StartLDAPWith(ctx, dir, baseDN, ldif, ServiceOptions{})
+}
+
+// StartLDAPWith starts slapd with the given placement on a fresh database.
+func StartLDAPWith(ctx context.Context, dir, baseDN, ldif string, o ServiceOptions) (*LDAP, error) {
 	slapd, err := exec.LookPath("slapd")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/slapd"); statErr != nil {
@@ -183,12 +214,13 @@ func StartLDAP(ctx context.Context, dir, baseDN, ldif string) (*LDAP, error) {
 		}
 		slapd = "/usr/sbin/slapd"
 	}
+	_ = os.RemoveAll(filepath.Join(dir, "data"))
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return nil, err
 	}
 	secret := make([]byte, 12)
 	_, _ = rand.Read(secret)
-	port, err := freePort(1)
+	port, err := o.ports(1)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +250,7 @@ directory %[1]s/data
 	defer logf.Close()
 	l.cmd = exec.Command(slapd, "-f", confFile, "-h", l.URL+"/", "-d", "0")
 	l.cmd.Stdout, l.cmd.Stderr = logf, logf
-	l.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	l.cmd.SysProcAttr = o.procAttr()
 	if err := l.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -247,3 +279,28 @@ func (l *LDAP) Stop() {
 		_ = l.cmd.Wait()
 	}
 }
+
+// PID of the Keycloak process (a Detached one is stopped by it).
+func (k *Keycloak) PID() int { return k.cmd.Process.Pid }
+
+// PID of the slapd process.
+func (l *LDAP) PID() int { return l.cmd.Process.Pid }
+
+// StopPID ends a detached service's process group (started with Setsid: its pid leads it).
+func StopPID(pid int) {
+	if pid > 0 && alive(pid) {
+		_ = syscall.Kill(-pid, syscall.SIGTERM)
+		for i := 0; i < 50 && alive(pid); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+}
+
+// Alive says whether a process runs (and is not a zombie).
+func Alive(pid int) bool { return pid > 0 && alive(pid) }
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// FreePorts finds n consecutive free loopback ports and returns the first.
+func FreePorts(n int) (int, error) { return freePort(n) }

@@ -38,8 +38,16 @@ func run(args []string) error {
 	nodes := fs.Int("nodes", 2, "KWOK nodes")
 	port := fs.Int("port", 0, "API server port (default: a free one, kept across restarts)")
 	root := fs.String("state", ".state/clusters", "folder of the clusters' data")
+	authn := fs.String("authentication-config", "", "AuthenticationConfiguration file for the API server (make identity writes one)")
 	if err := fs.Parse(rest); err != nil {
 		return err
+	}
+	if *authn != "" {
+		abs, err := filepath.Abs(*authn)
+		if err != nil {
+			return err
+		}
+		*authn = abs
 	}
 	if verb == "status" {
 		entries, _ := os.ReadDir(*root)
@@ -57,7 +65,7 @@ func run(args []string) error {
 		return nil
 	}
 	c, err := testbed.New(name, filepath.Join(*root, name), testbed.Options{
-		Nodes: *nodes, NoNodes: *nodes == 0, Port: *port, Detached: true, Durable: true,
+		Nodes: *nodes, NoNodes: *nodes == 0, Port: *port, Detached: true, Durable: true, AuthenticationConfig: *authn,
 	})
 	if err != nil {
 		return err
