@@ -87,6 +87,11 @@ type IdentityProvider struct {
 	SigningCertificate string `json:"signingCertificate,omitempty"`
 	// Groups maps a value of the provider's "groups" claim (attribute for SAML) to a kplane group.
 	Groups map[string]string `json:"groups,omitempty"`
+	// Attributes (SAML) names the assertion attributes of the user's profile: email, firstName
+	// and lastName (default the same names, as Keycloak sends them; Azure AD and ADFS send
+	// http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress, .../givenname,
+	// .../surname). Without them a brokered user must fill in a profile page at first login.
+	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // SecretPlaceholder stands for an OIDC provider's client secret in the representation.
@@ -211,6 +216,11 @@ func (a Args) Validate() error {
 			return fmt.Errorf("identityProviders[%d] %s: saml needs singleSignOnURL, entityID and signingCertificate (assertions are verified)", i, p.Alias)
 		case p.Type != "oidc" && p.Type != "saml":
 			return fmt.Errorf("identityProviders[%d] %s: type %q: oidc or saml", i, p.Alias, p.Type)
+		}
+		for attr := range p.Attributes {
+			if p.Type != "saml" || (attr != "email" && attr != "firstName" && attr != "lastName") {
+				return fmt.Errorf("identityProviders[%d] %s: attributes[%q]: SAML providers map email, firstName and lastName", i, p.Alias, attr)
+			}
 		}
 		for value, g := range p.Groups {
 			switch {

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +48,9 @@ func TestValidate(t *testing.T) {
 		{func(a *Args) {
 			a.Tools = []Tool{{Name: "grafana", RedirectURIs: []string{"https://g"}, Roles: map[string][]string{"Admin": {"nobody"}}}}
 		}, `no group "nobody"`},
+		{func(a *Args) {
+			a.IdentityProviders = []IdentityProvider{{Alias: "p", Type: "oidc", Issuer: "https://p", ClientID: "c", Attributes: map[string]string{"email": "mail"}}}
+		}, `attributes["email"]: SAML providers map email, firstName and lastName`},
 		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), LDAPSecret: "l"} }, "sync.adminSecret: required"},
 		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), AdminSecret: "a"} }, "sync.ldapSecret: required with ldap"},
 	} {
@@ -69,6 +73,17 @@ func TestRepresentation(t *testing.T) {
 	assert.Contains(t, string(raw), BindCredentialPlaceholder)
 	assert.Contains(t, string(raw), `"condUserRole":"platform-admin"`)
 	assert.Contains(t, string(raw), `"full.path":"false"`, "flat group names")
+
+	// A SAML provider brings the user's profile (Azure AD's attribute names here) besides groups.
+	a := testArgs()
+	a.IdentityProviders = []IdentityProvider{{Alias: "azure", Type: "saml", SingleSignOnURL: "https://login.example.com/saml2", EntityID: "https://sts.example.com/",
+		SigningCertificate: "MIIC", Attributes: map[string]string{"email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"}}}
+	var names []string
+	for _, m := range Representation(a)["identityProviderMappers"].([]any) {
+		m := m.(map[string]any)
+		names = append(names, fmt.Sprint(m["name"], "=", m["config"].(map[string]any)["attribute.name"]))
+	}
+	assert.Equal(t, []string{"attribute email=http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "attribute firstName=firstName", "attribute lastName=lastName"}, names)
 }
 
 func TestAuthenticationConfiguration(t *testing.T) {

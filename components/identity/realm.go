@@ -200,6 +200,14 @@ func addIdentityProviders(rep map[string]any, a Args) {
 		}
 		idps = append(idps, map[string]any{"alias": p.Alias, "displayName": display, "providerId": p.Type, "enabled": true,
 			"trustEmail": false, "storeToken": false, "firstBrokerLoginFlowAlias": "first broker login", "config": config})
+		if p.Type == "saml" {
+			attrs := map[string]string{"email": "email", "firstName": "firstName", "lastName": "lastName"}
+			maps.Copy(attrs, p.Attributes)
+			for _, user := range slices.Sorted(maps.Keys(attrs)) {
+				mappers = append(mappers, map[string]any{"name": "attribute " + user, "identityProviderAlias": p.Alias, "identityProviderMapper": "saml-user-attribute-idp-mapper",
+					"config": map[string]any{"attribute.name": attrs[user], "user.attribute": user, "syncMode": "FORCE"}})
+			}
+		}
 		for _, value := range slices.Sorted(maps.Keys(p.Groups)) {
 			claims, _ := json.Marshal([]map[string]string{{"key": "groups", "value": value}})
 			mappers = append(mappers, map[string]any{"name": "group " + value, "identityProviderAlias": p.Alias, "identityProviderMapper": mapper,

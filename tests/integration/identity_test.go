@@ -70,7 +70,21 @@ func TestIdentityClusterLogin(t *testing.T) {
 	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/corp/users", map[string]any{"username": "dora", "enabled": true, "email": "dora@partner.example",
 		"firstName": "Dora", "lastName": "Partner", "emailVerified": true, "groups": []string{"/corp-team-a"},
 		"credentials": []any{map[string]any{"type": "password", "value": "Dora-pass-2026!", "temporary": false}}}, nil))
-	// The same partner by SAML as well (Keycloak takes the declaration; logins here go by OIDC).
+	// The same partner by SAML as well: its realm is a SAML identity provider for kplane's
+	// (signed assertions, the username as NameID, profile and groups as attributes); dan logs in
+	// there.
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/corp/clients", map[string]any{"clientId": kc.URL + "/realms/kplane", "protocol": "saml",
+		"redirectUris": []string{kc.URL + "/realms/kplane/broker/corp-saml/endpoint"},
+		"attributes": map[string]any{"saml.assertion.signature": "true", "saml.server.signature": "true", "saml.client.signature": "false",
+			"saml_force_name_id_format": "true", "saml_name_id_format": "username", "saml.signature.algorithm": "RSA_SHA256",
+			"saml_assertion_consumer_url_post": kc.URL + "/realms/kplane/broker/corp-saml/endpoint"},
+		"protocolMappers": []any{
+			map[string]any{"name": "groups", "protocol": "saml", "protocolMapper": "saml-group-membership-mapper",
+				"config": map[string]any{"attribute.name": "groups", "full.path": "false", "single": "true"}},
+			samlProperty("email"), samlProperty("firstName"), samlProperty("lastName")}}, nil))
+	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/corp/users", map[string]any{"username": "dan", "enabled": true, "email": "dan@partner.example",
+		"firstName": "Dan", "lastName": "Partner", "emailVerified": true, "groups": []string{"/corp-team-a"},
+		"credentials": []any{map[string]any{"type": "password", "value": "Dan-pass-2026!", "temporary": false}}}, nil))
 	var keys struct {
 		Keys []struct{ Algorithm, Certificate string }
 	}
@@ -234,6 +248,13 @@ func TestIdentityClusterLogin(t *testing.T) {
 	_, err = asUser(t, c.Kubeconfig, dora).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 	assert.NoError(t, err, "a brokered user of team A works in its namespace")
 
+	dan, err := fixtures.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp-saml", "dan", "Dan-pass-2026!", false)
+	require.NoError(t, err, "a SAML login through the partner")
+	assert.Contains(t, fixtures.Claims(dan), `"preferred_username":"dan"`)
+	assert.Contains(t, fixtures.Claims(dan), `"groups":["team-a"]`)
+	_, err = asUser(t, c.Kubeconfig, dan).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
+	assert.NoError(t, err, "a SAML-brokered user of team A works in its namespace")
+
 	otherRealm := identity.Args{KeycloakURL: kc.URL, Realm: "elsewhere"}
 	_, err = sync.Apply(ctx, identity.Representation(otherRealm), secrets)
 	require.NoError(t, err)
@@ -329,6 +350,12 @@ func TestIdentityClusterLogin(t *testing.T) {
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
+}
+
+// samlProperty sends a user property as a SAML attribute of the same name.
+func samlProperty(name string) map[string]any {
+	return map[string]any{"name": name, "protocol": "saml", "protocolMapper": "saml-user-property-mapper",
+		"config": map[string]any{"user.attribute": name, "attribute.name": name}}
 }
 
 // matches are the By labels of every line of a log file that the query matches.
