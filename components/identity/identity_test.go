@@ -3,6 +3,7 @@ package identity
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,8 +75,24 @@ func TestRepresentation(t *testing.T) {
 	assert.Contains(t, string(raw), `"condUserRole":"platform-admin"`)
 	assert.Contains(t, string(raw), `"full.path":"false"`, "flat group names")
 
-	// A SAML provider brings the user's profile (Azure AD's attribute names here) besides groups.
+	// Each tool is closed to people with no role in it: a realm role per tool on the groups that
+	// hold its roles, and the tool's browser flow denies access without it.
 	a := testArgs()
+	a.Tools = []Tool{{Name: "console", RedirectURIs: []string{"https://console.example.com/cb"}, Roles: map[string][]string{"developer": {"team-a"}}}}
+	rep = Representation(a)
+	raw, err = json.Marshal(rep)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), `"authenticationFlowBindingOverrides":{"browser":"kplane-console-browser"}`)
+	assert.Contains(t, string(raw), `{"alias":"kplane-console-no-role","config":{"condUserRole":"kplane-tool-console","negate":"true"}}`)
+	assert.Contains(t, string(raw), `"authenticator":"deny-access-authenticator"`)
+	for _, g := range rep["groups"].([]any) {
+		g := g.(map[string]any)
+		roles, _ := g["realmRoles"].([]any)
+		assert.Equal(t, g["name"] == "team-a", slices.Contains(roles, any("kplane-tool-console")), g["name"])
+	}
+
+	// A SAML provider brings the user's profile (Azure AD's attribute names here) besides groups.
+	a = testArgs()
 	a.IdentityProviders = []IdentityProvider{{Alias: "azure", Type: "saml", SingleSignOnURL: "https://login.example.com/saml2", EntityID: "https://sts.example.com/",
 		SigningCertificate: "MIIC", Attributes: map[string]string{"email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"}}}
 	var names []string

@@ -60,13 +60,8 @@ func Representation(args Args) map[string]any {
 					"id.token.claim": "true", "access.token.claim": "true"}),
 			},
 		}},
-		"browserFlow": "kplane-browser",
-		"authenticationFlows": []any{
-			flow("kplane-browser", true, exec("auth-cookie", "ALTERNATIVE", 10), exec("identity-provider-redirector", "ALTERNATIVE", 15),
-				subflow("kplane-browser-forms", "ALTERNATIVE", 20)),
-			flow("kplane-browser-forms", false, exec("auth-username-password-form", "REQUIRED", 10), subflow("kplane-admin-second-factor", "CONDITIONAL", 20)),
-			flow("kplane-admin-second-factor", false, withConfig(exec("conditional-user-role", "REQUIRED", 10), "kplane-admin-role"), exec("auth-otp-form", "REQUIRED", 20)),
-		},
+		"browserFlow":         "kplane-browser",
+		"authenticationFlows": loginFlows("kplane-browser", true, "kplane-browser-forms", "kplane-admin-second-factor"),
 		"authenticatorConfig": []any{map[string]any{"alias": "kplane-admin-role", "config": map[string]any{"condUserRole": AdminRole, "negate": "false"}}},
 	}
 	addTools(rep, a)
@@ -118,6 +113,7 @@ func addTools(rep map[string]any, a Args) {
 	}
 	clientRoles := map[string]any{}
 	groupRoles := map[string]map[string][]any{} // group -> client -> roles
+	access := map[string][]string{}             // group -> tool access roles
 	clients := rep["clients"].([]any)
 	for _, t := range a.Tools {
 		var roles []any
@@ -131,8 +127,22 @@ func addTools(rep map[string]any, a Args) {
 			}
 		}
 		clientRoles[t.Name] = roles
+		for _, gs := range t.Roles {
+			for _, g := range gs {
+				if !slices.Contains(access[g], ToolAccessRole(t.Name)) {
+					access[g] = append(access[g], ToolAccessRole(t.Name))
+				}
+			}
+		}
+		rep["roles"].(map[string]any)["realm"] = append(rep["roles"].(map[string]any)["realm"].([]any),
+			map[string]any{"name": ToolAccessRole(t.Name), "description": "may log in to " + t.Name})
+		flows, config := toolFlows(t.Name)
+		rep["authenticationFlows"] = append(rep["authenticationFlows"].([]any), flows...)
+		rep["authenticatorConfig"] = append(rep["authenticatorConfig"].([]any), config)
 		clients = append(clients, map[string]any{
-			"clientId": t.Name, "name": t.Name, "protocol": "openid-connect", "enabled": true,
+			// (By alias: the realm sync puts the flow's id.)
+			"authenticationFlowBindingOverrides": map[string]any{"browser": "kplane-" + t.Name + "-browser"},
+			"clientId":                           t.Name, "name": t.Name, "protocol": "openid-connect", "enabled": true,
 			"publicClient": true, "standardFlowEnabled": true, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,
 			"serviceAccountsEnabled": false, "redirectUris": t.RedirectURIs, "webOrigins": []any{"+"},
 			"attributes": map[string]any{"pkce.code.challenge.method": "S256"},
@@ -158,6 +168,11 @@ func addTools(rep map[string]any, a Args) {
 				cr[c] = roles
 			}
 			grp["clientRoles"] = cr
+			realmRoles, _ := grp["realmRoles"].([]any)
+			for _, r := range access[grp["name"].(string)] {
+				realmRoles = append(realmRoles, r)
+			}
+			grp["realmRoles"] = realmRoles
 		}
 	}
 }
@@ -226,6 +241,32 @@ func attribute(name, ldapAttr, userAttr string, mandatory bool) map[string]any {
 	return map[string]any{"name": name, "providerId": "user-attribute-ldap-mapper", "config": map[string]any{
 		"ldap.attribute": list(ldapAttr), "user.model.attribute": list(userAttr), "read.only": list("true"),
 		"always.read.value.from.ldap": list("true"), "is.mandatory.in.ldap": list(fmt.Sprint(mandatory))}}
+}
+
+// loginFlows is the realm's login: an SSO cookie, a brokered provider or the password form,
+// and then the administrators' second factor (login, forms and secondFactor name the flows;
+// login is a top-level flow or a tool's subflow).
+func loginFlows(login string, topLevel bool, forms, secondFactor string) []any {
+	return []any{
+		flow(login, topLevel, exec("auth-cookie", "ALTERNATIVE", 10), exec("identity-provider-redirector", "ALTERNATIVE", 15),
+			subflow(forms, "ALTERNATIVE", 20)),
+		flow(forms, false, exec("auth-username-password-form", "REQUIRED", 10), subflow(secondFactor, "CONDITIONAL", 20)),
+		flow(secondFactor, false, withConfig(exec("conditional-user-role", "REQUIRED", 10), "kplane-admin-role"), exec("auth-otp-form", "REQUIRED", 20)),
+	}
+}
+
+// ToolAccessRole is the realm role of a tool's users: the groups holding any of its roles.
+func ToolAccessRole(tool string) string { return "kplane-tool-" + tool }
+
+// toolFlows is a tool's browser flow: the realm's login, then access denied to whoever holds
+// none of the tool's roles (so the business console is closed to administrators-only accounts
+// and each tool to people without a role in it, by Keycloak itself).
+func toolFlows(tool string) ([]any, map[string]any) {
+	p := "kplane-" + tool
+	flows := append([]any{flow(p+"-browser", true, subflow(p+"-login", "REQUIRED", 10), subflow(p+"-access", "CONDITIONAL", 20))},
+		loginFlows(p+"-login", false, p+"-forms", p+"-second-factor")...)
+	flows = append(flows, flow(p+"-access", false, withConfig(exec("conditional-user-role", "REQUIRED", 10), p+"-no-role"), exec("deny-access-authenticator", "REQUIRED", 20)))
+	return flows, map[string]any{"alias": p + "-no-role", "config": map[string]any{"condUserRole": ToolAccessRole(tool), "negate": "true"}}
 }
 
 func flow(alias string, top bool, execs ...map[string]any) map[string]any {

@@ -55,7 +55,9 @@ func TestIdentityClusterLogin(t *testing.T) {
 	args := identity.Args{KeycloakURL: kc.URL, IssuerCA: string(kc.CA),
 		Teams: []identity.Team{{Name: "team-a", Namespaces: []string{"a-apps"}}, {Name: "team-b", Namespaces: []string{"b-apps"}}},
 		LDAP:  &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"},
-		Tools: []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}}}}
+		Tools: []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}},
+			// The business (developer) console: the teams' people, not the auditors.
+			{Name: "business-console", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"developer": {"team-a", "team-b"}}}}}
 	// A partner's identity provider, brokered by OIDC: another realm of the same Keycloak, where
 	// dora is in the partner's group corp-team-a (kplane maps it to team-a).
 	admin := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
@@ -240,6 +242,17 @@ func TestIdentityClusterLogin(t *testing.T) {
 	grafana, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
 	require.NoError(t, err)
 	assert.Contains(t, fixtures.Claims(grafana), `"roles":["Editor"]`)
+	// Keycloak itself refuses a tool to whoever holds none of its roles: frank (in no group) gets
+	// no Grafana token, the teams get the business console and an auditor does not.
+	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "frank", fixtures.FrankPassword, false)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no code (HTTP 401", "frank is denied access: %v", err)
+	business, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "business-console", "http://127.0.0.1:8000", "bob", fixtures.BobPassword, false)
+	require.NoError(t, err)
+	assert.Contains(t, fixtures.Claims(business), `"roles":["developer"]`)
+	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "business-console", "http://127.0.0.1:8000", "erin", fixtures.ErinPassword, false)
+	require.Error(t, err, "auditors have no business console")
+	assert.Contains(t, err.Error(), "no code (HTTP 401")
 
 	// Several identity providers at once: dora logs in at the partner's provider and works as team A.
 	dora, err := fixtures.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp", "dora", "Dora-pass-2026!", false)
@@ -304,6 +317,14 @@ func TestIdentityClusterLogin(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "authentication flow kplane-admin-second-factor: auth-otp-form DISABLED -> REQUIRED\nrealm kplane: 1 changes\n", realmSync())
+	// Nor does deleting it: the sync recreates the step where it was.
+	require.NoError(t, admin.Do(ctx, "GET", "/admin/realms/kplane/authentication/flows/kplane-admin-second-factor/executions", nil, &steps))
+	for _, st := range steps {
+		if st["providerId"] == "auth-otp-form" {
+			require.NoError(t, admin.Do(ctx, "DELETE", "/admin/realms/kplane/authentication/executions/"+fmt.Sprint(st["id"]), nil, nil))
+		}
+	}
+	assert.Equal(t, "authentication flow kplane-admin-second-factor: auth-otp-form DISABLED -> REQUIRED\nauthentication flow kplane-admin-second-factor: created step auth-otp-form\nrealm kplane: 2 changes\n", realmSync())
 
 	// An administrator gets no token with a password alone: the browser flow asks for a second
 	// factor (here: to set one up). With a TOTP code computed from the enrolment's secret, she

@@ -51,12 +51,32 @@ func (c *Client) clientUUID(ctx context.Context, base, clientID string) (string,
 
 // clientFields are the client settings kept as declared.
 var clientFields = []string{"name", "enabled", "publicClient", "standardFlowEnabled", "directAccessGrantsEnabled", "implicitFlowEnabled",
-	"serviceAccountsEnabled", "redirectUris", "webOrigins", "protocol"}
+	"serviceAccountsEnabled", "redirectUris", "webOrigins", "protocol", "authenticationFlowBindingOverrides"}
 
 func (c *Client) clients(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
+	var flowIDs map[string]string
 	for _, want := range anymap.List(rep["clients"]) {
 		clientID, _ := want["clientId"].(string)
+		// Flow overrides name flows by alias in the representation, by id in Keycloak.
+		if overrides, ok := want["authenticationFlowBindingOverrides"].(map[string]any); ok {
+			if flowIDs == nil {
+				var err error
+				if flowIDs, err = c.flowIDs(ctx, base); err != nil {
+					return nil, err
+				}
+			}
+			byID := map[string]any{}
+			for kind, alias := range overrides {
+				id, ok := flowIDs[fmt.Sprint(alias)]
+				if !ok {
+					return nil, fmt.Errorf("client %s: %s flow %v does not exist", clientID, kind, alias)
+				}
+				byID[kind] = id
+			}
+			want = maps.Clone(want)
+			want["authenticationFlowBindingOverrides"] = byID
+		}
 		var found []map[string]any
 		if _, err := c.do(ctx, "GET", base+"/clients?clientId="+url.QueryEscape(clientID), nil, &found); err != nil {
 			return nil, err

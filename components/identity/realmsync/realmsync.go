@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -54,11 +55,24 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, secret func(name
 	if err != nil && status != http.StatusNotFound {
 		return nil, err
 	}
-	if status == http.StatusNotFound {
-		if _, err := c.do(ctx, "POST", "/admin/realms", rep, nil); err != nil {
+	created := status == http.StatusNotFound
+	if created {
+		// Keycloak imports flow overrides by id, which a new realm has not given yet: the
+		// clients step below binds them.
+		create := maps.Clone(rep)
+		var clients []any
+		for _, cl := range anymap.List(rep["clients"]) {
+			cl = maps.Clone(cl)
+			delete(cl, "authenticationFlowBindingOverrides")
+			clients = append(clients, cl)
+		}
+		create["clients"] = clients
+		if _, err := c.do(ctx, "POST", "/admin/realms", create, nil); err != nil {
 			return nil, fmt.Errorf("creating realm %s: %w", realm, err)
 		}
-		return []string{"created realm " + realm}, nil
+		if _, err := c.do(ctx, "GET", "/admin/realms/"+url.PathEscape(realm), nil, &current); err != nil {
+			return nil, err
+		}
 	}
 	var changes []string
 	// Settings: every scalar the representation states.
@@ -84,12 +98,15 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, secret func(name
 		}
 	}
 	base := "/admin/realms/" + url.PathEscape(realm)
-	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders, c.flows} {
+	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.flows, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders} {
 		more, err := step(ctx, base, rep)
 		if err != nil {
 			return changes, err
 		}
 		changes = append(changes, more...)
+	}
+	if created { // what the steps completed is part of the creation
+		return []string{"created realm " + realm}, nil
 	}
 	slices.Sort(changes)
 	return changes, nil
