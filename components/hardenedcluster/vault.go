@@ -15,6 +15,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
+	"github.com/kplane/kplane/internal/jobpod"
 )
 
 // VaultBootstrapArgs run the Vault bootstrap in the cluster (kplane-vault, built from
@@ -221,8 +222,8 @@ func newVaultBootstrap(ctx *pulumi.Context, name string, args *Args, opts ...pul
 		Metadata: meta("kplane-vault-bootstrap-" + hash),
 		Spec: batchv1.JobSpecArgs{
 			BackoffLimit: pulumi.Int(4), TtlSecondsAfterFinished: pulumi.Int(7 * 24 * 3600),
-			Template: corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: labels}, Spec: vaultPod(b.Image, "kplane-vault-bootstrap", false,
-				[]string{"bootstrap", "--plan=/plan/plan.json", "--reviewer-token-file=/reviewer/token"}, bootstrapEnv, bootstrapVolumes, bootstrapMounts)},
+			Template: corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: labels}, Spec: jobpod.Pod{Name: "kplane-vault", Image: b.Image, ServiceAccount: "kplane-vault-bootstrap",
+				Args: []string{"bootstrap", "--plan=/plan/plan.json", "--reviewer-token-file=/reviewer/token"}, Env: bootstrapEnv, Volumes: bootstrapVolumes, Mounts: bootstrapMounts}.Spec()},
 		},
 	}, append(after, pulumi.DeleteBeforeReplace(true))...); err != nil {
 		return err
@@ -241,7 +242,8 @@ func newVaultBootstrap(ctx *pulumi.Context, name string, args *Args, opts ...pul
 				Schedule: pulumi.String(r.sec.Rotate.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"),
 				SuccessfulJobsHistoryLimit: pulumi.Int(12), FailedJobsHistoryLimit: pulumi.Int(3), // the runs' logs are the rotation evidence
 				JobTemplate: batchv1.JobTemplateSpecArgs{Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(3),
-					Template: corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: labels}, Spec: vaultPod(b.Image, rotatorAccount, true, cmd, vaultEnv, volumes, mounts)},
+					Template: corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: labels}, Spec: jobpod.Pod{Name: "kplane-vault", Image: b.Image, ServiceAccount: rotatorAccount, Token: true,
+						Args: cmd, Env: vaultEnv, Volumes: volumes, Mounts: mounts}.Spec()},
 				}},
 			},
 		}, after...); err != nil {
@@ -249,22 +251,4 @@ func newVaultBootstrap(ctx *pulumi.Context, name string, args *Args, opts ...pul
 		}
 	}
 	return nil
-}
-
-// vaultPod is the restricted pod spec of kplane-vault's jobs.
-func vaultPod(image, account string, token bool, args []string, env corev1.EnvVarArray, volumes corev1.VolumeArray, mounts corev1.VolumeMountArray) corev1.PodSpecArgs {
-	return corev1.PodSpecArgs{
-		ServiceAccountName: pulumi.String(account), AutomountServiceAccountToken: pulumi.Bool(token),
-		RestartPolicy: pulumi.String("Never"),
-		SecurityContext: corev1.PodSecurityContextArgs{RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
-			SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
-		Containers: corev1.ContainerArray{corev1.ContainerArgs{
-			Name: pulumi.String("kplane-vault"), Image: pulumi.String(image), Args: pulumi.ToStringArray(args), Env: env, VolumeMounts: mounts,
-			SecurityContext: corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false), ReadOnlyRootFilesystem: pulumi.Bool(true),
-				Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}},
-			Resources: corev1.ResourceRequirementsArgs{Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi")},
-				Limits: pulumi.StringMap{"cpu": pulumi.String("200m"), "memory": pulumi.String("64Mi")}},
-		}},
-		Volumes: volumes,
-	}
 }

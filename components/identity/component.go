@@ -11,6 +11,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/internal/jobpod"
 )
 
 // Namespace holds the realm's representation (and, later, its sync Job).
@@ -150,20 +152,8 @@ func syncJobs(ctx *pulumi.Context, name string, a Args, realmJSON []byte, ns *co
 		mounts = append(mounts, corev1.VolumeMountArgs{Name: pulumi.String("keycloak-ca"), MountPath: pulumi.String("/keycloak-ca"), ReadOnly: pulumi.Bool(true)})
 	}
 	pod := corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-realm-sync")}},
-		Spec: corev1.PodSpecArgs{
-			ServiceAccountName: pulumi.String("kplane-realm-sync"), AutomountServiceAccountToken: pulumi.Bool(false), RestartPolicy: pulumi.String("Never"),
-			SecurityContext: corev1.PodSecurityContextArgs{RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(65532),
-				SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
-			Containers: corev1.ContainerArray{corev1.ContainerArgs{
-				Name: pulumi.String("kplane-realm-sync"), Image: pulumi.String(s.Image), Args: pulumi.ToStringArray([]string{"--realm=/realm/realm.json"}),
-				Env: env, VolumeMounts: mounts,
-				SecurityContext: corev1.SecurityContextArgs{AllowPrivilegeEscalation: pulumi.Bool(false), ReadOnlyRootFilesystem: pulumi.Bool(true),
-					Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}},
-				Resources: corev1.ResourceRequirementsArgs{Requests: pulumi.StringMap{"cpu": pulumi.String("10m"), "memory": pulumi.String("32Mi")},
-					Limits: pulumi.StringMap{"cpu": pulumi.String("200m"), "memory": pulumi.String("64Mi")}},
-			}},
-			Volumes: volumes,
-		}}
+		Spec: jobpod.Pod{Name: "kplane-realm-sync", Image: s.Image, ServiceAccount: "kplane-realm-sync", Args: []string{"--realm=/realm/realm.json"},
+			Env: env, Volumes: volumes, Mounts: mounts}.Spec()}
 	hash := fmt.Sprintf("%x", sha256.Sum256(realmJSON))[:10]
 	if _, err := batchv1.NewJob(ctx, name+"-sync", &batchv1.JobArgs{Metadata: meta("kplane-realm-sync-" + hash),
 		Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(4), TtlSecondsAfterFinished: pulumi.Int(7 * 24 * 3600), Template: pod}},
