@@ -45,9 +45,7 @@ func BenchmarkIdentity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	args := identity.Args{KeycloakURL: kc.URL, IssuerCA: string(kc.CA),
-		Teams: []identity.Team{{Name: "team-a", Namespaces: []string{"a-apps"}}, {Name: "team-b", Namespaces: []string{"b-apps"}}},
-		LDAP:  &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"}}
+	args := fixtures.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
 	sync := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
 	for _, what := range []string{"realm sync, create", "realm sync, nothing to change"} {
 		start = time.Now()

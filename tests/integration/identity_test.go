@@ -52,12 +52,10 @@ func TestIdentityClusterLogin(t *testing.T) {
 	httpClient, err := kc.HTTPClient()
 	require.NoError(t, err)
 
-	args := identity.Args{KeycloakURL: kc.URL, IssuerCA: string(kc.CA),
-		Teams: []identity.Team{{Name: "team-a", Namespaces: []string{"a-apps"}}, {Name: "team-b", Namespaces: []string{"b-apps"}}},
-		LDAP:  &identity.LDAP{URL: ldap.URL, BindDN: ldap.BindDN, UsersDN: "ou=people,dc=example,dc=org", GroupsDN: "ou=groups,dc=example,dc=org"},
-		Tools: []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}},
-			// The business (developer) console: the teams' people, not the auditors.
-			{Name: "business-console", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"developer": {"team-a", "team-b"}}}}}
+	args := fixtures.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
+	args.Tools = []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}},
+		// The business (developer) console: the teams' people, not the auditors.
+		{Name: "business-console", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"developer": {"team-a", "team-b"}}}}
 	// A partner's identity provider, brokered by OIDC: another realm of the same Keycloak, where
 	// dora is in the partner's group corp-team-a (kplane maps it to team-a).
 	admin := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
