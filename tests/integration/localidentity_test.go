@@ -50,7 +50,7 @@ func TestLocalIdentity(t *testing.T) {
 	out := identity("start")
 	t.Log(out)
 	assert.Contains(t, out, "alice (payments), bob (web)")
-	assert.Contains(t, identity("start"), "(0 changes applied)", "a second start finds both running and the realm as declared")
+	assert.Contains(t, identity("start"), "(no change)", "a second start finds both running and the realm as declared")
 
 	c, err := testbed.Start(ctx, "local-identity", t.TempDir(), testbed.Options{NoNodes: true, AuthenticationConfig: filepath.Join(state, "dev", "authentication-config.yaml")})
 	require.NoError(t, err)

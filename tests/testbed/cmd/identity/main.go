@@ -147,8 +147,12 @@ func start(ctx context.Context, dir string, a identity.Args, old *state) error {
 	if err := os.WriteFile(authnFile, []byte(authn), 0o600); err != nil {
 		return err
 	}
-	fmt.Printf("identity ready in %.1fs: realm %s (%d changes applied)\n  issuer:  %s\n  ldap:    %s\n  authn:   %s (start the cluster with it: make cluster)\n",
-		time.Since(begin).Seconds(), a.Issuer(), len(report), a.Issuer(), st.LDAPURL, authnFile)
+	applied := "no change"
+	if len(report) > 0 {
+		applied = strings.Join(report, "; ")
+	}
+	fmt.Printf("identity ready in %.1fs: realm %s (%s)\n  ldap:    %s\n  authn:   %s (start the cluster with it: make cluster)\n",
+		time.Since(begin).Seconds(), a.Issuer(), applied, st.LDAPURL, authnFile)
 	if a.LDAP != nil {
 		fmt.Printf("  users:   alice (%s), bob (%s), carol (platform-admins, sets up OTP), erin (auditors), frank (no group); passwords in tests/fixtures/oidc.go\n",
 			a.Teams[0].Name, a.Teams[min(1, len(a.Teams)-1)].Name)
