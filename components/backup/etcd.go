@@ -1,0 +1,160 @@
+// Package backup is kplane's backup stack. This file: scheduled etcd snapshots for clusters
+// whose control plane the platform runs (kubeadm-style static etcd on the control-plane nodes).
+package backup
+
+import (
+	"fmt"
+	"strings"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// EtcdSnapshotsArgs schedule kplane-etcd-snapshot (components/backup/etcdsnapshot/cmd) on a
+// control-plane node: snapshot from the local member, verify, upload, keep the newest Keep.
+type EtcdSnapshotsArgs struct {
+	// Image of kplane-etcd-snapshot, by digest.
+	Image string `json:"image"`
+	// Schedule in cron syntax (default every 6 hours).
+	Schedule string `json:"schedule,omitempty"`
+	// Keep is how many snapshots stay in the bucket (default 28: a week of 6-hourly ones).
+	Keep int `json:"keep,omitempty"`
+	// Endpoint of the member on the node (default https://127.0.0.1:2379, host network).
+	Endpoint string `json:"endpoint,omitempty"`
+	// PKIDir on the node (default /etc/kubernetes/pki); the CA, client certificate and key are
+	// etcd/ca.crt, apiserver-etcd-client.crt and apiserver-etcd-client.key in it.
+	PKIDir string `json:"pkiDir,omitempty"`
+	// Bucket, Prefix (default etcd/<stack>/), Region and S3Endpoint (S3-compatible stores).
+	Bucket     string `json:"bucket"`
+	Prefix     string `json:"prefix,omitempty"`
+	Region     string `json:"region,omitempty"`
+	S3Endpoint string `json:"s3Endpoint,omitempty"`
+	// CredentialsSecret names a Secret in the namespace with AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY of a user limited to the bucket's prefix.
+	CredentialsSecret string `json:"credentialsSecret"`
+	// Namespace (default kplane-backup).
+	Namespace string `json:"namespace,omitempty"`
+}
+
+func (a EtcdSnapshotsArgs) withDefaults(stack string) EtcdSnapshotsArgs {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&a.Schedule, "0 */6 * * *")
+	def(&a.Endpoint, "https://127.0.0.1:2379")
+	def(&a.PKIDir, "/etc/kubernetes/pki")
+	def(&a.Prefix, "etcd/"+stack+"/")
+	def(&a.Region, "us-east-1")
+	def(&a.Namespace, "kplane-backup")
+	if a.Keep == 0 {
+		a.Keep = 28
+	}
+	return a
+}
+
+// Validate names the argument and the fix.
+func (a EtcdSnapshotsArgs) Validate() error {
+	a = a.withDefaults("x")
+	switch {
+	case !strings.Contains(a.Image, "@sha256:"):
+		return fmt.Errorf("etcdSnapshots.image %q: pin kplane-etcd-snapshot by digest (<registry>/kplane-etcd-snapshot@sha256:...)", a.Image)
+	case a.Bucket == "":
+		return fmt.Errorf("etcdSnapshots.bucket: required (the S3 bucket of the snapshots)")
+	case a.CredentialsSecret == "":
+		return fmt.Errorf("etcdSnapshots.credentialsSecret: required (a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+	case a.Keep < 1:
+		return fmt.Errorf("etcdSnapshots.keep %d: keep at least one snapshot", a.Keep)
+	case len(strings.Fields(a.Schedule)) != 5:
+		return fmt.Errorf("etcdSnapshots.schedule %q: five cron fields, e.g. \"0 */6 * * *\"", a.Schedule)
+	case !strings.HasPrefix(a.Endpoint, "https://"):
+		return fmt.Errorf("etcdSnapshots.endpoint %q: etcd's client URL over TLS (https://...)", a.Endpoint)
+	case !strings.HasPrefix(a.PKIDir, "/"):
+		return fmt.Errorf("etcdSnapshots.pkiDir %q: an absolute path on the control-plane nodes", a.PKIDir)
+	}
+	return nil
+}
+
+// EtcdSnapshots is the scheduled snapshot of a cluster's etcd.
+type EtcdSnapshots struct {
+	pulumi.ResourceState
+	// CronJob is the namespace/name of the schedule (a failed Job is the alert to watch).
+	CronJob pulumi.StringOutput `pulumi:"cronJob"`
+}
+
+// NewEtcdSnapshots registers the namespace, ServiceAccount and CronJob. The pod runs on a
+// control-plane node with the host network (the member listens on loopback) and reads etcd's
+// client certificate from the host: its namespace enforces the privileged Pod Security level
+// (audit and warn at restricted), and it runs as root, read-only, with every capability dropped
+// (kubeadm's keys are root's, mode 0600). A hardened cluster needs exceptions for it (docs).
+func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs, opts ...pulumi.ResourceOption) (*EtcdSnapshots, error) {
+	if args == nil {
+		args = &EtcdSnapshotsArgs{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("backup %q: %w", name, err)
+	}
+	a := args.withDefaults(ctx.Stack())
+	r := &EtcdSnapshots{}
+	if err := ctx.RegisterComponentResource("kplane:index:EtcdSnapshots", name, r, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(r)
+	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-etcd-snapshot"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
+		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("privileged"),
+			"pod-security.kubernetes.io/audit": pulumi.String("restricted"), "pod-security.kubernetes.io/warn": pulumi.String("restricted"),
+			"app.kubernetes.io/managed-by": pulumi.String("kplane")}}}, parent)
+	if err != nil {
+		return nil, err
+	}
+	meta := &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-etcd-snapshot"), Namespace: ns.Metadata.Name(), Labels: labels}
+	if _, err := corev1.NewServiceAccount(ctx, name+"-sa", &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
+		return nil, err
+	}
+	secret := func(key string) corev1.EnvVarArgs {
+		return corev1.EnvVarArgs{Name: pulumi.String(key), ValueFrom: corev1.EnvVarSourceArgs{SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(a.CredentialsSecret), Key: pulumi.String(key)}}}
+	}
+	cmd := []string{"save", "--endpoint=" + a.Endpoint, "--cacert=/pki/etcd/ca.crt", "--cert=/pki/apiserver-etcd-client.crt", "--key=/pki/apiserver-etcd-client.key",
+		"--bucket=" + a.Bucket, "--prefix=" + a.Prefix, "--region=" + a.Region, fmt.Sprintf("--keep=%d", a.Keep), "--work-dir=/work"}
+	if a.S3Endpoint != "" {
+		cmd = append(cmd, "--s3-endpoint="+a.S3Endpoint)
+	}
+	pod := corev1.PodSpecArgs{
+		ServiceAccountName: pulumi.String("kplane-etcd-snapshot"), AutomountServiceAccountToken: pulumi.Bool(false), RestartPolicy: pulumi.String("Never"),
+		HostNetwork:  pulumi.Bool(true),
+		NodeSelector: pulumi.StringMap{"node-role.kubernetes.io/control-plane": pulumi.String("")},
+		Tolerations: corev1.TolerationArray{corev1.TolerationArgs{Key: pulumi.String("node-role.kubernetes.io/control-plane"),
+			Operator: pulumi.String("Exists"), Effect: pulumi.String("NoSchedule")}},
+		SecurityContext: corev1.PodSecurityContextArgs{SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
+		Containers: corev1.ContainerArray{corev1.ContainerArgs{
+			Name: pulumi.String("kplane-etcd-snapshot"), Image: pulumi.String(a.Image), Args: pulumi.ToStringArray(cmd),
+			Env: corev1.EnvVarArray{secret("AWS_ACCESS_KEY_ID"), secret("AWS_SECRET_ACCESS_KEY")},
+			SecurityContext: corev1.SecurityContextArgs{RunAsUser: pulumi.Int(0), RunAsNonRoot: pulumi.Bool(false), AllowPrivilegeEscalation: pulumi.Bool(false),
+				ReadOnlyRootFilesystem: pulumi.Bool(true), Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}},
+			VolumeMounts: corev1.VolumeMountArray{
+				corev1.VolumeMountArgs{Name: pulumi.String("pki"), MountPath: pulumi.String("/pki"), ReadOnly: pulumi.Bool(true)},
+				corev1.VolumeMountArgs{Name: pulumi.String("work"), MountPath: pulumi.String("/work")}},
+			Resources: corev1.ResourceRequirementsArgs{Requests: pulumi.StringMap{"cpu": pulumi.String("100m"), "memory": pulumi.String("128Mi")},
+				Limits: pulumi.StringMap{"cpu": pulumi.String("1"), "memory": pulumi.String("512Mi")}},
+		}},
+		Volumes: corev1.VolumeArray{
+			corev1.VolumeArgs{Name: pulumi.String("pki"), HostPath: corev1.HostPathVolumeSourceArgs{Path: pulumi.String(a.PKIDir), Type: pulumi.String("Directory")}},
+			// The snapshot is written here before upload: up to etcd's 8 GiB recommended maximum.
+			corev1.VolumeArgs{Name: pulumi.String("work"), EmptyDir: corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String("10Gi")}}},
+	}
+	cj, err := batchv1.NewCronJob(ctx, name+"-schedule", &batchv1.CronJobArgs{Metadata: meta, Spec: batchv1.CronJobSpecArgs{
+		Schedule: pulumi.String(a.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"), StartingDeadlineSeconds: pulumi.Int(600),
+		SuccessfulJobsHistoryLimit: pulumi.Int(3), FailedJobsHistoryLimit: pulumi.Int(5),
+		JobTemplate: batchv1.JobTemplateSpecArgs{Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(2), ActiveDeadlineSeconds: pulumi.Int(1800),
+			Template: corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: labels}, Spec: pod}}},
+	}}, parent)
+	if err != nil {
+		return nil, err
+	}
+	r.CronJob = pulumi.Sprintf("%s/%s", cj.Metadata.Namespace().Elem(), cj.Metadata.Name().Elem())
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"cronJob": r.CronJob})
+}

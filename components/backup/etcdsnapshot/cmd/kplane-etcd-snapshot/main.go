@@ -1,0 +1,112 @@
+// Command kplane-etcd-snapshot is what the etcd snapshot CronJob runs, and what an operator runs
+// to restore:
+//
+//	kplane-etcd-snapshot save    --endpoint URL --cacert F --cert F --key F --bucket B [--prefix P] [--s3-endpoint URL] [--keep N]
+//	kplane-etcd-snapshot restore --bucket B [--prefix P] [--snapshot KEY|latest] --data-dir DIR --name NAME --peer-url URL
+//
+// The bucket's credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. save takes a
+// snapshot from one live member, verifies it, uploads it and keeps the newest N; it prints one
+// JSON report line and exits non-zero on any failure (the CronJob's failed Job is the alert).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kplane/kplane/components/backup/etcdsnapshot"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "kplane-etcd-snapshot: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "save" && args[0] != "restore") {
+		return errors.New("usage: kplane-etcd-snapshot save|restore [flags] (-h for the flags)")
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	var m etcdsnapshot.Member
+	b := etcdsnapshot.Bucket{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	fs.StringVar(&m.Endpoint, "endpoint", "", "client URL of one live etcd member")
+	fs.StringVar(&m.CAFile, "cacert", "", "etcd's CA certificate")
+	fs.StringVar(&m.CertFile, "cert", "", "client certificate etcd accepts")
+	fs.StringVar(&m.KeyFile, "key", "", "its key")
+	fs.StringVar(&b.Name, "bucket", "", "S3 bucket")
+	fs.StringVar(&b.Prefix, "prefix", "", "key prefix of this cluster's snapshots")
+	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
+	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
+	keep := fs.Int("keep", 14, "snapshots kept in the bucket")
+	work := fs.String("work-dir", os.TempDir(), "where the snapshot file is written")
+	key := fs.String("snapshot", "latest", "restore: the snapshot's key, or latest")
+	dataDir := fs.String("data-dir", "", "restore: the new etcd data directory (must not exist)")
+	name := fs.String("name", "", "restore: the member's name")
+	peerURL := fs.String("peer-url", "", "restore: the member's peer URL")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	store, err := etcdsnapshot.NewStore(b)
+	if err != nil {
+		return err
+	}
+	if args[0] == "restore" {
+		return restore(ctx, store, *key, *work, *dataDir, *name, *peerURL)
+	}
+	if m.Endpoint == "" {
+		return errors.New("--endpoint: required (the client URL of one live etcd member)")
+	}
+	begin := time.Now()
+	path := filepath.Join(*work, fmt.Sprintf("etcd-%d.db", begin.UnixNano()))
+	defer os.Remove(path)
+	if err := etcdsnapshot.Save(ctx, m, path); err != nil {
+		return err
+	}
+	info, err := etcdsnapshot.Verify(path)
+	if err != nil {
+		return err
+	}
+	info.Taken = begin.UTC()
+	uploaded, err := store.Upload(ctx, info)
+	if err != nil {
+		return err
+	}
+	pruned, err := store.Prune(ctx, *keep)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"snapshot": info, "key": uploaded, "pruned": pruned, "seconds": time.Since(begin).Seconds()})
+}
+
+func restore(ctx context.Context, store *etcdsnapshot.Store, key, work, dataDir, name, peerURL string) error {
+	if dataDir == "" || name == "" || peerURL == "" {
+		return errors.New("restore: --data-dir, --name and --peer-url are required (the member etcd will run as)")
+	}
+	if key == "latest" {
+		keys, err := store.List(ctx)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return errors.New("restore: the bucket holds no snapshot under this prefix")
+		}
+		key = keys[len(keys)-1]
+	}
+	path := filepath.Join(work, filepath.Base(key))
+	defer os.Remove(path)
+	info, err := store.Download(ctx, key, path)
+	if err != nil {
+		return err
+	}
+	if err := etcdsnapshot.Restore(path, dataDir, name, peerURL); err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(map[string]any{"restored": key, "snapshot": info, "dataDir": dataDir, "revisionBump": etcdsnapshot.RevisionBump})
+}
