@@ -85,8 +85,8 @@ test: tools ## all tests: unit, policy and integration against real local cluste
 e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, realm sync, an API server trusting the realm
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestIdentity' -v ./tests/integration/
 
-e2e-backup: tools ## the backup end to end alone: etcd snapshot of a real control plane, S3 upload, restore into a new data directory
-	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestEtcdSnapshot' -v ./tests/integration/
+e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), etcd snapshot and restore
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestEtcdSnapshot' -v ./tests/integration/
 
 test-unit: ## unit tests only (no tools, no clusters)
 	@go test -count=1 -short ./...

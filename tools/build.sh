@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper keycloak openldap plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero keycloak openldap plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -123,6 +123,24 @@ build_gatekeeper() {
 
 # fetch_keycloak downloads Keycloak's distribution from Maven Central (the identity tests run
 # it with the machine's Java) and unpacks it into the cache.
+# Velero pins a k8s.io/cli-runtime the proxy does not serve and replaces kopia with its fork:
+# a wrapper module requiring both Velero and its AWS plugin builds their commands.
+build_velero() {
+  local key="$VELERO_VERSION-aws-$VELERO_AWS_VERSION" fork
+  if cached velero "$key" velero version --client-only && [ -x "$CACHE/velero-$key/bin/velero-plugin-for-aws" ]; then log "velero $key cached"; return; fi
+  building velero "$key" "github.com/vmware-tanzu/velero $VELERO_VERSION + velero-plugin-for-aws $VELERO_AWS_VERSION; cold: ~5 min"
+  fork=$(sed -n 's/^replace github.com\/kopia\/kopia => \(.*\)$/\1/p' "$(moddir "github.com/vmware-tanzu/velero@$VELERO_VERSION")/go.mod")
+  printf '%s\n' "module kplane.local/velero" "" "go 1.26.0" "" \
+    "require github.com/vmware-tanzu/velero $VELERO_VERSION" \
+    "require github.com/vmware-tanzu/velero-plugin-for-aws $VELERO_AWS_VERSION" \
+    "require k8s.io/cli-runtime v0.33.13" \
+    "replace github.com/kopia/kopia => $fork" >"$work/go.mod"
+  (cd "$work" && go build -o "$work/velero" -ldflags "-X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION" \
+     github.com/vmware-tanzu/velero/cmd/velero && go build -o "$work/velero-plugin-for-aws" \
+     github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws)
+  built velero "$key" "$work/velero" "$work/velero-plugin-for-aws"
+}
+
 fetch_keycloak() {
   local v=$KEYCLOAK_VERSION
   if cached keycloak "$v" kc.sh --version; then log "keycloak $v cached"; return; fi
@@ -154,7 +172,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper keycloak openldap plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero keycloak openldap plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -162,9 +180,10 @@ for t in "${tools[@]}"; do
     kcp) build_kcp ;;
     kwok) build_kwok ;;
     gatekeeper) build_gatekeeper ;;
+    velero) build_velero ;;
     keycloak) fetch_keycloak ;;
     openldap) install_openldap ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper keycloak openldap plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero keycloak openldap plugins)"; exit 2 ;;
   esac
 done

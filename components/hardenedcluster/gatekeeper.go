@@ -6,14 +6,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
-	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // The Gatekeeper engine: every admission policy as a Gatekeeper ConstraintTemplate
@@ -245,42 +244,16 @@ func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, 
 	for _, p := range args.policies() {
 		_, expired := args.activeExceptions(p.Name, now)
 		warnExpired(ctx, p.Name, expired)
-		tpl, err := customResource(ctx, name+"-template-"+p.Name, gatekeeperTemplate(p), append(opts, pulumi.DependsOn(installed))...)
+		tpl, err := k8sobj.CustomResource(ctx, name+"-template-"+p.Name, gatekeeperTemplate(p), append(opts, pulumi.DependsOn(installed))...)
 		if err != nil {
 			return nil, err
 		}
 		// The constraint's kind exists once Gatekeeper has compiled the template (seconds); the
 		// provider retries creation until then.
-		if _, err := customResource(ctx, name+"-constraint-"+p.Name, args.gatekeeperConstraint(p, now), append(opts, pulumi.DependsOn([]pulumi.Resource{tpl}))...); err != nil {
+		if _, err := k8sobj.CustomResource(ctx, name+"-constraint-"+p.Name, args.gatekeeperConstraint(p, now), append(opts, pulumi.DependsOn([]pulumi.Resource{tpl}))...); err != nil {
 			return nil, err
 		}
 		names = append(names, p.Name)
 	}
 	return names, nil
-}
-
-// customResource registers an object rendered as a map: apiVersion, kind, metadata (name,
-// labels, annotations) and the rest as is.
-func customResource(ctx *pulumi.Context, name string, obj map[string]any, opts ...pulumi.ResourceOption) (*apiextensions.CustomResource, error) {
-	meta := obj["metadata"].(map[string]any)
-	strs := func(key string) pulumi.StringMap {
-		m := pulumi.StringMap{}
-		given, _ := meta[key].(map[string]any)
-		for k, v := range given {
-			m[k] = pulumi.String(v.(string))
-		}
-		return m
-	}
-	other := kubernetes.UntypedArgs{}
-	for k, v := range obj {
-		if k != "apiVersion" && k != "kind" && k != "metadata" {
-			other[k] = v
-		}
-	}
-	return apiextensions.NewCustomResource(ctx, name, &apiextensions.CustomResourceArgs{
-		ApiVersion:  pulumi.String(obj["apiVersion"].(string)),
-		Kind:        pulumi.String(obj["kind"].(string)),
-		Metadata:    &metav1.ObjectMetaArgs{Name: pulumi.String(meta["name"].(string)), Labels: strs("labels"), Annotations: strs("annotations")},
-		OtherFields: other,
-	}, opts...)
 }

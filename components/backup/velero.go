@@ -1,0 +1,259 @@
+package backup
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// VeleroChart is Velero's official chart, pinned.
+var VeleroChart = chart.Source{Repo: "https://vmware-tanzu.github.io/helm-charts", Name: "velero", Version: "12.1.0"}
+
+// VeleroArgs: where a cluster's backups go and when they run.
+type VeleroArgs struct {
+	// Namespace of Velero (default velero).
+	Namespace string `json:"namespace,omitempty"`
+	// Install Velero from its official chart; nil when Velero runs already (kplane then manages
+	// its storage location and schedules only).
+	Install *VeleroInstall `json:"install,omitempty"`
+	// Storage is the backup storage location.
+	Storage Storage `json:"storage"`
+	// Schedules of backups.
+	Schedules []Schedule `json:"schedules,omitempty"`
+}
+
+// VeleroInstall installs the chart.
+type VeleroInstall struct {
+	// Image of the Velero server and PluginImage of velero-plugin-for-aws, by digest.
+	Image       string         `json:"image"`
+	PluginImage string         `json:"pluginImage"`
+	Chart       chart.Source   `json:"chart,omitempty"`
+	Values      map[string]any `json:"values,omitempty"`
+}
+
+// Storage is an S3 bucket or an S3-compatible store.
+type Storage struct {
+	// Name of the BackupStorageLocation (default "default").
+	Name   string `json:"name,omitempty"`
+	Bucket string `json:"bucket"`
+	// Prefix in the bucket (default velero/<stack>): clusters sharing a bucket keep apart, and a
+	// migration target points at the source's prefix.
+	Prefix string `json:"prefix,omitempty"`
+	Region string `json:"region,omitempty"`
+	// URL of an S3-compatible store (on-premises object storage); empty for AWS S3.
+	URL string `json:"url,omitempty"`
+	// CACert (PEM) of the store's certificate when a private CA signed it.
+	CACert string `json:"caCert,omitempty"`
+	// CredentialsSecret names a Secret in the namespace whose key "cloud" is an AWS credentials
+	// file ([default] aws_access_key_id=..., aws_secret_access_key=...).
+	CredentialsSecret string `json:"credentialsSecret"`
+	// ReadOnly locations are for restores and migrations into this cluster: its Velero never
+	// writes there or deletes expired backups.
+	ReadOnly bool `json:"readOnly,omitempty"`
+}
+
+// Schedule is one backup schedule.
+type Schedule struct {
+	Name string `json:"name"`
+	// Cron in five fields, e.g. "0 1 * * *".
+	Cron string `json:"cron"`
+	// Namespaces backed up ("*" for all: a whole-cluster backup).
+	Namespaces []string `json:"namespaces"`
+	// Selector limits the backup to objects with these labels.
+	Selector map[string]string `json:"selector,omitempty"`
+	// TTL of each backup, e.g. 720h (30 days); required (retention is a decision).
+	TTL string `json:"ttl"`
+	// ClusterResources includes cluster-scoped objects (default: with "*", yes; otherwise those
+	// the namespaced objects need).
+	ClusterResources *bool `json:"clusterResources,omitempty"`
+	// FileSystemBackup copies pod volumes with Velero's node agent (kopia) instead of CSI snapshots.
+	FileSystemBackup bool `json:"fileSystemBackup,omitempty"`
+}
+
+var (
+	dnsName  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	duration = regexp.MustCompile(`^([0-9]+h)?([0-9]+m)?([0-9]+s)?$`)
+)
+
+// Validate names the argument and the fix.
+func (a VeleroArgs) Validate() error {
+	s := a.Storage
+	switch {
+	case s.Bucket == "":
+		return fmt.Errorf("storage.bucket: required (the S3 bucket of the backups)")
+	case s.CredentialsSecret == "":
+		return fmt.Errorf("storage.credentialsSecret: required (a Secret with key \"cloud\": an AWS credentials file)")
+	case s.Name != "" && !dnsName.MatchString(s.Name):
+		return fmt.Errorf("storage.name %q: lower-case letters, digits and dashes", s.Name)
+	}
+	if s.URL != "" {
+		u, err := url.Parse(s.URL)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			return fmt.Errorf("storage.url %q: the S3-compatible store's URL (https://...)", s.URL)
+		}
+	}
+	seen := map[string]bool{}
+	for i, sc := range a.Schedules {
+		switch {
+		case !dnsName.MatchString(sc.Name) || seen[sc.Name]:
+			return fmt.Errorf("schedules[%d].name %q: unique, lower-case letters, digits and dashes", i, sc.Name)
+		case len(strings.Fields(sc.Cron)) != 5:
+			return fmt.Errorf("schedules[%d] %s: cron %q: five fields, e.g. \"0 1 * * *\"", i, sc.Name, sc.Cron)
+		case sc.TTL == "" || !duration.MatchString(sc.TTL):
+			return fmt.Errorf("schedules[%d] %s: ttl %q: how long backups are kept, e.g. 720h (required)", i, sc.Name, sc.TTL)
+		case len(sc.Namespaces) == 0:
+			return fmt.Errorf("schedules[%d] %s: namespaces: at least one (\"*\" for the whole cluster)", i, sc.Name)
+		}
+		seen[sc.Name] = true
+	}
+	if in := a.Install; in != nil {
+		switch {
+		case !strings.Contains(in.Image, "@sha256:"):
+			return fmt.Errorf("install.image %q: pin Velero by digest (velero/velero@sha256:...)", in.Image)
+		case !strings.Contains(in.PluginImage, "@sha256:"):
+			return fmt.Errorf("install.pluginImage %q: pin velero-plugin-for-aws by digest", in.PluginImage)
+		}
+		if err := in.Chart.Or(VeleroChart).Validate("install.chart"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a VeleroArgs) withDefaults(stack string) VeleroArgs {
+	if a.Namespace == "" {
+		a.Namespace = "velero"
+	}
+	if a.Storage.Name == "" {
+		a.Storage.Name = "default"
+	}
+	if a.Storage.Prefix == "" {
+		a.Storage.Prefix = "velero/" + stack
+	}
+	if a.Storage.Region == "" {
+		a.Storage.Region = "us-east-1"
+	}
+	return a
+}
+
+// Velero is a cluster's Velero configuration.
+type Velero struct {
+	pulumi.ResourceState
+	// StorageLocation is the BackupStorageLocation's name.
+	StorageLocation pulumi.StringOutput `pulumi:"storageLocation"`
+}
+
+// NewVelero validates args, then registers Velero's chart (when Install is set), the storage
+// location and the schedules.
+func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulumi.ResourceOption) (*Velero, error) {
+	if args == nil {
+		args = &VeleroArgs{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("backup %q: %w", name, err)
+	}
+	a := args.withDefaults(ctx.Stack())
+	r := &Velero{}
+	if err := ctx.RegisterComponentResource("kplane:index:Velero", name, r, opts...); err != nil {
+		return nil, err
+	}
+	deps := []pulumi.Resource{}
+	if in := a.Install; in != nil {
+		ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
+			Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}}},
+			pulumi.Parent(r))
+		if err != nil {
+			return nil, err
+		}
+		release, err := helmv4.NewChart(ctx, name+"-velero", in.Chart.Or(VeleroChart).Args("velero", a.Namespace, chart.Merge(a.chartValues(), in.Values)),
+			pulumi.Parent(r), pulumi.DependsOn([]pulumi.Resource{ns}))
+		if err != nil {
+			return nil, err
+		}
+		deps = append(deps, release)
+	}
+	after := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.DependsOn(deps)}
+	bsl, err := k8sobj.CustomResource(ctx, name+"-location", a.storageLocation(), after...)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range a.Schedules {
+		if _, err := k8sobj.CustomResource(ctx, name+"-schedule-"+s.Name, a.schedule(s), pulumi.Parent(r), pulumi.DependsOn([]pulumi.Resource{bsl})); err != nil {
+			return nil, err
+		}
+	}
+	r.StorageLocation = pulumi.String(a.Storage.Name).ToStringOutput()
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"storageLocation": r.StorageLocation})
+}
+
+func (a VeleroArgs) storageLocation() map[string]any {
+	s := a.Storage
+	config := map[string]any{"region": s.Region}
+	if s.URL != "" {
+		config["s3Url"], config["s3ForcePathStyle"] = s.URL, "true"
+	}
+	objectStorage := map[string]any{"bucket": s.Bucket, "prefix": s.Prefix}
+	if s.CACert != "" {
+		objectStorage["caCert"] = encodeCA(s.CACert)
+	}
+	mode := "ReadWrite"
+	if s.ReadOnly {
+		mode = "ReadOnly"
+	}
+	return map[string]any{"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
+		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}},
+		"spec": map[string]any{"provider": "aws", "objectStorage": objectStorage, "config": config, "accessMode": mode, "default": true,
+			"credential": map[string]any{"name": s.CredentialsSecret, "key": "cloud"}}}
+}
+
+func (a VeleroArgs) schedule(s Schedule) map[string]any {
+	template := map[string]any{"includedNamespaces": s.Namespaces, "ttl": s.TTL, "storageLocation": a.Storage.Name,
+		"defaultVolumesToFsBackup": s.FileSystemBackup, "snapshotMoveData": false}
+	if s.ClusterResources != nil {
+		template["includeClusterResources"] = *s.ClusterResources
+	}
+	if len(s.Selector) > 0 {
+		labels := map[string]any{}
+		for k, v := range s.Selector {
+			labels[k] = v
+		}
+		template["labelSelector"] = map[string]any{"matchLabels": labels}
+	}
+	return map[string]any{"apiVersion": "velero.io/v1", "kind": "Schedule",
+		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}},
+		"spec":     map[string]any{"schedule": s.Cron, "template": template, "useOwnerReferencesInBackup": false}}
+}
+
+// chartValues: the server and the AWS plugin by digest, the credentials Secret kplane names,
+// no location or schedule of the chart's own (kplane declares them), no CRD-upgrade Job (its
+// kubectl image is not pinned), a restricted pod.
+func (a VeleroArgs) chartValues() map[string]any {
+	in := a.Install
+	repo, digest, _ := strings.Cut(in.Image, "@")
+	prepo, pdigest, _ := strings.Cut(in.PluginImage, "@")
+	return map[string]any{
+		"image":              map[string]any{"repository": repo, "digest": digest},
+		"initContainers":     []any{map[string]any{"name": "velero-plugin-for-aws", "image": prepo + "@" + pdigest, "volumeMounts": []any{map[string]any{"mountPath": "/target", "name": "plugins"}}}},
+		"credentials":        map[string]any{"useSecret": true, "existingSecret": a.Storage.CredentialsSecret},
+		"backupsEnabled":     false,
+		"snapshotsEnabled":   false,
+		"upgradeCRDs":        false,
+		"configuration":      map[string]any{"uploaderType": "kopia", "features": "EnableCSI"},
+		"podSecurityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+		"containerSecurityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+			"capabilities": map[string]any{"drop": []any{"ALL"}}},
+	}
+}
+
+// encodeCA: the location's caCert is bytes, base64 in the object.
+func encodeCA(pem string) string { return base64.StdEncoding.EncodeToString([]byte(pem)) }

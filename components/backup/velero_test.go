@@ -1,0 +1,61 @@
+package backup
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestVeleroValidate(t *testing.T) {
+	good := VeleroArgs{Storage: Storage{Bucket: "b", CredentialsSecret: "s"},
+		Schedules: []Schedule{{Name: "nightly", Cron: "0 1 * * *", Namespaces: []string{"*"}, TTL: "720h"}}}
+	require.NoError(t, good.Validate())
+	for _, c := range []struct {
+		mutate func(*VeleroArgs)
+		want   string
+	}{
+		{func(a *VeleroArgs) { a.Storage.Bucket = "" }, "storage.bucket: required"},
+		{func(a *VeleroArgs) { a.Storage.CredentialsSecret = "" }, "storage.credentialsSecret: required"},
+		{func(a *VeleroArgs) { a.Storage.URL = "minio:9000" }, "storage.url"},
+		{func(a *VeleroArgs) { a.Schedules[0].TTL = "" }, "ttl \"\": how long backups are kept"},
+		{func(a *VeleroArgs) { a.Schedules[0].TTL = "30d" }, "ttl \"30d\""},
+		{func(a *VeleroArgs) { a.Schedules[0].Cron = "@daily" }, "five fields"},
+		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: at least one"},
+		{func(a *VeleroArgs) { a.Schedules = append(a.Schedules, a.Schedules[0]) }, "unique"},
+		{func(a *VeleroArgs) { a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest} }, "pin Velero by digest"},
+	} {
+		a := good
+		a.Schedules = append([]Schedule{}, good.Schedules...)
+		c.mutate(&a)
+		assert.ErrorContains(t, a.Validate(), c.want)
+	}
+}
+
+func TestVeleroGraph(t *testing.T) {
+	m := &mocks{res: map[string]resource.PropertyMap{}}
+	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+		_, err := NewVelero(ctx, "backup", &VeleroArgs{Install: &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest},
+			Storage:   Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
+			Schedules: []Schedule{{Name: "all", Cron: "0 2 * * *", Namespaces: []string{"*"}, TTL: "2160h"}}})
+		return err
+	}, pulumi.WithMocks("kplane", "prod", m)))
+	bsl, err := json.Marshal(m.res["kubernetes:velero.io/v1:BackupStorageLocation backup-location"].Mappable())
+	require.NoError(t, err)
+	for _, want := range []string{`"prefix":"velero/prod"`, `"s3Url":"https://s3.internal.example.com"`, `"s3ForcePathStyle":"true"`, `"accessMode":"ReadWrite"`,
+		`"credential":{"key":"cloud","name":"cloud"}`, `"caCert":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"`} {
+		assert.Contains(t, string(bsl), want)
+	}
+	sched, err := json.Marshal(m.res["kubernetes:velero.io/v1:Schedule backup-schedule-all"].Mappable())
+	require.NoError(t, err)
+	assert.Contains(t, string(sched), `"ttl":"2160h"`)
+	assert.Contains(t, string(sched), `"storageLocation":"default"`)
+	values, err := json.Marshal(m.res["kubernetes:helm.sh/v4:Chart backup-velero"].Mappable())
+	require.NoError(t, err)
+	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`} {
+		assert.Contains(t, string(values), want)
+	}
+}

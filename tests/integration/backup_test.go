@@ -1,0 +1,221 @@
+package integration
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	k8sclient "k8s.io/client-go/kubernetes"
+
+	"github.com/kplane/kplane/components/backup"
+	"github.com/kplane/kplane/components/backup/inventory"
+	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/tests/testbed"
+)
+
+var (
+	veleroBackups  = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}
+	veleroRestores = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "restores"}
+	veleroBSLs     = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backupstoragelocations"}
+	widgets        = schema.GroupVersionResource{Group: "shop.example.com", Version: "v1", Resource: "widgets"}
+)
+
+// TestVeleroBackupRestoreMigrate: two real control planes, each with a real Velero server and
+// velero-plugin-for-aws, one S3-compatible store. `pulumi up` of the backup component declares
+// the storage location (read-write on the source, read-only on the target) and a schedule. A
+// namespace with a Deployment, Service, ConfigMap, Secret and a custom resource is backed up,
+// restored into a mapped namespace on the same cluster and migrated to the other: every object
+// accounted for, data identical (not Velero's phase: its inventory).
+func TestVeleroBackupRestoreMigrate(t *testing.T) {
+	integration(t)
+	ctx := context.Background()
+	store := s3mem.New()
+	require.NoError(t, store.CreateBucket("backups"))
+	s3srv := httptest.NewServer(gofakes3.New(store).Server())
+	t.Cleanup(s3srv.Close)
+
+	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
+	type side struct {
+		c    *testbed.Cluster
+		cs   k8sclient.Interface
+		dyn  dynamic.Interface
+		name string
+	}
+	var sides []side
+	for i, c := range clusters {
+		require.NoError(t, testbed.InstallVelero(ctx, c))
+		cs, err := c.Clientset()
+		require.NoError(t, err)
+		dyn, err := c.Dynamic()
+		require.NoError(t, err)
+		// The bucket's credentials, as the platform's secret store would deliver them.
+		_, err = cs.CoreV1().Secrets("velero").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "backup-credentials"},
+			StringData: map[string]string{"cloud": "[default]\naws_access_key_id=kplane\naws_secret_access_key=kplane-secret\n"}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		// The shop's custom resource type exists in both clusters (a migration needs it).
+		_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+			Create(ctx, widgetCRD(), metav1.CreateOptions{})
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			_, err := dyn.Resource(widgets).Namespace("default").List(ctx, metav1.ListOptions{})
+			return err == nil
+		}, 30*time.Second, 200*time.Millisecond, "the Widget type is served")
+		sides = append(sides, side{c: c, cs: cs, dyn: dyn, name: []string{"source", "target"}[i]})
+	}
+	src, dst := sides[0], sides[1]
+	// One Velero server at a time (each binds the same metrics port): the source's first.
+	velero := func(sd side) *testbed.Velero {
+		v, err := testbed.StartVelero(ctx, sd.c, t.TempDir())
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			v.Stop()
+			if t.Failed() {
+				t.Logf("velero log of the %s:\n%s", sd.name, testbed.LastLines(v.Log, 300))
+			}
+		})
+		return v
+	}
+	srcVelero := velero(src)
+
+	s := openStack(t, "backup", func(ctx *pulumi.Context) error {
+		for _, sd := range sides {
+			k8s, err := kubernetes.NewProvider(ctx, sd.name, &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(sd.c.Kubeconfig)})
+			if err != nil {
+				return err
+			}
+			args := &backup.VeleroArgs{Storage: backup.Storage{Bucket: "backups", Prefix: "velero/shop-prod", URL: s3srv.URL, CredentialsSecret: "backup-credentials",
+				ReadOnly: sd.name == "target"}}
+			if sd.name == "source" {
+				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h"}}
+			}
+			if _, err := backup.NewVelero(ctx, sd.name, args, pulumi.Provider(k8s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil, t.TempDir())
+	_, err := s.Up(ctx)
+	require.NoError(t, err)
+	available := func(sd side) {
+		require.Eventually(t, func() bool {
+			bsl, err := sd.dyn.Resource(veleroBSLs).Namespace("velero").Get(ctx, "default", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			phase, _, _ := unstructured.NestedString(bsl.Object, "status", "phase")
+			return phase == "Available"
+		}, 60*time.Second, 500*time.Millisecond, "%s: the storage location is validated by Velero", sd.name)
+	}
+	available(src)
+	sched, err := src.dyn.Resource(schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "schedules"}).Namespace("velero").Get(ctx, "shop-nightly", metav1.GetOptions{})
+	require.NoError(t, err)
+	phase, _, _ := unstructured.NestedString(sched.Object, "status", "phase")
+	assert.Equal(t, "Enabled", phase, "Velero accepted the schedule")
+
+	// The shop.
+	shop(t, ctx, src.cs, src.dyn)
+	want, err := inventory.Take(ctx, src.cs.Discovery(), src.dyn, "shop")
+	require.NoError(t, err)
+	t.Logf("source inventory: %v", want.Kinds())
+	require.Len(t, want, 6, "Deployment, Service, ConfigMap, Secret, ServiceAccount, Widget: %v", want)
+
+	create := func(dyn dynamic.Interface, gvr schema.GroupVersionResource, obj map[string]any, name string) map[string]any {
+		_, err := dyn.Resource(gvr).Namespace("velero").Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "velero.io/v1", "kind": obj["kind"], "metadata": map[string]any{"name": name}, "spec": obj["spec"]}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+		var got *unstructured.Unstructured
+		require.Eventually(t, func() bool {
+			got, err = dyn.Resource(gvr).Namespace("velero").Get(ctx, name, metav1.GetOptions{})
+			p, _, _ := unstructured.NestedString(got.Object, "status", "phase")
+			return err == nil && (p == "Completed" || p == "PartiallyFailed" || p == "Failed" || p == "FailedValidation")
+		}, 90*time.Second, 500*time.Millisecond, "%s %s finishes", obj["kind"], name)
+		p, _, _ := unstructured.NestedString(got.Object, "status", "phase")
+		require.Equal(t, "Completed", p, "%s %s: %v", obj["kind"], name, got.Object["status"])
+		return got.Object
+	}
+	start := time.Now()
+	b := create(src.dyn, veleroBackups, map[string]any{"kind": "Backup", "spec": map[string]any{"includedNamespaces": []any{"shop"}, "storageLocation": "default", "ttl": "720h"}}, "shop-1")
+	t.Logf("backup: %.1f s, %v items", time.Since(start).Seconds(), b["status"].(map[string]any)["progress"])
+
+	// Restore into a mapped namespace on the same cluster.
+	start = time.Now()
+	create(src.dyn, veleroRestores, map[string]any{"kind": "Restore", "spec": map[string]any{"backupName": "shop-1", "namespaceMapping": map[string]any{"shop": "shop-restored"}}}, "shop-1-mapped")
+	t.Logf("restore into shop-restored: %.1f s", time.Since(start).Seconds())
+	got, err := inventory.Take(ctx, src.cs.Discovery(), src.dyn, "shop-restored")
+	require.NoError(t, err)
+	assert.Empty(t, inventory.Diff(want, got), "restored on the same cluster, every object and its data")
+
+	// Migrate to the other cluster: its Velero sees the source's backups (read-only location).
+	srcVelero.Stop()
+	velero(dst)
+	available(dst)
+	// Velero syncs a location's backups once a minute (events do not trigger it): up to a minute.
+	start = time.Now()
+	require.Eventually(t, func() bool {
+		_, err := dst.dyn.Resource(veleroBackups).Namespace("velero").Get(ctx, "shop-1", metav1.GetOptions{})
+		return err == nil
+	}, 120*time.Second, time.Second, "the target's Velero syncs the backup from the shared location")
+	t.Logf("the target saw the backup after %.0f s", time.Since(start).Seconds())
+	start = time.Now()
+	create(dst.dyn, veleroRestores, map[string]any{"kind": "Restore", "spec": map[string]any{"backupName": "shop-1"}}, "shop-1-migrated")
+	t.Logf("migration restore: %.1f s", time.Since(start).Seconds())
+	got, err = inventory.Take(ctx, dst.cs.Discovery(), dst.dyn, "shop")
+	require.NoError(t, err)
+	assert.Empty(t, inventory.Diff(want, got), "migrated, every object and its data")
+	secret, err := dst.cs.CoreV1().Secrets("shop").Get(ctx, "db", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "s3cret-2026", string(secret.Data["password"]))
+
+	_, err = s.Destroy(ctx)
+	require.NoError(t, err)
+}
+
+// shop is the namespace the backup tests protect: a Deployment, its Service, a ConfigMap, a
+// Secret and a custom resource.
+func shop(t *testing.T, ctx context.Context, cs k8sclient.Interface, dyn dynamic.Interface) {
+	t.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	labels := map[string]string{"app": "web"}
+	replicas := int32(2)
+	_, err = cs.AppsV1().Deployments("shop").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "web", Image: "registry.example.com/web" + fixtures.Digest}}}}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cs.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
+		Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cs.CoreV1().ConfigMaps("shop").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "prices"}, Data: map[string]string{"apple": "3", "pear": "4"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cs.CoreV1().Secrets("shop").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"}, StringData: map[string]string{"password": "s3cret-2026"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = dyn.Resource(widgets).Namespace("shop").Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "shop.example.com/v1", "kind": "Widget",
+		"metadata": map[string]any{"name": "gizmo"}, "spec": map[string]any{"color": "teal", "size": int64(3)}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	// The ServiceAccount "default" is the cluster's; a workload's own is the shop's.
+	_, err = cs.CoreV1().ServiceAccounts("shop").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
+func widgetCRD() *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "widgets.shop.example.com"},
+		"spec": map[string]any{"group": "shop.example.com", "scope": "Namespaced",
+			"names": map[string]any{"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true, "schema": map[string]any{"openAPIV3Schema": map[string]any{
+				"type": "object", "properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}}}}}
+}

@@ -1,0 +1,132 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// Velero is a real Velero server (the tool cache's build, with velero-plugin-for-aws) running
+// as a local process against a cluster, as its Deployment would: Velero's CRDs installed from
+// the same binary, its namespace and Deployment object present (restores consult it), the
+// server's controllers reconciling the cluster's Velero objects.
+type Velero struct {
+	Namespace string
+	Log       string
+	cmd       *exec.Cmd
+	done      chan struct{}
+}
+
+// InstallVelero puts into c what Velero's installation leaves there: its CRDs (from the same
+// binary, established), its namespace and its Deployment object (restores consult it).
+func InstallVelero(ctx context.Context, c *Cluster) error {
+	bin, err := Binary("velero")
+	if err != nil {
+		return err
+	}
+	kubectl, err := Binary("kubectl")
+	if err != nil {
+		return err
+	}
+	crds, err := exec.CommandContext(ctx, bin, "install", "--crds-only", "--dry-run", "-o", "yaml").Output()
+	if err != nil {
+		return fmt.Errorf("velero install --crds-only: %w", err)
+	}
+	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "-")
+	apply.Stdin = bytes.NewReader(crds)
+	if out, err := apply.CombinedOutput(); err != nil {
+		return fmt.Errorf("velero CRDs: %v: %s", err, out)
+	}
+	// The server's informers give up on types not yet served.
+	if out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd", "-l", "component=velero").CombinedOutput(); err != nil {
+		return fmt.Errorf("velero CRDs established: %v: %s", err, out)
+	}
+	version, err := exec.CommandContext(ctx, bin, "version", "--client-only").Output()
+	if err != nil {
+		return fmt.Errorf("velero version: %w", err)
+	}
+	tag := "latest"
+	if m := regexp.MustCompile(`Version: (v\S+)`).FindSubmatch(version); m != nil {
+		tag = string(m[1])
+	}
+	for _, args := range [][]string{{"create", "namespace", "velero"}, {"-n", "velero", "create", "deployment", "velero", "--image=velero/velero:" + tag}} {
+		if out, err := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...).CombinedOutput(); err != nil && !bytes.Contains(out, []byte("AlreadyExists")) && !bytes.Contains(out, []byte("already exists")) {
+			return fmt.Errorf("kubectl %v: %v: %s", args, err, out)
+		}
+	}
+	return nil
+}
+
+// StartVelero installs Velero into c (InstallVelero) and starts its server there (dir holds the
+// plugin folder and the log). Storage locations are the caller's. One server at a time: Velero
+// binds the controller manager's metrics port (8080) without a flag to move it.
+func StartVelero(ctx context.Context, c *Cluster, dir string) (*Velero, error) {
+	if err := InstallVelero(ctx, c); err != nil {
+		return nil, err
+	}
+	bin, err := Binary("velero")
+	if err != nil {
+		return nil, err
+	}
+	plugin, err := Binary("velero-plugin-for-aws")
+	if err != nil {
+		return nil, err
+	}
+	plugins := filepath.Join(dir, "plugins")
+	if err := os.MkdirAll(plugins, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink(plugin, filepath.Join(plugins, "velero-plugin-for-aws")); err != nil && !os.IsExist(err) {
+		return nil, err
+	}
+	v := &Velero{Namespace: "velero", Log: filepath.Join(dir, "velero.log")}
+	logf, err := os.Create(v.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	v.cmd = exec.Command(bin, "server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
+		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0",
+		// Tests do not wait minutes: validate locations and sync backups from them every 2 s.
+		"--store-validation-frequency", "2s", "--backup-sync-period", "2s")
+	v.cmd.Dir = dir
+	v.cmd.Stdout, v.cmd.Stderr = logf, logf
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := v.cmd.Start(); err != nil {
+		return nil, err
+	}
+	v.done = make(chan struct{})
+	go func() { _ = v.cmd.Wait(); close(v.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !logHas(v.Log, "Server starting...") {
+		select {
+		case <-v.done:
+			return nil, fmt.Errorf("velero server exited: %s", lastLines(v.Log, 10))
+		default:
+		}
+		if time.Now().After(deadline) {
+			v.Stop()
+			return nil, fmt.Errorf("velero server did not start in 60 s: %s", lastLines(v.Log, 10))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return v, nil
+}
+
+// Stop kills the server.
+func (v *Velero) Stop() {
+	if v.cmd != nil && v.cmd.Process != nil {
+		_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+		<-v.done
+	}
+}
+
+// LastLines is the end of a service's log, for failure messages.
+func LastLines(path string, n int) string { return lastLines(path, n) }
