@@ -26,7 +26,9 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) { a.Schedules[0].Cron = "@daily" }, "five fields"},
 		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: at least one"},
 		{func(a *VeleroArgs) { a.Schedules = append(a.Schedules, a.Schedules[0]) }, "unique"},
-		{func(a *VeleroArgs) { a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest} }, "pin Velero by digest"},
+		{func(a *VeleroArgs) {
+			a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest}
+		}, "pin Velero by digest"},
 	} {
 		a := good
 		a.Schedules = append([]Schedule{}, good.Schedules...)

@@ -1,8 +1,16 @@
 package integration
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"errors"
+	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -21,7 +30,9 @@ import (
 	k8sclient "k8s.io/client-go/kubernetes"
 
 	"github.com/kplane/kplane/components/backup"
+	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/backup/inventory"
+	"github.com/kplane/kplane/components/backup/objstore"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -158,6 +169,28 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, inventory.Diff(want, got), "restored on the same cluster, every object and its data")
 
+	// The restore drill: sealed at backup time, restored into a scratch namespace, judged by
+	// the backup's own content; bad input refused before anything is restored.
+	bucket, err := objstore.New(objstore.Bucket{Name: "backups", Prefix: "velero/shop-prod", Endpoint: s3srv.URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
+	require.NoError(t, err)
+	d := &drill.Drill{Discovery: src.cs.Discovery(), Dynamic: src.dyn, Bucket: bucket}
+	seal, err := d.Seal(ctx, "shop-1")
+	require.NoError(t, err)
+	_, err = d.Run(ctx, "shop-0", "shop", "shop-drill")
+	assert.ErrorContains(t, err, "backup shop-0: not found in namespace velero")
+	_, err = d.Run(ctx, "shop-1", "warehouse", "shop-drill")
+	assert.ErrorContains(t, err, `namespace "warehouse" is not in it (it holds [shop])`)
+	_, err = d.Run(ctx, "shop-1", "shop", "shop-restored")
+	assert.ErrorContains(t, err, "restore into shop-restored: the namespace has 6 objects; restore into a new or empty namespace")
+	ev, err := d.Run(ctx, "shop-1", "shop", "shop-drill")
+	require.NoError(t, err, "%+v", ev)
+	assert.True(t, ev.Passed && ev.Sealed)
+	assert.Equal(t, seal, ev.TarballSHA256)
+	assert.Equal(t, map[string]int{"ConfigMap": 1, "Deployment.apps": 1, "Secret": 1, "Service": 1, "ServiceAccount": 1, "Widget.shop.example.com": 1}, ev.Kinds)
+	t.Logf("drill: RTO %.1f s, RPO %.1f s, tarball %s", ev.RTOSeconds, ev.RPOSeconds, ev.TarballSHA256[:12])
+	_, err = src.cs.CoreV1().Namespaces().Get(ctx, "shop-drill", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "the drill cleans up its scratch namespace: %v", err)
+
 	// Migrate to the other cluster: its Velero sees the source's backups (read-only location).
 	srcVelero.Stop()
 	velero(dst)
@@ -179,8 +212,51 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret-2026", string(secret.Data["password"]))
 
+	// A backup changed in the bucket after it was sealed: the drill refuses it, saying why.
+	tamper(t, ctx, bucket, "backups/shop-1/shop-1.tar.gz", "resources/configmaps/namespaces/shop/prices.json", `"apple":"3"`, `"apple":"1"`)
+	_, err = d.Run(ctx, "shop-1", "shop", "shop-drill")
+	assert.ErrorContains(t, err, "backup shop-1: tampered: its tarball's SHA-256 is")
+	assert.ErrorContains(t, err, "sealed "+seal)
+
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
+}
+
+// tamper rewrites one file of a backup tarball in the bucket, replacing old by new in it.
+func tamper(t *testing.T, ctx context.Context, bucket *objstore.Store, key, file, old, new string) {
+	t.Helper()
+	body, _, err := bucket.Get(ctx, key)
+	require.NoError(t, err)
+	defer body.Close()
+	zr, err := gzip.NewReader(body)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(zw)
+	changed := false
+	tr := tar.NewReader(zr)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		raw, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		if strings.HasSuffix(hdr.Name, file) && bytes.Contains(raw, []byte(old)) {
+			raw, changed = bytes.ReplaceAll(raw, []byte(old), []byte(new)), true
+			hdr.Size = int64(len(raw))
+		}
+		require.NoError(t, tw.WriteHeader(hdr))
+		_, err = tw.Write(raw)
+		require.NoError(t, err)
+	}
+	require.True(t, changed, "%s holds %s", file, old)
+	require.NoError(t, tw.Close())
+	require.NoError(t, zw.Close())
+	path := filepath.Join(t.TempDir(), "tampered.tar.gz")
+	require.NoError(t, os.WriteFile(path, out.Bytes(), 0o600))
+	require.NoError(t, bucket.PutFile(ctx, key, path, nil))
 }
 
 // shop is the namespace the backup tests protect: a Deployment, its Service, a ConfigMap, a

@@ -49,15 +49,19 @@ func Take(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.In
 				return nil, fmt.Errorf("list %s in %s: %w", r.Name, namespace, err)
 			}
 			for _, o := range items.Items {
-				key := kindKey(o) + "/" + o.GetName()
-				if skipped(key) || controlled(o) {
-					continue
-				}
-				inv[key] = checksum(o)
+				inv.Add(o)
 			}
 		}
 	}
 	return inv, nil
+}
+
+// Add accounts for one object (unless the cluster makes it itself or a controller owns it).
+func (inv Inventory) Add(o unstructured.Unstructured) {
+	key := kindKey(o) + "/" + o.GetName()
+	if !skipped(key) && !controlled(o) {
+		inv[key] = checksum(o)
+	}
 }
 
 func kindKey(o unstructured.Unstructured) string {
