@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -76,14 +77,9 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 		_, err = cs.CoreV1().Secrets("velero").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "backup-credentials"},
 			StringData: map[string]string{"cloud": "[default]\naws_access_key_id=kplane\naws_secret_access_key=kplane-secret\n"}}, metav1.CreateOptions{})
 		require.NoError(t, err)
-		// The shop's custom resource type exists in both clusters (a migration needs it).
-		_, err = dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
-			Create(ctx, widgetCRD(), metav1.CreateOptions{})
-		require.NoError(t, err)
-		require.Eventually(t, func() bool {
-			_, err := dyn.Resource(widgets).Namespace("default").List(ctx, metav1.ListOptions{})
-			return err == nil
-		}, 30*time.Second, 200*time.Millisecond, "the Widget type is served")
+		if i == 0 { // the target lacks the shop's dependencies until the migration pre-check names them
+			shopDependencies(t, ctx, cs, dyn)
+		}
 		sides = append(sides, side{c: c, cs: cs, dyn: dyn, name: []string{"source", "target"}[i]})
 	}
 	src, dst := sides[0], sides[1]
@@ -141,7 +137,7 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	want, err := inventory.Take(ctx, src.cs.Discovery(), src.dyn, "shop")
 	require.NoError(t, err)
 	t.Logf("source inventory: %v", want.Kinds())
-	require.Len(t, want, 6, "Deployment, Service, ConfigMap, Secret, ServiceAccount, Widget: %v", want)
+	require.Len(t, want, 7, "Deployment, Service, ConfigMap, Secret, ServiceAccount, RoleBinding, Widget: %v", want)
 
 	create := func(dyn dynamic.Interface, gvr schema.GroupVersionResource, obj map[string]any, name string) map[string]any {
 		_, err := dyn.Resource(gvr).Namespace("velero").Create(ctx, &unstructured.Unstructured{Object: map[string]any{
@@ -181,12 +177,13 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	_, err = d.Run(ctx, "shop-1", "warehouse", "shop-drill")
 	assert.ErrorContains(t, err, `namespace "warehouse" is not in it (it holds [shop])`)
 	_, err = d.Run(ctx, "shop-1", "shop", "shop-restored")
-	assert.ErrorContains(t, err, "restore into shop-restored: the namespace has 6 objects; restore into a new or empty namespace")
+	assert.ErrorContains(t, err, "restore into shop-restored: the namespace has 7 objects; restore into a new or empty namespace")
 	ev, err := d.Run(ctx, "shop-1", "shop", "shop-drill")
 	require.NoError(t, err, "%+v", ev)
 	assert.True(t, ev.Passed && ev.Sealed)
 	assert.Equal(t, seal, ev.TarballSHA256)
-	assert.Equal(t, map[string]int{"ConfigMap": 1, "Deployment.apps": 1, "Secret": 1, "Service": 1, "ServiceAccount": 1, "Widget.shop.example.com": 1}, ev.Kinds)
+	assert.Equal(t, map[string]int{"ConfigMap": 1, "Deployment.apps": 1, "RoleBinding.rbac.authorization.k8s.io": 1, "Secret": 1, "Service": 1,
+		"ServiceAccount": 1, "Widget.shop.example.com": 1}, ev.Kinds)
 	t.Logf("drill: RTO %.1f s, RPO %.1f s, tarball %s", ev.RTOSeconds, ev.RPOSeconds, ev.TarballSHA256[:12])
 	_, err = src.cs.CoreV1().Namespaces().Get(ctx, "shop-drill", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "the drill cleans up its scratch namespace: %v", err)
@@ -195,7 +192,18 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	srcVelero.Stop()
 	velero(dst)
 	available(dst)
-	// Velero syncs a location's backups once a minute (events do not trigger it): up to a minute.
+	// The pre-check names what cannot move as the target is, before anything is restored.
+	dd := &drill.Drill{Discovery: dst.cs.Discovery(), Dynamic: dst.dyn, Bucket: bucket}
+	var blockers []string
+	require.Eventually(t, func() bool { blockers, err = dd.Precheck(ctx, "shop-1", "shop"); return err == nil }, 120*time.Second, time.Second)
+	assert.Equal(t, []string{
+		`RoleBinding readers: cluster role "shop-reader" does not exist here (cluster-scoped: create it first)`,
+		"Widget.shop.example.com: this cluster does not serve the kind (install its CRD first)"}, blockers)
+	shopDependencies(t, ctx, dst.cs, dst.dyn)
+	blockers, err = dd.Precheck(ctx, "shop-1", "shop")
+	require.NoError(t, err)
+	assert.Empty(t, blockers, "nothing blocks the migration once the target has them")
+
 	start = time.Now()
 	require.Eventually(t, func() bool {
 		_, err := dst.dyn.Resource(veleroBackups).Namespace("velero").Get(ctx, "shop-1", metav1.GetOptions{})
@@ -259,6 +267,22 @@ func tamper(t *testing.T, ctx context.Context, bucket *objstore.Store, key, file
 	require.NoError(t, bucket.PutFile(ctx, key, path, nil))
 }
 
+// shopDependencies are what the shop needs outside its namespace: its custom resource type
+// and the cluster role its readers are bound to.
+func shopDependencies(t *testing.T, ctx context.Context, cs k8sclient.Interface, dyn dynamic.Interface) {
+	t.Helper()
+	_, err := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).
+		Create(ctx, widgetCRD(), metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := dyn.Resource(widgets).Namespace("default").List(ctx, metav1.ListOptions{})
+		return err == nil
+	}, 30*time.Second, 200*time.Millisecond, "the Widget type is served")
+	_, err = cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "shop-reader"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"shop.example.com"}, Resources: []string{"widgets"}, Verbs: []string{"get", "list"}}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
 // shop is the namespace the backup tests protect: a Deployment, its Service, a ConfigMap, a
 // Secret and a custom resource.
 func shop(t *testing.T, ctx context.Context, cs k8sclient.Interface, dyn dynamic.Interface) {
@@ -281,6 +305,10 @@ func shop(t *testing.T, ctx context.Context, cs k8sclient.Interface, dyn dynamic
 	require.NoError(t, err)
 	_, err = dyn.Resource(widgets).Namespace("shop").Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "shop.example.com/v1", "kind": "Widget",
 		"metadata": map[string]any{"name": "gizmo"}, "spec": map[string]any{"color": "teal", "size": int64(3)}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = cs.RbacV1().RoleBindings("shop").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "readers"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "shop-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "Group", Name: "oidc:team-a", APIGroup: "rbac.authorization.k8s.io"}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	// The ServiceAccount "default" is the cluster's; a workload's own is the shop's.
 	_, err = cs.CoreV1().ServiceAccounts("shop").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{})

@@ -37,10 +37,12 @@ import (
 const SealAnnotation = "kplane.io/tarball-sha256"
 
 var (
-	backups  = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}
-	restores = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "restores"}
-	nsRes    = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	entry    = regexp.MustCompile(`^resources/[^/]+/(?:[^/]+-preferredversion/)?namespaces/([^/]+)/[^/]+\.json$`)
+	backups        = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}
+	restores       = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "restores"}
+	nsRes          = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	storageClasses = schema.GroupVersionResource{Group: "storage.k8s.io", Version: "v1", Resource: "storageclasses"}
+	clusterRoles   = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	entry          = regexp.MustCompile(`^resources/[^/]+/(?:[^/]+-preferredversion/)?namespaces/([^/]+)/[^/]+\.json$`)
 )
 
 // Drill runs against one cluster's Velero and its storage location's bucket (the store's prefix
@@ -94,17 +96,25 @@ func (d *Drill) backup(ctx context.Context, name string) (*unstructured.Unstruct
 
 // contents reads the backup's tarball: its SHA-256 and the inventory of each namespace in it.
 func (d *Drill) contents(ctx context.Context, name string) (string, map[string]inventory.Inventory, error) {
+	sum, byNS, _, err := d.read(ctx, name)
+	return sum, byNS, err
+}
+
+// read is contents with the namespaced objects themselves (by namespace), for the pre-check.
+func (d *Drill) read(ctx context.Context, name string) (string, map[string]inventory.Inventory, map[string][]unstructured.Unstructured, error) {
 	body, _, err := d.Bucket.Get(ctx, "backups/"+name+"/"+name+".tar.gz")
 	if err != nil {
-		return "", nil, fmt.Errorf("backup %s: %w", name, err)
+		return "", nil, nil, fmt.Errorf("backup %s: %w", name, err)
 	}
 	defer body.Close()
 	h := sha256.New()
 	zr, err := gzip.NewReader(io.TeeReader(body, h))
 	if err != nil {
-		return "", nil, fmt.Errorf("backup %s: tarball: %w", name, err)
+		return "", nil, nil, fmt.Errorf("backup %s: tarball: %w", name, err)
 	}
 	byNS := map[string]inventory.Inventory{}
+	objects := map[string][]unstructured.Unstructured{}
+	seen := map[string]bool{}
 	tr := tar.NewReader(zr)
 	for {
 		hdr, err := tr.Next()
@@ -112,7 +122,7 @@ func (d *Drill) contents(ctx context.Context, name string) (string, map[string]i
 			break
 		}
 		if err != nil {
-			return "", nil, fmt.Errorf("backup %s: tarball: %w", name, err)
+			return "", nil, nil, fmt.Errorf("backup %s: tarball: %w", name, err)
 		}
 		m := entry.FindStringSubmatch(hdr.Name)
 		if m == nil {
@@ -121,19 +131,83 @@ func (d *Drill) contents(ctx context.Context, name string) (string, map[string]i
 		var o unstructured.Unstructured
 		raw, err := io.ReadAll(tr)
 		if err != nil {
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		if err := json.Unmarshal(raw, &o.Object); err != nil {
-			return "", nil, fmt.Errorf("backup %s: %s: %w", name, hdr.Name, err)
+			return "", nil, nil, fmt.Errorf("backup %s: %s: %w", name, hdr.Name, err)
 		}
 		if byNS[m[1]] == nil {
 			byNS[m[1]] = inventory.Inventory{}
+		}
+		// (Velero may write an object twice: under its resource and its preferred version.)
+		if key := m[1] + "/" + o.GroupVersionKind().GroupKind().String() + "/" + o.GetName(); !seen[key] {
+			seen[key] = true
+			objects[m[1]] = append(objects[m[1]], o)
 		}
 		byNS[m[1]].Add(o)
 	}
 	_, _ = io.Copy(io.Discard, zr)
 	_, _ = io.Copy(h, body) // the gzip trailer and anything after it count too
-	return hex.EncodeToString(h.Sum(nil)), byNS, nil
+	return hex.EncodeToString(h.Sum(nil)), byNS, objects, nil
+}
+
+// Precheck lists what of namespace ns in backup name cannot be restored into this cluster as
+// it is: kinds the cluster does not serve (a CRD to install first), storage classes its claims
+// name that do not exist here, cluster roles its role bindings name that do not exist here.
+// Empty: nothing blocks the restore or migration.
+func (d *Drill) Precheck(ctx context.Context, name, ns string) ([]string, error) {
+	if _, err := d.backup(ctx, name); err != nil {
+		return nil, err
+	}
+	_, _, objects, err := d.read(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := objects[ns]; !ok {
+		return nil, fmt.Errorf("backup %s: namespace %q is not in it (it holds %v)", name, ns, slices.Sorted(maps.Keys(objects)))
+	}
+	served := map[string]bool{}
+	lists, err := d.Discovery.ServerPreferredResources()
+	if err != nil && len(lists) == 0 {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	for _, l := range lists {
+		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
+		for _, r := range l.APIResources {
+			served[r.Kind+"."+gv.Group] = true
+		}
+	}
+	exists := func(gvr schema.GroupVersionResource, name string) bool {
+		_, err := d.Dynamic.Resource(gvr).Get(ctx, name, metav1.GetOptions{})
+		return err == nil
+	}
+	var out []string
+	add := func(s string) {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, o := range objects[ns] {
+		gvk := o.GroupVersionKind()
+		if !served[gvk.Kind+"."+gvk.Group] {
+			add(fmt.Sprintf("%s.%s: this cluster does not serve the kind (install its CRD first)", gvk.Kind, gvk.Group))
+			continue
+		}
+		switch gvk.Kind {
+		case "PersistentVolumeClaim":
+			if sc, _, _ := unstructured.NestedString(o.Object, "spec", "storageClassName"); sc != "" && !exists(storageClasses, sc) {
+				add(fmt.Sprintf("PersistentVolumeClaim %s: storage class %q does not exist here (create it, or map it with a change-storage-class ConfigMap)", o.GetName(), sc))
+			}
+		case "RoleBinding":
+			if kind, _, _ := unstructured.NestedString(o.Object, "roleRef", "kind"); kind == "ClusterRole" {
+				if role, _, _ := unstructured.NestedString(o.Object, "roleRef", "name"); !exists(clusterRoles, role) {
+					add(fmt.Sprintf("RoleBinding %s: cluster role %q does not exist here (cluster-scoped: create it first)", o.GetName(), role))
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Seal records the backup tarball's SHA-256 on the Backup object (once; a sealed backup keeps

@@ -41,7 +41,11 @@ func Take(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.In
 			continue
 		}
 		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
+			kind := r.Kind
+			if gv.Group != "" {
+				kind += "." + gv.Group
+			}
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || slices.Contains(Skipped, kind+"/") {
 				continue
 			}
 			items, err := dyn.Resource(gv.WithResource(r.Name)).Namespace(namespace).List(ctx, metav1.ListOptions{})
