@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,8 +180,18 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	assert.ErrorContains(t, err, `namespace "warehouse" is not in it (it holds [shop])`)
 	_, err = d.Run(ctx, "shop-1", "shop", "shop-restored")
 	assert.ErrorContains(t, err, "restore into shop-restored: the namespace has 7 objects; restore into a new or empty namespace")
-	ev, err := d.Run(ctx, "shop-1", "shop", "shop-drill")
-	require.NoError(t, err, "%+v", ev)
+	// The drill's command, as its CronJob runs it: the latest backup of the shop.
+	evidence := filepath.Join(t.TempDir(), "evidence.json")
+	cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/components/backup/drill/cmd/kplane-backup"), "drill", "--backup=latest", "--namespace=shop",
+		"--kubeconfig="+src.c.Kubeconfig, "--bucket=backups", "--prefix=velero/shop-prod", "--s3-endpoint="+s3srv.URL, "--evidence="+evidence)
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=kplane", "AWS_SECRET_ACCESS_KEY=kplane-secret")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	var ev drill.Evidence
+	raw, err := os.ReadFile(evidence)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(raw, &ev))
+	assert.Equal(t, "shop-1", ev.Backup)
 	assert.True(t, ev.Passed && ev.Sealed)
 	assert.Equal(t, seal, ev.TarballSHA256)
 	assert.Equal(t, map[string]int{"ConfigMap": 1, "Deployment.apps": 1, "RoleBinding.rbac.authorization.k8s.io": 1, "Secret": 1, "Service": 1,

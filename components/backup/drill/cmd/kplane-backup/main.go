@@ -1,0 +1,147 @@
+// Command kplane-backup runs the restore drill and the checks of a restore or migration against
+// a cluster's Velero and its bucket (what the drill CronJob runs, and what an operator runs):
+//
+//	kplane-backup seal     --backup NAME
+//	kplane-backup precheck --backup NAME --namespace NS
+//	kplane-backup drill    --backup NAME|latest --namespace NS [--scratch NS] [--evidence FILE]
+//
+// Common flags: --kubeconfig, --velero-namespace, --bucket, --prefix (the location's),
+// --s3-endpoint, --region; the bucket's credentials come from AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY. It prints JSON and exits non-zero when a drill fails or a pre-check finds
+// blockers (the failed Job of a CronJob is the alert).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kplane/kplane/components/backup/drill"
+	"github.com/kplane/kplane/components/backup/objstore"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "kplane-backup: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 || !slices.Contains([]string{"seal", "precheck", "drill"}, args[0]) {
+		return errors.New("usage: kplane-backup seal|precheck|drill [flags] (-h for the flags)")
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig (default: in-cluster)")
+	veleroNS := fs.String("velero-namespace", "velero", "Velero's namespace")
+	b := objstore.Bucket{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	fs.StringVar(&b.Name, "bucket", "", "the storage location's bucket")
+	fs.StringVar(&b.Prefix, "prefix", "", "the storage location's prefix")
+	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
+	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
+	backup := fs.String("backup", "", "backup name (drill: or latest)")
+	ns := fs.String("namespace", "", "the backed-up namespace")
+	scratch := fs.String("scratch", "", "drill: the scratch namespace (default <namespace>-drill)")
+	evidence := fs.String("evidence", "", "drill: also write the evidence JSON here")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *backup == "" {
+		return errors.New("--backup: required")
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := objstore.New(b)
+	if err != nil {
+		return err
+	}
+	d := &drill.Drill{Discovery: disc, Dynamic: dyn, Velero: *veleroNS, Bucket: store}
+	out := json.NewEncoder(os.Stdout)
+	out.SetIndent("", "  ")
+	switch args[0] {
+	case "seal":
+		sum, err := d.Seal(ctx, *backup)
+		if err != nil {
+			return err
+		}
+		return out.Encode(map[string]string{"backup": *backup, "sha256": sum})
+	case "precheck":
+		if *ns == "" {
+			return errors.New("--namespace: required")
+		}
+		blockers, err := d.Precheck(ctx, *backup, *ns)
+		if err != nil {
+			return err
+		}
+		if err := out.Encode(map[string]any{"backup": *backup, "namespace": *ns, "blockers": blockers}); err != nil {
+			return err
+		}
+		if len(blockers) > 0 {
+			return fmt.Errorf("%d blockers: resolve them before restoring", len(blockers))
+		}
+		return nil
+	}
+	if *ns == "" {
+		return errors.New("--namespace: required")
+	}
+	if *scratch == "" {
+		*scratch = *ns + "-drill"
+	}
+	if *backup == "latest" {
+		if *backup, err = latest(ctx, dyn, *veleroNS, *ns); err != nil {
+			return err
+		}
+	}
+	ev, runErr := d.Run(ctx, *backup, *ns, *scratch)
+	raw, _ := json.MarshalIndent(ev, "", "  ")
+	fmt.Println(string(raw))
+	if *evidence != "" {
+		if err := os.WriteFile(*evidence, raw, 0o600); err != nil {
+			return err
+		}
+	}
+	return runErr
+}
+
+// latest is the newest Completed backup that includes namespace ns (or every namespace).
+func latest(ctx context.Context, dyn dynamic.Interface, veleroNS, ns string) (string, error) {
+	list, err := dyn.Resource(schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}).Namespace(veleroNS).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	best, bestAt := "", ""
+	for _, b := range list.Items {
+		phase, _, _ := unstructured.NestedString(b.Object, "status", "phase")
+		at, _, _ := unstructured.NestedString(b.Object, "status", "startTimestamp")
+		included, _, _ := unstructured.NestedStringSlice(b.Object, "spec", "includedNamespaces")
+		if phase == "Completed" && (len(included) == 0 || slices.Contains(included, ns) || slices.Contains(included, "*")) && strings.Compare(at, bestAt) > 0 {
+			best, bestAt = b.GetName(), at
+		}
+	}
+	if best == "" {
+		return "", fmt.Errorf("no Completed backup of namespace %s in %s", ns, veleroNS)
+	}
+	return best, nil
+}
