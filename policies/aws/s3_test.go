@@ -1,11 +1,9 @@
 package aws
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -13,33 +11,10 @@ import (
 	"github.com/kplane/kplane/policies/pack"
 )
 
-// recorder keeps what a program registers, as the engine hands it to a stack policy: the
-// inputs pulumi-aws's SDK serialises and each property's dependencies.
-type recorder struct {
-	mu sync.Mutex
-	rs []pack.Resource
-}
-
-func (m *recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	urn := "urn:pulumi:test::kplane::" + args.TypeToken + "::" + args.Name
-	deps := map[string][]string{}
-	for prop, d := range args.RegisterRPC.GetPropertyDependencies() {
-		deps[prop] = d.GetUrns()
-	}
-	m.mu.Lock()
-	m.rs = append(m.rs, pack.Resource{Type: args.TypeToken, Name: args.Name, URN: urn, Props: args.Inputs.Mappable(), Deps: deps})
-	m.mu.Unlock()
-	return args.Name + "-4f1c2a", args.Inputs, nil // an ID unlike any name: only dependencies link
-}
-
-func (m *recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
-	return args.Args, nil
-}
-
 // TestS3Policies declares buckets with pulumi-aws's own SDK (it cannot preview here: its
 // provider plugin does not build) and runs the stack policies on what it registers.
 func TestS3Policies(t *testing.T) {
-	rec := &recorder{}
+	rec := &pack.Recorder{}
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		// backups: every protection as separate resources (pulumi-aws v6's recommended form).
 		b, err := s3.NewBucketV2(ctx, "backups", &s3.BucketV2Args{})
@@ -90,7 +65,7 @@ func TestS3Policies(t *testing.T) {
 	p := &pack.Pack{Name: "t", Version: "0", Policies: S3Policies()}
 	require.NoError(t, p.Validate())
 	var got []string
-	for _, v := range p.EvaluateStack(rec.rs, nil) {
+	for _, v := range p.EvaluateStack(rec.Resources, nil) {
 		got = append(got, v.Policy.Name+": "+v.Message)
 	}
 	assert.ElementsMatch(t, []string{

@@ -1,0 +1,34 @@
+package pack
+
+import (
+	"sync"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+)
+
+// Recorder is a Pulumi mock (pulumi.WithMocks) that keeps what a program registers as the
+// engine hands it to a stack policy: the inputs the provider SDK serialises and each property's
+// dependencies. Unit tests run policies on programs whose providers cannot preview here.
+type Recorder struct {
+	mu        sync.Mutex
+	Resources []Resource
+}
+
+// NewResource records the resource; its ID is unlike any name, so only dependencies link.
+func (m *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
+	urn := "urn:pulumi:test::kplane::" + args.TypeToken + "::" + args.Name
+	deps := map[string][]string{}
+	for prop, d := range args.RegisterRPC.GetPropertyDependencies() {
+		deps[prop] = d.GetUrns()
+	}
+	m.mu.Lock()
+	m.Resources = append(m.Resources, Resource{Type: args.TypeToken, Name: args.Name, URN: urn, Props: args.Inputs.Mappable(), Deps: deps})
+	m.mu.Unlock()
+	return args.Name + "-4f1c2a", args.Inputs, nil
+}
+
+// Call answers provider functions with their arguments.
+func (m *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
+	return args.Args, nil
+}
