@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/tokens"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
@@ -18,6 +19,10 @@ type Recorder struct {
 // NewResource records the resource; its ID is unlike any name, so only dependencies link.
 func (m *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
 	urn := "urn:pulumi:test::kplane::" + args.TypeToken + "::" + args.Name
+	if parent := resource.URN(args.RegisterRPC.GetParent()); parent != "" && parent.IsValid() {
+		// A component's child: the URN the engine gives it, which its dependents name.
+		urn = string(resource.NewURN(parent.Stack(), parent.Project(), parent.QualifiedType(), tokens.Type(args.TypeToken), args.Name))
+	}
 	deps := map[string][]string{}
 	for prop, d := range args.RegisterRPC.GetPropertyDependencies() {
 		deps[prop] = d.GetUrns()
