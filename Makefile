@@ -86,7 +86,7 @@ e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, 
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestIdentity' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), etcd snapshot and restore
-	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestEtcdSnapshot' -v ./tests/integration/
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/
 
 test-unit: ## unit tests only (no tools, no clusters)
 	@go test -count=1 -short ./...

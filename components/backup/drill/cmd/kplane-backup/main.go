@@ -4,6 +4,7 @@
 //	kplane-backup seal     --backup NAME
 //	kplane-backup precheck --backup NAME --namespace NS
 //	kplane-backup drill    --backup NAME|latest --namespace NS [--scratch NS] [--evidence FILE]
+//	kplane-backup snapshot --policy NAME --namespace NS [--selector k=v,...] [--class C] --keep N
 //
 // Common flags: --kubeconfig, --velero-namespace, --bucket, --prefix (the location's),
 // --s3-endpoint, --region; the bucket's credentials come from AWS_ACCESS_KEY_ID and
@@ -20,14 +21,17 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kplane/kplane/components/backup/csisnap"
 	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/backup/objstore"
 )
@@ -40,8 +44,8 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	if len(args) == 0 || !slices.Contains([]string{"seal", "precheck", "drill"}, args[0]) {
-		return errors.New("usage: kplane-backup seal|precheck|drill [flags] (-h for the flags)")
+	if len(args) == 0 || !slices.Contains([]string{"seal", "precheck", "drill", "snapshot"}, args[0]) {
+		return errors.New("usage: kplane-backup seal|precheck|drill|snapshot [flags] (-h for the flags)")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig (default: in-cluster)")
@@ -55,8 +59,15 @@ func run(ctx context.Context, args []string) error {
 	ns := fs.String("namespace", "", "the backed-up namespace")
 	scratch := fs.String("scratch", "", "drill: the scratch namespace (default <namespace>-drill)")
 	evidence := fs.String("evidence", "", "drill: also write the evidence JSON here")
+	policy := fs.String("policy", "", "snapshot: the policy's name (labels its snapshots)")
+	selector := fs.String("selector", "", "snapshot: claims' labels (k=v,...)")
+	class := fs.String("class", "", "snapshot: VolumeSnapshotClass (default: the cluster's)")
+	keep := fs.Int("keep", 7, "snapshot: ready snapshots kept per claim")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if args[0] == "snapshot" {
+		return snapshot(ctx, *kubeconfig, csisnap.Policy{Name: *policy, Namespace: *ns, Class: *class, Keep: *keep}, *selector)
 	}
 	if *backup == "" {
 		return errors.New("--backup: required")
@@ -123,6 +134,31 @@ func run(ctx context.Context, args []string) error {
 		}
 	}
 	return runErr
+}
+
+// snapshot runs one CSI snapshot policy and prints what it created and pruned.
+func snapshot(ctx context.Context, kubeconfig string, p csisnap.Policy, selector string) error {
+	if p.Name == "" || p.Namespace == "" {
+		return errors.New("snapshot: --policy and --namespace are required")
+	}
+	set, err := labels.ConvertSelectorToLabelsMap(selector)
+	if err != nil {
+		return fmt.Errorf("--selector %q: %w", selector, err)
+	}
+	p.Selector = set
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	res, err := csisnap.Run(ctx, dyn, p, time.Now())
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
 }
 
 // latest is the newest Completed backup that includes namespace ns (or every namespace).

@@ -1,0 +1,141 @@
+package backup
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/components/backup/csisnap"
+	"github.com/kplane/kplane/internal/jobpod"
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// CSISnapshotsArgs: a VolumeSnapshotClass Velero uses for CSI snapshots, and scheduled
+// snapshots of selected claims with retention (kplane-backup snapshot in a CronJob).
+type CSISnapshotsArgs struct {
+	// Image of kplane-backup (components/backup/drill/cmd/kplane-backup), by digest.
+	Image string `json:"image"`
+	// Class, when set, is created and labelled for Velero (velero.io/csi-volumesnapshot-class).
+	Class *SnapshotClass `json:"class,omitempty"`
+	// Policies: claims by namespace and labels, a cron schedule, how many ready snapshots stay.
+	Policies []SnapshotPolicy `json:"policies,omitempty"`
+}
+
+// SnapshotClass is a VolumeSnapshotClass.
+type SnapshotClass struct {
+	Name   string `json:"name"`
+	Driver string `json:"driver"`
+	// DeletionPolicy (default Retain: deleting the object keeps the storage's snapshot).
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+}
+
+// SnapshotPolicy is one scheduled snapshot policy.
+type SnapshotPolicy struct {
+	csisnap.Policy
+	Schedule string `json:"schedule"`
+}
+
+// Validate names the argument and the fix.
+func (a CSISnapshotsArgs) Validate() error {
+	if !strings.Contains(a.Image, "@sha256:") {
+		return fmt.Errorf("csiSnapshots.image %q: pin kplane-backup by digest", a.Image)
+	}
+	if c := a.Class; c != nil {
+		switch {
+		case !dnsName.MatchString(c.Name) || c.Driver == "":
+			return fmt.Errorf("csiSnapshots.class: name (DNS label) and driver (the CSI driver, e.g. ebs.csi.aws.com) are required")
+		case c.DeletionPolicy != "" && c.DeletionPolicy != "Retain" && c.DeletionPolicy != "Delete":
+			return fmt.Errorf("csiSnapshots.class.deletionPolicy %q: Retain or Delete", c.DeletionPolicy)
+		}
+	}
+	seen := map[string]bool{}
+	for i, p := range a.Policies {
+		switch {
+		case !dnsName.MatchString(p.Name) || seen[p.Name]:
+			return fmt.Errorf("csiSnapshots.policies[%d].name %q: unique, lower-case letters, digits and dashes", i, p.Name)
+		case p.Namespace == "":
+			return fmt.Errorf("csiSnapshots.policies[%d] %s: namespace: required", i, p.Name)
+		case len(strings.Fields(p.Schedule)) != 5:
+			return fmt.Errorf("csiSnapshots.policies[%d] %s: schedule %q: five cron fields", i, p.Name, p.Schedule)
+		case p.Keep < 1:
+			return fmt.Errorf("csiSnapshots.policies[%d] %s: keep %d: at least one snapshot", i, p.Name, p.Keep)
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
+
+// CSISnapshots is the snapshot class and policies.
+type CSISnapshots struct{ pulumi.ResourceState }
+
+// NewCSISnapshots registers the class and, per policy, a ServiceAccount allowed only to list
+// claims and create, list and delete snapshots in its namespace, and a CronJob.
+func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, opts ...pulumi.ResourceOption) (*CSISnapshots, error) {
+	if args == nil {
+		args = &CSISnapshotsArgs{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("backup %q: %w", name, err)
+	}
+	r := &CSISnapshots{}
+	if err := ctx.RegisterComponentResource("kplane:index:CSISnapshots", name, r, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(r)
+	if c := args.Class; c != nil {
+		policy := c.DeletionPolicy
+		if policy == "" {
+			policy = "Retain"
+		}
+		if _, err := k8sobj.CustomResource(ctx, name+"-class", map[string]any{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+			"metadata": map[string]any{"name": c.Name, "labels": map[string]any{"velero.io/csi-volumesnapshot-class": "true", "app.kubernetes.io/managed-by": "kplane"}},
+			"driver":   c.Driver, "deletionPolicy": policy}, parent); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range args.Policies {
+		account := "kplane-snapshot-" + p.Name
+		meta := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Namespace: pulumi.String(p.Namespace),
+			Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-snapshot"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}}
+		if _, err := corev1.NewServiceAccount(ctx, name+"-"+p.Name, &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
+			return nil, err
+		}
+		if _, err := rbacv1.NewRole(ctx, name+"-"+p.Name, &rbacv1.RoleArgs{Metadata: meta, Rules: rbacv1.PolicyRuleArray{
+			rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}), Resources: pulumi.ToStringArray([]string{"persistentvolumeclaims"}), Verbs: pulumi.ToStringArray([]string{"list"})},
+			rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{"snapshot.storage.k8s.io"}), Resources: pulumi.ToStringArray([]string{"volumesnapshots"}),
+				Verbs: pulumi.ToStringArray([]string{"create", "list", "delete"})}}}, parent); err != nil {
+			return nil, err
+		}
+		if _, err := rbacv1.NewRoleBinding(ctx, name+"-"+p.Name, &rbacv1.RoleBindingArgs{Metadata: meta,
+			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: pulumi.String(account)},
+			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(p.Namespace)}}}, parent); err != nil {
+			return nil, err
+		}
+		cmd := []string{"snapshot", "--policy=" + p.Name, "--namespace=" + p.Namespace, fmt.Sprintf("--keep=%d", p.Keep)}
+		if len(p.Selector) > 0 {
+			var kv []string
+			for k, v := range p.Selector {
+				kv = append(kv, k+"="+v)
+			}
+			sort.Strings(kv)
+			cmd = append(cmd, "--selector="+strings.Join(kv, ","))
+		}
+		if p.Class != "" {
+			cmd = append(cmd, "--class="+p.Class)
+		}
+		pod := jobpod.Pod{Name: "kplane-snapshot", Image: args.Image, ServiceAccount: account, Token: true, Args: cmd}.Spec()
+		if _, err := batchv1.NewCronJob(ctx, name+"-"+p.Name, &batchv1.CronJobArgs{Metadata: meta, Spec: batchv1.CronJobSpecArgs{
+			Schedule: pulumi.String(p.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"), SuccessfulJobsHistoryLimit: pulumi.Int(3), FailedJobsHistoryLimit: pulumi.Int(5),
+			JobTemplate: batchv1.JobTemplateSpecArgs{Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(2), Template: corev1.PodTemplateSpecArgs{
+				Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-snapshot")}}, Spec: pod}}}}}, parent); err != nil {
+			return nil, err
+		}
+	}
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
+}
