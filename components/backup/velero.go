@@ -241,7 +241,12 @@ func (a VeleroArgs) chartValues() map[string]any {
 	in := a.Install
 	repo, digest, _ := strings.Cut(in.Image, "@")
 	prepo, pdigest, _ := strings.Cut(in.PluginImage, "@")
+	nodeAgent := false // the file-system backup of pod volumes needs Velero's node agent
+	for _, s := range a.Schedules {
+		nodeAgent = nodeAgent || s.FileSystemBackup
+	}
 	return map[string]any{
+		"deployNodeAgent":    nodeAgent,
 		"image":              map[string]any{"repository": repo, "digest": digest},
 		"initContainers":     []any{map[string]any{"name": "velero-plugin-for-aws", "image": prepo + "@" + pdigest, "volumeMounts": []any{map[string]any{"mountPath": "/target", "name": "plugins"}}}},
 		"credentials":        map[string]any{"useSecret": true, "existingSecret": a.Storage.CredentialsSecret},

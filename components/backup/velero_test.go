@@ -41,8 +41,9 @@ func TestVeleroGraph(t *testing.T) {
 	m := &mocks{res: map[string]resource.PropertyMap{}}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := NewVelero(ctx, "backup", &VeleroArgs{Install: &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest},
-			Storage:   Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
-			Schedules: []Schedule{{Name: "all", Cron: "0 2 * * *", Namespaces: []string{"*"}, TTL: "2160h"}}})
+			Storage: Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
+			Schedules: []Schedule{{Name: "all", Cron: "0 2 * * *", Namespaces: []string{"*"}, TTL: "2160h"},
+				{Name: "files", Cron: "0 3 * * *", Namespaces: []string{"legacy"}, TTL: "720h", FileSystemBackup: true}}})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", m)))
 	bsl, err := json.Marshal(m.res["kubernetes:velero.io/v1:BackupStorageLocation backup-location"].Mappable())
@@ -57,7 +58,7 @@ func TestVeleroGraph(t *testing.T) {
 	assert.Contains(t, string(sched), `"storageLocation":"default"`)
 	values, err := json.Marshal(m.res["kubernetes:helm.sh/v4:Chart backup-velero"].Mappable())
 	require.NoError(t, err)
-	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`} {
+	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`, `"deployNodeAgent":true`} {
 		assert.Contains(t, string(values), want)
 	}
 }

@@ -109,6 +109,11 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 				ReadOnly: sd.name == "target"}}
 			if sd.name == "source" {
 				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h"}}
+				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + fixtures.Digest,
+					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3srv.URL, CredentialsSecret: "drill-credentials"},
+					pulumi.Provider(k8s)); err != nil {
+					return err
+				}
 			}
 			if _, err := backup.NewVelero(ctx, sd.name, args, pulumi.Provider(k8s)); err != nil {
 				return err
@@ -180,10 +185,14 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	assert.ErrorContains(t, err, `namespace "warehouse" is not in it (it holds [shop])`)
 	_, err = d.Run(ctx, "shop-1", "shop", "shop-restored")
 	assert.ErrorContains(t, err, "restore into shop-restored: the namespace has 7 objects; restore into a new or empty namespace")
-	// The drill's command, as its CronJob runs it: the latest backup of the shop.
+	// The drill's command, as its CronJob runs it (the drill's ServiceAccount: its roles suffice):
+	// the latest backup of the shop.
+	drillCron, err := src.cs.BatchV1().CronJobs("velero").Get(ctx, "kplane-restore-drill-shop", metav1.GetOptions{})
+	require.NoError(t, err)
 	evidence := filepath.Join(t.TempDir(), "evidence.json")
-	cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/components/backup/drill/cmd/kplane-backup"), "drill", "--backup=latest", "--namespace=shop",
-		"--kubeconfig="+src.c.Kubeconfig, "--bucket=backups", "--prefix=velero/shop-prod", "--s3-endpoint="+s3srv.URL, "--evidence="+evidence)
+	cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/components/backup/drill/cmd/kplane-backup"),
+		append(drillCron.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, "--kubeconfig="+serviceAccountKubeconfig(t, src.c, "velero", "kplane-restore-drill"),
+			"--evidence="+evidence)...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=kplane", "AWS_SECRET_ACCESS_KEY=kplane-secret")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -15,14 +13,11 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/csisnap"
@@ -77,18 +72,7 @@ func TestCSISnapshots(t *testing.T) {
 	assert.Contains(t, cron.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, "--selector=backup=daily")
 
 	// The CronJob's command as its ServiceAccount: the Role suffices, nothing more is needed.
-	tok, err := cs.CoreV1().ServiceAccounts("data").CreateToken(ctx, "kplane-snapshot-daily", &authnv1.TokenRequest{}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
-	require.NoError(t, err)
-	cluster := admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
-	saConfig := clientcmdapi.NewConfig()
-	saConfig.Clusters["c"] = cluster
-	saConfig.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	saConfig.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa"}
-	saConfig.CurrentContext = "sa"
-	saKubeconfig := filepath.Join(t.TempDir(), "sa.kubeconfig")
-	require.NoError(t, clientcmd.WriteToFile(*saConfig, saKubeconfig))
+	saKubeconfig := serviceAccountKubeconfig(t, c, "data", "kplane-snapshot-daily")
 	bin := buildCommand(t, "github.com/kplane/kplane/components/backup/drill/cmd/kplane-backup")
 	snaps := dyn.Resource(csisnap.VolumeSnapshots).Namespace("data")
 	var all [][]string
@@ -121,7 +105,6 @@ func TestCSISnapshots(t *testing.T) {
 	assert.Equal(t, []string{all[1][0], all[2][0], all[3][0]}, names, fmt.Sprint(all))
 	_, err = exec.CommandContext(ctx, bin, "snapshot", "--kubeconfig="+saKubeconfig, "--policy=daily", "--namespace=data", "--keep=0").CombinedOutput()
 	assert.Error(t, err, "keep 0 is refused")
-	_ = os.Remove(saKubeconfig)
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)

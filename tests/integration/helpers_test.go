@@ -16,11 +16,14 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
@@ -222,4 +225,24 @@ func buildCommand(t *testing.T, pkg string) string {
 	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	return bin
+}
+
+// serviceAccountKubeconfig is a kubeconfig for the cluster that authenticates as a
+// ServiceAccount (a token from the TokenRequest API): what its pods would be allowed to do.
+func serviceAccountKubeconfig(t *testing.T, c *testbed.Cluster, namespace, account string) string {
+	t.Helper()
+	cs, err := c.Clientset()
+	require.NoError(t, err)
+	tok, err := cs.CoreV1().ServiceAccounts(namespace).CreateToken(context.Background(), account, &authnv1.TokenRequest{}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	require.NoError(t, err)
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = admin.Clusters[admin.Contexts[admin.CurrentContext].Cluster]
+	cfg.AuthInfos["sa"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts["sa"] = &clientcmdapi.Context{Cluster: "c", AuthInfo: "sa"}
+	cfg.CurrentContext = "sa"
+	path := filepath.Join(t.TempDir(), account+".kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*cfg, path))
+	return path
 }

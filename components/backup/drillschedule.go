@@ -1,0 +1,142 @@
+package backup
+
+import (
+	"fmt"
+	"strings"
+
+	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/internal/jobpod"
+)
+
+// RestoreDrillArgs schedule `kplane-backup drill` (docs/runbooks/restore-test.md) for namespaces.
+type RestoreDrillArgs struct {
+	// Image of kplane-backup, by digest.
+	Image string `json:"image"`
+	// Schedule in cron syntax (default weekly, Sunday 04:00).
+	Schedule string `json:"schedule,omitempty"`
+	// Namespaces drilled, each from its latest backup into <namespace>-drill.
+	Namespaces []string `json:"namespaces"`
+	// Storage is the Velero location's bucket (its prefix and endpoint); CredentialsSecret here
+	// has AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY with read access.
+	Bucket            string `json:"bucket"`
+	Prefix            string `json:"prefix"`
+	S3Endpoint        string `json:"s3Endpoint,omitempty"`
+	CredentialsSecret string `json:"credentialsSecret"`
+	// VeleroNamespace (default velero): the drill runs there.
+	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+}
+
+// Validate names the argument and the fix.
+func (a RestoreDrillArgs) Validate() error {
+	switch {
+	case !strings.Contains(a.Image, "@sha256:"):
+		return fmt.Errorf("restoreDrill.image %q: pin kplane-backup by digest", a.Image)
+	case len(a.Namespaces) == 0:
+		return fmt.Errorf("restoreDrill.namespaces: at least one namespace to drill")
+	case a.Bucket == "" || a.Prefix == "":
+		return fmt.Errorf("restoreDrill.bucket and prefix: the Velero location's (the drill reads the backups' content there)")
+	case a.CredentialsSecret == "":
+		return fmt.Errorf("restoreDrill.credentialsSecret: required (read access to the bucket)")
+	case a.Schedule != "" && len(strings.Fields(a.Schedule)) != 5:
+		return fmt.Errorf("restoreDrill.schedule %q: five cron fields", a.Schedule)
+	}
+	for i, ns := range a.Namespaces {
+		if !dnsName.MatchString(ns) || len(ns) > 57 {
+			return fmt.Errorf("restoreDrill.namespaces[%d] %q: a namespace name of at most 57 characters (the drill adds -drill)", i, ns)
+		}
+	}
+	return nil
+}
+
+// RestoreDrill is the scheduled drill.
+type RestoreDrill struct{ pulumi.ResourceState }
+
+// NewRestoreDrill registers a CronJob per namespace and the ServiceAccount they run as: it
+// creates Restores and reads Backups in Velero's namespace, reads every namespaced kind (the
+// inventory compares Secrets' data too) and deletes only the scratch namespaces it made. A failed
+// drill is a failed Job: the alert to watch.
+func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, opts ...pulumi.ResourceOption) (*RestoreDrill, error) {
+	if args == nil {
+		args = &RestoreDrillArgs{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("backup %q: %w", name, err)
+	}
+	a := *args
+	if a.Schedule == "" {
+		a.Schedule = "0 4 * * 0"
+	}
+	if a.VeleroNamespace == "" {
+		a.VeleroNamespace = "velero"
+	}
+	r := &RestoreDrill{}
+	if err := ctx.RegisterComponentResource("kplane:index:RestoreDrill", name, r, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(r)
+	const account = "kplane-restore-drill"
+	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String(account), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	meta := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace), Labels: labels}
+	if _, err := corev1.NewServiceAccount(ctx, name, &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
+		return nil, err
+	}
+	rule := func(groups, resources, verbs []string, names ...string) rbacv1.PolicyRuleArgs {
+		r := rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(groups), Resources: pulumi.ToStringArray(resources), Verbs: pulumi.ToStringArray(verbs)}
+		if len(names) > 0 {
+			r.ResourceNames = pulumi.ToStringArray(names)
+		}
+		return r
+	}
+	var scratch []string
+	for _, ns := range a.Namespaces {
+		scratch = append(scratch, ns+"-drill")
+	}
+	cluster := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Labels: labels}
+	if _, err := rbacv1.NewClusterRole(ctx, name, &rbacv1.ClusterRoleArgs{Metadata: cluster, Rules: rbacv1.PolicyRuleArray{
+		rule([]string{"*"}, []string{"*"}, []string{"get", "list"}), // the inventory of the scratch namespace, whatever its kinds
+		rule([]string{""}, []string{"namespaces"}, []string{"delete"}, scratch...),
+	}}, parent); err != nil {
+		return nil, err
+	}
+	if _, err := rbacv1.NewClusterRoleBinding(ctx, name, &rbacv1.ClusterRoleBindingArgs{Metadata: cluster,
+		RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: pulumi.String(account)},
+		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
+		return nil, err
+	}
+	if _, err := rbacv1.NewRole(ctx, name, &rbacv1.RoleArgs{Metadata: meta, Rules: rbacv1.PolicyRuleArray{
+		rule([]string{"velero.io"}, []string{"restores"}, []string{"create", "get"}),
+		rule([]string{"velero.io"}, []string{"backups"}, []string{"get", "list", "patch"}),
+	}}, parent); err != nil {
+		return nil, err
+	}
+	if _, err := rbacv1.NewRoleBinding(ctx, name, &rbacv1.RoleBindingArgs{Metadata: meta,
+		RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: pulumi.String(account)},
+		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
+		return nil, err
+	}
+	secret := func(key string) corev1.EnvVarArgs {
+		return corev1.EnvVarArgs{Name: pulumi.String(key), ValueFrom: corev1.EnvVarSourceArgs{SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(a.CredentialsSecret), Key: pulumi.String(key)}}}
+	}
+	for _, ns := range a.Namespaces {
+		cmd := []string{"drill", "--backup=latest", "--namespace=" + ns, "--velero-namespace=" + a.VeleroNamespace, "--bucket=" + a.Bucket, "--prefix=" + a.Prefix}
+		if a.S3Endpoint != "" {
+			cmd = append(cmd, "--s3-endpoint="+a.S3Endpoint)
+		}
+		pod := jobpod.Pod{Name: "kplane-restore-drill", Image: a.Image, ServiceAccount: account, Token: true, Args: cmd,
+			Env: corev1.EnvVarArray{secret("AWS_ACCESS_KEY_ID"), secret("AWS_SECRET_ACCESS_KEY")}}.Spec()
+		if _, err := batchv1.NewCronJob(ctx, name+"-"+ns, &batchv1.CronJobArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(account + "-" + ns), Namespace: pulumi.String(a.VeleroNamespace), Labels: labels},
+			Spec: batchv1.CronJobSpecArgs{Schedule: pulumi.String(a.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"),
+				SuccessfulJobsHistoryLimit: pulumi.Int(5), FailedJobsHistoryLimit: pulumi.Int(5),
+				JobTemplate: batchv1.JobTemplateSpecArgs{Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(0), ActiveDeadlineSeconds: pulumi.Int(3600),
+					Template: corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: labels}, Spec: pod}}}}}, parent); err != nil {
+			return nil, err
+		}
+	}
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
+}
