@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -43,12 +40,7 @@ func BenchmarkVeleroNamespace(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer v.Stop()
-	store := s3mem.New()
-	if err := store.CreateBucket("backups"); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(store).Server())
-	defer srv.Close()
+	s3URL := testbed.S3(b, "backups")
 	cs, err := c.Clientset()
 	if err != nil {
 		b.Fatal(err)
@@ -73,7 +65,7 @@ func BenchmarkVeleroNamespace(b *testing.B) {
 	}
 	_, err = velero("backupstoragelocations").Create(ctx, obj("BackupStorageLocation", "default", map[string]any{"provider": "aws", "default": true,
 		"objectStorage": map[string]any{"bucket": "backups", "prefix": "velero"}, "credential": map[string]any{"name": "cloud", "key": "cloud"},
-		"config": map[string]any{"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": srv.URL}}), metav1.CreateOptions{})
+		"config": map[string]any{"region": "us-east-1", "s3ForcePathStyle": "true", "s3Url": s3URL}}), metav1.CreateOptions{})
 	must(err)
 
 	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bulk"}}, metav1.CreateOptions{})

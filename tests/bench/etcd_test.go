@@ -4,15 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -59,13 +56,8 @@ func BenchmarkEtcdSnapshot(b *testing.B) {
 	}
 	report(b, time.Since(start).Seconds(), "s/fill", fmt.Sprintf("write %d MiB into etcd (1 MiB values)", mib))
 
-	backend := s3mem.New()
-	if err := backend.CreateBucket("backups"); err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	defer srv.Close()
-	store, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "backups", Endpoint: srv.URL, AccessKey: "bench", SecretKey: "bench-secret"})
+	s3URL := testbed.S3(b, "backups")
+	store, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "backups", Endpoint: s3URL, AccessKey: "bench", SecretKey: "bench-secret"})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
@@ -56,10 +53,7 @@ var (
 func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	integration(t)
 	ctx := context.Background()
-	store := s3mem.New()
-	require.NoError(t, store.CreateBucket("backups"))
-	s3srv := httptest.NewServer(gofakes3.New(store).Server())
-	t.Cleanup(s3srv.Close)
+	s3URL := testbed.S3(t, "backups")
 
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
 	type side struct {
@@ -105,12 +99,12 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			args := &backup.VeleroArgs{Storage: backup.Storage{Bucket: "backups", Prefix: "velero/shop-prod", URL: s3srv.URL, CredentialsSecret: "backup-credentials",
+			args := &backup.VeleroArgs{Storage: backup.Storage{Bucket: "backups", Prefix: "velero/shop-prod", URL: s3URL, CredentialsSecret: "backup-credentials",
 				ReadOnly: sd.name == "target"}}
 			if sd.name == "source" {
 				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h"}}
 				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + fixtures.Digest,
-					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3srv.URL, CredentialsSecret: "drill-credentials"},
+					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3URL, CredentialsSecret: "drill-credentials"},
 					pulumi.Provider(k8s)); err != nil {
 					return err
 				}
@@ -174,7 +168,7 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 
 	// The restore drill: sealed at backup time, restored into a scratch namespace, judged by
 	// the backup's own content; bad input refused before anything is restored.
-	bucket, err := objstore.New(objstore.Bucket{Name: "backups", Prefix: "velero/shop-prod", Endpoint: s3srv.URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
+	bucket, err := objstore.New(objstore.Bucket{Name: "backups", Prefix: "velero/shop-prod", Endpoint: s3URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
 	require.NoError(t, err)
 	d := &drill.Drill{Discovery: src.cs.Discovery(), Dynamic: src.dyn, Bucket: bucket}
 	seal, err := d.Seal(ctx, "shop-1")

@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
@@ -35,11 +32,8 @@ import (
 func TestEtcdSnapshotRestore(t *testing.T) {
 	integration(t)
 	ctx := context.Background()
-	backend := s3mem.New()
-	require.NoError(t, backend.CreateBucket("backups"))
-	s3srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(s3srv.Close)
-	store, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "backups", Prefix: "etcd/test", Endpoint: s3srv.URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
+	s3URL := testbed.S3(t, "backups")
+	store, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "backups", Prefix: "etcd/test", Endpoint: s3URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
 	require.NoError(t, err)
 
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
@@ -76,7 +70,7 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 	assert.Error(t, etcdsnapshot.Restore(tampered, filepath.Join(t.TempDir(), "never"), c.Name, "https://127.0.0.1:1"))
 
 	// Bad input is named.
-	missing, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "nope", Endpoint: s3srv.URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
+	missing, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "nope", Endpoint: s3URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
 	require.NoError(t, err)
 	_, err = missing.Upload(ctx, info)
 	assert.ErrorContains(t, err, `bucket "nope" does not exist`)
@@ -123,7 +117,7 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 	cmd := exec.Command(buildCommand(t, "github.com/kplane/kplane/components/backup/etcdsnapshot/cmd/kplane-etcd-snapshot"), "save",
 		fmt.Sprintf("--endpoint=https://127.0.0.1:%d", restored.EtcdPort), "--cacert="+filepath.Join(rpki, "etcd-ca.crt"),
 		"--cert="+filepath.Join(rpki, "apiserver-etcd-client.crt"), "--key="+filepath.Join(rpki, "apiserver-etcd-client.key"),
-		"--bucket=backups", "--prefix=etcd/test", "--s3-endpoint="+s3srv.URL, "--keep=1", "--work-dir="+t.TempDir())
+		"--bucket=backups", "--prefix=etcd/test", "--s3-endpoint="+s3URL, "--keep=1", "--work-dir="+t.TempDir())
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=kplane", "AWS_SECRET_ACCESS_KEY=kplane-secret")
 	out, err := cmd.Output()
 	require.NoError(t, err, "%s", out)
