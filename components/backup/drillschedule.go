@@ -119,16 +119,16 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
 		return nil, err
 	}
-	secret := func(key string) corev1.EnvVarArgs {
-		return corev1.EnvVarArgs{Name: pulumi.String(key), ValueFrom: corev1.EnvVarSourceArgs{SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(a.CredentialsSecret), Key: pulumi.String(key)}}}
-	}
+	// The bucket's credentials: the Secret's keys are the AWS SDK's variable names.
+	credentials := corev1.EnvVarArray{jobpod.SecretEnv("AWS_ACCESS_KEY_ID", a.CredentialsSecret, "AWS_ACCESS_KEY_ID"),
+		jobpod.SecretEnv("AWS_SECRET_ACCESS_KEY", a.CredentialsSecret, "AWS_SECRET_ACCESS_KEY")}
 	for _, ns := range a.Namespaces {
 		cmd := []string{"drill", "--backup=latest", "--namespace=" + ns, "--velero-namespace=" + a.VeleroNamespace, "--bucket=" + a.Bucket, "--prefix=" + a.Prefix}
 		if a.S3Endpoint != "" {
 			cmd = append(cmd, "--s3-endpoint="+a.S3Endpoint)
 		}
 		pod := jobpod.Pod{Name: "kplane-restore-drill", Image: a.Image, ServiceAccount: account, Token: true, Args: cmd,
-			Env: corev1.EnvVarArray{secret("AWS_ACCESS_KEY_ID"), secret("AWS_SECRET_ACCESS_KEY")}}.Spec()
+			Env: credentials}.Spec()
 		if _, err := batchv1.NewCronJob(ctx, name+"-"+ns, &batchv1.CronJobArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(account + "-" + ns), Namespace: pulumi.String(a.VeleroNamespace), Labels: labels},
 			Spec: batchv1.CronJobSpecArgs{Schedule: pulumi.String(a.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"),

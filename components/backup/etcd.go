@@ -10,6 +10,8 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/internal/jobpod"
 )
 
 // EtcdSnapshotsArgs schedule kplane-etcd-snapshot (components/backup/etcdsnapshot/cmd) on a
@@ -115,9 +117,9 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 	if _, err := corev1.NewServiceAccount(ctx, name+"-sa", &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 		return nil, err
 	}
-	secret := func(key string) corev1.EnvVarArgs {
-		return corev1.EnvVarArgs{Name: pulumi.String(key), ValueFrom: corev1.EnvVarSourceArgs{SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(a.CredentialsSecret), Key: pulumi.String(key)}}}
-	}
+	// The bucket's credentials: the Secret's keys are the AWS SDK's variable names.
+	credentials := corev1.EnvVarArray{jobpod.SecretEnv("AWS_ACCESS_KEY_ID", a.CredentialsSecret, "AWS_ACCESS_KEY_ID"),
+		jobpod.SecretEnv("AWS_SECRET_ACCESS_KEY", a.CredentialsSecret, "AWS_SECRET_ACCESS_KEY")}
 	cmd := []string{"save", "--endpoint=" + a.Endpoint, "--cacert=/pki/etcd/ca.crt", "--cert=/pki/apiserver-etcd-client.crt", "--key=/pki/apiserver-etcd-client.key",
 		"--bucket=" + a.Bucket, "--prefix=" + a.Prefix, "--region=" + a.Region, fmt.Sprintf("--keep=%d", a.Keep), "--work-dir=/work"}
 	if a.S3Endpoint != "" {
@@ -132,7 +134,7 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 		SecurityContext: corev1.PodSecurityContextArgs{SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
 		Containers: corev1.ContainerArray{corev1.ContainerArgs{
 			Name: pulumi.String("kplane-etcd-snapshot"), Image: pulumi.String(a.Image), Args: pulumi.ToStringArray(cmd),
-			Env: corev1.EnvVarArray{secret("AWS_ACCESS_KEY_ID"), secret("AWS_SECRET_ACCESS_KEY")},
+			Env: credentials,
 			SecurityContext: corev1.SecurityContextArgs{RunAsUser: pulumi.Int(0), RunAsNonRoot: pulumi.Bool(false), AllowPrivilegeEscalation: pulumi.Bool(false),
 				ReadOnlyRootFilesystem: pulumi.Bool(true), Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}},
 			VolumeMounts: corev1.VolumeMountArray{

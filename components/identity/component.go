@@ -128,9 +128,7 @@ func syncJobs(ctx *pulumi.Context, name string, a Args, realmJSON []byte, ns *co
 	if _, err := corev1.NewServiceAccount(ctx, name+"-sync", &corev1.ServiceAccountArgs{Metadata: meta("kplane-realm-sync"), AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 		return err
 	}
-	secret := func(env, secretName, key string) corev1.EnvVarArgs {
-		return corev1.EnvVarArgs{Name: pulumi.String(env), ValueFrom: corev1.EnvVarSourceArgs{SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(secretName), Key: pulumi.String(key)}}}
-	}
+	secret := jobpod.SecretEnv
 	env := corev1.EnvVarArray{corev1.EnvVarArgs{Name: pulumi.String("KEYCLOAK_URL"), Value: pulumi.String(a.KeycloakURL)},
 		secret("KEYCLOAK_ADMIN_USER", s.AdminSecret, "username"), secret("KEYCLOAK_ADMIN_PASSWORD", s.AdminSecret, "password")}
 	if a.LDAP != nil {

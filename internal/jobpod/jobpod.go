@@ -36,3 +36,9 @@ func (p Pod) Spec() corev1.PodSpecArgs {
 		Volumes: p.Volumes,
 	}
 }
+
+// SecretEnv is the environment variable name taken from key of the Secret secret.
+func SecretEnv(name, secret, key string) corev1.EnvVarArgs {
+	return corev1.EnvVarArgs{Name: pulumi.String(name), ValueFrom: corev1.EnvVarSourceArgs{
+		SecretKeyRef: corev1.SecretKeySelectorArgs{Name: pulumi.String(secret), Key: pulumi.String(key)}}}
+}
