@@ -3,13 +3,13 @@ package backup
 import (
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/policies/pack"
 )
 
 var digest = "@sha256:" + strings.Repeat("a", 64)
@@ -35,28 +35,14 @@ func TestEtcdSnapshotsValidate(t *testing.T) {
 	}
 }
 
-type mocks struct {
-	mu  sync.Mutex
-	res map[string]resource.PropertyMap
-}
-
-func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.res[args.TypeToken+" "+args.Name] = args.Inputs
-	return args.Name + "-id", args.Inputs, nil
-}
-
-func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) { return args.Args, nil }
-
 func TestEtcdSnapshotsGraph(t *testing.T) {
-	m := &mocks{res: map[string]resource.PropertyMap{}}
+	m := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := NewEtcdSnapshots(ctx, "etcd", &EtcdSnapshotsArgs{Image: "r/kplane-etcd-snapshot" + digest, Bucket: "backups", CredentialsSecret: "etcd-backup",
 			S3Endpoint: "https://s3.internal.example.com"})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", m)))
-	cj := m.res["kubernetes:batch/v1:CronJob etcd-schedule"]
+	cj := m.Inputs()["kubernetes:batch/v1:CronJob etcd-schedule"]
 	require.NotNil(t, cj)
 	raw, err := json.Marshal(cj.Mappable())
 	require.NoError(t, err)

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/policies/pack"
 )
 
 func TestVeleroValidate(t *testing.T) {
@@ -38,7 +39,7 @@ func TestVeleroValidate(t *testing.T) {
 }
 
 func TestVeleroGraph(t *testing.T) {
-	m := &mocks{res: map[string]resource.PropertyMap{}}
+	m := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := NewVelero(ctx, "backup", &VeleroArgs{Install: &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest},
 			Storage: Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
@@ -46,17 +47,17 @@ func TestVeleroGraph(t *testing.T) {
 				{Name: "files", Cron: "0 3 * * *", Namespaces: []string{"legacy"}, TTL: "720h", FileSystemBackup: true}}})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", m)))
-	bsl, err := json.Marshal(m.res["kubernetes:velero.io/v1:BackupStorageLocation backup-location"].Mappable())
+	bsl, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:BackupStorageLocation backup-location"].Mappable())
 	require.NoError(t, err)
 	for _, want := range []string{`"prefix":"velero/prod"`, `"s3Url":"https://s3.internal.example.com"`, `"s3ForcePathStyle":"true"`, `"accessMode":"ReadWrite"`,
 		`"credential":{"key":"cloud","name":"cloud"}`, `"caCert":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"`} {
 		assert.Contains(t, string(bsl), want)
 	}
-	sched, err := json.Marshal(m.res["kubernetes:velero.io/v1:Schedule backup-schedule-all"].Mappable())
+	sched, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:Schedule backup-schedule-all"].Mappable())
 	require.NoError(t, err)
 	assert.Contains(t, string(sched), `"ttl":"2160h"`)
 	assert.Contains(t, string(sched), `"storageLocation":"default"`)
-	values, err := json.Marshal(m.res["kubernetes:helm.sh/v4:Chart backup-velero"].Mappable())
+	values, err := json.Marshal(m.Inputs()["kubernetes:helm.sh/v4:Chart backup-velero"].Mappable())
 	require.NoError(t, err)
 	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`, `"deployNodeAgent":true`} {
 		assert.Contains(t, string(values), want)

@@ -2,13 +2,15 @@ package identity
 
 import (
 	"encoding/json"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"strings"
 	"testing"
 
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/policies/pack"
 )
 
 func auditArgs() Args {
@@ -50,13 +52,13 @@ func TestAuditGraph(t *testing.T) {
 	a := auditArgs()
 	a.IssuerCA = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"
 	a.Audit.Values = map[string]map[string]any{"loki": {"singleBinary": map[string]any{"persistence": map[string]any{"size": "200Gi"}}}}
-	m := &mocks{res: map[string]resource.PropertyMap{}}
+	m := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := NewRealm(ctx, "sso", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "test", m)))
 	chartOf := func(n string) map[string]any {
-		r := m.res["kubernetes:helm.sh/v4:Chart sso-"+n]
+		r := m.Inputs()["kubernetes:helm.sh/v4:Chart sso-"+n]
 		require.NotNil(t, r, n)
 		return r.Mappable()
 	}
@@ -84,10 +86,10 @@ func TestAuditGraph(t *testing.T) {
 	assert.Equal(t, true, ini["auth"].(map[string]any)["disable_login_form"])
 	assert.NotContains(t, graf["values"], "adminPassword", "the break-glass password comes from a Secret")
 
-	ns := m.res["kubernetes:core/v1:Namespace sso-audit-ns"].Mappable()["metadata"].(map[string]any)["labels"].(map[string]any)
+	ns := m.Inputs()["kubernetes:core/v1:Namespace sso-audit-ns"].Mappable()["metadata"].(map[string]any)["labels"].(map[string]any)
 	assert.Equal(t, "privileged", ns["pod-security.kubernetes.io/enforce"])
 	assert.Equal(t, "restricted", ns["pod-security.kubernetes.io/warn"])
-	data := m.res["kubernetes:core/v1:ConfigMap sso-audit-dashboards"].Mappable()["data"].(map[string]any)
+	data := m.Inputs()["kubernetes:core/v1:ConfigMap sso-audit-dashboards"].Mappable()["data"].(map[string]any)
 	assert.Len(t, data, 3)
 
 	// Without a private CA Grafana mounts none.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -14,6 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kplane/kplane/policies/pack"
 )
 
 func testArgs() Args {
@@ -131,29 +132,15 @@ func TestAuthenticationConfiguration(t *testing.T) {
 	assert.Equal(t, "groups", cfg.JWT[0].ClaimMappings.Groups.Claim)
 }
 
-type mocks struct {
-	mu  sync.Mutex
-	res map[string]resource.PropertyMap // "type name" -> inputs
-}
-
-func (m *mocks) NewResource(args pulumi.MockResourceArgs) (string, resource.PropertyMap, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.res[args.TypeToken+" "+args.Name] = args.Inputs
-	return args.Name + "-id", args.Inputs, nil
-}
-
-func (m *mocks) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) { return args.Args, nil }
-
 // TestComponentGraph: what NewRealm registers, with and without the in-cluster sync.
 func TestComponentGraph(t *testing.T) {
 	run := func(a Args) map[string]resource.PropertyMap {
-		m := &mocks{res: map[string]resource.PropertyMap{}}
+		m := &pack.Recorder{}
 		require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 			_, err := NewRealm(ctx, "sso", &a)
 			return err
 		}, pulumi.WithMocks("kplane", "test", m)))
-		return m.res
+		return m.Inputs()
 	}
 	res := run(testArgs())
 	assert.Contains(t, res, "kubernetes:core/v1:ConfigMap sso-realm")

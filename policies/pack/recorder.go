@@ -1,6 +1,7 @@
 package pack
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
@@ -14,6 +15,7 @@ import (
 type Recorder struct {
 	mu        sync.Mutex
 	Resources []Resource
+	inputs    map[string]resource.PropertyMap
 }
 
 // NewResource records the resource; its ID is unlike any name, so only dependencies link.
@@ -29,6 +31,10 @@ func (m *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	}
 	m.mu.Lock()
 	m.Resources = append(m.Resources, Resource{Type: args.TypeToken, Name: args.Name, URN: urn, Props: args.Inputs.Mappable(), Deps: deps})
+	if m.inputs == nil {
+		m.inputs = map[string]resource.PropertyMap{}
+	}
+	m.inputs[args.TypeToken+" "+args.Name] = args.Inputs
 	m.mu.Unlock()
 	return args.Name + "-4f1c2a", args.Inputs, nil
 }
@@ -36,4 +42,11 @@ func (m *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 // Call answers provider functions with their arguments.
 func (m *Recorder) Call(args pulumi.MockCallArgs) (resource.PropertyMap, error) {
 	return args.Args, nil
+}
+
+// Inputs are the recorded resources' inputs by "<type> <name>", for a component's unit tests.
+func (m *Recorder) Inputs() map[string]resource.PropertyMap {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.inputs)
 }
