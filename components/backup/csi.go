@@ -19,7 +19,7 @@ import (
 // CSISnapshotsArgs: a VolumeSnapshotClass Velero uses for CSI snapshots, and scheduled
 // snapshots of selected claims with retention (kplane-backup snapshot in a CronJob).
 type CSISnapshotsArgs struct {
-	// Image of kplane-backup (components/backup/drill/cmd/kplane-backup), by digest.
+	// Image of kplane-backup (components/backup/cmd/kplane-backup), by digest.
 	Image string `json:"image"`
 	// Class, when set, is created and labelled for Velero (velero.io/csi-volumesnapshot-class).
 	Class *SnapshotClass `json:"class,omitempty"`

@@ -73,7 +73,7 @@ func TestCSISnapshots(t *testing.T) {
 
 	// The CronJob's command as its ServiceAccount: the Role suffices, nothing more is needed.
 	saKubeconfig := serviceAccountKubeconfig(t, c, "data", "kplane-snapshot-daily")
-	bin := buildCommand(t, "github.com/kplane/kplane/components/backup/drill/cmd/kplane-backup")
+	bin := buildCommand(t, "github.com/kplane/kplane/components/backup/cmd/kplane-backup")
 	snaps := dyn.Resource(csisnap.VolumeSnapshots).Namespace("data")
 	var all [][]string
 	for run := range 4 {
