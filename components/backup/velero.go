@@ -28,8 +28,25 @@ type VeleroArgs struct {
 	Install *VeleroInstall `json:"install,omitempty"`
 	// Storage is the backup storage location.
 	Storage Storage `json:"storage"`
+	// SnapshotLocations for the provider's own volume snapshots (EBS on AWS); CSI snapshots need
+	// none (see NewCSISnapshots), nor do file-system backups.
+	SnapshotLocations []SnapshotLocation `json:"snapshotLocations,omitempty"`
 	// Schedules of backups.
 	Schedules []Schedule `json:"schedules,omitempty"`
+}
+
+// SnapshotLocation is a VolumeSnapshotLocation: where Velero's volume snapshotter plugin takes
+// the snapshots of persistent volumes (for AWS, EBS snapshots in a region).
+type SnapshotLocation struct {
+	Name string `json:"name"`
+	// Provider is the volume snapshotter plugin (default aws; its plugin is installed with Velero).
+	Provider string `json:"provider,omitempty"`
+	// Region of the volumes (required for aws: EBS snapshots are regional).
+	Region string `json:"region,omitempty"`
+	// Config is the provider's other settings (e.g. profile, enableSharedConfig).
+	Config map[string]string `json:"config,omitempty"`
+	// CredentialsSecret: a Secret with key "cloud" (default: storage.credentialsSecret).
+	CredentialsSecret string `json:"credentialsSecret,omitempty"`
 }
 
 // VeleroInstall installs the chart.
@@ -60,6 +77,13 @@ type Storage struct {
 	// ReadOnly locations are for restores and migrations into this cluster: its Velero never
 	// writes there or deletes expired backups.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Secondary locations are not the cluster's default: only backups and restores that name
+	// them use them (e.g. another cluster's location, read-only, to migrate from).
+	Secondary bool `json:"secondary,omitempty"`
+	// WaitSeconds: how long `pulumi up` waits for Velero to find the location usable (phase
+	// Available: bucket reachable, credentials accepted) before it fails (default 300; -1: do not
+	// wait, e.g. when Velero is started after the stack).
+	WaitSeconds int `json:"waitSeconds,omitempty"`
 }
 
 // Schedule is one backup schedule.
@@ -78,6 +102,8 @@ type Schedule struct {
 	ClusterResources *bool `json:"clusterResources,omitempty"`
 	// FileSystemBackup copies pod volumes with Velero's node agent (kopia) instead of CSI snapshots.
 	FileSystemBackup bool `json:"fileSystemBackup,omitempty"`
+	// SnapshotLocations (names of snapshotLocations) the backups snapshot volumes into.
+	SnapshotLocations []string `json:"snapshotLocations,omitempty"`
 }
 
 var (
@@ -95,12 +121,24 @@ func (a VeleroArgs) Validate() error {
 		return fmt.Errorf("storage.credentialsSecret: required (a Secret with key \"cloud\": an AWS credentials file)")
 	case s.Name != "" && !dnsName.MatchString(s.Name):
 		return fmt.Errorf("storage.name %q: lower-case letters, digits and dashes", s.Name)
+	case s.WaitSeconds < -1:
+		return fmt.Errorf("storage.waitSeconds %d: seconds to wait for the location (-1: do not wait)", s.WaitSeconds)
 	}
 	if s.URL != "" {
 		u, err := url.Parse(s.URL)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 			return fmt.Errorf("storage.url %q: the S3-compatible store's URL (https://...)", s.URL)
 		}
+	}
+	locations := map[string]bool{}
+	for i, l := range a.SnapshotLocations {
+		switch {
+		case !dnsName.MatchString(l.Name) || locations[l.Name]:
+			return fmt.Errorf("snapshotLocations[%d].name %q: unique, lower-case letters, digits and dashes", i, l.Name)
+		case (l.Provider == "" || l.Provider == "aws") && l.Region == "":
+			return fmt.Errorf("snapshotLocations[%d] %s: region: required for aws (EBS snapshots are regional)", i, l.Name)
+		}
+		locations[l.Name] = true
 	}
 	seen := map[string]bool{}
 	for i, sc := range a.Schedules {
@@ -113,6 +151,11 @@ func (a VeleroArgs) Validate() error {
 			return fmt.Errorf("schedules[%d] %s: ttl %q: how long backups are kept, e.g. 720h (required)", i, sc.Name, sc.TTL)
 		case len(sc.Namespaces) == 0:
 			return fmt.Errorf("schedules[%d] %s: namespaces: at least one (\"*\" for the whole cluster)", i, sc.Name)
+		}
+		for _, l := range sc.SnapshotLocations {
+			if !locations[l] {
+				return fmt.Errorf("schedules[%d] %s: snapshotLocations: %q is not one of snapshotLocations (declare it there)", i, sc.Name, l)
+			}
 		}
 		seen[sc.Name] = true
 	}
@@ -142,6 +185,9 @@ func (a VeleroArgs) withDefaults(stack string) VeleroArgs {
 	}
 	if a.Storage.Region == "" {
 		a.Storage.Region = "us-east-1"
+	}
+	if a.Storage.WaitSeconds == 0 {
+		a.Storage.WaitSeconds = 300
 	}
 	return a
 }
@@ -187,8 +233,16 @@ func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
+	locations := []pulumi.Resource{bsl}
+	for _, l := range a.SnapshotLocations {
+		vsl, err := k8sobj.CustomResource(ctx, name+"-snapshot-location-"+l.Name, a.snapshotLocation(l), after...)
+		if err != nil {
+			return nil, err
+		}
+		locations = append(locations, vsl)
+	}
 	for _, s := range a.Schedules {
-		if _, err := k8sobj.CustomResource(ctx, name+"-schedule-"+s.Name, a.schedule(s), pulumi.Parent(r), pulumi.DependsOn([]pulumi.Resource{bsl})); err != nil {
+		if _, err := k8sobj.CustomResource(ctx, name+"-schedule-"+s.Name, a.schedule(s), pulumi.Parent(r), pulumi.DependsOn(locations)); err != nil {
 			return nil, err
 		}
 	}
@@ -210,10 +264,37 @@ func (a VeleroArgs) storageLocation() map[string]any {
 	if s.ReadOnly {
 		mode = "ReadOnly"
 	}
+	metadata := map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}}
+	if s.WaitSeconds > 0 {
+		// An unusable location fails the update instead of every backup failing later; Velero's
+		// reason is the location's status.message.
+		metadata["annotations"] = map[string]any{"pulumi.com/waitFor": "jsonpath={.status.phase}=Available",
+			"pulumi.com/timeoutSeconds": fmt.Sprint(s.WaitSeconds)}
+	}
 	return map[string]any{"apiVersion": "velero.io/v1", "kind": "BackupStorageLocation",
-		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}},
-		"spec": map[string]any{"provider": "aws", "objectStorage": objectStorage, "config": config, "accessMode": mode, "default": true,
+		"metadata": metadata,
+		"spec": map[string]any{"provider": "aws", "objectStorage": objectStorage, "config": config, "accessMode": mode, "default": !s.Secondary,
 			"credential": map[string]any{"name": s.CredentialsSecret, "key": "cloud"}}}
+}
+
+func (a VeleroArgs) snapshotLocation(l SnapshotLocation) map[string]any {
+	config := map[string]any{}
+	for k, v := range l.Config {
+		config[k] = v
+	}
+	if l.Region != "" {
+		config["region"] = l.Region
+	}
+	provider, secret := l.Provider, l.CredentialsSecret
+	if provider == "" {
+		provider = "aws"
+	}
+	if secret == "" {
+		secret = a.Storage.CredentialsSecret
+	}
+	return map[string]any{"apiVersion": "velero.io/v1", "kind": "VolumeSnapshotLocation",
+		"metadata": map[string]any{"name": l.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}},
+		"spec":     map[string]any{"provider": provider, "config": config, "credential": map[string]any{"name": secret, "key": "cloud"}}}
 }
 
 func (a VeleroArgs) schedule(s Schedule) map[string]any {
@@ -221,6 +302,9 @@ func (a VeleroArgs) schedule(s Schedule) map[string]any {
 		"defaultVolumesToFsBackup": s.FileSystemBackup, "snapshotMoveData": false}
 	if s.ClusterResources != nil {
 		template["includeClusterResources"] = *s.ClusterResources
+	}
+	if len(s.SnapshotLocations) > 0 {
+		template["volumeSnapshotLocations"], template["snapshotVolumes"] = s.SnapshotLocations, true
 	}
 	if len(s.Selector) > 0 {
 		labels := map[string]any{}

@@ -27,6 +27,8 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) { a.Schedules[0].Cron = "@daily" }, "five fields"},
 		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: at least one"},
 		{func(a *VeleroArgs) { a.Schedules = append(a.Schedules, a.Schedules[0]) }, "unique"},
+		{func(a *VeleroArgs) { a.SnapshotLocations = []SnapshotLocation{{Name: "ebs"}} }, "snapshotLocations[0] ebs: region: required for aws"},
+		{func(a *VeleroArgs) { a.Schedules[0].SnapshotLocations = []string{"ebs"} }, `snapshotLocations: "ebs" is not one of snapshotLocations`},
 		{func(a *VeleroArgs) {
 			a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest}
 		}, "pin Velero by digest"},
@@ -42,21 +44,27 @@ func TestVeleroGraph(t *testing.T) {
 	m := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		_, err := NewVelero(ctx, "backup", &VeleroArgs{Install: &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest},
-			Storage: Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
-			Schedules: []Schedule{{Name: "all", Cron: "0 2 * * *", Namespaces: []string{"*"}, TTL: "2160h"},
+			Storage:           Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
+			SnapshotLocations: []SnapshotLocation{{Name: "ebs", Region: "ap-northeast-2"}},
+			Schedules: []Schedule{{Name: "all", Cron: "0 2 * * *", Namespaces: []string{"*"}, TTL: "2160h", SnapshotLocations: []string{"ebs"}},
 				{Name: "files", Cron: "0 3 * * *", Namespaces: []string{"legacy"}, TTL: "720h", FileSystemBackup: true}}})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", m)))
 	bsl, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:BackupStorageLocation backup-location"].Mappable())
 	require.NoError(t, err)
 	for _, want := range []string{`"prefix":"velero/prod"`, `"s3Url":"https://s3.internal.example.com"`, `"s3ForcePathStyle":"true"`, `"accessMode":"ReadWrite"`,
-		`"credential":{"key":"cloud","name":"cloud"}`, `"caCert":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"`} {
+		`"credential":{"key":"cloud","name":"cloud"}`, `"caCert":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t"`,
+		`"pulumi.com/waitFor":"jsonpath={.status.phase}=Available"`, `"pulumi.com/timeoutSeconds":"300"`} {
 		assert.Contains(t, string(bsl), want)
 	}
 	sched, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:Schedule backup-schedule-all"].Mappable())
 	require.NoError(t, err)
 	assert.Contains(t, string(sched), `"ttl":"2160h"`)
 	assert.Contains(t, string(sched), `"storageLocation":"default"`)
+	assert.Contains(t, string(sched), `"volumeSnapshotLocations":["ebs"]`)
+	vsl, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:VolumeSnapshotLocation backup-snapshot-location-ebs"].Mappable())
+	require.NoError(t, err)
+	assert.Contains(t, string(vsl), `"spec":{"config":{"region":"ap-northeast-2"},"credential":{"key":"cloud","name":"cloud"},"provider":"aws"}`)
 	values, err := json.Marshal(m.Inputs()["kubernetes:helm.sh/v4:Chart backup-velero"].Mappable())
 	require.NoError(t, err)
 	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`, `"deployNodeAgent":true`} {

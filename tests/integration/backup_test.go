@@ -101,8 +101,12 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 			}
 			args := &backup.VeleroArgs{Storage: backup.Storage{Bucket: "backups", Prefix: "velero/shop-prod", URL: s3URL, CredentialsSecret: "backup-credentials",
 				ReadOnly: sd.name == "target"}}
+			if sd.name == "target" { // its Velero starts for the migration (one server at a time here)
+				args.Storage.WaitSeconds = -1
+			}
 			if sd.name == "source" {
-				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h"}}
+				args.SnapshotLocations = []backup.SnapshotLocation{{Name: "ebs", Region: "ap-northeast-2"}}
+				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h", SnapshotLocations: []string{"ebs"}}}
 				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + fixtures.Digest,
 					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3URL, CredentialsSecret: "drill-credentials"},
 					pulumi.Provider(k8s)); err != nil {
@@ -131,7 +135,9 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	sched, err := src.dyn.Resource(schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "schedules"}).Namespace("velero").Get(ctx, "shop-nightly", metav1.GetOptions{})
 	require.NoError(t, err)
 	phase, _, _ := unstructured.NestedString(sched.Object, "status", "phase")
-	assert.Equal(t, "Enabled", phase, "Velero accepted the schedule")
+	assert.Equal(t, "Enabled", phase, "Velero accepted the schedule (and its snapshot location)")
+	_, err = src.dyn.Resource(schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "volumesnapshotlocations"}).Namespace("velero").Get(ctx, "ebs", metav1.GetOptions{})
+	require.NoError(t, err)
 
 	// The shop.
 	shop(t, ctx, src.cs, src.dyn)
