@@ -27,6 +27,9 @@ type RestoreDrillArgs struct {
 	Prefix            string `json:"prefix"`
 	S3Endpoint        string `json:"s3Endpoint,omitempty"`
 	CredentialsSecret string `json:"credentialsSecret"`
+	// S3CAConfigMap names a ConfigMap in Velero's namespace whose ca.crt signed the store's
+	// certificate (a private CA; Velero's Storage.CACert).
+	S3CAConfigMap string `json:"s3CAConfigMap,omitempty"`
 	// VeleroNamespace (default velero): the drill runs there.
 	VeleroNamespace string `json:"veleroNamespace,omitempty"`
 }
@@ -51,6 +54,14 @@ func (a RestoreDrillArgs) Validate() error {
 		}
 	}
 	return nil
+}
+
+// s3CA mounts a ConfigMap's ca.crt and is the flag that trusts it (--s3-ca).
+func s3CA(configMap string) (string, corev1.VolumeArgs, corev1.VolumeMountArgs) {
+	return "--s3-ca=/etc/kplane/s3-ca/ca.crt",
+		corev1.VolumeArgs{Name: pulumi.String("s3-ca"), ConfigMap: corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String(configMap),
+			Items: corev1.KeyToPathArray{corev1.KeyToPathArgs{Key: pulumi.String("ca.crt"), Path: pulumi.String("ca.crt")}}}},
+		corev1.VolumeMountArgs{Name: pulumi.String("s3-ca"), MountPath: pulumi.String("/etc/kplane/s3-ca"), ReadOnly: pulumi.Bool(true)}
 }
 
 // RestoreDrill is the scheduled drill.
@@ -127,8 +138,13 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		if a.S3Endpoint != "" {
 			cmd = append(cmd, "--s3-endpoint="+a.S3Endpoint)
 		}
-		pod := jobpod.Pod{Name: "kplane-restore-drill", Image: a.Image, ServiceAccount: account, Token: true, Args: cmd,
-			Env: credentials}.Spec()
+		p := jobpod.Pod{Name: "kplane-restore-drill", Image: a.Image, ServiceAccount: account, Token: true, Env: credentials}
+		if a.S3CAConfigMap != "" {
+			flag, vol, mount := s3CA(a.S3CAConfigMap)
+			cmd, p.Volumes, p.Mounts = append(cmd, flag), corev1.VolumeArray{vol}, corev1.VolumeMountArray{mount}
+		}
+		p.Args = cmd
+		pod := p.Spec()
 		if _, err := batchv1.NewCronJob(ctx, name+"-"+ns, &batchv1.CronJobArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(account + "-" + ns), Namespace: pulumi.String(a.VeleroNamespace), Labels: labels},
 			Spec: batchv1.CronJobSpecArgs{Schedule: pulumi.String(a.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"),

@@ -33,6 +33,8 @@ type EtcdSnapshotsArgs struct {
 	Prefix     string `json:"prefix,omitempty"`
 	Region     string `json:"region,omitempty"`
 	S3Endpoint string `json:"s3Endpoint,omitempty"`
+	// S3CAConfigMap names a ConfigMap in the namespace whose ca.crt signed the store's certificate.
+	S3CAConfigMap string `json:"s3CAConfigMap,omitempty"`
 	// CredentialsSecret names a Secret in the namespace with AWS_ACCESS_KEY_ID and
 	// AWS_SECRET_ACCESS_KEY of a user limited to the bucket's prefix.
 	CredentialsSecret string `json:"credentialsSecret"`
@@ -125,6 +127,17 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 	if a.S3Endpoint != "" {
 		cmd = append(cmd, "--s3-endpoint="+a.S3Endpoint)
 	}
+	mounts := corev1.VolumeMountArray{
+		corev1.VolumeMountArgs{Name: pulumi.String("pki"), MountPath: pulumi.String("/pki"), ReadOnly: pulumi.Bool(true)},
+		corev1.VolumeMountArgs{Name: pulumi.String("work"), MountPath: pulumi.String("/work")}}
+	volumes := corev1.VolumeArray{
+		corev1.VolumeArgs{Name: pulumi.String("pki"), HostPath: corev1.HostPathVolumeSourceArgs{Path: pulumi.String(a.PKIDir), Type: pulumi.String("Directory")}},
+		// The snapshot is written here before upload: up to etcd's 8 GiB recommended maximum.
+		corev1.VolumeArgs{Name: pulumi.String("work"), EmptyDir: corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String("10Gi")}}}
+	if a.S3CAConfigMap != "" {
+		flag, vol, mount := s3CA(a.S3CAConfigMap)
+		cmd, volumes, mounts = append(cmd, flag), append(volumes, vol), append(mounts, mount)
+	}
 	pod := corev1.PodSpecArgs{
 		ServiceAccountName: pulumi.String("kplane-etcd-snapshot"), AutomountServiceAccountToken: pulumi.Bool(false), RestartPolicy: pulumi.String("Never"),
 		HostNetwork:  pulumi.Bool(true),
@@ -137,16 +150,11 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 			Env: credentials,
 			SecurityContext: corev1.SecurityContextArgs{RunAsUser: pulumi.Int(0), RunAsNonRoot: pulumi.Bool(false), AllowPrivilegeEscalation: pulumi.Bool(false),
 				ReadOnlyRootFilesystem: pulumi.Bool(true), Capabilities: corev1.CapabilitiesArgs{Drop: pulumi.ToStringArray([]string{"ALL"})}},
-			VolumeMounts: corev1.VolumeMountArray{
-				corev1.VolumeMountArgs{Name: pulumi.String("pki"), MountPath: pulumi.String("/pki"), ReadOnly: pulumi.Bool(true)},
-				corev1.VolumeMountArgs{Name: pulumi.String("work"), MountPath: pulumi.String("/work")}},
+			VolumeMounts: mounts,
 			Resources: corev1.ResourceRequirementsArgs{Requests: pulumi.StringMap{"cpu": pulumi.String("100m"), "memory": pulumi.String("128Mi")},
 				Limits: pulumi.StringMap{"cpu": pulumi.String("1"), "memory": pulumi.String("512Mi")}},
 		}},
-		Volumes: corev1.VolumeArray{
-			corev1.VolumeArgs{Name: pulumi.String("pki"), HostPath: corev1.HostPathVolumeSourceArgs{Path: pulumi.String(a.PKIDir), Type: pulumi.String("Directory")}},
-			// The snapshot is written here before upload: up to etcd's 8 GiB recommended maximum.
-			corev1.VolumeArgs{Name: pulumi.String("work"), EmptyDir: corev1.EmptyDirVolumeSourceArgs{SizeLimit: pulumi.String("10Gi")}}},
+		Volumes: volumes,
 	}
 	cj, err := batchv1.NewCronJob(ctx, name+"-schedule", &batchv1.CronJobArgs{Metadata: meta, Spec: batchv1.CronJobSpecArgs{
 		Schedule: pulumi.String(a.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"), StartingDeadlineSeconds: pulumi.Int(600),

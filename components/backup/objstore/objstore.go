@@ -4,14 +4,18 @@ package objstore
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
@@ -27,6 +31,8 @@ type Bucket struct {
 	Endpoint string
 	// AccessKey and SecretKey of a user limited to this bucket and prefix (from a Secret).
 	AccessKey, SecretKey string
+	// CAFile (PEM) is trusted besides the system's CAs: a store whose certificate a private CA signed.
+	CAFile string
 }
 
 // Store reads and writes objects under the bucket's prefix.
@@ -50,6 +56,22 @@ func New(b Bucket) (*Store, error) {
 		b.Prefix += "/"
 	}
 	cfg := aws.Config{Region: b.Region, Credentials: credentials.NewStaticCredentialsProvider(b.AccessKey, b.SecretKey, "")}
+	if b.CAFile != "" {
+		pem, err := os.ReadFile(b.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("bucket CA: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("bucket CA %s: no PEM certificate in it", b.CAFile)
+		}
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		})
+	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if b.Endpoint != "" {
 			o.BaseEndpoint = aws.String(b.Endpoint)

@@ -7,7 +7,7 @@
 //	kplane-backup snapshot --policy NAME --namespace NS [--selector k=v,...] [--class C] --keep N
 //
 // Common flags: --kubeconfig, --velero-namespace, --bucket, --prefix (the location's),
-// --s3-endpoint, --region; the bucket's credentials come from AWS_ACCESS_KEY_ID and
+// --s3-endpoint, --s3-ca, --region; the bucket's credentials come from AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY. It prints JSON and exits non-zero when a drill fails or a pre-check finds
 // blockers (the failed Job of a CronJob is the alert).
 package main
@@ -55,6 +55,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&b.Prefix, "prefix", "", "the storage location's prefix")
 	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
 	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
+	fs.StringVar(&b.CAFile, "s3-ca", "", "PEM CA of the S3-compatible endpoint's certificate (besides the system's)")
 	backup := fs.String("backup", "", "backup name (drill: or latest)")
 	ns := fs.String("namespace", "", "the backed-up namespace")
 	scratch := fs.String("scratch", "", "drill: the scratch namespace (default <namespace>-drill)")

@@ -1,7 +1,7 @@
 // Command kplane-etcd-snapshot is what the etcd snapshot CronJob runs, and what an operator runs
 // to restore:
 //
-//	kplane-etcd-snapshot save    --endpoint URL --cacert F --cert F --key F --bucket B [--prefix P] [--s3-endpoint URL] [--keep N]
+//	kplane-etcd-snapshot save    --endpoint URL --cacert F --cert F --key F --bucket B [--prefix P] [--s3-endpoint URL [--s3-ca F]] [--keep N]
 //	kplane-etcd-snapshot restore --bucket B [--prefix P] [--snapshot KEY|latest] --data-dir DIR --name NAME --peer-url URL
 //
 // The bucket's credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. save takes a
@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&b.Prefix, "prefix", "", "key prefix of this cluster's snapshots")
 	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
 	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
+	fs.StringVar(&b.CAFile, "s3-ca", "", "PEM CA of the S3-compatible endpoint's certificate (besides the system's)")
 	keep := fs.Int("keep", 14, "snapshots kept in the bucket")
 	work := fs.String("work-dir", os.TempDir(), "where the snapshot file is written")
 	key := fs.String("snapshot", "latest", "restore: the snapshot's key, or latest")
