@@ -19,7 +19,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK and Gatekeeper, fetch Keycloak, install OpenLDAP (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero and SeaweedFS, fetch Keycloak, install OpenLDAP (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
@@ -85,8 +85,8 @@ test: tools ## all tests: unit, policy and integration against real local cluste
 e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, realm sync, an API server trusting the realm
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestIdentity' -v ./tests/integration/
 
-e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), etcd snapshot and restore
-	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/
+e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/
 
 test-unit: ## unit tests only (no tools, no clusters)
 	@go test -count=1 -short ./...

@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero keycloak openldap plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs keycloak openldap plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -141,6 +141,15 @@ build_velero() {
   built velero "$key" "$work/velero" "$work/velero-plugin-for-aws"
 }
 
+build_seaweedfs() {
+  local v=$SEAWEEDFS_VERSION
+  if cached seaweedfs "$v" weed version; then log "seaweedfs $v cached"; return; fi
+  building seaweedfs "$v" "github.com/seaweedfs/seaweedfs $v; cold: ~4 min"
+  printf '%s\n' "module kplane.local/seaweedfs" "" "go 1.26.6" "" "require github.com/seaweedfs/seaweedfs $v" >"$work/go.mod"
+  (cd "$work" && go build -o "$work/weed" github.com/seaweedfs/seaweedfs/weed)
+  built seaweedfs "$v" "$work/weed"
+}
+
 fetch_keycloak() {
   local v=$KEYCLOAK_VERSION
   if cached keycloak "$v" kc.sh --version; then log "keycloak $v cached"; return; fi
@@ -172,7 +181,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero keycloak openldap plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs keycloak openldap plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -181,9 +190,10 @@ for t in "${tools[@]}"; do
     kwok) build_kwok ;;
     gatekeeper) build_gatekeeper ;;
     velero) build_velero ;;
+    seaweedfs) build_seaweedfs ;;
     keycloak) fetch_keycloak ;;
     openldap) install_openldap ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero keycloak openldap plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs keycloak openldap plugins)"; exit 2 ;;
   esac
 done

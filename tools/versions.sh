@@ -11,6 +11,7 @@ POLICY_CONTROLLER_VERSION=v0.13.1  # sigstore policy-controller: its ClusterImag
 EXTERNAL_SECRETS_VERSION=v1.3.2  # External Secrets Operator: its CRDs validate kplane's SecretStores/ExternalSecrets in tests
 VELERO_VERSION=v1.18.3  # Velero: the backup tests' real server and CLI (wrapper module: kopia replace, a served k8s.io/cli-runtime)
 VELERO_AWS_VERSION=v1.14.3  # velero-plugin-for-aws: Velero's object store for S3 and S3-compatible stores
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6  # SeaweedFS `weed mini`: the backup tests' S3 server that checks credentials (SigV4), and the NFS store's server
 ISTIO_API_VERSION=v1.32.0  # istio.io/api: Istio's CRDs validate kplane's mesh and gateway objects in tests
 KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its KongPlugin CRDs (configuration.konghq.com/v1)
 KEYCLOAK_VERSION=26.5.6  # org.keycloak:keycloak-quarkus-dist from Maven Central: the identity tests' real Keycloak (Java 17+)

@@ -1,0 +1,100 @@
+package testbed
+
+import (
+	cryptotls "crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// SeaweedFS is a real S3-compatible server (SeaweedFS `weed mini`, built from its Go module) on
+// loopback ports, data in dir, with the buckets created. Unlike S3 it checks every request's
+// signature (SigV4): only accessKey with secretKey is accepted, anonymous requests are denied.
+// It is stopped when the test ends.
+type SeaweedFS struct {
+	URL string
+	// CA signed the S3 certificate (with TLS).
+	CA  []byte
+	Log string
+	cmd *exec.Cmd
+}
+
+// StartSeaweedFS starts the server with flags (the NFS store's: backup.NFSStoreFlags), its data
+// in dir (in the store, the NFS export), S3 over HTTPS when tls, and waits until S3 answers.
+func StartSeaweedFS(t testing.TB, dir, accessKey, secretKey string, tls bool, flags []string) *SeaweedFS {
+	t.Helper()
+	bin, err := Binary("weed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every listener on its own loopback port: master, volume, filer, S3, admin and their gRPC.
+	base, err := freePort(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := []string{"master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
+		"s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc"}
+	flags = append([]string{}, flags...)
+	for i, p := range ports {
+		flags = append(flags, fmt.Sprintf("-%s=%d", p, base+i))
+	}
+	flags = append(flags, "-dir="+dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.port.legacy=0", "-debug.port=0", "-metricsPort=0")
+	s := &SeaweedFS{URL: fmt.Sprintf("http://127.0.0.1:%d", base+6), Log: filepath.Join(dir, "weed.log")}
+	client := http.DefaultClient
+	if tls {
+		ca, cert, key, err := servingCert()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, pem := range map[string][]byte{"s3.crt": cert, "s3.key": key} {
+			if err := os.WriteFile(filepath.Join(dir, f), pem, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		flags = append(flags, "-s3.cert.file="+filepath.Join(dir, "s3.crt"), "-s3.key.file="+filepath.Join(dir, "s3.key"))
+		s.URL, s.CA = "https"+strings.TrimPrefix(s.URL, "http"), ca
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &cryptotls.Config{RootCAs: pool}}}
+	}
+	logf, err := os.Create(s.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	s.cmd = exec.Command(bin, flags...)
+	s.cmd.Dir = dir
+	s.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); <-done })
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		select {
+		case <-done:
+			t.Fatalf("weed mini exited: %s", lastLines(s.Log, 20))
+		default:
+		}
+		// Ready once S3 answers and the startup banner (buckets created) is out.
+		if resp, err := client.Get(s.URL + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && logHas(s.Log, "All enabled components are running") {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weed mini did not answer in 60 s: %s", lastLines(s.Log, 20))
+		}
+	}
+}
