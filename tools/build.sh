@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs keycloak openldap plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak openldap promtool plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -150,6 +150,15 @@ build_seaweedfs() {
   built seaweedfs "$v" "$work/weed"
 }
 
+build_istioctl() {
+  local v=$ISTIO_VERSION
+  if cached istioctl "$v" istioctl version --remote=false; then log "istioctl $v cached"; return; fi
+  building istioctl "$v" "istio.io/istio $v (istioctl); cold: ~6 min"
+  printf '%s\n' "module kplane.local/istioctl" "" "go 1.26.6" "" "require istio.io/istio $v" >"$work/go.mod"
+  (cd "$work" && go build -o "$work/istioctl" istio.io/istio/istioctl/cmd/istioctl)
+  built istioctl "$v" "$work/istioctl"
+}
+
 fetch_keycloak() {
   local v=$KEYCLOAK_VERSION
   if cached keycloak "$v" kc.sh --version; then log "keycloak $v cached"; return; fi
@@ -171,6 +180,16 @@ install_openldap() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >&2
 }
 
+# install_promtool installs Prometheus's promtool from Debian when missing (the mesh tests check
+# and unit-test the certificate alerts with it; the package's own service is not used).
+install_promtool() {
+  if command -v promtool >/dev/null 2>&1; then log "promtool installed"; return; fi
+  log "installing prometheus (promtool) from Debian"
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
+}
+
 # install_plugins registers the built provider in PULUMI_HOME, where the engine looks for it
 # (plugin downloads are impossible offline and disabled).
 install_plugins() {
@@ -181,7 +200,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs keycloak openldap plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak openldap promtool plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -191,9 +210,11 @@ for t in "${tools[@]}"; do
     gatekeeper) build_gatekeeper ;;
     velero) build_velero ;;
     seaweedfs) build_seaweedfs ;;
+    istioctl) build_istioctl ;;
     keycloak) fetch_keycloak ;;
     openldap) install_openldap ;;
+    promtool) install_promtool ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs keycloak openldap plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak openldap promtool plugins)"; exit 2 ;;
   esac
 done

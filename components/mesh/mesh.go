@@ -1,0 +1,330 @@
+// Package mesh is kplane's service mesh: Istio installed by revision from its official charts,
+// teams onboarded with sidecar injection, STRICT mutual TLS and deny-by-default authorization
+// built from each service's declared callers, typed routing (canary weights, header routes,
+// retries, timeouts, circuit breaking, fault injection, mirroring), workload certificate
+// lifetimes and a plugged-in CA, and the observability add-ons wired to each other.
+package mesh
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// The official Istio charts, pinned (one version for the three).
+const istioRepo = "https://istio-release.storage.googleapis.com/charts"
+
+var (
+	BaseChart    = chart.Source{Repo: istioRepo, Name: "base", Version: "1.29.2"}
+	IstiodChart  = chart.Source{Repo: istioRepo, Name: "istiod", Version: "1.29.2"}
+	GatewayChart = chart.Source{Repo: istioRepo, Name: "gateway", Version: "1.29.2"}
+	CNIChart     = chart.Source{Repo: istioRepo, Name: "cni", Version: "1.29.2"}
+)
+
+// CNINamespace runs Istio's CNI node agent: it sets up each pod's traffic redirection, so
+// sidecar-injected pods need no privileged init container and pass the restricted Pod Security
+// level of team namespaces. It needs host access, so it runs in kube-system, not istio-system.
+const CNINamespace = "kube-system"
+
+// SystemNamespace is Istio's root namespace: istiod runs there and its selector-less
+// policies apply mesh-wide.
+const SystemNamespace = "istio-system"
+
+// Args: the mesh of one cluster.
+type Args struct {
+	// Revisions of istiod installed side by side (one normally; two during a canary upgrade).
+	Revisions []Revision `json:"revisions"`
+	// Tag (default "stable") is the revision tag namespaces are labelled with; it points at
+	// StableRevision (default: the first). Moving it moves every namespace at the next restart.
+	Tag            string `json:"tag,omitempty"`
+	StableRevision string `json:"stableRevision,omitempty"`
+	// BaseChart installs Istio's CRDs and cluster roles, CNIChart the CNI node agent (default:
+	// the official charts, pinned).
+	BaseChart chart.Source `json:"baseChart,omitempty"`
+	CNIChart  chart.Source `json:"cniChart,omitempty"`
+	// TrustDomain of workload identities (default cluster.local).
+	TrustDomain string `json:"trustDomain,omitempty"`
+	// AllowAnyEgress lets workloads reach hosts outside the mesh's registry (default: only
+	// registered services and ServiceEntries: REGISTRY_ONLY).
+	AllowAnyEgress bool `json:"allowAnyEgress,omitempty"`
+	// Certificates: workload certificate lifetimes and the CA.
+	Certificates Certificates `json:"certificates,omitempty"`
+	// Gateways: ingress (or egress) gateways from the gateway chart.
+	Gateways []Gateway `json:"gateways,omitempty"`
+	// Observability: Prometheus, Grafana, Kiali and Jaeger wired to each other (nil: none).
+	Observability *Observability `json:"observability,omitempty"`
+	// Teams onboarded into the mesh.
+	Teams []Team `json:"teams,omitempty"`
+}
+
+// Revision is one istiod control plane.
+type Revision struct {
+	// Name, e.g. "1-29-2" (lower-case letters, digits and dashes).
+	Name string `json:"name"`
+	// PilotImage and ProxyImage by digest (istio/pilot@sha256:..., istio/proxyv2@sha256:...).
+	PilotImage string `json:"pilotImage"`
+	ProxyImage string `json:"proxyImage"`
+	// Chart of istiod (default: the official chart, pinned); Values are merged over kplane's.
+	Chart  chart.Source   `json:"chart,omitempty"`
+	Values map[string]any `json:"values,omitempty"`
+}
+
+// Gateway is an Istio gateway deployment.
+type Gateway struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	// ServiceType (default LoadBalancer; ClusterIP for an internal gateway behind another).
+	ServiceType string `json:"serviceType,omitempty"`
+	// Revision (default: the tag).
+	Revision string         `json:"revision,omitempty"`
+	Chart    chart.Source   `json:"chart,omitempty"`
+	Values   map[string]any `json:"values,omitempty"`
+}
+
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	pinned   = regexp.MustCompile(`^[^@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$`)
+)
+
+// Validate names the argument and the fix; nothing is created when it fails.
+func (a Args) Validate() error {
+	if len(a.Revisions) == 0 {
+		return fmt.Errorf("revisions: at least one istiod revision (name, pilotImage, proxyImage)")
+	}
+	revs := map[string]bool{}
+	for i, r := range a.Revisions {
+		switch {
+		case !dnsLabel.MatchString(r.Name) || revs[r.Name] || r.Name == "default":
+			return fmt.Errorf("revisions[%d].name %q: unique lower-case letters, digits and dashes, e.g. 1-29-2 (not \"default\")", i, r.Name)
+		case !pinned.MatchString(r.PilotImage):
+			return fmt.Errorf("revisions[%d].pilotImage %q: pin istiod by digest (<registry>/pilot@sha256:...)", i, r.PilotImage)
+		case !pinned.MatchString(r.ProxyImage):
+			return fmt.Errorf("revisions[%d].proxyImage %q: pin the sidecar proxy by digest (<registry>/proxyv2@sha256:...)", i, r.ProxyImage)
+		}
+		if err := r.Chart.Or(IstiodChart).Validate(fmt.Sprintf("revisions[%d].chart", i)); err != nil {
+			return err
+		}
+		revs[r.Name] = true
+	}
+	if a.StableRevision != "" && !revs[a.StableRevision] {
+		return fmt.Errorf("stableRevision %q: not one of revisions (%s)", a.StableRevision, strings.Join(slices.Sorted(mapKeys(revs)), ", "))
+	}
+	if a.Tag != "" && (!dnsLabel.MatchString(a.Tag) || revs[a.Tag]) {
+		return fmt.Errorf("tag %q: lower-case letters, digits and dashes, not a revision's name", a.Tag)
+	}
+	if err := a.BaseChart.Or(BaseChart).Validate("baseChart"); err != nil {
+		return err
+	}
+	if err := a.CNIChart.Or(CNIChart).Validate("cniChart"); err != nil {
+		return err
+	}
+	if err := a.Certificates.validate(); err != nil {
+		return err
+	}
+	gws := map[string]bool{}
+	for i, g := range a.Gateways {
+		switch {
+		case !dnsLabel.MatchString(g.Name) || gws[g.Name]:
+			return fmt.Errorf("gateways[%d].name %q: unique lower-case letters, digits and dashes", i, g.Name)
+		case !dnsLabel.MatchString(g.Namespace):
+			return fmt.Errorf("gateways[%d] %s: namespace %q: required (a namespace of its own, e.g. istio-ingress)", i, g.Name, g.Namespace)
+		case g.ServiceType != "" && !slices.Contains([]string{"LoadBalancer", "ClusterIP", "NodePort"}, g.ServiceType):
+			return fmt.Errorf("gateways[%d] %s: serviceType %q: LoadBalancer, ClusterIP or NodePort", i, g.Name, g.ServiceType)
+		case g.Revision != "" && !revs[g.Revision]:
+			return fmt.Errorf("gateways[%d] %s: revision %q: not one of revisions", i, g.Name, g.Revision)
+		}
+		if err := g.Chart.Or(GatewayChart).Validate(fmt.Sprintf("gateways[%d].chart", i)); err != nil {
+			return err
+		}
+		gws[g.Name] = true
+	}
+	if o := a.Observability; o != nil {
+		if err := o.validate(); err != nil {
+			return err
+		}
+	}
+	return validateTeams(a.Teams, revs, gws)
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (a Args) withDefaults() Args {
+	if a.Tag == "" {
+		a.Tag = "stable"
+	}
+	if a.StableRevision == "" && len(a.Revisions) > 0 {
+		a.StableRevision = a.Revisions[0].Name
+	}
+	if a.TrustDomain == "" {
+		a.TrustDomain = "cluster.local"
+	}
+	a.Certificates = a.Certificates.withDefaults()
+	for i := range a.Gateways {
+		if a.Gateways[i].ServiceType == "" {
+			a.Gateways[i].ServiceType = "LoadBalancer"
+		}
+	}
+	return a
+}
+
+// Mesh is the installed mesh.
+type Mesh struct {
+	pulumi.ResourceState
+	// Tag is the revision label value of meshed namespaces (istio.io/rev).
+	Tag pulumi.StringOutput `pulumi:"tag"`
+}
+
+// New validates args, then installs Istio's CRDs, each istiod revision (the stable one with
+// the tag), the mesh-wide STRICT PeerAuthentication, the gateways, the observability add-ons
+// and the teams.
+func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Mesh, error) {
+	if args == nil {
+		args = &Args{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("mesh %q: %w", name, err)
+	}
+	a := args.withDefaults()
+	r := &Mesh{}
+	if err := ctx.RegisterComponentResource("kplane:index:Mesh", name, r, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(r)
+	ns, err := corev1.NewNamespace(ctx, name+"-istio-system", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(SystemNamespace),
+		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted")}}}, parent)
+	if err != nil {
+		return nil, err
+	}
+	// The CRDs as their own step: everything else waits for them.
+	base, err := helmv4.NewChart(ctx, name+"-base", a.BaseChart.Or(BaseChart).Args("istio-base", SystemNamespace,
+		map[string]any{"defaultRevision": a.StableRevision}), parent, pulumi.DependsOn([]pulumi.Resource{ns}))
+	if err != nil {
+		return nil, err
+	}
+	cni, err := helmv4.NewChart(ctx, name+"-cni", a.CNIChart.Or(CNIChart).Args("istio-cni", CNINamespace, map[string]any{}), parent,
+		pulumi.DependsOn([]pulumi.Resource{base}))
+	if err != nil {
+		return nil, err
+	}
+	deps := []pulumi.Resource{base, cni}
+	if ca := a.Certificates.CA; ca != nil {
+		res, err := ca.resources(ctx, name, parent, pulumi.DependsOn([]pulumi.Resource{ns, base}))
+		if err != nil {
+			return nil, err
+		}
+		deps = append(deps, res...)
+	}
+	var istiods []pulumi.Resource
+	for _, rev := range a.Revisions {
+		istiod, err := helmv4.NewChart(ctx, name+"-istiod-"+rev.Name, rev.Chart.Or(IstiodChart).Args("istiod-"+rev.Name, SystemNamespace,
+			chart.Merge(a.istiodValues(rev), rev.Values)), parent, pulumi.DependsOn(deps))
+		if err != nil {
+			return nil, err
+		}
+		istiods = append(istiods, istiod)
+	}
+	after := pulumi.DependsOn(append([]pulumi.Resource{base}, istiods...))
+	if _, err := k8sobj.CustomResource(ctx, name+"-mtls-strict", map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+		"metadata": map[string]any{"name": "default", "namespace": SystemNamespace, "labels": managed()},
+		"spec":     map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}, parent, after); err != nil {
+		return nil, err
+	}
+	if o := a.Observability; o != nil {
+		if err := a.observability(ctx, name, parent, after); err != nil {
+			return nil, err
+		}
+	}
+	for _, g := range a.Gateways {
+		gns, err := corev1.NewNamespace(ctx, name+"-gateway-ns-"+g.Name, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(g.Namespace),
+			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "istio.io/rev": pulumi.String(a.revisionOf(g.Revision))}}},
+			parent, pulumi.DependsOn(istiods))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := helmv4.NewChart(ctx, name+"-gateway-"+g.Name, g.Chart.Or(GatewayChart).Args(g.Name, g.Namespace,
+			chart.Merge(map[string]any{"revision": a.revisionOf(g.Revision), "service": map[string]any{"type": g.ServiceType}}, g.Values)),
+			parent, pulumi.DependsOn([]pulumi.Resource{gns})); err != nil {
+			return nil, err
+		}
+	}
+	if err := a.teams(ctx, name, parent, after); err != nil {
+		return nil, err
+	}
+	r.Tag = pulumi.String(a.Tag).ToStringOutput()
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"tag": r.Tag})
+}
+
+// revisionOf is the istio.io/rev value: a revision's name, or the tag.
+func (a Args) revisionOf(rev string) string {
+	if rev == "" {
+		return a.Tag
+	}
+	return rev
+}
+
+func managed() map[string]any { return map[string]any{"app.kubernetes.io/managed-by": "kplane"} }
+
+// istiodValues: the revision (the stable one carries the tag), images by digest, mesh config
+// (strict egress, access logs, tracing to Jaeger), certificate lifetimes, restricted pods.
+func (a Args) istiodValues(rev Revision) map[string]any {
+	mesh := map[string]any{
+		"trustDomain":           a.TrustDomain,
+		"accessLogFile":         "/dev/stdout",
+		"accessLogEncoding":     "JSON",
+		"enablePrometheusMerge": true,
+		"outboundTrafficPolicy": map[string]any{"mode": map[bool]string{true: "ALLOW_ANY", false: "REGISTRY_ONLY"}[a.AllowAnyEgress]},
+		"defaultConfig": map[string]any{"holdApplicationUntilProxyStarts": true,
+			"proxyMetadata": a.Certificates.proxyMetadata()},
+	}
+	if a.Observability != nil {
+		o := a.Observability.withDefaults()
+		mesh["extensionProviders"] = []any{map[string]any{"name": "jaeger", "zipkin": map[string]any{
+			"service": "jaeger-collector." + o.Namespace + ".svc.cluster.local", "port": 9411}}}
+		mesh["defaultProviders"] = map[string]any{"tracing": []any{"jaeger"}}
+	}
+	tags := []any{}
+	if rev.Name == a.StableRevision {
+		tags = append(tags, a.Tag)
+	}
+	return map[string]any{
+		"revision":     rev.Name,
+		"revisionTags": tags,
+		"image":        rev.PilotImage,
+		"cni":          map[string]any{"enabled": true},
+		// istio-system enforces the restricted Pod Security level; the chart sets no seccomp
+		// profile unless asked, and without one istiod's pods are refused.
+		"seccompProfile": map[string]any{"type": "RuntimeDefault"},
+		"env":            a.Certificates.istiodEnv(),
+		"global":         map[string]any{"proxy": map[string]any{"image": rev.ProxyImage}, "proxy_init": map[string]any{"image": rev.ProxyImage}},
+		"meshConfig":     mesh,
+		"autoscaleMin":   2,
+		"pdb":            map[string]any{"minAvailable": 1},
+	}
+}
+
+// duration parses Go-style durations ("24h", "90m") that Istio accepts.
+func duration(field, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s %q: a positive duration such as 24h or 1h30m", field, v)
+	}
+	return d, nil
+}

@@ -1,0 +1,190 @@
+package mesh
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// The add-ons' official charts, pinned.
+var (
+	PrometheusChart = chart.Source{Repo: "https://prometheus-community.github.io/helm-charts", Name: "prometheus", Version: "27.2.0"}
+	GrafanaChart    = chart.Source{Repo: "https://grafana-community.github.io/helm-charts", Name: "grafana", Version: "12.11.1"}
+	KialiChart      = chart.Source{Repo: "https://kiali.org/helm-charts", Name: "kiali-server", Version: "2.24.0"}
+	JaegerChart     = chart.Source{Repo: "https://jaegertracing.github.io/helm-charts", Name: "jaeger", Version: "3.3.3"}
+)
+
+// Observability: Prometheus scrapes the mesh (istiod, proxies through Istio's merged metrics)
+// and holds the certificate alerts; Jaeger receives the proxies' traces; Grafana shows both
+// with Istio's dashboards; Kiali draws the mesh from Prometheus, links traces and dashboards.
+type Observability struct {
+	// Namespace of the add-ons (default istio-observability).
+	Namespace string `json:"namespace,omitempty"`
+	// TraceSampling: percent of requests traced (default 1).
+	TraceSampling float64 `json:"traceSampling,omitempty"`
+	// Retention of Prometheus (default 15d).
+	Retention string `json:"retention,omitempty"`
+	// GrafanaURL and KialiURL: the public URLs people open (links between them).
+	GrafanaURL string `json:"grafanaURL,omitempty"`
+	// GrafanaAdminSecret names a Secret (admin-user, admin-password) in the namespace.
+	GrafanaAdminSecret string `json:"grafanaAdminSecret"`
+	// Charts and values per chart ("prometheus", "grafana", "kiali", "jaeger").
+	Prometheus chart.Source              `json:"prometheus,omitempty"`
+	Grafana    chart.Source              `json:"grafana,omitempty"`
+	Kiali      chart.Source              `json:"kiali,omitempty"`
+	Jaeger     chart.Source              `json:"jaeger,omitempty"`
+	Values     map[string]map[string]any `json:"values,omitempty"`
+}
+
+func (o Observability) withDefaults() Observability {
+	if o.Namespace == "" {
+		o.Namespace = "istio-observability"
+	}
+	if o.TraceSampling == 0 {
+		o.TraceSampling = 1
+	}
+	if o.Retention == "" {
+		o.Retention = "15d"
+	}
+	o.Prometheus, o.Grafana, o.Kiali, o.Jaeger = o.Prometheus.Or(PrometheusChart), o.Grafana.Or(GrafanaChart), o.Kiali.Or(KialiChart), o.Jaeger.Or(JaegerChart)
+	return o
+}
+
+func (o Observability) validate() error {
+	o = o.withDefaults()
+	switch {
+	case !dnsLabel.MatchString(o.Namespace):
+		return fmt.Errorf("observability.namespace %q: a namespace name", o.Namespace)
+	case o.TraceSampling < 0 || o.TraceSampling > 100:
+		return fmt.Errorf("observability.traceSampling %v: a percentage, 0 to 100", o.TraceSampling)
+	case o.GrafanaAdminSecret == "":
+		return fmt.Errorf("observability.grafanaAdminSecret: required (a Secret with admin-user and admin-password)")
+	case o.GrafanaURL != "" && !strings.HasPrefix(o.GrafanaURL, "https://"):
+		return fmt.Errorf("observability.grafanaURL %q: Grafana's public https:// URL", o.GrafanaURL)
+	}
+	for field, s := range map[string]chart.Source{"observability.prometheus": o.Prometheus, "observability.grafana": o.Grafana,
+		"observability.kiali": o.Kiali, "observability.jaeger": o.Jaeger} {
+		if err := s.Validate(field); err != nil {
+			return err
+		}
+	}
+	for k := range o.Values {
+		if k != "prometheus" && k != "grafana" && k != "kiali" && k != "jaeger" {
+			return fmt.Errorf("observability.values[%q]: values are per chart: prometheus, grafana, kiali or jaeger", k)
+		}
+	}
+	return nil
+}
+
+// In-cluster addresses of the add-ons (their releases are named after the chart).
+func (o Observability) prometheusURL() string {
+	return "http://prometheus-server." + o.Namespace + ".svc"
+}
+func (o Observability) jaegerQuery() string {
+	return "http://jaeger-query." + o.Namespace + ".svc:16686"
+}
+func (o Observability) grafanaURL() string { return "http://grafana." + o.Namespace + ".svc" }
+
+// PrometheusValues: Istio's metrics (pods annotated by Istio's metrics merge), the certificate
+// alerts, retention.
+func (o Observability) PrometheusValues(alertDays int) map[string]any {
+	var rules map[string]any
+	if err := yaml.Unmarshal([]byte(AlertRules(alertDays)), &rules); err != nil {
+		panic(err) // AlertRules is ours: a test renders it
+	}
+	return map[string]any{
+		"server":                 map[string]any{"retention": o.Retention, "persistentVolume": map[string]any{"enabled": true, "size": "50Gi"}},
+		"serverFiles":            map[string]any{"alerting_rules.yml": rules},
+		"kube-state-metrics":     map[string]any{"enabled": true},
+		"prometheus-pushgateway": map[string]any{"enabled": false},
+	}
+}
+
+// JaegerValues: all-in-one with a Zipkin collector port (what the proxies send to).
+func (o Observability) JaegerValues() map[string]any {
+	return map[string]any{
+		"provisionDataStore": map[string]any{"cassandra": false},
+		"allInOne":           map[string]any{"enabled": true, "extraEnv": []any{map[string]any{"name": "COLLECTOR_ZIPKIN_HOST_PORT", "value": ":9411"}}},
+		"storage":            map[string]any{"type": "memory"},
+		"agent":              map[string]any{"enabled": false}, "collector": map[string]any{"enabled": false}, "query": map[string]any{"enabled": false},
+	}
+}
+
+// IstioDashboards are grafana.com's Istio dashboards (published by the Istio project) by id.
+var IstioDashboards = map[string]int{"istio-mesh": 7639, "istio-service": 7636, "istio-workload": 7630, "istio-control-plane": 7645, "istio-performance": 11829}
+
+// GrafanaValues: Prometheus and Jaeger as data sources, Istio's dashboards, the admin from a Secret.
+func (o Observability) GrafanaValues() map[string]any {
+	dashboards := map[string]any{}
+	for name, id := range IstioDashboards {
+		dashboards[name] = map[string]any{"gnetId": id, "datasource": "Prometheus"}
+	}
+	return map[string]any{
+		"admin": map[string]any{"existingSecret": o.GrafanaAdminSecret, "userKey": "admin-user", "passwordKey": "admin-password"},
+		"datasources": map[string]any{"datasources.yaml": map[string]any{"apiVersion": 1, "datasources": []any{
+			map[string]any{"name": "Prometheus", "type": "prometheus", "uid": "prometheus", "url": o.prometheusURL(), "access": "proxy", "isDefault": true},
+			map[string]any{"name": "Jaeger", "type": "jaeger", "uid": "jaeger", "url": o.jaegerQuery(), "access": "proxy"},
+		}}},
+		"dashboardProviders": map[string]any{"dashboardproviders.yaml": map[string]any{"apiVersion": 1, "providers": []any{
+			map[string]any{"name": "istio", "folder": "Istio", "type": "file", "disableDeletion": true, "editable": false,
+				"options": map[string]any{"path": "/var/lib/grafana/dashboards/istio"}}}}},
+		"dashboards": map[string]any{"istio": dashboards},
+	}
+}
+
+// KialiValues: Kiali reads the mesh from Prometheus, links Jaeger and Grafana, logs in with a
+// ServiceAccount token (its RBAC decides what a person sees).
+func (o Observability) KialiValues() map[string]any {
+	grafana := map[string]any{"enabled": true, "internal_url": o.grafanaURL()}
+	if o.GrafanaURL != "" {
+		grafana["external_url"] = o.GrafanaURL
+	}
+	return map[string]any{
+		"auth":            map[string]any{"strategy": "token"},
+		"istio_namespace": SystemNamespace,
+		"external_services": map[string]any{
+			"prometheus": map[string]any{"url": o.prometheusURL()},
+			"tracing":    map[string]any{"enabled": true, "provider": "jaeger", "internal_url": o.jaegerQuery(), "use_grpc": false},
+			"grafana":    grafana,
+		},
+	}
+}
+
+// observability installs the add-ons and the mesh-wide Telemetry (tracing to Jaeger at the
+// sampling rate).
+func (a Args) observability(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) error {
+	o := a.Observability.withDefaults()
+	ns, err := corev1.NewNamespace(ctx, name+"-observability-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(o.Namespace),
+		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "istio.io/rev": pulumi.String(a.Tag)}}}, opts...)
+	if err != nil {
+		return err
+	}
+	after := append(append([]pulumi.ResourceOption{}, opts...), pulumi.DependsOn([]pulumi.Resource{ns}))
+	for _, c := range []struct {
+		release string
+		src     chart.Source
+		values  map[string]any
+	}{
+		{"prometheus", o.Prometheus, o.PrometheusValues(a.Certificates.ExpiryAlertDays)},
+		{"jaeger", o.Jaeger, o.JaegerValues()},
+		{"grafana", o.Grafana, o.GrafanaValues()},
+		{"kiali", o.Kiali, o.KialiValues()},
+	} {
+		if _, err := helmv4.NewChart(ctx, name+"-"+c.release, c.src.Args(c.release, o.Namespace, chart.Merge(c.values, o.Values[c.release])), after...); err != nil {
+			return err
+		}
+	}
+	_, err = k8sobj.CustomResource(ctx, name+"-telemetry", map[string]any{"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+		"metadata": map[string]any{"name": "mesh-default", "namespace": SystemNamespace, "labels": managed()},
+		"spec": map[string]any{"tracing": []any{map[string]any{"providers": []any{map[string]any{"name": "jaeger"}}, "randomSamplingPercentage": o.TraceSampling}},
+			"accessLogging": []any{map[string]any{"providers": []any{map[string]any{"name": "envoy"}}}}}}, opts...)
+	return err
+}
