@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/policies/pack"
+	"github.com/kplane/kplane/policies/services"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -183,4 +184,63 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestPolicies: the mesh passes kplane's own mesh policies (STRICT mTLS everywhere meshed, no
+// rule lowering it; its routes are internal), and a team that lowers mTLS is caught.
+func TestPolicies(t *testing.T) {
+	p := &pack.Pack{Name: "t", Version: "0", Policies: append(services.MeshPolicies(), services.RoutePolicies()...)}
+	rec := &pack.Recorder{}
+	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+		a := sample()
+		_, err := New(ctx, "mesh", &a)
+		return err
+	}, pulumi.WithMocks("kplane", "dev", rec)))
+	assert.Empty(t, p.EvaluateStack(rec.Resources, nil), "kplane's mesh policies pass")
+
+	a := sample()
+	team := a.Teams[1]
+	objs := a.withDefaults().teamObjects(team)
+	objs[0]["spec"] = map[string]any{"mtls": map[string]any{"mode": "PERMISSIVE"}}
+	var rs []pack.Resource
+	for _, r := range rec.Resources {
+		if r.Kind("security.istio.io", "PeerAuthentication") && r.Namespace() == team.Namespace {
+			r.Props = objs[0]
+		}
+		rs = append(rs, r)
+	}
+	findings := p.EvaluateStack(rs, nil)
+	require.NotEmpty(t, findings)
+	assert.Contains(t, findings[0].Message, "PeerAuthentication payments/default: mtls.mode PERMISSIVE")
+}
+
+// TestCanaryRevisions: two istiod revisions side by side; the tag stays on the stable one,
+// a canary namespace is pinned to the new revision, and moving the tag is one argument.
+func TestCanaryRevisions(t *testing.T) {
+	run := func(stable string) map[string]string {
+		m := &pack.Recorder{}
+		require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+			a := sample()
+			a.Revisions = append(a.Revisions, Revision{Name: "1-30-0", PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest})
+			a.StableRevision = stable
+			a.Teams[1].Revision = "1-30-0"
+			_, err := New(ctx, "mesh", &a)
+			return err
+		}, pulumi.WithMocks("kplane", "dev", m)))
+		out := map[string]string{}
+		for key, v := range m.Inputs() {
+			b, err := json.Marshal(v.Mappable())
+			require.NoError(t, err)
+			out[key] = string(b)
+		}
+		return out
+	}
+	got := run("")
+	assert.Contains(t, got["kubernetes:helm.sh/v4:Chart mesh-istiod-1-29-2"], `"revisionTags":["stable"]`)
+	assert.Contains(t, got["kubernetes:helm.sh/v4:Chart mesh-istiod-1-30-0"], `"revisionTags":[]`)
+	assert.Contains(t, got["kubernetes:core/v1:Namespace mesh-ns-payments"], `"istio.io/rev":"1-30-0"`, "the canary namespace")
+	assert.Contains(t, got["kubernetes:core/v1:Namespace mesh-ns-shop"], `"istio.io/rev":"stable"`)
+	moved := run("1-30-0")
+	assert.Contains(t, moved["kubernetes:helm.sh/v4:Chart mesh-istiod-1-30-0"], `"revisionTags":["stable"]`, "the tag moved")
+	assert.Contains(t, moved["kubernetes:helm.sh/v4:Chart mesh-base"], `"defaultRevision":"1-30-0"`)
 }

@@ -58,7 +58,7 @@ func meshArgs(t *testing.T, ca *mesh.SecretCA) mesh.Args {
 				Fault:          &mesh.Fault{AbortPercent: 0.5, AbortStatus: 503},
 				Mirror:         &mesh.Mirror{Subset: "canary", Percent: 5},
 			}},
-		}}, {Namespace: "mesh-payments", Services: []mesh.Service{{Name: "checkout", Callers: []string{"mesh-shop/cart"}}}}},
+		}}, {Namespace: "mesh-payments", Existing: true, Services: []mesh.Service{{Name: "checkout", Callers: []string{"mesh-shop/cart"}}}}},
 	}
 }
 
@@ -74,6 +74,10 @@ func TestMesh(t *testing.T) {
 	cs, err := c.Clientset()
 	require.NoError(t, err)
 	dyn, err := c.Dynamic()
+	require.NoError(t, err)
+	// The payments team's namespace exists already (as the hardened cluster makes team namespaces).
+	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mesh-payments",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	args := meshArgs(t, testCA(t))
 	s := openStack(t, "mesh", func(ctx *pulumi.Context) error {
@@ -125,6 +129,10 @@ func TestMesh(t *testing.T) {
 	shopNS, err := cs.CoreV1().Namespaces().Get(ctx, "mesh-shop", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "stable", shopNS.Labels["istio.io/rev"])
+	payNS, err := cs.CoreV1().Namespaces().Get(ctx, "mesh-payments", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "stable", payNS.Labels["istio.io/rev"], "an existing namespace is labelled")
+	assert.Equal(t, "restricted", payNS.Labels["pod-security.kubernetes.io/enforce"], "and keeps its own labels")
 	hooks, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	var tagHook bool
@@ -148,10 +156,26 @@ func TestMesh(t *testing.T) {
 		}
 	}
 
+	// The CA from cert-manager instead (its CRDs as upstream ships them): the intermediate's
+	// Certificate writes istio-system/cacerts, which replaces the secret given before.
+	upstreamCRD(t, c, "github.com/cert-manager/cert-manager@"+pinned(t, "CERT_MANAGER_VERSION"), "deploy/crds/cert-manager.io_certificates.yaml")
+	args.Certificates.CA = &mesh.CA{CertManager: &mesh.CertManagerCA{IssuerName: "platform-root"}}
+	_, err = s.Up(ctx)
+	require.NoError(t, err)
+	certificate := get(t, dyn, schema.GroupVersionResource{Group: "cert-manager.io", Version: "v1", Resource: "certificates"}, mesh.SystemNamespace, "istio-intermediate")
+	assert.Equal(t, "cacerts", str(certificate, "spec", "secretName"))
+	assert.Equal(t, "ClusterIssuer", str(certificate, "spec", "issuerRef", "kind"))
+	_, err = cs.CoreV1().Secrets(mesh.SystemNamespace).Get(ctx, "cacerts", metav1.GetOptions{})
+	assert.Error(t, err, "the secret-held CA is gone (cert-manager writes cacerts now)")
+
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
 	_, err = dyn.Resource(istioGVR("networking.istio.io", "virtualservices")).Namespace("mesh-shop").Get(ctx, "cart", metav1.GetOptions{})
 	assert.Error(t, err, "destroyed")
+	payNS, err = cs.CoreV1().Namespaces().Get(ctx, "mesh-payments", metav1.GetOptions{})
+	require.NoError(t, err, "an existing namespace outlives the mesh")
+	assert.NotContains(t, payNS.Labels, "istio.io/rev", "without the mesh's label")
+	assert.Equal(t, "restricted", payNS.Labels["pod-security.kubernetes.io/enforce"])
 }
 
 func istioGVR(group, resource string) schema.GroupVersionResource {
