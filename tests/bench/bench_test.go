@@ -28,6 +28,15 @@ func report(b *testing.B, value float64, unit, what string) {
 	fmt.Printf("  %-52s %10.2f %s\n", what, value, unit)
 }
 
+// timeIt runs f and reports how long it took.
+func timeIt(b *testing.B, what, unit string, f func() error) {
+	start := time.Now()
+	if err := f(); err != nil {
+		b.Fatal(err)
+	}
+	report(b, time.Since(start).Seconds(), unit, what)
+}
+
 // BenchmarkControlPlane: start to /readyz on a fresh data directory (PKI, etcd bootstrap),
 // restart on existing data, and resident memory of one idle cluster and of three at once.
 func BenchmarkControlPlane(b *testing.B) {
@@ -89,15 +98,8 @@ func BenchmarkPlatformStack(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	timeIt := func(what, unit string, f func() error) {
-		start := time.Now()
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-		report(b, time.Since(start).Seconds(), unit, what)
-	}
-	timeIt("pulumi up, platform stack, first (creates environments/dev)", "s/up-create", func() error { _, err := s.Up(ctx); return err })
-	timeIt("pulumi up, platform stack, warm (nothing to change)", "s/up-warm", func() error { _, err := s.Up(ctx); return err })
+	timeIt(b, "pulumi up, platform stack, first (creates environments/dev)", "s/up-create", func() error { _, err := s.Up(ctx); return err })
+	timeIt(b, "pulumi up, platform stack, warm (nothing to change)", "s/up-warm", func() error { _, err := s.Up(ctx); return err })
 	// Preview with and without the policy packs, alternating (so drift in the machine's load hits
 	// both alike), median of 7 each, same stack and cluster; one unmeasured preview first.
 	packs, err := exec.Command("make", "-s", "-C", "../..", "policy-packs").Output()
@@ -122,7 +124,7 @@ func BenchmarkPlatformStack(b *testing.B) {
 	report(b, median(without), "s/preview", "pulumi preview, platform stack (median of 7)")
 	report(b, median(with), "s/preview-packs", "pulumi preview with the policy packs (median of 7, alternating)")
 	report(b, 100*(median(with)-median(without))/median(without), "%/pack-overhead", "preview time added by the policy packs")
-	timeIt("pulumi destroy, platform stack", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
+	timeIt(b, "pulumi destroy, platform stack", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
 }
 
 // BenchmarkToolCache: warm `make tools` (everything cached) and the cold build times recorded

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -45,16 +44,9 @@ func BenchmarkMesh(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	timeIt := func(what, unit string, f func() error) {
-		start := time.Now()
-		if err := f(); err != nil {
-			b.Fatal(err)
-		}
-		report(b, time.Since(start).Seconds(), unit, what)
-	}
-	timeIt("pulumi preview, mesh of 200 services, empty cluster", "s/preview-empty", func() error { _, err := s.Preview(ctx); return err })
+	timeIt(b, "pulumi preview, mesh of 200 services, empty cluster", "s/preview-empty", func() error { _, err := s.Preview(ctx); return err })
 	var created int
-	timeIt("pulumi up, mesh of 200 services, first (creates all)", "s/up-create", func() error {
+	timeIt(b, "pulumi up, mesh of 200 services, first (creates all)", "s/up-create", func() error {
 		res, err := s.Up(ctx)
 		if err == nil {
 			created = (*res.Summary.ResourceChanges)["create"]
@@ -62,8 +54,8 @@ func BenchmarkMesh(b *testing.B) {
 		return err
 	})
 	report(b, float64(created), "resources", "resources created (charts' objects and Istio objects)")
-	timeIt("pulumi preview, mesh of 200 services, nothing to change", "s/preview-warm", func() error { _, err := s.Preview(ctx); return err })
-	timeIt("pulumi destroy, mesh of 200 services", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
+	timeIt(b, "pulumi preview, mesh of 200 services, nothing to change", "s/preview-warm", func() error { _, err := s.Preview(ctx); return err })
+	timeIt(b, "pulumi destroy, mesh of 200 services", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
 }
 
 // meshOf is a mesh of teams × per services on Istio's charts from the istio.io/istio module.

@@ -2,13 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,28 +207,12 @@ func meshApps(t *testing.T, ctx context.Context, cs k8sclient.Interface) {
 // testCA is a root and an intermediate for istiod (the plugged-in CA).
 func testCA(t *testing.T) *mesh.SecretCA {
 	t.Helper()
-	cert := func(cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{"kplane test"}},
-			NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true,
-			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign}
-		if parent == nil {
-			parent, parentKey = tmpl, key
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-		require.NoError(t, err)
-		c, err := x509.ParseCertificate(der)
-		require.NoError(t, err)
-		return c, key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	}
-	root, rootKey, rootPEM := cert("kplane test mesh root", nil, nil)
-	_, key, interPEM := cert("kplane test mesh intermediate", root, rootKey)
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	root := fixtures.Certificate(t, "kplane test mesh root", nil, true, nil)
+	inter := fixtures.Certificate(t, "kplane test mesh intermediate", nil, true, root)
+	key, err := inter.KeyPEM()
 	require.NoError(t, err)
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	return &mesh.SecretCA{RootCert: pulumi.String(rootPEM), CertChain: pulumi.String(string(interPEM) + string(rootPEM)),
-		CACert: pulumi.String(interPEM), CAKey: pulumi.String(keyPEM)}
+	return &mesh.SecretCA{RootCert: pulumi.String(root.PEM), CertChain: pulumi.String(string(inter.PEM) + string(root.PEM)),
+		CACert: pulumi.String(inter.PEM), CAKey: pulumi.String(key)}
 }
 
 // TestMeshCertificateAlerts: the certificate alerts pass Prometheus's own checks and fire when
