@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak openldap promtool plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak swagger-ui openldap promtool chromium plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -180,6 +180,26 @@ install_openldap() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >&2
 }
 
+fetch_swagger_ui() {
+  local v=$SWAGGER_UI_VERSION
+  if [ -f "$CACHE/swagger-ui-$v/swagger-ui-bundle.js" ]; then log "swagger-ui $v cached"; return; fi
+  building swagger-ui "$v" "swagger-ui-dist@$v from the npm registry"
+  (cd "$work" && npm pack --silent "swagger-ui-dist@$v" >/dev/null && tar -xzf "swagger-ui-dist-$v.tgz")
+  rm -rf "$CACHE/swagger-ui-$v"; mv "$work/package" "$CACHE/swagger-ui-$v"; rm -rf "$work"
+  log "swagger-ui $v fetched in $((SECONDS - started)) s"
+  stop_ticker
+}
+
+# install_chromium installs Debian's headless-capable Chromium when missing (the catalog's pages
+# are rendered and checked in it).
+install_chromium() {
+  if command -v chromium >/dev/null 2>&1; then log "chromium installed"; return; fi
+  log "installing chromium from Debian"
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2
+}
+
 # install_promtool installs Prometheus's promtool from Debian when missing (the mesh tests check
 # and unit-test the certificate alerts with it; the package's own service is not used).
 install_promtool() {
@@ -200,7 +220,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak openldap promtool plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak swagger-ui openldap promtool chromium plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -214,7 +234,9 @@ for t in "${tools[@]}"; do
     keycloak) fetch_keycloak ;;
     openldap) install_openldap ;;
     promtool) install_promtool ;;
+    swagger-ui) fetch_swagger_ui ;;
+    chromium) install_chromium ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak openldap promtool plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak swagger-ui openldap promtool chromium plugins)"; exit 2 ;;
   esac
 done

@@ -16,4 +16,5 @@ ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad  # istio.io/istio (the newest t
 CERT_MANAGER_VERSION=v1.21.2  # cert-manager: its CRDs validate the mesh's plugged-in CA Certificate in tests
 ISTIO_API_VERSION=v1.32.0  # istio.io/api: Istio's CRDs validate kplane's mesh and gateway objects in tests
 KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its KongPlugin CRDs (configuration.konghq.com/v1)
+SWAGGER_UI_VERSION=5.35.0  # swagger-ui-dist from the npm registry: the API catalog's document viewer
 KEYCLOAK_VERSION=26.5.6  # org.keycloak:keycloak-quarkus-dist from Maven Central: the identity tests' real Keycloak (Java 17+)

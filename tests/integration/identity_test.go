@@ -296,12 +296,12 @@ func TestIdentityClusterLogin(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	erin, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "erin", fixtures.ErinPassword)
+	erin, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "erin", fixtures.ErinPassword, false)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, asAdminAPI(erin, "GET", "/admin/realms/kplane/users"), "auditors read users")
 	assert.Equal(t, http.StatusOK, asAdminAPI(erin, "GET", "/admin/realms/kplane/events"), "and login events")
 	assert.Equal(t, http.StatusForbidden, asAdminAPI(erin, "PUT", "/admin/realms/kplane"), "but change nothing")
-	aliceConsole, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "alice", fixtures.AlicePassword)
+	aliceConsole, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "alice", fixtures.AlicePassword, false)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusForbidden, asAdminAPI(aliceConsole, "GET", "/admin/realms/kplane/users"), "team members have no admin console")
 

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
@@ -77,6 +78,16 @@ func Binary(name string) (string, error) {
 		return "", fmt.Errorf("%s not found: run `make tools` and `eval \"$(make -s env)\"` (or set KPLANE_%s)", name, strings.ToUpper(name))
 	}
 	return p, nil
+}
+
+// SwaggerUI is the swagger-ui-dist folder of the tool cache (make tools fetches it).
+func SwaggerUI(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("KPLANE_SWAGGER_UI")
+	if dir == "" {
+		t.Fatal("KPLANE_SWAGGER_UI is not set: run `make tools` and `eval \"$(make -s env)\"`")
+	}
+	return dir
 }
 
 // New describes a cluster in dir without starting it; ports persisted in dir are reused.

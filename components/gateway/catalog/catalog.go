@@ -1,0 +1,365 @@
+// Package catalog is kplane's API catalog: the API products of an environment with their
+// OpenAPI documents, validated and with every $ref resolved, several versions per product with
+// the breaking changes between them, a search index over their operations, and the gateway's
+// plans and consumers. It backs the developer portal and the admin API (server.go).
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/oasdiff/oasdiff/checker"
+	"github.com/oasdiff/oasdiff/diff"
+	"github.com/oasdiff/oasdiff/load"
+)
+
+// Manifest is what the gateway component writes next to the documents (catalog.json).
+type Manifest struct {
+	// GatewayURL is the gateway's public URL: each served document's server is it plus the
+	// version's path, so "Try it out" goes through the gateway (with a token).
+	GatewayURL string     `json:"gatewayURL,omitempty"`
+	Products   []Product  `json:"products"`
+	Consumers  []Consumer `json:"consumers,omitempty"`
+}
+
+// Product is an API product.
+type Product struct {
+	Name        string   `json:"name"`
+	Title       string   `json:"title,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Owners      []string `json:"owners,omitempty"`
+	// Visibility: external products are in the developer portal; internal ones in the admin view only.
+	Visibility string       `json:"visibility"`
+	Plans      []Plan       `json:"plans,omitempty"`
+	Versions   []VersionRef `json:"versions"`
+}
+
+// Plan is a rate-limit plan of a product.
+type Plan struct {
+	Name              string `json:"name"`
+	RequestsPerSecond int    `json:"requestsPerSecond,omitempty"`
+	RequestsPerMinute int    `json:"requestsPerMinute,omitempty"`
+	RequestsPerDay    int    `json:"requestsPerDay,omitempty"`
+	// RequestsPerMonth is the quota.
+	RequestsPerMonth int `json:"requestsPerMonth,omitempty"`
+}
+
+// Limited tells whether the plan limits anything.
+func (p Plan) Limited() bool {
+	return p.RequestsPerSecond > 0 || p.RequestsPerMinute > 0 || p.RequestsPerDay > 0 || p.RequestsPerMonth > 0
+}
+
+// VersionRef is one published version: its document and where the gateway serves it.
+type VersionRef struct {
+	Version string `json:"version"`
+	// Spec is the document's file, relative to the catalog folder.
+	Spec string `json:"spec"`
+	// Path is the gateway's base path of this version (e.g. /payments/v1).
+	Path string `json:"path"`
+}
+
+// Consumer is an application allowed to call products: a Keycloak client, on a plan.
+type Consumer struct {
+	ClientID string   `json:"clientId"`
+	Owner    string   `json:"owner,omitempty"`
+	Plan     string   `json:"plan"`
+	Products []string `json:"products"`
+}
+
+// Catalog is the loaded catalog.
+type Catalog struct {
+	Entries   []*Entry
+	Consumers []Consumer
+	byName    map[string]*Entry
+	index     map[string][]int32 // token -> operation ids (sorted)
+	ops       []Hit
+}
+
+// Entry is a product with its loaded versions (in the manifest's order: oldest first).
+type Entry struct {
+	Product
+	Loaded []*Version `json:"-"`
+}
+
+// Version is a loaded document.
+type Version struct {
+	VersionRef
+	Title, Description, OpenAPI string
+	Doc                         *openapi3.T
+	// JSON is the document with every $ref resolved into it, as served to Swagger UI.
+	JSON       []byte
+	Operations []Operation
+}
+
+// Operation is one operation of a document.
+type Operation struct {
+	Method      string   `json:"method"`
+	Path        string   `json:"path"`
+	OperationID string   `json:"operationId,omitempty"`
+	Summary     string   `json:"summary,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	Deprecated  bool     `json:"deprecated,omitempty"`
+}
+
+// Hit is a search result.
+type Hit struct {
+	Product    string `json:"product"`
+	Version    string `json:"version"`
+	Visibility string `json:"visibility"`
+	Operation
+}
+
+// LoadSpec reads and validates an OpenAPI document, resolving its $refs (other files relative
+// to it included). Examples and defaults are not checked against their schemas: published
+// documents (Kubernetes' own among them) often carry ones that do not match, which break nothing
+// at the gateway.
+func LoadSpec(ctx context.Context, path string) (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = true
+	loader.Context = ctx
+	doc, err := loader.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a readable OpenAPI document: %w", path, err)
+	}
+	if err := doc.Validate(ctx, openapi3.DisableExamplesValidation(), openapi3.DisableSchemaDefaultsValidation()); err != nil {
+		return nil, fmt.Errorf("%s: invalid OpenAPI document: %s", path, brief(err))
+	}
+	return doc, nil
+}
+
+// brief is the first lines of a validation error, without the schemas it dumps.
+func brief(err error) string {
+	msg, _, _ := strings.Cut(err.Error(), "\nSchema:")
+	if len(msg) > 500 {
+		msg = msg[:500] + "..."
+	}
+	return msg
+}
+
+// Load reads the manifest in dir and every document it names.
+func Load(ctx context.Context, dir string) (*Catalog, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "catalog.json"))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("catalog.json: %w", err)
+	}
+	return Build(ctx, dir, m)
+}
+
+// Build loads the documents of m (paths relative to dir) and indexes them.
+func Build(ctx context.Context, dir string, m Manifest) (*Catalog, error) {
+	c := &Catalog{Consumers: m.Consumers, byName: map[string]*Entry{}, index: map[string][]int32{}}
+	for _, p := range m.Products {
+		if c.byName[p.Name] != nil {
+			return nil, fmt.Errorf("product %q: listed twice", p.Name)
+		}
+		e := &Entry{Product: p}
+		for _, ref := range p.Versions {
+			doc, err := LoadSpec(ctx, filepath.Join(dir, ref.Spec))
+			if err != nil {
+				return nil, fmt.Errorf("product %s version %s: %w", p.Name, ref.Version, err)
+			}
+			v := &Version{VersionRef: ref, Doc: doc, OpenAPI: doc.OpenAPI}
+			if doc.Info != nil {
+				v.Title, v.Description = doc.Info.Title, doc.Info.Description
+			}
+			// The served copy has its references inside: Swagger UI fetches one document.
+			served := *doc
+			served.InternalizeRefs(ctx, nil)
+			if m.GatewayURL != "" {
+				served.Servers = openapi3.Servers{{URL: strings.TrimSuffix(m.GatewayURL, "/") + ref.Path, Description: "the gateway"}}
+			}
+			if v.JSON, err = json.Marshal(&served); err != nil {
+				return nil, fmt.Errorf("product %s version %s: %w", p.Name, ref.Version, err)
+			}
+			v.Operations = operations(doc)
+			for _, op := range v.Operations {
+				c.add(Hit{Product: p.Name, Version: ref.Version, Visibility: p.Visibility, Operation: op}, p)
+			}
+			e.Loaded = append(e.Loaded, v)
+		}
+		c.Entries = append(c.Entries, e)
+		c.byName[p.Name] = e
+	}
+	sort.Slice(c.Entries, func(i, j int) bool { return c.Entries[i].Name < c.Entries[j].Name })
+	return c, nil
+}
+
+func operations(doc *openapi3.T) []Operation {
+	var out []Operation
+	if doc.Paths == nil {
+		return nil
+	}
+	for _, path := range doc.Paths.InMatchingOrder() {
+		item := doc.Paths.Value(path)
+		methods := item.Operations()
+		for _, method := range slices.Sorted(mapsKeys(methods)) {
+			op := methods[method]
+			out = append(out, Operation{Method: method, Path: path, OperationID: op.OperationID, Summary: op.Summary, Tags: op.Tags, Deprecated: op.Deprecated})
+		}
+	}
+	return out
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// tokens splits text into lower-case words (letters and digits), for the index and queries.
+func tokens(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
+	})
+}
+
+func (c *Catalog) add(h Hit, p Product) {
+	id := int32(len(c.ops))
+	c.ops = append(c.ops, h)
+	seen := map[string]bool{}
+	text := strings.Join(append([]string{p.Name, p.Title, h.Method, h.Path, h.OperationID, h.Summary}, h.Tags...), " ")
+	for _, tok := range tokens(text) {
+		if !seen[tok] {
+			seen[tok] = true
+			c.index[tok] = append(c.index[tok], id)
+		}
+	}
+}
+
+// Search finds operations whose product, path, method, operation id, summary or tags hold every
+// word of q (a word matches the words it begins), best first by product and version; internal
+// products only when internal is set. At most limit hits.
+func (c *Catalog) Search(q string, internal bool, limit int) []Hit {
+	words := tokens(q)
+	if len(words) == 0 {
+		return nil
+	}
+	var ids []int32
+	for i, w := range words {
+		var match []int32
+		for tok, list := range c.index {
+			if strings.HasPrefix(tok, w) {
+				match = append(match, list...)
+			}
+		}
+		slices.Sort(match)
+		match = slices.Compact(match)
+		if i == 0 {
+			ids = match
+		} else {
+			ids = intersect(ids, match)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+	}
+	var out []Hit
+	for _, id := range ids {
+		if h := c.ops[id]; internal || h.Visibility == "external" {
+			out = append(out, h)
+			if len(out) == limit {
+				break
+			}
+		}
+	}
+	return out
+}
+
+func intersect(a, b []int32) []int32 {
+	var out []int32
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] == b[j]:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return out
+}
+
+// Product is the entry named name.
+func (c *Catalog) Product(name string) (*Entry, bool) {
+	e, ok := c.byName[name]
+	return e, ok
+}
+
+// Version is a product's version.
+func (e *Entry) Version(v string) (*Version, bool) {
+	for _, x := range e.Loaded {
+		if x.Version == v {
+			return x, true
+		}
+	}
+	return nil, false
+}
+
+// Change is one difference between two versions.
+type Change struct {
+	ID        string `json:"id"`
+	Level     string `json:"level"`
+	Breaking  bool   `json:"breaking"`
+	Operation string `json:"operation,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Text      string `json:"text"`
+}
+
+// Report is the comparison of two versions of a product.
+type Report struct {
+	Product  string   `json:"product"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Breaking int      `json:"breaking"`
+	Changes  []Change `json:"changes"`
+}
+
+// Diff compares two versions of a product (oasdiff's checks): what a client of from meets in to.
+func (c *Catalog) Diff(product, from, to string) (*Report, error) {
+	e, ok := c.byName[product]
+	if !ok {
+		return nil, fmt.Errorf("no product %q", product)
+	}
+	a, ok := e.Version(from)
+	if !ok {
+		return nil, fmt.Errorf("product %s has no version %q", product, from)
+	}
+	b, ok := e.Version(to)
+	if !ok {
+		return nil, fmt.Errorf("product %s has no version %q", product, to)
+	}
+	s1, s2 := &load.SpecInfo{Url: a.Spec, Spec: a.Doc, Version: from}, &load.SpecInfo{Url: b.Spec, Spec: b.Doc, Version: to}
+	d, sources, err := diff.GetWithOperationsSourcesMap(diff.NewConfig(), s1, s2)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s %s..%s: %w", product, from, to, err)
+	}
+	changes := checker.CheckBackwardCompatibilityUntilLevel(checker.NewConfig(checker.GetAllChecks()), d, sources, checker.INFO)
+	l := checker.NewDefaultLocalizer()
+	r := &Report{Product: product, From: from, To: to, Changes: []Change{}}
+	for _, ch := range changes {
+		r.Changes = append(r.Changes, Change{ID: ch.GetId(), Level: ch.GetLevel().String(), Breaking: ch.IsBreaking(), Operation: ch.GetOperation(),
+			Path: ch.GetPath(), Text: ch.GetUncolorizedText(l)})
+		if ch.IsBreaking() {
+			r.Breaking++
+		}
+	}
+	sort.SliceStable(r.Changes, func(i, j int) bool { return r.Changes[i].Breaking && !r.Changes[j].Breaking })
+	return r, nil
+}
