@@ -12,14 +12,14 @@ BIN := .state/bin
 GO_TEST_FLAGS ?=
 REPORT_LANG ?= en
 
-.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-backup \
+.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-backup \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS and istioctl, fetch Keycloak, install OpenLDAP and promtool (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS and istioctl, fetch Keycloak and swagger-ui, install OpenLDAP, promtool and Chromium (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
@@ -87,6 +87,9 @@ e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, 
 
 e2e-mesh: tools ## the mesh end to end alone: Istio's charts on a real API server, istioctl analyze, the certificate alerts under promtool
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestMesh' -v ./tests/integration/
+
+e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a real API server, the catalog behind real Keycloak in headless Chromium
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestGateway|TestCatalogPortal' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/

@@ -3,6 +3,8 @@
 package k8sobj
 
 import (
+	"strings"
+
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -37,4 +39,19 @@ func CustomResource(ctx *pulumi.Context, name string, obj map[string]any, opts .
 		Metadata:    m,
 		OtherFields: other,
 	}, opts...)
+}
+
+// objectResource is any Kubernetes object registered by Object.
+type objectResource struct{ pulumi.CustomResourceState }
+
+// Object registers obj, of any kind — built-in (apiVersion v1 is Pulumi's core/v1) or custom —
+// under its Pulumi type, so the provider treats it as that kind (await logic, secrets).
+func Object(ctx *pulumi.Context, name string, obj map[string]any, opts ...pulumi.ResourceOption) (pulumi.CustomResource, error) {
+	group := obj["apiVersion"].(string)
+	if !strings.Contains(group, "/") {
+		group = "core/" + group
+	}
+	res := &objectResource{}
+	err := ctx.RegisterResource("kubernetes:"+group+":"+obj["kind"].(string), name, pulumi.ToMap(obj), res, opts...)
+	return res, err
 }

@@ -15,7 +15,9 @@ import (
 const MeshRootNamespace = "istio-system"
 
 // ExposureAnnotation = internal marks a route that is not public (a private gateway or ingress
-// class): the route policies skip it.
+// class): the route policies skip it. ExposureAnnotation = login marks a public application that
+// logs people in through the realm itself (OIDC, such as the API catalog's portal): it counts as
+// authenticated, and still needs a rate limit.
 const ExposureAnnotation = "kplane.io/exposure"
 
 // meshed tells whether a Namespace gets Istio sidecars (or ambient redirection).
@@ -207,7 +209,7 @@ func publicRoutes(rs []pack.Resource) []route {
 				}
 			}
 			auth, rate := kong(r, backends)
-			out = append(out, route{r: r, what: fmt.Sprintf("Ingress %s/%s (kong)", ns, name), auth: auth, rate: rate})
+			out = append(out, route{r: r, what: fmt.Sprintf("Ingress %s/%s (kong)", ns, name), auth: auth || annotation(r, ExposureAnnotation) == "login", rate: rate})
 		case r.Kind("gateway.networking.k8s.io", "HTTPRoute"):
 			onKong := false
 			for _, p := range anymap.List(pack.Get(r.Props, "spec", "parentRefs")) {

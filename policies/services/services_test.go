@@ -215,4 +215,7 @@ spec: {configPatches: [{patch: {value: {name: envoy.filters.http.local_ratelimit
 	assert.Empty(t, vs("kplane.io/exposure: internal", ""), "internal routes are skipped")
 	assert.Empty(t, messages(t, RoutePolicies(), "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: x, namespace: y}\nspec: {ingressClassName: nginx}\n"),
 		"only Kong and Istio routes are judged")
+	portal := "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: portal\n  namespace: web\n  annotations:\n    kplane.io/exposure: login\nspec: {ingressClassName: kong}\n"
+	assert.Equal(t, []string{"kplane-route-rate-limited: Ingress web/portal (kong): no rate limit applies to this public route"}, messages(t, RoutePolicies(), portal),
+		"an application that logs people in through the realm counts as authenticated, and still needs a rate limit")
 }

@@ -186,7 +186,8 @@ func pinned(t *testing.T, key string) string {
 // waits until they are Established. A conversion webhook is replaced by strategy None: its server
 // (the upstream controller) cannot run here; the schemas, which are what is being tested, stay
 // exactly upstream's.
-func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string) {
+// fixes, when given, correct a known defect of the file before it is installed (said where used).
+func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string, fixes ...func(*unstructured.Unstructured)) {
 	raw, err := os.ReadFile(filepath.Join(moduleDir(t, module), path))
 	require.NoError(t, err)
 	dc, err := c.Dynamic()
@@ -197,6 +198,9 @@ func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string) {
 		obj := &unstructured.Unstructured{}
 		if string(js) == "null" || obj.UnmarshalJSON(js) != nil || obj.GetKind() != "CustomResourceDefinition" {
 			continue
+		}
+		for _, fix := range fixes {
+			fix(obj)
 		}
 		if strategy, _, _ := unstructured.NestedString(obj.Object, "spec", "conversion", "strategy"); strategy == "Webhook" {
 			require.NoError(t, unstructured.SetNestedMap(obj.Object, map[string]any{"strategy": "None"}, "spec", "conversion"))

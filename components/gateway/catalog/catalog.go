@@ -5,9 +5,11 @@
 package catalog
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,7 +126,16 @@ func LoadSpec(ctx context.Context, path string) (*openapi3.T, error) {
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = true
 	loader.Context = ctx
-	doc, err := loader.LoadFromFile(path)
+	var doc *openapi3.T
+	var err error
+	if strings.HasSuffix(path, ".gz") { // a self-contained document, gzipped (the gateway's ConfigMap)
+		var raw []byte
+		if raw, err = gunzip(path); err == nil {
+			doc, err = loader.LoadFromData(raw)
+		}
+	} else {
+		doc, err = loader.LoadFromFile(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a readable OpenAPI document: %w", path, err)
 	}
@@ -132,6 +143,19 @@ func LoadSpec(ctx context.Context, path string) (*openapi3.T, error) {
 		return nil, fmt.Errorf("%s: invalid OpenAPI document: %s", path, brief(err))
 	}
 	return doc, nil
+}
+
+func gunzip(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
 }
 
 // brief is the first lines of a validation error, without the schemas it dumps.

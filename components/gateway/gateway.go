@@ -1,0 +1,365 @@
+// Package gateway publishes an environment's API products: each version as gateway routes —
+// Kong through its ingress controller's resources, or an Istio gateway — with Keycloak token
+// validation, per-plan rate limits and quotas per consumer (a Keycloak client), and the API
+// catalog (developer portal and admin API) that lists them.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// KongChart is Kong's official chart, pinned.
+var KongChart = chart.Source{Repo: "https://charts.konghq.com", Name: "kong", Version: "2.33.2"}
+
+// Args: the gateway of one environment.
+type Args struct {
+	// Engine: kong (default) or istio.
+	Engine string `json:"engine,omitempty"`
+	// Namespace of the gateway's own objects (default kplane-gateway).
+	Namespace string `json:"namespace,omitempty"`
+	// Host is the APIs' public host name; TLSSecret its certificate (kubernetes.io/tls) in the
+	// namespace of each route (Kong) or of the Istio gateway. TLS only: plain HTTP redirects.
+	Host      string `json:"host"`
+	TLSSecret string `json:"tlsSecret"`
+	// Kong installs Kong (DB-less) from its chart; nil when it runs already.
+	Kong *KongInstall `json:"kong,omitempty"`
+	// Istio is the mesh's gateway the routes bind to (engine istio).
+	Istio *IstioGateway `json:"istio,omitempty"`
+	// Tokens: the Keycloak realm whose access tokens the routes accept (the identity component's
+	// outputs).
+	Tokens Tokens `json:"tokens"`
+	// SpecsDir: the OpenAPI documents' paths are relative to it (default: the working directory).
+	SpecsDir string `json:"specsDir,omitempty"`
+	// InternalCIDRs reach internal APIs (default the private ranges 10/8, 172.16/12, 192.168/16):
+	// they share the host but answer no one else.
+	InternalCIDRs []string `json:"internalCIDRs,omitempty"`
+	// APIs are the products, Consumers who may call them.
+	APIs      []API      `json:"apis"`
+	Consumers []Consumer `json:"consumers,omitempty"`
+	// Catalog deploys the API catalog (nil: none).
+	Catalog *Catalog `json:"catalog,omitempty"`
+	// KubeAPI exposes the cluster's API server through the gateway (nil: not).
+	KubeAPI *KubeAPI `json:"kubeAPI,omitempty"`
+}
+
+// KubeAPI is the route to the Kubernetes API: TLS passed through by SNI, so the API server itself
+// checks each client (its certificate — mutual TLS end to end — or its token), and only from
+// AllowedCIDRs. Make it the only way in: the hardened cluster's apiAccess.allowedCidrs then names
+// the gateway's addresses alone.
+type KubeAPI struct {
+	Host         string   `json:"host"`
+	AllowedCIDRs []string `json:"allowedCidrs"`
+}
+
+// KongInstall: the chart, Kong and its controller by digest.
+type KongInstall struct {
+	Image           string         `json:"image"`
+	ControllerImage string         `json:"controllerImage"`
+	Chart           chart.Source   `json:"chart,omitempty"`
+	Values          map[string]any `json:"values,omitempty"`
+}
+
+// IstioGateway is a gateway deployment of the mesh (mesh.Gateway).
+type IstioGateway struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+}
+
+// Tokens: the issuer (e.g. https://id.example.com/realms/kplane), its JWKS URL (default
+// <issuer>/protocol/openid-connect/certs) and, for Kong's jwt plugin, the realm's RSA public key
+// (PEM).
+type Tokens struct {
+	Issuer    string `json:"issuer"`
+	JWKSURI   string `json:"jwksURI,omitempty"`
+	PublicKey string `json:"publicKey,omitempty"`
+}
+
+// API is an API product.
+type API struct {
+	Name  string `json:"name"`
+	Title string `json:"title,omitempty"`
+	// Visibility: external (on the public host, in the developer portal) or internal.
+	Visibility string   `json:"visibility"`
+	Owners     []string `json:"owners,omitempty"`
+	// Anonymous routes take no token: internal APIs only.
+	Anonymous bool           `json:"anonymous,omitempty"`
+	Plans     []catalog.Plan `json:"plans,omitempty"`
+	Versions  []Version      `json:"versions"`
+}
+
+// Version is one published version: its document and the service behind it.
+type Version struct {
+	Version string `json:"version"`
+	// Spec is the OpenAPI document's path (relative to specsDir).
+	Spec     string   `json:"spec"`
+	Upstream Upstream `json:"upstream"`
+}
+
+// Upstream is the Kubernetes Service serving a version.
+type Upstream struct {
+	Service   string `json:"service"`
+	Namespace string `json:"namespace"`
+	Port      int    `json:"port"`
+}
+
+// Consumer is an application: a Keycloak client (its tokens' azp), on a plan of each product.
+type Consumer struct {
+	ClientID string   `json:"clientId"`
+	Owner    string   `json:"owner,omitempty"`
+	Plan     string   `json:"plan"`
+	APIs     []string `json:"apis"`
+}
+
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	version  = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+	hostName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
+	pinned   = regexp.MustCompile(`^[^@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$`)
+)
+
+// Validate names the argument and the fix; nothing is created when it fails. It reads every
+// OpenAPI document (an invalid one is refused here).
+func (a Args) Validate() error {
+	a = a.withDefaults()
+	switch {
+	case a.Engine != "kong" && a.Engine != "istio":
+		return fmt.Errorf("engine %q: kong or istio", a.Engine)
+	case !hostName.MatchString(a.Host):
+		return fmt.Errorf("host %q: the APIs' public host name, e.g. api.example.com", a.Host)
+	case a.TLSSecret == "":
+		return fmt.Errorf("tlsSecret: required (the host's certificate, kubernetes.io/tls): the gateway serves TLS only")
+	case !strings.HasPrefix(a.Tokens.Issuer, "https://"):
+		return fmt.Errorf("tokens.issuer %q: the Keycloak realm's https:// URL (the identity component's issuer)", a.Tokens.Issuer)
+	case a.Engine == "kong" && !strings.Contains(a.Tokens.PublicKey, "BEGIN PUBLIC KEY"):
+		return fmt.Errorf("tokens.publicKey: the realm's RSA public key (PEM, BEGIN PUBLIC KEY): Kong's jwt plugin checks tokens with it")
+	case a.Engine == "istio" && (a.Istio == nil || !dnsLabel.MatchString(a.Istio.Name) || !dnsLabel.MatchString(a.Istio.Namespace)):
+		return fmt.Errorf("istio: name and namespace of the mesh gateway the routes bind to (engine istio)")
+	case a.Engine == "istio" && a.Kong != nil:
+		return fmt.Errorf("kong: set only with engine kong")
+	case len(a.APIs) == 0:
+		return fmt.Errorf("apis: at least one API product")
+	}
+	if k := a.Kong; k != nil {
+		if !pinned.MatchString(k.Image) || !pinned.MatchString(k.ControllerImage) {
+			return fmt.Errorf("kong.image %q / kong.controllerImage %q: pin both by digest (<registry>/kong@sha256:...)", k.Image, k.ControllerImage)
+		}
+		if err := k.Chart.Or(KongChart).Validate("kong.chart"); err != nil {
+			return err
+		}
+	}
+	for i, c := range a.InternalCIDRs {
+		if _, _, err := net.ParseCIDR(c); err != nil {
+			return fmt.Errorf("internalCIDRs[%d] %q: a CIDR, e.g. 10.0.0.0/8", i, c)
+		}
+	}
+	apis := map[string]API{}
+	for i, api := range a.APIs {
+		where := fmt.Sprintf("apis[%d] %s", i, api.Name)
+		switch {
+		case !dnsLabel.MatchString(api.Name) || apis[api.Name].Name != "":
+			return fmt.Errorf("apis[%d].name %q: unique lower-case letters, digits and dashes", i, api.Name)
+		case api.Visibility != "external" && api.Visibility != "internal":
+			return fmt.Errorf("%s: visibility %q: external or internal", where, api.Visibility)
+		case api.Visibility == "external" && api.Anonymous:
+			return fmt.Errorf("%s: anonymous: a public route without authentication; remove anonymous (callers bring a Keycloak token) or make the API internal", where)
+		case api.Visibility == "external" && len(api.Plans) == 0:
+			return fmt.Errorf("%s: plans: a public API needs at least one plan with limits (requestsPerMinute, requestsPerMonth, ...)", where)
+		case len(api.Versions) == 0:
+			return fmt.Errorf("%s: versions: at least one", where)
+		}
+		plans := map[string]bool{}
+		for j, p := range api.Plans {
+			switch {
+			case !dnsLabel.MatchString(p.Name) || plans[p.Name]:
+				return fmt.Errorf("%s: plans[%d].name %q: unique lower-case letters, digits and dashes", where, j, p.Name)
+			case !p.Limited():
+				return fmt.Errorf("%s: plan %s has no limits: give requestsPerSecond, requestsPerMinute, requestsPerDay or requestsPerMonth", where, p.Name)
+			case a.Engine == "istio" && (p.RequestsPerDay > 0 || p.RequestsPerMonth > 0):
+				return fmt.Errorf("%s: plan %s: daily and monthly quotas per consumer need the kong engine (Istio's local rate limit counts per gateway pod, per second or minute)", where, p.Name)
+			}
+			plans[p.Name] = true
+		}
+		seen := map[string]bool{}
+		for j, v := range api.Versions {
+			vw := fmt.Sprintf("%s version %s", where, v.Version)
+			switch {
+			case !version.MatchString(v.Version) || seen[v.Version]:
+				return fmt.Errorf("%s: versions[%d].version %q: unique, lower-case letters, digits, dots and dashes (it is in the path)", where, j, v.Version)
+			case !dnsLabel.MatchString(v.Upstream.Service) || !dnsLabel.MatchString(v.Upstream.Namespace) || v.Upstream.Port < 1 || v.Upstream.Port > 65535:
+				return fmt.Errorf("%s: upstream: service, namespace and port of the Kubernetes Service behind it", vw)
+			}
+			if _, err := catalog.LoadSpec(context.Background(), a.spec(v)); err != nil {
+				return fmt.Errorf("%s: spec: %w", vw, err)
+			}
+			seen[v.Version] = true
+		}
+		apis[api.Name] = api
+	}
+	clients := map[string]bool{}
+	for i, c := range a.Consumers {
+		switch {
+		case c.ClientID == "" || clients[c.ClientID]:
+			return fmt.Errorf("consumers[%d].clientId %q: the Keycloak client, once", i, c.ClientID)
+		case len(c.APIs) == 0:
+			return fmt.Errorf("consumers[%d] %s: apis: at least one", i, c.ClientID)
+		}
+		for _, name := range c.APIs {
+			api, ok := apis[name]
+			if !ok {
+				return fmt.Errorf("consumers[%d] %s: api %q is not one of apis", i, c.ClientID, name)
+			}
+			if !slices.ContainsFunc(api.Plans, func(p catalog.Plan) bool { return p.Name == c.Plan }) {
+				return fmt.Errorf("consumers[%d] %s: plan %q is not a plan of %s", i, c.ClientID, c.Plan, name)
+			}
+		}
+		clients[c.ClientID] = true
+	}
+	if c := a.Catalog; c != nil {
+		if err := c.validate(); err != nil {
+			return err
+		}
+	}
+	if k := a.KubeAPI; k != nil {
+		if !hostName.MatchString(k.Host) || k.Host == a.Host {
+			return fmt.Errorf("kubeAPI.host %q: a host name of its own for the API server (e.g. kube.example.com)", k.Host)
+		}
+		if len(k.AllowedCIDRs) == 0 {
+			return fmt.Errorf("kubeAPI.allowedCidrs: required (the networks allowed to reach the API server)")
+		}
+		for i, c := range k.AllowedCIDRs {
+			_, n, err := net.ParseCIDR(c)
+			if err != nil {
+				return fmt.Errorf("kubeAPI.allowedCidrs[%d] %q: a CIDR", i, c)
+			}
+			if ones, _ := n.Mask.Size(); ones == 0 {
+				return fmt.Errorf("kubeAPI.allowedCidrs[%d] %q: the whole internet; name the networks allowed to reach the API server", i, c)
+			}
+		}
+	}
+	return nil
+}
+
+func (a Args) withDefaults() Args {
+	if a.Engine == "" {
+		a.Engine = "kong"
+	}
+	if a.Namespace == "" {
+		a.Namespace = "kplane-gateway"
+	}
+	if len(a.InternalCIDRs) == 0 {
+		a.InternalCIDRs = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+	}
+	if a.Tokens.JWKSURI == "" && a.Tokens.Issuer != "" {
+		a.Tokens.JWKSURI = strings.TrimSuffix(a.Tokens.Issuer, "/") + "/protocol/openid-connect/certs"
+	}
+	return a
+}
+
+func (a Args) spec(v Version) string {
+	if filepath.IsAbs(v.Spec) || a.SpecsDir == "" {
+		return v.Spec
+	}
+	return filepath.Join(a.SpecsDir, v.Spec)
+}
+
+// Path is where a version is served on the host.
+func Path(api, version string) string { return "/" + api + "/" + version }
+
+// Gateway is the published gateway.
+type Gateway struct {
+	pulumi.ResourceState
+	// URL of the APIs; CatalogURL of the portal (empty without catalog).
+	URL        pulumi.StringOutput `pulumi:"url"`
+	CatalogURL pulumi.StringOutput `pulumi:"catalogURL"`
+}
+
+// New validates args (every OpenAPI document read and checked), then registers the gateway's
+// namespace, Kong's chart (when asked), the routes with token validation, plans and consumers,
+// and the catalog.
+func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Gateway, error) {
+	if args == nil {
+		args = &Args{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway %q: %w", name, err)
+	}
+	a := args.withDefaults()
+	r := &Gateway{}
+	if err := ctx.RegisterComponentResource("kplane:index:Gateway", name, r, opts...); err != nil {
+		return nil, err
+	}
+	parent := pulumi.Parent(r)
+	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
+		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted")}}}, parent)
+	if err != nil {
+		return nil, err
+	}
+	deps := []pulumi.Resource{ns}
+	if k := a.Kong; k != nil {
+		kong, err := helmv4.NewChart(ctx, name+"-kong", k.Chart.Or(KongChart).Args("kong", a.Namespace, chart.Merge(a.kongValues(), k.Values)),
+			parent, pulumi.DependsOn(deps))
+		if err != nil {
+			return nil, err
+		}
+		deps = append(deps, kong)
+	}
+	objs := a.KongObjects()
+	if a.Engine == "istio" {
+		objs = a.IstioObjects()
+	}
+	if a.Catalog != nil {
+		cat, err := a.catalogObjects()
+		if err != nil {
+			return nil, err
+		}
+		objs = append(objs, cat...)
+	}
+	for _, obj := range objs {
+		md := obj["metadata"].(map[string]any)
+		id := fmt.Sprintf("%s-%s-%s", name, strings.ToLower(obj["kind"].(string)), md["name"])
+		if ns, ok := md["namespace"].(string); ok {
+			id = fmt.Sprintf("%s-%s-%s-%s", name, ns, strings.ToLower(obj["kind"].(string)), md["name"])
+		}
+		if _, err := k8sobj.Object(ctx, id, obj, parent, pulumi.DependsOn(deps)); err != nil {
+			return nil, err
+		}
+	}
+	r.URL = pulumi.String("https://" + a.Host).ToStringOutput()
+	r.CatalogURL = pulumi.String("").ToStringOutput()
+	if a.Catalog != nil {
+		r.CatalogURL = pulumi.String("https://" + a.Catalog.Host).ToStringOutput()
+	}
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"url": r.URL, "catalogURL": r.CatalogURL})
+}
+
+// kongValues: DB-less Kong behind its ingress controller, images by digest, TLS only on the
+// proxy, the admin API inside the pod only, restricted pods.
+func (a Args) kongValues() map[string]any {
+	k := a.Kong
+	// unifiedRepoTag takes a whole reference: the chart's repository:tag cannot hold a digest.
+	return map[string]any{
+		"image":             map[string]any{"unifiedRepoTag": k.Image},
+		"env":               map[string]any{"database": "off", "nginx_worker_processes": "2"},
+		"admin":             map[string]any{"enabled": false},
+		"proxy":             map[string]any{"http": map[string]any{"enabled": true}, "tls": map[string]any{"enabled": true}},
+		"ingressController": map[string]any{"enabled": true, "installCRDs": false, "image": map[string]any{"unifiedRepoTag": k.ControllerImage}},
+		"securityContext":   map[string]any{"runAsNonRoot": true, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+		"containerSecurityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+			"capabilities": map[string]any{"drop": []any{"ALL"}}},
+	}
+}
