@@ -14,6 +14,7 @@ VELERO_AWS_VERSION=v1.14.3  # velero-plugin-for-aws: Velero's object store for S
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6  # SeaweedFS `weed mini`: the backup tests' S3 server that checks credentials (SigV4), and the NFS store's server
 ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad  # istio.io/istio (the newest the module proxy serves): istioctl analyze, and its charts (base, istiod, gateway) in the mesh tests
 CERT_MANAGER_VERSION=v1.21.2  # cert-manager: its CRDs validate the mesh's plugged-in CA Certificate in tests
+ARGOCD_VERSION=v3.5.0  # Argo CD: its CRDs validate the fleet's ApplicationSets and AppProject in tests (v3.6 needs Go 1.27 even to download; its controller does not build here)
 ISTIO_API_VERSION=v1.32.0  # istio.io/api: Istio's CRDs validate kplane's mesh and gateway objects in tests
 KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its KongPlugin CRDs (configuration.konghq.com/v1)
 SWAGGER_UI_VERSION=5.35.0  # swagger-ui-dist from the npm registry: the API catalog's document viewer

@@ -13,6 +13,9 @@ import (
 // engine hands it to a stack policy: the inputs the provider SDK serialises and each property's
 // dependencies. Unit tests run policies on programs whose providers cannot preview here.
 type Recorder struct {
+	// Outputs, when set, adds to a resource's state what its provider would (e.g. the token an
+	// API server issues into a Secret).
+	Outputs   func(args pulumi.MockResourceArgs) resource.PropertyMap
 	mu        sync.Mutex
 	Resources []Resource
 	inputs    map[string]resource.PropertyMap
@@ -36,7 +39,14 @@ func (m *Recorder) NewResource(args pulumi.MockResourceArgs) (string, resource.P
 	}
 	m.inputs[args.TypeToken+" "+args.Name] = args.Inputs
 	m.mu.Unlock()
-	return args.Name + "-4f1c2a", args.Inputs, nil
+	state := args.Inputs
+	if m.Outputs != nil {
+		state = args.Inputs.Copy()
+		for k, v := range m.Outputs(args) {
+			state[k] = v
+		}
+	}
+	return args.Name + "-4f1c2a", state, nil
 }
 
 // Call answers provider functions with their arguments.

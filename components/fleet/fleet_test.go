@@ -1,0 +1,120 @@
+package fleet
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/policies/pack"
+)
+
+type provider struct{ pulumi.ProviderResourceState }
+
+func sample(ctx *pulumi.Context) MemberArgs {
+	var member, mgmt provider
+	if ctx != nil {
+		_ = ctx.RegisterResource("pulumi:providers:kubernetes", "member", nil, &member)
+		_ = ctx.RegisterResource("pulumi:providers:kubernetes", "mgmt", nil, &mgmt)
+	}
+	return MemberArgs{Name: "seoul", Environment: "prod", Server: "https://10.0.0.1:6443", CAData: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+		Labels: map[string]string{"region": "kr-central", "policy-mode": "audit"}, Values: map[string]any{"replicas": 3},
+		Namespaces: []string{"kplane-system", "kplane-addons"}, Rancher: &Rancher{}, Member: &member, Management: &mgmt}
+}
+
+func TestMemberValidate(t *testing.T) {
+	good := sample(nil)
+	good.Member, good.Management = &provider{}, &provider{}
+	require.NoError(t, good.Validate())
+	for _, c := range []struct {
+		mutate func(*MemberArgs)
+		want   string
+	}{
+		{func(a *MemberArgs) { a.Name = "Seoul" }, `name "Seoul"`},
+		{func(a *MemberArgs) { a.Server = "10.0.0.1:6443" }, "server"},
+		{func(a *MemberArgs) { a.CAData = "" }, "caData"},
+		{func(a *MemberArgs) { a.Labels = map[string]string{"kplane.io/rollout": "enabled"} }, `label "kplane.io/rollout"`},
+		{func(a *MemberArgs) { a.Namespaces = []string{"kube-system"} }, `namespaces: "kube-system"`},
+		{func(a *MemberArgs) { a.Management = nil }, "member and management providers are both required"},
+	} {
+		a := good
+		c.mutate(&a)
+		assert.ErrorContains(t, a.Validate(), c.want)
+	}
+}
+
+func TestMemberGraph(t *testing.T) {
+	// The API server's token controller fills the token Secret in.
+	m := &pack.Recorder{Outputs: func(args pulumi.MockResourceArgs) resource.PropertyMap {
+		if args.TypeToken == "kubernetes:core/v1:Secret" && strings.HasSuffix(args.Name, "-token") {
+			return resource.PropertyMap{"data": resource.NewObjectProperty(resource.PropertyMap{"token": resource.NewStringProperty("dG9rZW4=")})}
+		}
+		return nil
+	}}
+	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+		a := sample(ctx)
+		_, err := NewMember(ctx, "seoul", &a)
+		return err
+	}, pulumi.WithMocks("kplane", "prod", m)))
+	js := func(key string) string {
+		v, ok := m.Inputs()[key]
+		require.True(t, ok, key)
+		b, err := json.Marshal(v.Mappable())
+		require.NoError(t, err)
+		return string(b)
+	}
+	token := js("kubernetes:core/v1:Secret seoul-token")
+	assert.Contains(t, token, `"type":"kubernetes.io/service-account-token"`)
+	assert.Contains(t, token, `"pulumi.com/waitFor":"jsonpath={.data.token}"`)
+	role := js("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole seoul-deployer")
+	assert.NotContains(t, role, `"*"`, "no wildcard")
+	assert.NotContains(t, role, "clusterroles", "nothing cluster-wide")
+	assert.Contains(t, js("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding seoul-deployer-kplane-addons"), `"kind":"ClusterRole","name":"kplane-fleet-deployer"`)
+	entry := js("kubernetes:core/v1:Secret seoul-argocd-cluster")
+	for _, want := range []string{`"argocd.argoproj.io/secret-type":"cluster"`, `"kplane.io/environment":"prod"`, `"region":"kr-central"`,
+		`"kplane.io/values":"replicas: 3\n"`} {
+		assert.Contains(t, entry, want)
+	}
+	data := m.Inputs()["kubernetes:core/v1:Secret seoul-argocd-cluster"]["stringData"]
+	require.True(t, data.IsSecret(), "the entry's data (with the token) is a Pulumi secret")
+	fields := data.SecretValue().Element.ObjectValue()
+	assert.Equal(t, "kplane-system,kplane-addons", fields["namespaces"].StringValue())
+	assert.Equal(t, "false", fields["clusterResources"].StringValue())
+	assert.JSONEq(t, `{"bearerToken":"token","tlsClientConfig":{"insecure":false,"caData":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="}}`,
+		fields["config"].StringValue())
+	assert.NotContains(t, entry, RolloutLabel, "the rollout label is the wave runner's")
+	assert.Contains(t, js("kubernetes:provisioning.cattle.io/v1:Cluster seoul-rancher"), `"namespace":"fleet-default"`)
+}
+
+func TestPlatformObjects(t *testing.T) {
+	a := PlatformArgs{Environment: "prod", RepoURL: "https://git.example.com/platform.git", Revision: "v1.4.0", ChartPath: "charts/platform", PolicyChartPath: "charts/policies"}
+	require.NoError(t, a.Validate())
+	objs := a.Objects()
+	require.Len(t, objs, 3)
+	raw, err := json.Marshal(objs)
+	require.NoError(t, err)
+	for _, want := range []string{`"kplane.io/rollout":"enabled"`, `"valueFiles":["values/common.yaml","values/prod.yaml"]`,
+		`"values":"{{ index .metadata.annotations \"kplane.io/values\" }}"`, `"clusterResourceWhitelist":[]`, `"name":"mode","value":"{{ index .metadata.labels \"policy-mode\" | default \"enforce\" }}"`} {
+		assert.Contains(t, string(raw), want)
+	}
+	a.Revision = "HEAD"
+	assert.ErrorContains(t, a.Validate(), "pin a tag or commit")
+}
+
+func TestReports(t *testing.T) {
+	hs := []Health{{Cluster: "seoul", Healthy: true, Version: "v1.37.2", Nodes: 2, NodesReady: 2, Seconds: 0.012},
+		{Cluster: "busan", Reason: "API server not ready: connection refused", Seconds: 0.001}}
+	var table, js, metrics bytes.Buffer
+	require.NoError(t, WriteTable(&table, hs))
+	assert.Contains(t, table.String(), "busan    RED")
+	require.NoError(t, WriteJSON(&js, hs))
+	assert.Contains(t, js.String(), `"healthy": 1`)
+	require.NoError(t, WriteMetrics(&metrics, hs))
+	assert.Contains(t, metrics.String(), "kplane_fleet_cluster_healthy{cluster=\"busan\"} 0\nkplane_fleet_cluster_healthy{cluster=\"seoul\"} 1\n")
+	assert.True(t, strings.HasSuffix(metrics.String(), "kplane_fleet_clusters_healthy 1\n"))
+}

@@ -1,0 +1,230 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	authzv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Cluster is a member as the automation reaches it.
+type Cluster struct {
+	Name       string `json:"name"`
+	Kubeconfig string `json:"kubeconfig"`
+	// Namespaces whose Deployments are the add-ons that must be available (default kplane-system).
+	Namespaces []string `json:"namespaces,omitempty"`
+}
+
+// Client is a clientset for the cluster, with a short timeout (a health check must not hang).
+func (c Cluster) Client(timeout time.Duration) (kubernetes.Interface, *rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster %s: kubeconfig %s: %w", c.Name, c.Kubeconfig, err)
+	}
+	cfg.Timeout = timeout
+	cs, err := kubernetes.NewForConfig(cfg)
+	return cs, cfg, err
+}
+
+// Health is one check of one cluster.
+type Health struct {
+	Cluster    string    `json:"cluster"`
+	Healthy    bool      `json:"healthy"`
+	Reason     string    `json:"reason,omitempty"`
+	Version    string    `json:"version,omitempty"`
+	Nodes      int       `json:"nodes"`
+	NodesReady int       `json:"nodesReady"`
+	AddOns     int       `json:"addOns"`
+	AddOnsOK   int       `json:"addOnsAvailable"`
+	Checked    time.Time `json:"checked"`
+	Seconds    float64   `json:"seconds"`
+}
+
+// Check is the health of c: the API server ready (/readyz), its version, every node Ready, every
+// Deployment of the add-on namespaces available.
+func Check(ctx context.Context, c Cluster, timeout time.Duration) Health {
+	start := time.Now()
+	h := Health{Cluster: c.Name, Checked: start}
+	defer func() { h.Seconds = time.Since(start).Seconds() }()
+	fail := func(format string, args ...any) Health {
+		h.Reason = fmt.Sprintf(format, args...)
+		h.Seconds = time.Since(start).Seconds()
+		return h
+	}
+	cs, _, err := c.Client(timeout)
+	if err != nil {
+		return fail("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fail("API server not ready: %s", firstLine(err.Error()))
+	} else if strings.TrimSpace(string(body)) != "ok" {
+		return fail("API server not ready: %s", firstLine(string(body)))
+	}
+	if v, err := cs.Discovery().ServerVersion(); err == nil {
+		h.Version = v.GitVersion
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fail("nodes: %s", firstLine(err.Error()))
+	}
+	var notReady []string
+	for _, n := range nodes.Items {
+		h.Nodes++
+		ready := false
+		for _, cond := range n.Status.Conditions {
+			ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue)
+		}
+		if ready {
+			h.NodesReady++
+		} else {
+			notReady = append(notReady, n.Name)
+		}
+	}
+	if h.Nodes == 0 {
+		return fail("no nodes")
+	}
+	if len(notReady) > 0 {
+		return fail("nodes not ready: %s", strings.Join(notReady, ", "))
+	}
+	namespaces := c.Namespaces
+	if len(namespaces) == 0 {
+		namespaces = []string{"kplane-system"}
+	}
+	var unavailable []string
+	for _, ns := range namespaces {
+		deps, err := cs.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fail("add-ons in %s: %s", ns, firstLine(err.Error()))
+		}
+		for _, d := range deps.Items {
+			h.AddOns++
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			if d.Status.AvailableReplicas >= want {
+				h.AddOnsOK++
+			} else {
+				unavailable = append(unavailable, fmt.Sprintf("%s/%s (%d/%d)", ns, d.Name, d.Status.AvailableReplicas, want))
+			}
+		}
+	}
+	if len(unavailable) > 0 {
+		return fail("add-ons not available: %s", strings.Join(unavailable, ", "))
+	}
+	h.Healthy = true
+	return h
+}
+
+// CheckAll checks the clusters concurrently; the result is in the clusters' order.
+func CheckAll(ctx context.Context, clusters []Cluster, timeout time.Duration) []Health {
+	out := make([]Health, len(clusters))
+	var wg sync.WaitGroup
+	for i, c := range clusters {
+		wg.Add(1)
+		go func() { defer wg.Done(); out[i] = Check(ctx, c, timeout) }()
+	}
+	wg.Wait()
+	return out
+}
+
+// Preflight is what registering a member needs of its kubeconfig: reachable, ready, and allowed
+// to create what kplane puts there. The error says which and how to fix it.
+func Preflight(ctx context.Context, c Cluster, timeout time.Duration) error {
+	cs, cfg, err := c.Client(timeout)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return fmt.Errorf("cluster %s: unreachable at %s: %s; check the kubeconfig's server and the network", c.Name, cfg.Host, firstLine(err.Error()))
+	}
+	for _, need := range []struct{ group, resource string }{{"", "namespaces"}, {"", "serviceaccounts"}, {"", "secrets"},
+		{"rbac.authorization.k8s.io", "clusterroles"}, {"rbac.authorization.k8s.io", "rolebindings"}} {
+		review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authzv1.ResourceAttributes{Verb: "create", Group: need.group, Resource: need.resource}}}, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("cluster %s: access review: %s", c.Name, firstLine(err.Error()))
+		}
+		if !review.Status.Allowed {
+			return fmt.Errorf("cluster %s: the kubeconfig's user may not create %s: registering needs to create namespaces, serviceaccounts, secrets, clusterroles and rolebindings; use an administrator's kubeconfig for registration (Argo CD gets a narrow one)", c.Name, need.resource)
+		}
+	}
+	return nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// WriteTable prints the health of the fleet as a table.
+func WriteTable(w io.Writer, hs []Health) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER\tHEALTH\tVERSION\tNODES\tADD-ONS\tCHECK\tREASON")
+	for _, h := range hs {
+		state := "green"
+		if !h.Healthy {
+			state = "RED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d/%d\t%.0f ms\t%s\n", h.Cluster, state, h.Version, h.NodesReady, h.Nodes, h.AddOnsOK, h.AddOns, h.Seconds*1000, h.Reason)
+	}
+	return tw.Flush()
+}
+
+// WriteJSON prints the health of the fleet as JSON.
+func WriteJSON(w io.Writer, hs []Health) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{"clusters": hs, "healthy": countHealthy(hs), "total": len(hs)})
+}
+
+func countHealthy(hs []Health) int {
+	n := 0
+	for _, h := range hs {
+		if h.Healthy {
+			n++
+		}
+	}
+	return n
+}
+
+// WriteMetrics prints the health as Prometheus metrics (text exposition format).
+func WriteMetrics(w io.Writer, hs []Health) error {
+	sorted := append([]Health{}, hs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Cluster < sorted[j].Cluster })
+	var b strings.Builder
+	metric := func(name, help, typ string, value func(Health) float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+		for _, h := range sorted {
+			fmt.Fprintf(&b, "%s{cluster=%q} %g\n", name, h.Cluster, value(h))
+		}
+	}
+	metric("kplane_fleet_cluster_healthy", "1 when the cluster's API server, nodes and add-ons are healthy.", "gauge", func(h Health) float64 {
+		if h.Healthy {
+			return 1
+		}
+		return 0
+	})
+	metric("kplane_fleet_cluster_nodes_ready", "Nodes Ready.", "gauge", func(h Health) float64 { return float64(h.NodesReady) })
+	metric("kplane_fleet_cluster_addons_available", "Add-on Deployments available.", "gauge", func(h Health) float64 { return float64(h.AddOnsOK) })
+	metric("kplane_fleet_health_check_seconds", "Duration of the last health check.", "gauge", func(h Health) float64 { return h.Seconds })
+	fmt.Fprintf(&b, "# HELP kplane_fleet_clusters_healthy Healthy clusters of the fleet.\n# TYPE kplane_fleet_clusters_healthy gauge\nkplane_fleet_clusters_healthy %d\n", countHealthy(hs))
+	_, err := io.WriteString(w, b.String())
+	return err
+}

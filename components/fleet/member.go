@@ -1,0 +1,247 @@
+// Package fleet registers clusters with the platform's management cluster: an Argo CD cluster
+// entry with least-privilege credentials made on the member, optionally a Rancher import, and
+// the labels and values that drive the platform chart and policy templates per cluster
+// (ApplicationSets, platform.go). The wave runner (health.go, rollout.go) gates the rollout.
+package fleet
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
+	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// Labels kplane puts on a member's Argo CD entry.
+const (
+	MemberLabel      = "kplane.io/fleet-member"
+	EnvironmentLabel = "kplane.io/environment"
+	// RolloutLabel gates the platform's ApplicationSets: the wave runner sets it to "enabled" on a
+	// member once it is healthy (it is not declared by the stack, so `pulumi up` leaves it alone).
+	RolloutLabel = "kplane.io/rollout"
+	// ValuesAnnotation holds the member's layer of the platform chart's values (YAML).
+	ValuesAnnotation = "kplane.io/values"
+	// MemberNamespace holds what kplane puts on a member for the fleet.
+	MemberNamespace = "kplane-fleet"
+)
+
+// MemberArgs: one cluster of the fleet.
+type MemberArgs struct {
+	// Name of the cluster in the fleet.
+	Name string `json:"name"`
+	// Environment the cluster belongs to (a label, and the middle values layer).
+	Environment string `json:"environment"`
+	// Server is the member's API server as the management cluster reaches it; CAData its CA (PEM).
+	Server string `json:"server"`
+	CAData string `json:"caData"`
+	// Labels drive per-cluster values and policy templates (e.g. region, tier, policy-mode).
+	Labels map[string]string `json:"labels,omitempty"`
+	// Values are the cluster's layer of the platform chart's values.
+	Values map[string]any `json:"values,omitempty"`
+	// Namespaces Argo CD deploys into on the member: created and bound there, nothing else
+	// (default kplane-system).
+	Namespaces []string `json:"namespaces,omitempty"`
+	// ArgoCDNamespace on the management cluster (default argocd).
+	ArgoCDNamespace string `json:"argoCDNamespace,omitempty"`
+	// Rancher also imports the cluster into Rancher (nil: not).
+	Rancher *Rancher `json:"rancher,omitempty"`
+	// Member and Management are the providers of the member and of the management cluster.
+	Member     pulumi.ProviderResource `json:"-"`
+	Management pulumi.ProviderResource `json:"-"`
+}
+
+// Rancher import: the provisioning Cluster on the management cluster, in Rancher's fleet
+// workspace (default fleet-default). Rancher then issues the registration manifest the member
+// applies (docs/components/fleet.md).
+type Rancher struct {
+	Workspace string `json:"workspace,omitempty"`
+}
+
+var (
+	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	labelKey = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
+)
+
+// Validate names the argument and the fix.
+func (a MemberArgs) Validate() error {
+	switch {
+	case !dnsLabel.MatchString(a.Name) || len(a.Name) > 40:
+		return fmt.Errorf("name %q: lower-case letters, digits and dashes, at most 40", a.Name)
+	case !dnsLabel.MatchString(a.Environment):
+		return fmt.Errorf("cluster %s: environment %q: required, e.g. prod", a.Name, a.Environment)
+	case !strings.HasPrefix(a.Server, "https://"):
+		return fmt.Errorf("cluster %s: server %q: the API server's https:// URL as the management cluster reaches it", a.Name, a.Server)
+	case !strings.Contains(a.CAData, "BEGIN CERTIFICATE"):
+		return fmt.Errorf("cluster %s: caData: the API server's CA (PEM)", a.Name)
+	case a.Member == nil || a.Management == nil:
+		return fmt.Errorf("cluster %s: member and management providers are both required", a.Name)
+	}
+	for k := range a.Labels {
+		if !labelKey.MatchString(k) || strings.HasPrefix(k, "kplane.io/") {
+			return fmt.Errorf("cluster %s: label %q: a label key (kplane.io/ is kplane's)", a.Name, k)
+		}
+	}
+	for _, ns := range a.Namespaces {
+		if !dnsLabel.MatchString(ns) || ns == MemberNamespace || ns == "kube-system" || ns == "default" {
+			return fmt.Errorf("cluster %s: namespaces: %q: a namespace of the platform's (not %s, kube-system or default)", a.Name, ns, MemberNamespace)
+		}
+	}
+	if r := a.Rancher; r != nil && r.Workspace != "" && !dnsLabel.MatchString(r.Workspace) {
+		return fmt.Errorf("cluster %s: rancher.workspace %q", a.Name, r.Workspace)
+	}
+	return nil
+}
+
+func (a MemberArgs) withDefaults() MemberArgs {
+	if len(a.Namespaces) == 0 {
+		a.Namespaces = []string{"kplane-system"}
+	}
+	if a.ArgoCDNamespace == "" {
+		a.ArgoCDNamespace = "argocd"
+	}
+	if a.Rancher != nil && a.Rancher.Workspace == "" {
+		a.Rancher = &Rancher{Workspace: "fleet-default"}
+	}
+	return a
+}
+
+// DeployerRules are what Argo CD may do in a member's platform namespaces: the platform chart's
+// kinds, nothing cluster-wide.
+var DeployerRules = []struct{ Groups, Resources []string }{
+	{[]string{""}, []string{"configmaps", "secrets", "services", "serviceaccounts", "persistentvolumeclaims"}},
+	{[]string{"apps"}, []string{"deployments", "statefulsets", "daemonsets"}},
+	{[]string{"batch"}, []string{"jobs", "cronjobs"}},
+	{[]string{"networking.k8s.io"}, []string{"networkpolicies", "ingresses"}},
+	{[]string{"rbac.authorization.k8s.io"}, []string{"roles", "rolebindings"}},
+	{[]string{"policy"}, []string{"poddisruptionbudgets"}},
+	{[]string{"autoscaling"}, []string{"horizontalpodautoscalers"}},
+}
+
+// Member is a registered cluster.
+type Member struct {
+	pulumi.ResourceState
+	Name pulumi.StringOutput `pulumi:"name"`
+}
+
+// NewMember validates args, then creates the member's fleet namespace, Argo CD's ServiceAccount,
+// its token, the deployer role bound in the platform namespaces only, and on the management
+// cluster the Argo CD cluster entry (the token a Pulumi secret) and the Rancher import.
+func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulumi.ResourceOption) (*Member, error) {
+	if args == nil {
+		args = &MemberArgs{}
+	}
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	a := args.withDefaults()
+	r := &Member{}
+	if err := ctx.RegisterComponentResource("kplane:index:FleetMember", name, r, opts...); err != nil {
+		return nil, err
+	}
+	on := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Member)}
+	managed := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), MemberLabel: pulumi.String(a.Name)}
+	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(MemberNamespace), Labels: managed}}, on...)
+	if err != nil {
+		return nil, err
+	}
+	sa, err := corev1.NewServiceAccount(ctx, name+"-sa", &corev1.ServiceAccountArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-argocd"),
+		Namespace: ns.Metadata.Name(), Labels: managed}}, on...)
+	if err != nil {
+		return nil, err
+	}
+	// A long-lived token for Argo CD's cluster entry (rotated by replacing this Secret).
+	token, err := corev1.NewSecret(ctx, name+"-token", &corev1.SecretArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-argocd-token"),
+		Namespace: ns.Metadata.Name(), Labels: managed, Annotations: pulumi.StringMap{"kubernetes.io/service-account.name": sa.Metadata.Name().Elem(),
+			// The token controller fills it in: wait for it (its output then carries the token).
+			"pulumi.com/waitFor": pulumi.String("jsonpath={.data.token}"), "pulumi.com/timeoutSeconds": pulumi.String("120")}},
+		Type: pulumi.String("kubernetes.io/service-account-token")}, on...)
+	if err != nil {
+		return nil, err
+	}
+	var rules rbacv1.PolicyRuleArray
+	for _, rule := range DeployerRules {
+		rules = append(rules, rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(rule.Groups), Resources: pulumi.ToStringArray(rule.Resources),
+			Verbs: pulumi.ToStringArray([]string{"get", "list", "watch", "create", "update", "patch", "delete"})})
+	}
+	role, err := rbacv1.NewClusterRole(ctx, name+"-deployer", &rbacv1.ClusterRoleArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-deployer"), Labels: managed},
+		Rules: rules}, on...)
+	if err != nil {
+		return nil, err
+	}
+	for _, target := range a.Namespaces {
+		tns, err := corev1.NewNamespace(ctx, name+"-target-"+target, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(target), Labels: managed}}, on...)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rbacv1.NewRoleBinding(ctx, name+"-deployer-"+target, &rbacv1.RoleBindingArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-deployer"), Namespace: tns.Metadata.Name(), Labels: managed},
+			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: role.Metadata.Name().Elem()},
+			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: sa.Metadata.Name().Elem(), Namespace: pulumi.String(MemberNamespace)}},
+		}, on...); err != nil {
+			return nil, err
+		}
+	}
+	// The management side: Argo CD's cluster entry with the token, never an admin kubeconfig.
+	mgmt := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Management)}
+	labels := pulumi.StringMap{"argocd.argoproj.io/secret-type": pulumi.String("cluster"), MemberLabel: pulumi.String(a.Name),
+		EnvironmentLabel: pulumi.String(a.Environment), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	for _, k := range sortedKeys(a.Labels) {
+		labels[k] = pulumi.String(a.Labels[k])
+	}
+	values, err := yaml.Marshal(a.Values)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: cluster %s: values: %w", a.Name, err)
+	}
+	if len(a.Values) == 0 {
+		values = []byte("{}\n")
+	}
+	config := token.Data.ApplyT(func(d map[string]string) (string, error) {
+		raw, err := base64.StdEncoding.DecodeString(d["token"])
+		if err != nil || len(raw) == 0 {
+			return "", fmt.Errorf("fleet: cluster %s: the ServiceAccount token was not issued (is the token controller running?)", a.Name)
+		}
+		cfg, err := json.Marshal(map[string]any{"bearerToken": string(raw),
+			"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString([]byte(a.CAData))}})
+		return string(cfg), err
+	}).(pulumi.StringOutput)
+	if _, err := corev1.NewSecret(ctx, name+"-argocd-cluster", &corev1.SecretArgs{
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-cluster-" + a.Name), Namespace: pulumi.String(a.ArgoCDNamespace), Labels: labels,
+			Annotations: pulumi.StringMap{ValuesAnnotation: pulumi.String(string(values))}},
+		StringData: pulumi.StringMap{"name": pulumi.String(a.Name), "server": pulumi.String(a.Server),
+			"namespaces": pulumi.String(strings.Join(a.Namespaces, ",")), "clusterResources": pulumi.String("false"),
+			"config": pulumi.ToSecret(config).(pulumi.StringOutput)},
+	}, mgmt...); err != nil {
+		return nil, err
+	}
+	if rc := a.Rancher; rc != nil {
+		rl := map[string]any{MemberLabel: a.Name, EnvironmentLabel: a.Environment}
+		for k, v := range a.Labels {
+			rl[k] = v
+		}
+		if _, err := k8sobj.Object(ctx, name+"-rancher", map[string]any{"apiVersion": "provisioning.cattle.io/v1", "kind": "Cluster",
+			"metadata": map[string]any{"name": a.Name, "namespace": rc.Workspace, "labels": rl},
+			"spec":     map[string]any{}}, mgmt...); err != nil {
+			return nil, err
+		}
+	}
+	r.Name = pulumi.String(a.Name).ToStringOutput()
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"name": r.Name})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,112 @@
+package fleet
+
+import (
+	"fmt"
+	"net/url"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/internal/k8sobj"
+)
+
+// PlatformArgs: the platform's add-ons on every member of an environment, from one chart with
+// values layered common -> environment -> cluster, and the policy templates with per-cluster
+// parameters, by Argo CD ApplicationSets that select only members the wave runner enabled.
+type PlatformArgs struct {
+	Environment string `json:"environment"`
+	// RepoURL and Revision of the Git repository with the charts; ChartPath the platform chart
+	// (its values/common.yaml and values/<environment>.yaml are the first two layers) and
+	// PolicyChartPath the policy templates' chart (the hardened cluster's, rendered).
+	RepoURL         string `json:"repoURL"`
+	Revision        string `json:"revision"`
+	ChartPath       string `json:"chartPath"`
+	PolicyChartPath string `json:"policyChartPath"`
+	// Namespaces the add-ons go to (the members' platform namespaces; default kplane-system).
+	Namespace       string `json:"namespace,omitempty"`
+	ArgoCDNamespace string `json:"argoCDNamespace,omitempty"`
+}
+
+// Validate names the argument and the fix.
+func (a PlatformArgs) Validate() error {
+	u, err := url.Parse(a.RepoURL)
+	switch {
+	case !dnsLabel.MatchString(a.Environment):
+		return fmt.Errorf("platform.environment %q: required", a.Environment)
+	case err != nil || (u.Scheme != "https" && u.Scheme != "ssh"):
+		return fmt.Errorf("platform.repoURL %q: the Git repository of the charts (https:// or ssh://)", a.RepoURL)
+	case a.Revision == "" || a.Revision == "HEAD":
+		return fmt.Errorf("platform.revision %q: pin a tag or commit (HEAD rolls out whatever is pushed)", a.Revision)
+	case a.ChartPath == "" || a.PolicyChartPath == "":
+		return fmt.Errorf("platform.chartPath and policyChartPath: the charts' folders in the repository")
+	}
+	return nil
+}
+
+// Platform is the environment's ApplicationSets.
+type Platform struct{ pulumi.ResourceState }
+
+// ApplicationSetName is the platform ApplicationSet of an environment.
+func ApplicationSetName(env string) string { return "kplane-platform-" + env }
+
+// Objects are the AppProject and the two ApplicationSets.
+func (a PlatformArgs) Objects() []map[string]any {
+	if a.Namespace == "" {
+		a.Namespace = "kplane-system"
+	}
+	if a.ArgoCDNamespace == "" {
+		a.ArgoCDNamespace = "argocd"
+	}
+	project := "kplane-" + a.Environment
+	meta := func(name string) map[string]any {
+		return map[string]any{"name": name, "namespace": a.ArgoCDNamespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane", EnvironmentLabel: a.Environment}}
+	}
+	// Members of the environment the wave runner enabled, and nothing else.
+	generators := []any{map[string]any{"clusters": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{
+		EnvironmentLabel: a.Environment, RolloutLabel: "enabled", "argocd.argoproj.io/secret-type": "cluster"}}}}}
+	app := func(name, path string, helm map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "metadata": meta(name),
+			"spec": map[string]any{"goTemplate": true, "goTemplateOptions": []any{"missingkey=error"}, "generators": generators,
+				"template": map[string]any{
+					"metadata": map[string]any{"name": name + "-{{.name}}", "labels": map[string]any{MemberLabel: "{{.name}}"}},
+					"spec": map[string]any{"project": project,
+						"source":      map[string]any{"repoURL": a.RepoURL, "targetRevision": a.Revision, "path": path, "helm": helm},
+						"destination": map[string]any{"server": "{{.server}}", "namespace": a.Namespace},
+						"syncPolicy": map[string]any{"automated": map[string]any{"prune": true, "selfHeal": true},
+							"retry": map[string]any{"limit": 5, "backoff": map[string]any{"duration": "10s", "factor": 2, "maxDuration": "5m"}}}}}}}
+	}
+	return []map[string]any{
+		{"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": meta(project), "spec": map[string]any{
+			"description":  "kplane platform add-ons of " + a.Environment,
+			"sourceRepos":  []any{a.RepoURL},
+			"destinations": []any{map[string]any{"server": "*", "namespace": a.Namespace}},
+			// Namespaced kinds only: the members' credentials allow nothing cluster-wide anyway.
+			"clusterResourceWhitelist": []any{}}},
+		app(ApplicationSetName(a.Environment), a.ChartPath, map[string]any{
+			"valueFiles": []any{"values/common.yaml", "values/" + a.Environment + ".yaml"},
+			"values":     `{{ index .metadata.annotations "` + ValuesAnnotation + `" }}`}),
+		app("kplane-policies-"+a.Environment, a.PolicyChartPath, map[string]any{
+			"parameters": []any{
+				map[string]any{"name": "cluster", "value": "{{.name}}"},
+				map[string]any{"name": "mode", "value": `{{ index .metadata.labels "policy-mode" | default "enforce" }}`},
+				map[string]any{"name": "environment", "value": a.Environment}}}),
+	}
+}
+
+// NewPlatform registers the environment's AppProject and ApplicationSets on the management
+// cluster (opts carry its provider).
+func NewPlatform(ctx *pulumi.Context, name string, args *PlatformArgs, opts ...pulumi.ResourceOption) (*Platform, error) {
+	if err := args.Validate(); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	r := &Platform{}
+	if err := ctx.RegisterComponentResource("kplane:index:FleetPlatform", name, r, opts...); err != nil {
+		return nil, err
+	}
+	for _, obj := range args.Objects() {
+		md := obj["metadata"].(map[string]any)
+		if _, err := k8sobj.Object(ctx, fmt.Sprintf("%s-%s", name, md["name"]), obj, pulumi.Parent(r)); err != nil {
+			return nil, err
+		}
+	}
+	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
+}

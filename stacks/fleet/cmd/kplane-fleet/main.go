@@ -1,0 +1,154 @@
+// Command kplane-fleet runs the fleet of an environment: register -> health check -> sync.
+//
+//	kplane-fleet up      --env ENV                  register every cluster (pulumi up of the fleet stack)
+//	kplane-fleet health  --env ENV [--json] [--watch 10s] [--metrics :9100]
+//	kplane-fleet rollout --env ENV [--batch N] [--resume]   enable the platform wave by wave, healthy clusters only
+//	kplane-fleet run     --env ENV [--batch N] [--resume]   up, then rollout
+//	kplane-fleet down    --env ENV                  deregister every cluster (pulumi destroy)
+//
+// The environment is environments/<env>/fleet.yaml (kplane:fleet). It exits non-zero when a wave
+// stops or a cluster is unhealthy (health without --watch).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/stacks/fleet"
+	"github.com/kplane/kplane/stacks/runner"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "kplane-fleet: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	verbs := []string{"up", "health", "rollout", "run", "down"}
+	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
+		return errors.New("usage: kplane-fleet up|health|rollout|run|down --env ENV [flags] (-h for the flags)")
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	env := fs.String("env", "", "the environment (environments/<env>/fleet.yaml)")
+	envs := fs.String("environments", "environments", "the environments folder")
+	state := fs.String("state", ".state", "local state folder (Pulumi backend, rollout progress)")
+	batch := fs.Int("batch", 1, "rollout: clusters per wave")
+	resume := fs.Bool("resume", false, "rollout: continue after the clusters already enabled")
+	asJSON := fs.Bool("json", false, "health: JSON instead of a table")
+	watch := fs.Duration("watch", 0, "health: check again at this interval until interrupted")
+	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch)")
+	timeout := fs.Duration("timeout", 5*time.Second, "health check timeout per cluster")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	cfgMap, err := runner.LoadEnvironment(*envs, *env, "fleet")
+	if err != nil {
+		return err
+	}
+	raw, ok := cfgMap["kplane:fleet"]
+	if !ok {
+		return fmt.Errorf("environments/%s/fleet.yaml: kplane:fleet is missing (the clusters of the fleet)", *env)
+	}
+	c, err := fleet.Parse(raw.Value)
+	if err != nil {
+		return err
+	}
+	stack := func() (*runner.Stack, error) {
+		return runner.Open(ctx, runner.Options{Project: fleet.Project, Stack: *env, Program: fleet.Program, Config: cfgMap, StateDir: *state, Output: os.Stderr})
+	}
+	rollout := func() error {
+		kc, err := clientcmd.BuildConfigFromFlags("", c.Management)
+		if err != nil {
+			return fmt.Errorf("management kubeconfig: %w", err)
+		}
+		mgmt, err := kubernetes.NewForConfig(kc)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(*state, 0o700); err != nil {
+			return err
+		}
+		r := &member.Rollout{Clusters: c.Members(), Batch: *batch, Management: mgmt, ArgoCDNamespace: c.ArgoCDNamespace, Timeout: *timeout,
+			StateFile: filepath.Join(*state, "fleet-"+*env+"-rollout.json"), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
+		s, err := r.Run(ctx, *resume)
+		fmt.Printf("enabled: %d of %d clusters\n", len(s.Enabled), len(c.Clusters))
+		return err
+	}
+	switch args[0] {
+	case "up", "run":
+		s, err := stack()
+		if err != nil {
+			return err
+		}
+		start := time.Now()
+		if _, err := s.Up(ctx); err != nil {
+			return err
+		}
+		fmt.Printf("registered %d clusters in %.1f s\n", len(c.Clusters), time.Since(start).Seconds())
+		if args[0] == "run" {
+			return rollout()
+		}
+		return nil
+	case "down":
+		s, err := stack()
+		if err != nil {
+			return err
+		}
+		_, err = s.Destroy(ctx)
+		return err
+	case "rollout":
+		return rollout()
+	}
+	// health
+	var last []member.Health
+	if *metrics != "" {
+		srv := &http.Server{Addr: *metrics, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			_ = member.WriteMetrics(w, last)
+		})}
+		go func() { _ = srv.ListenAndServe() }()
+		defer srv.Close()
+	}
+	for {
+		last = member.CheckAll(ctx, c.Members(), *timeout)
+		if *asJSON {
+			err = member.WriteJSON(os.Stdout, last)
+		} else {
+			fmt.Printf("%s\n", time.Now().Format(time.RFC3339))
+			err = member.WriteTable(os.Stdout, last)
+		}
+		if err != nil {
+			return err
+		}
+		if *watch == 0 {
+			for _, h := range last {
+				if !h.Healthy {
+					return fmt.Errorf("cluster %s is unhealthy: %s", h.Cluster, h.Reason)
+				}
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*watch):
+		}
+	}
+}

@@ -1,0 +1,148 @@
+// Package fleet is the fleet stack: the clusters of an environment registered with the
+// management cluster (components/fleet members) and the environment's platform ApplicationSets.
+// Its config is kplane:fleet in environments/<env>/fleet.yaml; kplane-fleet (./cmd/kplane-fleet)
+// drives it: register -> health check -> sync in waves.
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
+	"k8s.io/client-go/tools/clientcmd"
+
+	member "github.com/kplane/kplane/components/fleet"
+)
+
+// Project is the Pulumi project of the fleet stack.
+const Project = "kplane-fleet"
+
+// Config is kplane:fleet.
+type Config struct {
+	Environment string `json:"environment"`
+	// Management is the management cluster's kubeconfig (Argo CD, Rancher).
+	Management      string               `json:"management"`
+	ArgoCDNamespace string               `json:"argoCDNamespace,omitempty"`
+	Platform        *member.PlatformArgs `json:"platform,omitempty"`
+	Clusters        []ClusterConfig      `json:"clusters"`
+	Rancher         *member.Rancher      `json:"rancher,omitempty"`
+}
+
+// ClusterConfig is one member: its kubeconfig (an administrator's, for registration), the
+// server the management cluster reaches (default the kubeconfig's), labels, values, namespaces.
+type ClusterConfig struct {
+	Name       string            `json:"name"`
+	Kubeconfig string            `json:"kubeconfig"`
+	Server     string            `json:"server,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Values     map[string]any    `json:"values,omitempty"`
+	Namespaces []string          `json:"namespaces,omitempty"`
+}
+
+// Parse reads kplane:fleet strictly (an unknown key is an error naming it).
+func Parse(raw string) (*Config, error) {
+	var c Config
+	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config kplane:fleet: %v (see docs/components/fleet.md)", err)
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clusters {
+		if seen[cl.Name] {
+			return nil, fmt.Errorf("config kplane:fleet: clusters[%d]: the name %q is used twice; each cluster needs its own", i, cl.Name)
+		}
+		if cl.Kubeconfig == "" {
+			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: kubeconfig: required (its path)", i, cl.Name)
+		}
+		seen[cl.Name] = true
+	}
+	if c.Management == "" {
+		return nil, fmt.Errorf("config kplane:fleet: management: the management cluster's kubeconfig (its path)")
+	}
+	return &c, nil
+}
+
+// Members are the automation's view of the clusters.
+func (c *Config) Members() []member.Cluster {
+	var out []member.Cluster
+	for _, cl := range c.Clusters {
+		out = append(out, member.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces})
+	}
+	return out
+}
+
+// Program registers every cluster: each is checked first (reachable, ready, the kubeconfig
+// allowed to register it) — one that is not stops the program before anything is created.
+func Program(ctx *pulumi.Context) error {
+	c, err := Parse(config.New(ctx, "kplane").Require("fleet"))
+	if err != nil {
+		return err
+	}
+	for _, m := range c.Members() { // at preview too: a pull-request check catches it
+		if err := member.Preflight(context.Background(), m, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	mgmt, err := kubernetes.NewProvider(ctx, "management", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Management)})
+	if err != nil {
+		return err
+	}
+	for _, cl := range c.Clusters {
+		kc, err := os.ReadFile(cl.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("cluster %s: kubeconfig %s: %w", cl.Name, cl.Kubeconfig, err)
+		}
+		rest, err := clientcmd.RESTConfigFromKubeConfig(kc)
+		if err != nil {
+			return fmt.Errorf("cluster %s: kubeconfig %s: %w", cl.Name, cl.Kubeconfig, err)
+		}
+		server := cl.Server
+		if server == "" {
+			server = rest.Host
+		}
+		ca := rest.CAData
+		if len(ca) == 0 && rest.CAFile != "" {
+			if ca, err = os.ReadFile(rest.CAFile); err != nil {
+				return fmt.Errorf("cluster %s: CA %s: %w", cl.Name, rest.CAFile, err)
+			}
+		}
+		p, err := kubernetes.NewProvider(ctx, "member-"+cl.Name, &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(string(kc))})
+		if err != nil {
+			return err
+		}
+		if _, err := member.NewMember(ctx, cl.Name, &member.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
+			Labels: cl.Labels, Values: cl.Values, Namespaces: cl.Namespaces, ArgoCDNamespace: c.ArgoCDNamespace, Rancher: c.Rancher,
+			Member: p, Management: mgmt}); err != nil {
+			return err
+		}
+	}
+	if c.Platform != nil {
+		pa := *c.Platform
+		if pa.Environment == "" {
+			pa.Environment = c.Environment
+		}
+		if pa.ArgoCDNamespace == "" {
+			pa.ArgoCDNamespace = c.ArgoCDNamespace
+		}
+		if _, err := member.NewPlatform(ctx, "platform", &pa, pulumi.Provider(mgmt)); err != nil {
+			return err
+		}
+	}
+	ctx.Export("members", pulumi.ToStringArray(names(c.Clusters)))
+	return nil
+}
+
+func names(cs []ClusterConfig) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Name)
+	}
+	return out
+}

@@ -1,0 +1,23 @@
+package fleet
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParse(t *testing.T) {
+	c, err := Parse(`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a"},{"name":"b","kubeconfig":"/b","labels":{"region":"kr"}}]}`)
+	require.NoError(t, err)
+	assert.Len(t, c.Members(), 2)
+	for raw, want := range map[string]string{
+		`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a"},{"name":"a","kubeconfig":"/b"}]}`: `clusters[1]: the name "a" is used twice`,
+		`{"environment":"prod","management":"/m","clusters":[{"name":"a"}]}`:                                                  `clusters[0] a: kubeconfig: required`,
+		`{"environment":"prod","clusters":[]}`:                                                                                `management: the management cluster's kubeconfig`,
+		`{"environment":"prod","management":"/m","clusters":[],"regions":[]}`:                                                 `unknown field "regions"`,
+	} {
+		_, err := Parse(raw)
+		assert.ErrorContains(t, err, want)
+	}
+}

@@ -1,0 +1,253 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8sclient "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/tests/testbed"
+)
+
+// fleetEnv writes environments/<env>/fleet.yaml for the clusters (named by clusters' keys).
+func fleetEnv(t *testing.T, dir, env, management string, clusters []map[string]any) {
+	t.Helper()
+	cfg := map[string]any{"config": map[string]any{"kplane:fleet": map[string]any{
+		"environment": env, "management": management,
+		"platform": map[string]any{"repoURL": "https://git.example.com/platform/charts.git", "revision": "v1.4.0",
+			"chartPath": "charts/platform", "policyChartPath": "charts/policies"},
+		"clusters": clusters}}}
+	raw, err := yaml.Marshal(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, env), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, env, "fleet.yaml"), raw, 0o600))
+}
+
+// TestFleet: three real clusters, the first also the management cluster with Argo CD's CRDs.
+// Bad input (a duplicate name, an unreachable cluster, a kubeconfig without rights) is refused
+// with nothing registered. `kplane-fleet run` registers all three (least-privilege credentials
+// verified by using them), checks their health and enables them in waves; a stopped cluster turns
+// red within two intervals and stops the next rollout at its wave, which resumes once it is back;
+// removing a cluster from the environment leaves nothing of kplane on it; `down` deregisters all.
+func TestFleet(t *testing.T) {
+	integration(t)
+	ctx := context.Background()
+	clusters := testbed.StartN(t, 3, testbed.Options{Nodes: 1})
+	mgmt := clusters[0]
+	for _, f := range []string{"application-crd.yaml", "applicationset-crd.yaml", "appproject-crd.yaml"} {
+		upstreamCRD(t, mgmt, "github.com/argoproj/argo-cd/v3@"+pinned(t, "ARGOCD_VERSION"), "manifests/crds/"+f)
+	}
+	mcs, err := mgmt.Clientset()
+	require.NoError(t, err)
+	_, err = mcs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "argocd"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	names := []string{"seoul", "busan", "daejeon"}
+	entry := func(i int, kubeconfig string) map[string]any {
+		return map[string]any{"name": names[i], "kubeconfig": kubeconfig, "labels": map[string]any{"region": names[i], "policy-mode": "enforce"},
+			"values": map[string]any{"replicas": i + 1}}
+	}
+	all := func() []map[string]any {
+		var out []map[string]any
+		for i, c := range clusters {
+			out = append(out, entry(i, c.Kubeconfig))
+		}
+		return out
+	}
+	envs, state := t.TempDir(), t.TempDir()
+	bin := buildCommand(t, "github.com/kplane/kplane/stacks/fleet/cmd/kplane-fleet")
+	fleet := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, bin, append(args, "--env", "test", "--environments", envs, "--state", state)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	registered := func() int {
+		list, err := mcs.CoreV1().Secrets("argocd").List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
+		require.NoError(t, err)
+		return len(list.Items)
+	}
+
+	// Bad input: refused before anything is registered.
+	unreachable := filepath.Join(t.TempDir(), "unreachable.kubeconfig")
+	kc, err := os.ReadFile(clusters[2].Kubeconfig)
+	require.NoError(t, err)
+	cfg, err := clientcmd.Load(kc)
+	require.NoError(t, err)
+	for _, cl := range cfg.Clusters {
+		cl.Server = "https://127.0.0.1:1"
+	}
+	require.NoError(t, clientcmd.WriteToFile(*cfg, unreachable))
+	cs2, err := clusters[1].Clientset()
+	require.NoError(t, err)
+	_, err = cs2.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	for _, bad := range []struct {
+		clusters []map[string]any
+		want     string
+	}{
+		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(0, clusters[1].Kubeconfig)}, `the name "seoul" is used twice`},
+		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, unreachable)}, "cluster daejeon: unreachable at https://127.0.0.1:1"},
+		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(1, serviceAccountKubeconfig(t, clusters[1], "default", "viewer"))},
+			"cluster busan: the kubeconfig's user may not create namespaces"},
+	} {
+		fleetEnv(t, envs, "test", mgmt.Kubeconfig, bad.clusters)
+		out, err := fleet("up")
+		require.Error(t, err, out)
+		assert.Contains(t, out, bad.want)
+		assert.Zero(t, registered(), "nothing half-registered")
+	}
+
+	// Register -> health -> sync. busan runs an add-on the health check waits for.
+	_, err = cs2.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kplane-system"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	one := int32(1)
+	labels := map[string]string{"app": "agent"}
+	_, err = cs2.AppsV1().Deployments("kplane-system").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Spec: appsv1.DeploymentSpec{
+		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.example.com/agent" + fixtures.Digest}}}}}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, all())
+	start := time.Now()
+	out, err := fleet("run", "--batch", "2")
+	require.NoError(t, err, out)
+	t.Logf("kplane-fleet run (register 3, two waves) in %.1f s:\n%s", time.Since(start).Seconds(), out)
+	assert.Contains(t, out, "wave 1 [seoul busan]: healthy, enabled")
+	assert.Contains(t, out, "wave 2 [daejeon]: healthy, enabled")
+	assert.Contains(t, out, "enabled: 3 of 3 clusters")
+
+	// What registration made, and that Argo CD's credentials are narrow.
+	for i, c := range clusters {
+		secret, err := mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-"+names[i], metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, "cluster", secret.Labels["argocd.argoproj.io/secret-type"])
+		assert.Equal(t, "enabled", secret.Labels[member.RolloutLabel])
+		assert.Equal(t, names[i], secret.Labels["region"])
+		assert.Equal(t, "kplane-system", string(secret.Data["namespaces"]))
+		assert.Equal(t, "false", string(secret.Data["clusterResources"]))
+		assert.Contains(t, secret.Annotations[member.ValuesAnnotation], "replicas:")
+		var conf struct {
+			BearerToken     string `json:"bearerToken"`
+			TLSClientConfig struct {
+				CAData []byte `json:"caData"`
+			} `json:"tlsClientConfig"`
+		}
+		require.NoError(t, json.Unmarshal(secret.Data["config"], &conf))
+		argo, err := k8sclient.NewForConfig(&rest.Config{Host: string(secret.Data["server"]), BearerToken: conf.BearerToken,
+			TLSClientConfig: rest.TLSClientConfig{CAData: conf.TLSClientConfig.CAData}})
+		require.NoError(t, err)
+		_, err = argo.AppsV1().Deployments("kplane-system").List(ctx, metav1.ListOptions{})
+		assert.NoError(t, err, "%s: Argo CD may deploy into the platform namespace", names[i])
+		_, err = argo.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
+		assert.True(t, apierrors.IsForbidden(err), "%s: and nothing else: %v", names[i], err)
+		_, err = argo.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+		assert.True(t, apierrors.IsForbidden(err), "%s: nothing cluster-wide: %v", names[i], err)
+		_ = c
+	}
+	mdyn, err := mgmt.Dynamic()
+	require.NoError(t, err)
+	appset := get(t, mdyn, schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}, "argocd", member.ApplicationSetName("test"))
+	raw, _ := json.Marshal(appset.Object["spec"])
+	assert.Contains(t, string(raw), `"kplane.io/rollout":"enabled"`, "the ApplicationSet selects enabled members only")
+	out, err = fleet("health", "--json")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, `"healthy": 3`)
+
+	// A cluster stops: red within two intervals; the next rollout stops at its wave.
+	watch := exec.CommandContext(ctx, bin, "health", "--env", "test", "--environments", envs, "--state", state, "--json", "--watch", "1s")
+	pipe, err := watch.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, watch.Start())
+	t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
+	reports := make(chan []member.Health, 100)
+	go func() {
+		dec := json.NewDecoder(bufio.NewReader(pipe))
+		for {
+			var r struct{ Clusters []member.Health }
+			if dec.Decode(&r) != nil {
+				close(reports)
+				return
+			}
+			reports <- r.Clusters
+		}
+	}()
+	<-reports // one report while all run
+	require.NoError(t, clusters[2].Stop())
+	stopped := time.Now()
+	var red *member.Health
+	for n := 1; n <= 3 && red == nil; n++ {
+		for _, h := range <-reports {
+			if h.Cluster == "daejeon" && !h.Healthy {
+				red = &h
+				t.Logf("daejeon red in report %d after the stop (%.1f s): %s", n, time.Since(stopped).Seconds(), h.Reason)
+				assert.LessOrEqual(t, n, 2, "red within two intervals")
+			}
+		}
+	}
+	require.NotNil(t, red, "daejeon turns red")
+	out, err = fleet("rollout", "--batch", "1")
+	require.Error(t, err, out)
+	assert.Contains(t, out, "wave 3 [daejeon]: stopped, unhealthy: daejeon: API server not ready")
+	assert.Contains(t, out, "enabled: 2 of 3 clusters")
+	require.NoError(t, clusters[2].Start(ctx))
+	out, err = fleet("rollout", "--batch", "1", "--resume")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "wave 4 [daejeon]: healthy, enabled")
+	assert.NotContains(t, out, "[seoul]", "resumed after the clusters already enabled")
+
+	// Deregistering busan (removed from the environment) leaves nothing of kplane on it.
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, []map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, clusters[2].Kubeconfig)})
+	out, err = fleet("up")
+	require.NoError(t, err, out)
+	noKplaneOn(t, clusters[1])
+	_, err = mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-busan", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "its Argo CD entry is gone: %v", err)
+	out, err = fleet("down")
+	require.NoError(t, err, out)
+	assert.Zero(t, registered())
+	noKplaneOn(t, clusters[2])
+}
+
+// noKplaneOn: no object of any kind the member component applies is left on the cluster.
+func noKplaneOn(t *testing.T, c *testbed.Cluster) {
+	t.Helper()
+	ctx := context.Background()
+	cs, err := c.Clientset()
+	require.NoError(t, err)
+	sel := metav1.ListOptions{LabelSelector: member.MemberLabel}
+	require.Eventually(t, func() bool {
+		ns, err := cs.CoreV1().Namespaces().List(ctx, sel)
+		require.NoError(t, err)
+		return len(ns.Items) == 0
+	}, 60*time.Second, time.Second, "namespaces (kplane-fleet and the platform's) deleted")
+	crs, err := cs.RbacV1().ClusterRoles().List(ctx, sel)
+	require.NoError(t, err)
+	assert.Empty(t, crs.Items, "cluster roles")
+	for _, list := range []func() (int, error){
+		func() (int, error) { l, err := cs.CoreV1().ServiceAccounts("").List(ctx, sel); return len(l.Items), err },
+		func() (int, error) { l, err := cs.CoreV1().Secrets("").List(ctx, sel); return len(l.Items), err },
+		func() (int, error) { l, err := cs.RbacV1().RoleBindings("").List(ctx, sel); return len(l.Items), err },
+	} {
+		n, err := list()
+		require.NoError(t, err)
+		assert.Zero(t, n)
+	}
+	_ = strings.TrimSpace
+}
