@@ -12,7 +12,7 @@ BIN := .state/bin
 GO_TEST_FLAGS ?=
 REPORT_LANG ?= en
 
-.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-backup \
+.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
@@ -90,6 +90,9 @@ e2e-mesh: tools ## the mesh end to end alone: Istio's charts on a real API serve
 
 e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a real API server, the catalog behind real Keycloak in headless Chromium
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestGateway|TestCatalogPortal' -v ./tests/integration/
+
+e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and enabled in waves, then deregistered
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestFleet' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/

@@ -66,6 +66,14 @@ func Parse(raw string) (*Config, error) {
 	if c.Management == "" {
 		return nil, fmt.Errorf("config kplane:fleet: management: the management cluster's kubeconfig (its path)")
 	}
+	if p := c.Platform; p != nil { // the fleet's environment and Argo CD unless said otherwise
+		if p.Environment == "" {
+			p.Environment = c.Environment
+		}
+		if p.ArgoCDNamespace == "" {
+			p.ArgoCDNamespace = c.ArgoCDNamespace
+		}
+	}
 	return &c, nil
 }
 
@@ -124,14 +132,7 @@ func Program(ctx *pulumi.Context) error {
 		}
 	}
 	if c.Platform != nil {
-		pa := *c.Platform
-		if pa.Environment == "" {
-			pa.Environment = c.Environment
-		}
-		if pa.ArgoCDNamespace == "" {
-			pa.ArgoCDNamespace = c.ArgoCDNamespace
-		}
-		if _, err := member.NewPlatform(ctx, "platform", &pa, pulumi.Provider(mgmt)); err != nil {
+		if _, err := member.NewPlatform(ctx, "platform", c.Platform, pulumi.Provider(mgmt)); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/kplane/kplane/stacks/runner"
 )
 
 func TestParse(t *testing.T) {
@@ -20,4 +22,14 @@ func TestParse(t *testing.T) {
 		_, err := Parse(raw)
 		assert.ErrorContains(t, err, want)
 	}
+}
+
+// TestProdExample: the example environment parses.
+func TestProdExample(t *testing.T) {
+	cfg, err := runner.LoadEnvironment("../../environments", "prod", "fleet")
+	require.NoError(t, err)
+	c, err := Parse(cfg["kplane:fleet"].Value)
+	require.NoError(t, err)
+	assert.Len(t, c.Clusters, 3)
+	require.NoError(t, c.Platform.Validate())
 }

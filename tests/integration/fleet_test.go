@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -134,7 +133,7 @@ func TestFleet(t *testing.T) {
 	assert.Contains(t, out, "enabled: 3 of 3 clusters")
 
 	// What registration made, and that Argo CD's credentials are narrow.
-	for i, c := range clusters {
+	for i := range clusters {
 		secret, err := mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-"+names[i], metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, "cluster", secret.Labels["argocd.argoproj.io/secret-type"])
@@ -159,7 +158,6 @@ func TestFleet(t *testing.T) {
 		assert.True(t, apierrors.IsForbidden(err), "%s: and nothing else: %v", names[i], err)
 		_, err = argo.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
 		assert.True(t, apierrors.IsForbidden(err), "%s: nothing cluster-wide: %v", names[i], err)
-		_ = c
 	}
 	mdyn, err := mgmt.Dynamic()
 	require.NoError(t, err)
@@ -249,5 +247,4 @@ func noKplaneOn(t *testing.T, c *testbed.Cluster) {
 		require.NoError(t, err)
 		assert.Zero(t, n)
 	}
-	_ = strings.TrimSpace
 }

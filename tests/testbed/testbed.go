@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -314,10 +315,18 @@ func (c *Cluster) saveState(pid int) error {
 // port-0 listeners (Pulumi's plugins) take theirs: a port handed out now and bound seconds later
 // (a webhook's, known before its server starts) cannot be taken in between by one of those.
 func freePort(n int) (int, error) {
-	for try := 0; try < 100; try++ {
+	// Ports handed out in this process are not handed out again: clusters started together
+	// each bind theirs only later.
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 200; try++ {
 		port := 20000 + rand.Intn(12000)
 		ok := true
 		for i := 0; i < n && ok; i++ {
+			if handedOut[port+i] {
+				ok = false
+				continue
+			}
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+i))
 			if err != nil {
 				ok = false
@@ -326,11 +335,19 @@ func freePort(n int) (int, error) {
 			l.Close()
 		}
 		if ok {
+			for i := 0; i < n; i++ {
+				handedOut[port+i] = true
+			}
 			return port, nil
 		}
 	}
 	return 0, errors.New("no free loopback ports")
 }
+
+var (
+	portsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
 
 func alive(pid int) bool {
 	if syscall.Kill(pid, 0) != nil {

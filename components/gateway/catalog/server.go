@@ -343,29 +343,46 @@ func (s *server) productPage(w http.ResponseWriter, r *http.Request, sess sessio
 	s.render(w, "product.html", sess, map[string]any{"Product": e})
 }
 
-func (s *server) diffPage(w http.ResponseWriter, r *http.Request, sess session) {
+// diff is the report the request asks for (product in the path, from and to in the query);
+// false when it answered with an error.
+func (s *server) diff(w http.ResponseWriter, r *http.Request, sess session) (*Entry, *Report, bool) {
 	e, ok := s.visible(sess, r.PathValue("name"))
 	if !ok {
 		http.NotFound(w, r)
-		return
+		return nil, nil, false
 	}
 	rep, err := s.cfg.Catalog.Diff(e.Name, r.URL.Query().Get("from"), r.URL.Query().Get("to"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return nil, nil, false
 	}
-	s.render(w, "diff.html", sess, map[string]any{"Product": e, "Report": rep})
+	return e, rep, true
 }
 
-func (s *server) swaggerPage(w http.ResponseWriter, r *http.Request, sess session) {
+// version is the product and version of the request's path; false when it answered 404.
+func (s *server) version(w http.ResponseWriter, r *http.Request, sess session) (*Entry, *Version, bool) {
 	e, ok := s.visible(sess, r.PathValue("name"))
 	if !ok {
 		http.NotFound(w, r)
-		return
+		return nil, nil, false
 	}
 	v, ok := e.Version(r.PathValue("version"))
 	if !ok {
 		http.NotFound(w, r)
+		return nil, nil, false
+	}
+	return e, v, true
+}
+
+func (s *server) diffPage(w http.ResponseWriter, r *http.Request, sess session) {
+	if e, rep, ok := s.diff(w, r, sess); ok {
+		s.render(w, "diff.html", sess, map[string]any{"Product": e, "Report": rep})
+	}
+}
+
+func (s *server) swaggerPage(w http.ResponseWriter, r *http.Request, sess session) {
+	e, v, ok := s.version(w, r, sess)
+	if !ok {
 		return
 	}
 	s.render(w, "swagger.html", sess, map[string]any{"Product": e, "Version": v,
@@ -404,14 +421,8 @@ func (s *server) apiProduct(w http.ResponseWriter, r *http.Request, sess session
 }
 
 func (s *server) apiDocument(w http.ResponseWriter, r *http.Request, sess session) {
-	e, ok := s.visible(sess, r.PathValue("name"))
+	_, v, ok := s.version(w, r, sess)
 	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	v, ok := e.Version(r.PathValue("version"))
-	if !ok {
-		http.NotFound(w, r)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -419,17 +430,9 @@ func (s *server) apiDocument(w http.ResponseWriter, r *http.Request, sess sessio
 }
 
 func (s *server) apiDiff(w http.ResponseWriter, r *http.Request, sess session) {
-	e, ok := s.visible(sess, r.PathValue("name"))
-	if !ok {
-		http.NotFound(w, r)
-		return
+	if _, rep, ok := s.diff(w, r, sess); ok {
+		writeJSON(w, rep)
 	}
-	rep, err := s.cfg.Catalog.Diff(e.Name, r.URL.Query().Get("from"), r.URL.Query().Get("to"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	writeJSON(w, rep)
 }
 
 func (s *server) apiSearch(w http.ResponseWriter, r *http.Request, sess session) {
