@@ -2,6 +2,7 @@ package backup
 
 import (
 	"encoding/json"
+	"sync"
 	"testing"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -37,15 +38,18 @@ func TestNFSStoreValidate(t *testing.T) {
 func TestNFSStoreGraph(t *testing.T) {
 	m := &pack.Recorder{}
 	var url string
+	var resolved sync.WaitGroup
+	resolved.Add(1)
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		s, err := NewNFSStore(ctx, "nfs-store", &NFSStoreArgs{Server: "10.0.0.5", Path: "/exports/backups", Image: "chrislusf/seaweedfs" + digest,
 			CredentialsSecret: "nfs-store", TLSSecret: "nfs-store-tls", Bucket: "backups"})
 		if err != nil {
 			return err
 		}
-		s.URL.ApplyT(func(u string) string { url = u; return u })
+		s.URL.ApplyT(func(u string) string { url = u; resolved.Done(); return u })
 		return nil
 	}, pulumi.WithMocks("kplane", "prod", m)))
+	resolved.Wait()
 	assert.Equal(t, "https://nfs-store.velero.svc:8333", url)
 	js := func(key string) string {
 		b, err := json.Marshal(m.Inputs()[key].Mappable())
