@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -117,4 +118,12 @@ func TestReports(t *testing.T) {
 	require.NoError(t, WriteMetrics(&metrics, hs))
 	assert.Contains(t, metrics.String(), "kplane_fleet_cluster_healthy{cluster=\"busan\"} 0\nkplane_fleet_cluster_healthy{cluster=\"seoul\"} 1\n")
 	assert.True(t, strings.HasSuffix(metrics.String(), "kplane_fleet_clusters_healthy 1\n"))
+}
+
+// TestCheckTimesItself: a check records how long it took, healthy or not.
+func TestCheckTimesItself(t *testing.T) {
+	h := Check(t.Context(), Cluster{Name: "nowhere", Kubeconfig: "/nonexistent"}, time.Second)
+	assert.False(t, h.Healthy)
+	assert.Contains(t, h.Reason, "kubeconfig /nonexistent")
+	assert.Greater(t, h.Seconds, 0.0)
 }

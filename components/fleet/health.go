@@ -54,13 +54,12 @@ type Health struct {
 
 // Check is the health of c: the API server ready (/readyz), its version, every node Ready, every
 // Deployment of the add-on namespaces available.
-func Check(ctx context.Context, c Cluster, timeout time.Duration) Health {
+func Check(ctx context.Context, c Cluster, timeout time.Duration) (h Health) {
 	start := time.Now()
-	h := Health{Cluster: c.Name, Checked: start}
-	defer func() { h.Seconds = time.Since(start).Seconds() }()
+	h = Health{Cluster: c.Name, Checked: start}
+	defer func() { h.Seconds = time.Since(start).Seconds() }() // the result's, on every return
 	fail := func(format string, args ...any) Health {
 		h.Reason = fmt.Sprintf(format, args...)
-		h.Seconds = time.Since(start).Seconds()
 		return h
 	}
 	cs, _, err := c.Client(timeout)
