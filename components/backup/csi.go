@@ -93,7 +93,7 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 		if policy == "" {
 			policy = "Retain"
 		}
-		if _, err := k8sobj.CustomResource(ctx, name+"-class", map[string]any{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+		if _, err := k8sobj.Object(ctx, name+"-class", map[string]any{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
 			"metadata": map[string]any{"name": c.Name, "labels": map[string]any{"velero.io/csi-volumesnapshot-class": "true", "app.kubernetes.io/managed-by": "kplane"}},
 			"driver":   c.Driver, "deletionPolicy": policy}, parent); err != nil {
 			return nil, err

@@ -56,6 +56,13 @@ func (a RestoreDrillArgs) Validate() error {
 	return nil
 }
 
+// bucketCredentials are the environment variables of a bucket's credentials, from the Secret
+// whose keys are the AWS SDK's variable names (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+func bucketCredentials(secret string) corev1.EnvVarArray {
+	return corev1.EnvVarArray{jobpod.SecretEnv("AWS_ACCESS_KEY_ID", secret, "AWS_ACCESS_KEY_ID"),
+		jobpod.SecretEnv("AWS_SECRET_ACCESS_KEY", secret, "AWS_SECRET_ACCESS_KEY")}
+}
+
 // s3CA mounts a ConfigMap's ca.crt and is the flag that trusts it (--s3-ca).
 func s3CA(configMap string) (string, corev1.VolumeArgs, corev1.VolumeMountArgs) {
 	return "--s3-ca=/etc/kplane/s3-ca/ca.crt",
@@ -130,9 +137,7 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
 		return nil, err
 	}
-	// The bucket's credentials: the Secret's keys are the AWS SDK's variable names.
-	credentials := corev1.EnvVarArray{jobpod.SecretEnv("AWS_ACCESS_KEY_ID", a.CredentialsSecret, "AWS_ACCESS_KEY_ID"),
-		jobpod.SecretEnv("AWS_SECRET_ACCESS_KEY", a.CredentialsSecret, "AWS_SECRET_ACCESS_KEY")}
+	credentials := bucketCredentials(a.CredentialsSecret)
 	for _, ns := range a.Namespaces {
 		cmd := []string{"drill", "--backup=latest", "--namespace=" + ns, "--velero-namespace=" + a.VeleroNamespace, "--bucket=" + a.Bucket, "--prefix=" + a.Prefix}
 		if a.S3Endpoint != "" {

@@ -10,8 +10,6 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-
-	"github.com/kplane/kplane/internal/jobpod"
 )
 
 // EtcdSnapshotsArgs schedule kplane-etcd-snapshot (components/backup/etcdsnapshot/cmd) on a
@@ -119,9 +117,7 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 	if _, err := corev1.NewServiceAccount(ctx, name+"-sa", &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 		return nil, err
 	}
-	// The bucket's credentials: the Secret's keys are the AWS SDK's variable names.
-	credentials := corev1.EnvVarArray{jobpod.SecretEnv("AWS_ACCESS_KEY_ID", a.CredentialsSecret, "AWS_ACCESS_KEY_ID"),
-		jobpod.SecretEnv("AWS_SECRET_ACCESS_KEY", a.CredentialsSecret, "AWS_SECRET_ACCESS_KEY")}
+	credentials := bucketCredentials(a.CredentialsSecret)
 	cmd := []string{"save", "--endpoint=" + a.Endpoint, "--cacert=/pki/etcd/ca.crt", "--cert=/pki/apiserver-etcd-client.crt", "--key=/pki/apiserver-etcd-client.key",
 		"--bucket=" + a.Bucket, "--prefix=" + a.Prefix, "--region=" + a.Region, fmt.Sprintf("--keep=%d", a.Keep), "--work-dir=/work"}
 	if a.S3Endpoint != "" {

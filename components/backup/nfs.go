@@ -11,8 +11,6 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-
-	"github.com/kplane/kplane/internal/jobpod"
 )
 
 // NFSStoreArgs: a backup location on an NFS export, for sites with NFS and no object storage.
@@ -182,8 +180,7 @@ func NewNFSStore(ctx *pulumi.Context, name string, args *NFSStoreArgs, opts ...p
 				SeccompProfile: corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
 			Containers: corev1.ContainerArray{corev1.ContainerArgs{
 				Name: pulumi.String("seaweedfs"), Image: pulumi.String(a.Image), Args: pulumi.ToStringArray(flags),
-				Env: corev1.EnvVarArray{jobpod.SecretEnv("AWS_ACCESS_KEY_ID", a.CredentialsSecret, "AWS_ACCESS_KEY_ID"),
-					jobpod.SecretEnv("AWS_SECRET_ACCESS_KEY", a.CredentialsSecret, "AWS_SECRET_ACCESS_KEY")},
+				Env:            bucketCredentials(a.CredentialsSecret), // the store's one identity
 				Ports:          corev1.ContainerPortArray{corev1.ContainerPortArgs{Name: pulumi.String("s3"), ContainerPort: pulumi.Int(NFSStorePort)}},
 				ReadinessProbe: probe, LivenessProbe: probe,
 				VolumeMounts: mounts,

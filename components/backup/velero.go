@@ -229,20 +229,20 @@ func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulum
 		deps = append(deps, release)
 	}
 	after := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.DependsOn(deps)}
-	bsl, err := k8sobj.CustomResource(ctx, name+"-location", a.storageLocation(), after...)
+	bsl, err := k8sobj.Object(ctx, name+"-location", a.storageLocation(), after...)
 	if err != nil {
 		return nil, err
 	}
 	locations := []pulumi.Resource{bsl}
 	for _, l := range a.SnapshotLocations {
-		vsl, err := k8sobj.CustomResource(ctx, name+"-snapshot-location-"+l.Name, a.snapshotLocation(l), after...)
+		vsl, err := k8sobj.Object(ctx, name+"-snapshot-location-"+l.Name, a.snapshotLocation(l), after...)
 		if err != nil {
 			return nil, err
 		}
 		locations = append(locations, vsl)
 	}
 	for _, s := range a.Schedules {
-		if _, err := k8sobj.CustomResource(ctx, name+"-schedule-"+s.Name, a.schedule(s), pulumi.Parent(r), pulumi.DependsOn(locations)); err != nil {
+		if _, err := k8sobj.Object(ctx, name+"-schedule-"+s.Name, a.schedule(s), pulumi.Parent(r), pulumi.DependsOn(locations)); err != nil {
 			return nil, err
 		}
 	}

@@ -244,13 +244,13 @@ func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, 
 	for _, p := range args.policies() {
 		_, expired := args.activeExceptions(p.Name, now)
 		warnExpired(ctx, p.Name, expired)
-		tpl, err := k8sobj.CustomResource(ctx, name+"-template-"+p.Name, gatekeeperTemplate(p), append(opts, pulumi.DependsOn(installed))...)
+		tpl, err := k8sobj.Object(ctx, name+"-template-"+p.Name, gatekeeperTemplate(p), append(opts, pulumi.DependsOn(installed))...)
 		if err != nil {
 			return nil, err
 		}
 		// The constraint's kind exists once Gatekeeper has compiled the template (seconds); the
 		// provider retries creation until then.
-		if _, err := k8sobj.CustomResource(ctx, name+"-constraint-"+p.Name, args.gatekeeperConstraint(p, now), append(opts, pulumi.DependsOn([]pulumi.Resource{tpl}))...); err != nil {
+		if _, err := k8sobj.Object(ctx, name+"-constraint-"+p.Name, args.gatekeeperConstraint(p, now), append(opts, pulumi.DependsOn([]pulumi.Resource{tpl}))...); err != nil {
 			return nil, err
 		}
 		names = append(names, p.Name)

@@ -156,7 +156,7 @@ func (ca *CA) resources(ctx *pulumi.Context, name string, opts ...pulumi.Resourc
 	}
 	cm := ca.CertManager
 	// istiod reads cert-manager's layout too (tls.crt, tls.key, ca.crt in cacerts).
-	cert, err := k8sobj.CustomResource(ctx, name+"-intermediate", map[string]any{"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+	cert, err := k8sobj.Object(ctx, name+"-intermediate", map[string]any{"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
 		"metadata": map[string]any{"name": "istio-intermediate", "namespace": SystemNamespace, "labels": managed()},
 		"spec": map[string]any{"secretName": "cacerts", "isCA": true, "commonName": "istio intermediate CA", "duration": cm.Duration, "renewBefore": cm.RenewBefore,
 			"privateKey": map[string]any{"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},

@@ -242,7 +242,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 		istiods = append(istiods, istiod)
 	}
 	after := pulumi.DependsOn(append([]pulumi.Resource{base}, istiods...))
-	if _, err := k8sobj.CustomResource(ctx, name+"-mtls-strict", map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
+	if _, err := k8sobj.Object(ctx, name+"-mtls-strict", map[string]any{"apiVersion": "security.istio.io/v1", "kind": "PeerAuthentication",
 		"metadata": map[string]any{"name": "default", "namespace": SystemNamespace, "labels": managed()},
 		"spec":     map[string]any{"mtls": map[string]any{"mode": "STRICT"}}}, parent, after); err != nil {
 		return nil, err

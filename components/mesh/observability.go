@@ -182,7 +182,7 @@ func (a Args) observability(ctx *pulumi.Context, name string, opts ...pulumi.Res
 			return err
 		}
 	}
-	_, err = k8sobj.CustomResource(ctx, name+"-telemetry", map[string]any{"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
+	_, err = k8sobj.Object(ctx, name+"-telemetry", map[string]any{"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
 		"metadata": map[string]any{"name": "mesh-default", "namespace": SystemNamespace, "labels": managed()},
 		"spec": map[string]any{"tracing": []any{map[string]any{"providers": []any{map[string]any{"name": "jaeger"}}, "randomSamplingPercentage": o.TraceSampling}},
 			"accessLogging": []any{map[string]any{"providers": []any{map[string]any{"name": "envoy"}}}}}}, opts...)

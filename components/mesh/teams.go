@@ -163,7 +163,7 @@ func (a Args) teams(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOpt
 		in := append(append([]pulumi.ResourceOption{}, opts...), pulumi.DependsOn([]pulumi.Resource{ns}))
 		for _, obj := range a.teamObjects(t) {
 			md := obj["metadata"].(map[string]any)
-			if _, err := k8sobj.CustomResource(ctx, fmt.Sprintf("%s-%s-%s-%s", name, t.Namespace, strings.ToLower(obj["kind"].(string)), md["name"]), obj, in...); err != nil {
+			if _, err := k8sobj.Object(ctx, fmt.Sprintf("%s-%s-%s-%s", name, t.Namespace, strings.ToLower(obj["kind"].(string)), md["name"]), obj, in...); err != nil {
 				return err
 			}
 		}

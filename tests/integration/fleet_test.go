@@ -239,7 +239,10 @@ func noKplaneOn(t *testing.T, c *testbed.Cluster) {
 	require.NoError(t, err)
 	assert.Empty(t, crs.Items, "cluster roles")
 	for _, list := range []func() (int, error){
-		func() (int, error) { l, err := cs.CoreV1().ServiceAccounts("").List(ctx, sel); return len(l.Items), err },
+		func() (int, error) {
+			l, err := cs.CoreV1().ServiceAccounts("").List(ctx, sel)
+			return len(l.Items), err
+		},
 		func() (int, error) { l, err := cs.CoreV1().Secrets("").List(ctx, sel); return len(l.Items), err },
 		func() (int, error) { l, err := cs.RbacV1().RoleBindings("").List(ctx, sel); return len(l.Items), err },
 	} {

@@ -4,9 +4,8 @@ package objstore
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/kplane/kplane/internal/trust"
 )
 
 // Bucket is where backups go.
@@ -33,6 +34,18 @@ type Bucket struct {
 	AccessKey, SecretKey string
 	// CAFile (PEM) is trusted besides the system's CAs: a store whose certificate a private CA signed.
 	CAFile string
+}
+
+// Flags registers the bucket's flags on fs (--bucket, --prefix, --region, --s3-endpoint,
+// --s3-ca); the credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, never flags.
+func Flags(fs *flag.FlagSet) *Bucket {
+	b := &Bucket{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	fs.StringVar(&b.Name, "bucket", "", "the S3 bucket")
+	fs.StringVar(&b.Prefix, "prefix", "", "key prefix in the bucket")
+	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
+	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
+	fs.StringVar(&b.CAFile, "s3-ca", "", "PEM CA of the S3-compatible endpoint's certificate (besides the system's)")
+	return b
 }
 
 // Store reads and writes objects under the bucket's prefix.
@@ -57,20 +70,11 @@ func New(b Bucket) (*Store, error) {
 	}
 	cfg := aws.Config{Region: b.Region, Credentials: credentials.NewStaticCredentialsProvider(b.AccessKey, b.SecretKey, "")}
 	if b.CAFile != "" {
-		pem, err := os.ReadFile(b.CAFile)
+		tlsConfig, err := trust.Config(b.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("bucket CA: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("bucket CA %s: no PEM certificate in it", b.CAFile)
-		}
-		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		})
+		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) { t.TLSClientConfig = tlsConfig })
 	}
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if b.Endpoint != "" {

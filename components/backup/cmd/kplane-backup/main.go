@@ -50,12 +50,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig (default: in-cluster)")
 	veleroNS := fs.String("velero-namespace", "velero", "Velero's namespace")
-	b := objstore.Bucket{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
-	fs.StringVar(&b.Name, "bucket", "", "the storage location's bucket")
-	fs.StringVar(&b.Prefix, "prefix", "", "the storage location's prefix")
-	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
-	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
-	fs.StringVar(&b.CAFile, "s3-ca", "", "PEM CA of the S3-compatible endpoint's certificate (besides the system's)")
+	b := objstore.Flags(fs) // the storage location's bucket and prefix
 	backup := fs.String("backup", "", "backup name (drill: or latest)")
 	ns := fs.String("namespace", "", "the backed-up namespace")
 	scratch := fs.String("scratch", "", "drill: the scratch namespace (default <namespace>-drill)")
@@ -85,7 +80,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := objstore.New(b)
+	store, err := objstore.New(*b)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kplane/kplane/components/backup/etcdsnapshot"
+	"github.com/kplane/kplane/components/backup/objstore"
 )
 
 func main() {
@@ -35,16 +36,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	var m etcdsnapshot.Member
-	b := etcdsnapshot.Bucket{AccessKey: os.Getenv("AWS_ACCESS_KEY_ID"), SecretKey: os.Getenv("AWS_SECRET_ACCESS_KEY")}
+	b := objstore.Flags(fs) // the bucket, and this cluster's prefix in it
 	fs.StringVar(&m.Endpoint, "endpoint", "", "client URL of one live etcd member")
 	fs.StringVar(&m.CAFile, "cacert", "", "etcd's CA certificate")
 	fs.StringVar(&m.CertFile, "cert", "", "client certificate etcd accepts")
 	fs.StringVar(&m.KeyFile, "key", "", "its key")
-	fs.StringVar(&b.Name, "bucket", "", "S3 bucket")
-	fs.StringVar(&b.Prefix, "prefix", "", "key prefix of this cluster's snapshots")
-	fs.StringVar(&b.Region, "region", "us-east-1", "bucket region")
-	fs.StringVar(&b.Endpoint, "s3-endpoint", "", "S3-compatible endpoint (empty: AWS)")
-	fs.StringVar(&b.CAFile, "s3-ca", "", "PEM CA of the S3-compatible endpoint's certificate (besides the system's)")
 	keep := fs.Int("keep", 14, "snapshots kept in the bucket")
 	work := fs.String("work-dir", os.TempDir(), "where the snapshot file is written")
 	key := fs.String("snapshot", "latest", "restore: the snapshot's key, or latest")
@@ -54,7 +50,7 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	store, err := etcdsnapshot.NewStore(b)
+	store, err := etcdsnapshot.NewStore(*b)
 	if err != nil {
 		return err
 	}

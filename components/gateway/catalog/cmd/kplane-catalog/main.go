@@ -10,8 +10,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/internal/trust"
 )
 
 func main() {
@@ -64,18 +63,11 @@ func run(args []string) error {
 	}
 	client := http.DefaultClient
 	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
+		tlsConfig, err := trust.Config(*caFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("--ca-file: %w", err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--ca-file %s: no PEM certificate", *caFile)
-		}
-		client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+		client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}
 	}
 	h, err := catalog.NewServer(ctx, catalog.Config{Catalog: c, Issuer: *issuer, ClientID: *clientID, ClientSecret: os.Getenv("KPLANE_CATALOG_CLIENT_SECRET"),
 		PublicURL: *public, AdminRole: *adminRole, SessionKey: []byte(os.Getenv("KPLANE_CATALOG_SESSION_KEY")), SwaggerUIDir: *swagger, HTTPClient: client})
