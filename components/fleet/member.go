@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -194,7 +195,7 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	mgmt := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Management)}
 	labels := pulumi.StringMap{"argocd.argoproj.io/secret-type": pulumi.String("cluster"), MemberLabel: pulumi.String(a.Name),
 		EnvironmentLabel: pulumi.String(a.Environment), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
-	for _, k := range sortedKeys(a.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 		labels[k] = pulumi.String(a.Labels[k])
 	}
 	values, err := yaml.Marshal(a.Values)
@@ -235,13 +236,4 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	}
 	r.Name = pulumi.String(a.Name).ToStringOutput()
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"name": r.Name})
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/policies/services"
 )
 
@@ -49,7 +51,7 @@ func (a Args) KongObjects() []map[string]any {
 	a = a.withDefaults()
 	out := []map[string]any{clusterPlugin(jwtPlugin, "jwt", map[string]any{
 		"key_claim_name": "azp", "claims_to_verify": []any{"exp"}, "header_names": []any{"authorization"}, "run_on_preflight": false}),
-		clusterPlugin(internalPlugin, "ip-restriction", map[string]any{"allow": toAny(a.InternalCIDRs), "status": 403, "message": "internal API"})}
+		clusterPlugin(internalPlugin, "ip-restriction", map[string]any{"allow": anymap.Of(a.InternalCIDRs), "status": 403, "message": "internal API"})}
 	for _, api := range a.APIs {
 		plugins := []string{}
 		if api.Visibility == "internal" {
@@ -97,7 +99,7 @@ func (a Args) KongObjects() []map[string]any {
 	}
 	if k := a.KubeAPI; k != nil {
 		// TLS passed through by SNI to the API server's Service (in default), CIDRs enforced.
-		out = append(out, clusterPlugin("kplane-kube-api-cidrs", "ip-restriction", map[string]any{"allow": toAny(k.AllowedCIDRs)}),
+		out = append(out, clusterPlugin("kplane-kube-api-cidrs", "ip-restriction", map[string]any{"allow": anymap.Of(k.AllowedCIDRs)}),
 			object("configuration.konghq.com/v1beta1", "TCPIngress", "default", "kplane-kube-api",
 				map[string]any{"kubernetes.io/ingress.class": "kong", "konghq.com/protocols": "tls_passthrough", "konghq.com/plugins": "kplane-kube-api-cidrs"},
 				map[string]any{"spec": map[string]any{"rules": []any{map[string]any{"host": k.Host, "port": 443,
@@ -137,7 +139,7 @@ func (a Args) IstioObjects() []map[string]any {
 	if c := a.Catalog; c != nil {
 		hosts = append(hosts, c.Host)
 		servers = append(servers, map[string]any{"port": map[string]any{"number": 443, "name": "https-catalog", "protocol": "HTTPS"}, "hosts": []any{c.Host},
-			"tls": map[string]any{"mode": "SIMPLE", "credentialName": or(c.TLSSecret, a.TLSSecret), "minProtocolVersion": "TLSV1_2"}})
+			"tls": map[string]any{"mode": "SIMPLE", "credentialName": cmp.Or(c.TLSSecret, a.TLSSecret), "minProtocolVersion": "TLSV1_2"}})
 	}
 	out := []map[string]any{
 		object("networking.istio.io/v1", "Gateway", g.Namespace, g.Name, nil, map[string]any{"spec": map[string]any{"selector": selector,
@@ -169,7 +171,7 @@ func (a Args) IstioObjects() []map[string]any {
 				rule["when"] = []any{map[string]any{"key": "request.auth.claims[azp]", "values": append([]any{}, consumers...)}}
 			}
 			if api.Visibility == "internal" {
-				source["remoteIpBlocks"] = toAny(a.InternalCIDRs)
+				source["remoteIpBlocks"] = anymap.Of(a.InternalCIDRs)
 			}
 			if len(source) > 0 {
 				rule["from"] = []any{map[string]any{"source": source}}
@@ -182,7 +184,7 @@ func (a Args) IstioObjects() []map[string]any {
 			"hosts": []any{k.Host}, "gateways": []any{gwRef},
 			"tls": []any{map[string]any{"match": []any{map[string]any{"port": 443, "sniHosts": []any{k.Host}}},
 				"route": []any{map[string]any{"destination": map[string]any{"host": "kubernetes.default.svc.cluster.local", "port": map[string]any{"number": 443}}}}}}}}))
-		rules = append(rules, map[string]any{"from": []any{map[string]any{"source": map[string]any{"remoteIpBlocks": toAny(k.AllowedCIDRs)}}},
+		rules = append(rules, map[string]any{"from": []any{map[string]any{"source": map[string]any{"remoteIpBlocks": anymap.Of(k.AllowedCIDRs)}}},
 			"when": []any{map[string]any{"key": "connection.sni", "values": []any{k.Host}}}})
 	}
 	if a.Catalog != nil { // the portal logs people in itself
@@ -226,21 +228,6 @@ func (a Args) localRateLimit() map[string]any {
 				"value": map[string]any{"stat_prefix": "kplane_http_local_rate_limiter"}}}}}
 	return object("networking.istio.io/v1alpha3", "EnvoyFilter", g.Namespace, "kplane-rate-limits", nil, map[string]any{"spec": map[string]any{
 		"workloadSelector": map[string]any{"labels": map[string]any{"istio": g.Name}}, "configPatches": append([]any{filter}, patches...)}})
-}
-
-func toAny(xs []string) []any {
-	out := make([]any, len(xs))
-	for i, x := range xs {
-		out[i] = x
-	}
-	return out
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 // dash makes a version or client id usable in object names (dots and underscores to dashes).

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -142,7 +143,7 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 	}
 	params := map[string]any{}
 	for _, name := range slices.Sorted(maps.Keys(p.Params)) {
-		params[name] = toAny(p.Params[name])
+		params[name] = anymap.Of(p.Params[name])
 	}
 	active, _ := a.activeExceptions(p.Name, now)
 	exceptions := []any{}
@@ -164,14 +165,6 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 			"parameters":        params,
 		},
 	}
-}
-
-func toAny(items []string) []any {
-	out := make([]any, len(items))
-	for i, s := range items {
-		out[i] = s
-	}
-	return out
 }
 
 // gatekeeperValues are the chart values kplane sets; GatekeeperArgs.Values go on top.

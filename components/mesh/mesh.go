@@ -7,6 +7,7 @@ package mesh
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -117,7 +118,7 @@ func (a Args) Validate() error {
 		revs[r.Name] = true
 	}
 	if a.StableRevision != "" && !revs[a.StableRevision] {
-		return fmt.Errorf("stableRevision %q: not one of revisions (%s)", a.StableRevision, strings.Join(slices.Sorted(mapKeys(revs)), ", "))
+		return fmt.Errorf("stableRevision %q: not one of revisions (%s)", a.StableRevision, strings.Join(slices.Sorted(maps.Keys(revs)), ", "))
 	}
 	if a.Tag != "" && (!dnsLabel.MatchString(a.Tag) || revs[a.Tag]) {
 		return fmt.Errorf("tag %q: lower-case letters, digits and dashes, not a revision's name", a.Tag)
@@ -154,16 +155,6 @@ func (a Args) Validate() error {
 		}
 	}
 	return validateTeams(a.Teams, revs, gws)
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func (a Args) withDefaults() Args {

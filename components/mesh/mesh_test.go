@@ -3,7 +3,9 @@ package mesh
 import (
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -105,7 +107,7 @@ func TestGraph(t *testing.T) {
 	in := m.Inputs()
 	js := func(key string) string {
 		v, ok := in[key]
-		require.True(t, ok, "%s registered; have %v", key, keys(in))
+		require.True(t, ok, "%s registered; have %v", key, slices.Collect(maps.Keys(in)))
 		b, err := json.Marshal(v.Mappable())
 		require.NoError(t, err)
 		return string(b)
@@ -176,14 +178,6 @@ func TestAlertRulesParse(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal([]byte(AlertRules(30)), &rules))
 	require.Len(t, rules.Groups[0].Rules, 3)
 	assert.Equal(t, "min(citadel_server_root_cert_expiry_timestamp) - time() < 30 * 86400", rules.Groups[0].Rules[0].Expr)
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 // TestPolicies: the mesh passes kplane's own mesh policies (STRICT mTLS everywhere meshed, no

@@ -1,7 +1,9 @@
 package mesh
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -89,7 +91,7 @@ func (r Route) validate() error {
 	}
 	known := func(field, s string) error {
 		if !subsets[s] {
-			return fmt.Errorf("%s: subset %q does not exist (subsets: %s)", field, s, strings.Join(slices.Sorted(mapKeys(subsets)), ", "))
+			return fmt.Errorf("%s: subset %q does not exist (subsets: %s)", field, s, strings.Join(slices.Sorted(maps.Keys(subsets)), ", "))
 		}
 		return nil
 	}
@@ -198,8 +200,8 @@ func (r Route) destinationRule(host string) map[string]any {
 		if len(pool) > 0 {
 			policy["connectionPool"] = pool
 		}
-		policy["outlierDetection"] = map[string]any{"consecutive5xxErrors": cb.Consecutive5xx, "interval": or(cb.Interval, "10s"),
-			"baseEjectionTime": or(cb.BaseEjectionTime, "30s"), "maxEjectionPercent": orInt(cb.MaxEjectionPercent, 50)}
+		policy["outlierDetection"] = map[string]any{"consecutive5xxErrors": cb.Consecutive5xx, "interval": cmp.Or(cb.Interval, "10s"),
+			"baseEjectionTime": cmp.Or(cb.BaseEjectionTime, "30s"), "maxEjectionPercent": cmp.Or(cb.MaxEjectionPercent, 50)}
 	}
 	spec := map[string]any{"host": host, "trafficPolicy": policy}
 	if len(r.Subsets) > 0 {
@@ -224,7 +226,7 @@ func (r Route) virtualService(host string) map[string]any {
 			route["timeout"] = r.Timeout
 		}
 		if rt := r.Retries; rt != nil {
-			retries := map[string]any{"attempts": rt.Attempts, "retryOn": or(rt.On, "5xx,reset,connect-failure,retriable-4xx")}
+			retries := map[string]any{"attempts": rt.Attempts, "retryOn": cmp.Or(rt.On, "5xx,reset,connect-failure,retriable-4xx")}
 			if rt.PerTryTimeout != "" {
 				retries["perTryTimeout"] = rt.PerTryTimeout
 			}
@@ -279,18 +281,4 @@ func (r Route) virtualService(host string) map[string]any {
 	}
 	routes = append(routes, common(map[string]any{"name": "default", "route": main}))
 	return map[string]any{"hosts": []any{host}, "http": routes}
-}
-
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
 }

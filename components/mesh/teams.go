@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -102,7 +103,7 @@ func knownCaller(c, ns string, services map[string]map[string]bool, gateways map
 	switch {
 	case !qualified:
 		if !services[ns][c] {
-			return fmt.Errorf("%q is not a service of %s (known: %s); another team's is \"<namespace>/<service>\"", c, ns, strings.Join(slices.Sorted(mapKeys(services[ns])), ", "))
+			return fmt.Errorf("%q is not a service of %s (known: %s); another team's is \"<namespace>/<service>\"", c, ns, strings.Join(slices.Sorted(maps.Keys(services[ns])), ", "))
 		}
 	case kind == "gateway":
 		if !gateways[name] {
@@ -111,7 +112,7 @@ func knownCaller(c, ns string, services map[string]map[string]bool, gateways map
 	case services[kind] == nil:
 		return fmt.Errorf("%q: namespace %q is not a team of the mesh", c, kind)
 	case !services[kind][name]:
-		return fmt.Errorf("%q: %q is not a service of %s (known: %s)", c, name, kind, strings.Join(slices.Sorted(mapKeys(services[kind])), ", "))
+		return fmt.Errorf("%q: %q is not a service of %s (known: %s)", c, name, kind, strings.Join(slices.Sorted(maps.Keys(services[kind])), ", "))
 	}
 	return nil
 }

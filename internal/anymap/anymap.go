@@ -37,3 +37,12 @@ func Strings(v any) []string {
 	}
 	return out
 }
+
+// Of is the strings as a list of any (for objects rendered as maps).
+func Of(items []string) []any {
+	out := make([]any, len(items))
+	for i, s := range items {
+		out[i] = s
+	}
+	return out
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -227,22 +228,12 @@ func operations(doc *openapi3.T) []Operation {
 	for _, path := range doc.Paths.InMatchingOrder() {
 		item := doc.Paths.Value(path)
 		methods := item.Operations()
-		for _, method := range slices.Sorted(mapsKeys(methods)) {
+		for _, method := range slices.Sorted(maps.Keys(methods)) {
 			op := methods[method]
 			out = append(out, Operation{Method: method, Path: path, OperationID: op.OperationID, Summary: op.Summary, Tags: op.Tags, Deprecated: op.Deprecated})
 		}
 	}
 	return out
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // tokens splits text into lower-case words (letters and digits), for the index and queries.
