@@ -19,7 +19,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS and istioctl, fetch Keycloak and swagger-ui, install OpenLDAP, promtool and Chromium (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, istioctl, Argo CD and Helm, fetch Keycloak and swagger-ui, install OpenLDAP, promtool and Chromium (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
@@ -91,7 +91,7 @@ e2e-mesh: tools ## the mesh end to end alone: Istio's charts on a real API serve
 e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a real API server, the catalog behind real Keycloak in headless Chromium
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestGateway|TestCatalogPortal' -v ./tests/integration/
 
-e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and enabled in waves, then deregistered
+e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and synced by real Argo CD in waves, then deregistered
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestFleet' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore

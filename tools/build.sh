@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak swagger-ui openldap promtool chromium plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak swagger-ui openldap promtool chromium plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -159,6 +159,34 @@ build_istioctl() {
   built istioctl "$v" "$work/istioctl"
 }
 
+# Argo CD's controllers for the fleet tests (repo-server, application and ApplicationSet
+# controllers: the release's one binary), its CRDs beside it, and the Helm its repo-server runs.
+# Argo CD v3.6 needs Go 1.27: that toolchain comes from the Go module proxy (golang.org/toolchain).
+# A wrapper module takes Argo CD's own replaces (its k8s.io staging modules) and requires the
+# gitops-engine release it replaces with a local folder.
+build_argocd() {
+  local key="$ARGOCD_VERSION-helm-$HELM_VERSION" dir
+  if cached argocd "$key" argocd version --client --short && cached argocd "$key" helm version --short && \
+     [ -s "$CACHE/argocd-$key/bin/argocd-crds.yaml" ] && [ -x "$CACHE/argocd-$key/bin/git-verify-wrapper.sh" ]; then log "argocd $key cached"; return; fi
+  building argocd "$key" "github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION + helm.sh/helm/v4 $HELM_VERSION with Go $ARGOCD_GO; cold: ~10 min"
+  export GOTOOLCHAIN=$ARGOCD_GO
+  dir=$(moddir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
+  { printf '%s\n' "module kplane.local/argocd" "" "go 1.27.0" "" "require github.com/argoproj/argo-cd/v3 $ARGOCD_VERSION" \
+      "require github.com/argoproj/argo-cd/gitops-engine/v3 $ARGOCD_VERSION" ""
+    sed -n '/^replace (/,/^)/p' "$dir/go.mod"; } >"$work/go.mod"
+  (cd "$work" && go build -o "$work/argocd" -ldflags "-X github.com/argoproj/argo-cd/v3/common.version=${ARGOCD_VERSION#v}" \
+     github.com/argoproj/argo-cd/v3/cmd)
+  (cd "$CACHE" && GOBIN="$work" go install -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
+  for f in application-crd.yaml applicationset-crd.yaml appproject-crd.yaml; do
+    { echo "---"; cat "$dir/manifests/crds/$f"; } >>"$work/argocd-crds.yaml"
+  done
+  # The repo-server runs this (its image's copy) on every revision; without it, every manifest
+  # generation fails with "permission denied".
+  cp "$dir/hack/git-verify-wrapper.sh" "$work/" && chmod 755 "$work/git-verify-wrapper.sh"
+  unset GOTOOLCHAIN
+  built argocd "$key" "$work/argocd" "$work/helm" "$work/argocd-crds.yaml" "$work/git-verify-wrapper.sh"
+}
+
 fetch_keycloak() {
   local v=$KEYCLOAK_VERSION
   if cached keycloak "$v" kc.sh --version; then log "keycloak $v cached"; return; fi
@@ -220,7 +248,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak swagger-ui openldap promtool chromium plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak swagger-ui openldap promtool chromium plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -231,12 +259,13 @@ for t in "${tools[@]}"; do
     velero) build_velero ;;
     seaweedfs) build_seaweedfs ;;
     istioctl) build_istioctl ;;
+    argocd) build_argocd ;;
     keycloak) fetch_keycloak ;;
     openldap) install_openldap ;;
     promtool) install_promtool ;;
     swagger-ui) fetch_swagger_ui ;;
     chromium) install_chromium ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl keycloak swagger-ui openldap promtool chromium plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak swagger-ui openldap promtool chromium plugins)"; exit 2 ;;
   esac
 done

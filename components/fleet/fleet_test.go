@@ -2,7 +2,9 @@ package fleet
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,10 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/kplane/kplane/policies/pack"
 )
@@ -126,4 +132,36 @@ func TestCheckTimesItself(t *testing.T) {
 	assert.False(t, h.Healthy)
 	assert.Contains(t, h.Reason, "kubeconfig /nonexistent")
 	assert.Greater(t, h.Seconds, 0.0)
+}
+
+// TestSyncGateLook: what the gate reads of Argo CD's Applications, and why a wave would stop.
+func TestSyncGateLook(t *testing.T) {
+	app := func(name, sync, health string, extra map[string]any) *unstructured.Unstructured {
+		status := map[string]any{"sync": map[string]any{"status": sync}, "health": map[string]any{"status": health}}
+		maps.Copy(status, extra)
+		return &unstructured.Unstructured{Object: map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+			"metadata": map[string]any{"name": name, "namespace": "argocd"}, "status": status}}
+	}
+	scheme := runtime.NewScheme()
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme, map[schema.GroupVersionResource]string{applications: "ApplicationList"},
+		app("kplane-platform-prod-seoul", "Synced", "Healthy", nil),
+		app("kplane-policies-prod-seoul", "Synced", "Healthy", nil),
+		app("kplane-platform-prod-busan", "OutOfSync", "Missing", map[string]any{"conditions": []any{map[string]any{"type": "ComparisonError",
+			"message": "Failed to load target state: helm template: values/prod.yaml not found\nmore"}}}),
+		app("kplane-policies-prod-busan", "Synced", "Degraded", map[string]any{"operationState": map[string]any{"phase": "Failed",
+			"message": "one or more objects failed to apply"}}),
+	)
+	g := &SyncGate{Applications: dyn, ApplicationSets: []string{"kplane-platform-prod", "kplane-policies-prod"}, Timeout: 50 * time.Millisecond, Interval: 10 * time.Millisecond}
+	apps, err := g.wait(context.Background(), "argocd", []string{"seoul"})
+	require.NoError(t, err)
+	assert.Len(t, apps, 2)
+	_, err = g.wait(context.Background(), "argocd", []string{"seoul", "busan", "daejeon"})
+	require.Error(t, err)
+	for _, want := range []string{
+		"kplane-platform-prod-busan OutOfSync/Missing: Failed to load target state: helm template: values/prod.yaml not found;",
+		"kplane-policies-prod-busan Synced/Degraded: one or more objects failed to apply",
+		"kplane-platform-prod-daejeon not generated/-", "kplane-policies-prod-daejeon not generated/-"} {
+		assert.Contains(t, err.Error(), want)
+	}
+	assert.NotContains(t, err.Error(), "seoul", "only what is not done")
 }

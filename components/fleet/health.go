@@ -13,6 +13,7 @@ import (
 
 	authzv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -163,6 +164,30 @@ func Preflight(ctx context.Context, c Cluster, timeout time.Duration) error {
 		if !review.Status.Allowed {
 			return fmt.Errorf("cluster %s: the kubeconfig's user may not create %s: registering needs to create namespaces, serviceaccounts, secrets, clusterroles and rolebindings; use an administrator's kubeconfig for registration (Argo CD gets a narrow one)", c.Name, need.resource)
 		}
+	}
+	return nil
+}
+
+// PreflightManagement is what the members' Argo CD entries need of the management cluster: Argo
+// CD installed in namespace (its argocd-cm there) and told to skip the kinds a member's narrow
+// credentials may not list (resource.respectRBAC normal or strict); without that, Argo CD fails
+// every sync to a member with "forbidden".
+func PreflightManagement(ctx context.Context, kubeconfig, namespace string, timeout time.Duration) error {
+	cs, _, err := Cluster{Name: "management", Kubeconfig: kubeconfig}.Client(timeout)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, "argocd-cm", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("management cluster: no Argo CD in namespace %s (argocd-cm not found): install Argo CD there, or set argoCDNamespace", namespace)
+	}
+	if err != nil {
+		return fmt.Errorf("management cluster: reading %s/argocd-cm: %s", namespace, firstLine(err.Error()))
+	}
+	if v := cm.Data["resource.respectRBAC"]; v != "normal" && v != "strict" {
+		return fmt.Errorf(`management cluster: Argo CD's %s/argocd-cm has resource.respectRBAC %q: set it to "normal" (Helm chart: configs.cm."resource.respectRBAC"); members give Argo CD namespaced credentials only, and without it every sync to them fails as forbidden`, namespace, v)
 	}
 	return nil
 }

@@ -48,6 +48,15 @@ type Platform struct{ pulumi.ResourceState }
 // ApplicationSetName is the platform ApplicationSet of an environment.
 func ApplicationSetName(env string) string { return "kplane-platform-" + env }
 
+// PolicyApplicationSetName is the policy templates' ApplicationSet of an environment.
+func PolicyApplicationSetName(env string) string { return "kplane-policies-" + env }
+
+// ApplicationSets are the names of the environment's ApplicationSets (a member's Applications
+// are <name>-<member>).
+func (a PlatformArgs) ApplicationSets() []string {
+	return []string{ApplicationSetName(a.Environment), PolicyApplicationSetName(a.Environment)}
+}
+
 // Objects are the AppProject and the two ApplicationSets.
 func (a PlatformArgs) Objects() []map[string]any {
 	if a.Namespace == "" {
@@ -84,7 +93,7 @@ func (a PlatformArgs) Objects() []map[string]any {
 		app(ApplicationSetName(a.Environment), a.ChartPath, map[string]any{
 			"valueFiles": []any{"values/common.yaml", "values/" + a.Environment + ".yaml"},
 			"values":     `{{ index .metadata.annotations "` + ValuesAnnotation + `" }}`}),
-		app("kplane-policies-"+a.Environment, a.PolicyChartPath, map[string]any{
+		app(PolicyApplicationSetName(a.Environment), a.PolicyChartPath, map[string]any{
 			"parameters": []any{
 				map[string]any{"name": "cluster", "value": "{{.name}}"},
 				map[string]any{"name": "mode", "value": `{{ index .metadata.labels "policy-mode" | default "enforce" }}`},

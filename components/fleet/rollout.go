@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,15 +11,21 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
 // Rollout enables the platform on the members in waves: each wave's clusters are checked, and
 // only when all are healthy does their Argo CD entry get the rollout label the ApplicationSets
-// select (Argo CD then syncs them). A wave with an unhealthy cluster stops the rollout there; the
-// state file records the enabled clusters, so a later run resumes after them.
+// select (Argo CD then syncs them). With Sync, the wave then waits until Argo CD reports every
+// Application of its clusters Synced and Healthy before the next wave starts. A wave with an
+// unhealthy cluster, or whose sync does not converge, stops the rollout there; the state file
+// records the clusters done, so a later run resumes after them (a stopped wave is run again).
 type Rollout struct {
 	Clusters []Cluster
 	// Batch is the clusters per wave (default 1).
@@ -29,8 +36,21 @@ type Rollout struct {
 	// StateFile keeps the progress (resume); Timeout bounds each health check.
 	StateFile string
 	Timeout   time.Duration
+	// Sync gates each wave on Argo CD's sync of its clusters (nil: enabling is enough).
+	Sync *SyncGate
 	// Log receives a line per step.
 	Log func(format string, args ...any)
+}
+
+// SyncGate: after a wave is enabled, every cluster's Application of each ApplicationSet
+// (<applicationSet>-<cluster>, on the management cluster) must be Synced and Healthy within
+// Timeout (default 10 minutes).
+type SyncGate struct {
+	Applications    dynamic.Interface
+	ApplicationSets []string
+	Timeout         time.Duration
+	// Interval between looks at the Applications (default 2 s).
+	Interval time.Duration
 }
 
 // State is the rollout's progress.
@@ -44,10 +64,33 @@ type WaveState struct {
 	Clusters []string `json:"clusters"`
 	Health   []Health `json:"health"`
 	Enabled  bool     `json:"enabled"`
-	Seconds  float64  `json:"seconds"`
+	// Synced: Argo CD synced the wave's Applications (with a sync gate); Apps their last status.
+	Synced  bool        `json:"synced,omitempty"`
+	Apps    []AppStatus `json:"applications,omitempty"`
+	Seconds float64     `json:"seconds"`
 }
 
-// ErrWaveStopped: a wave found an unhealthy cluster.
+// AppStatus is an Argo CD Application as the sync gate last saw it.
+type AppStatus struct {
+	Name    string `json:"name"`
+	Cluster string `json:"cluster"`
+	Sync    string `json:"sync"`
+	Health  string `json:"health"`
+	Message string `json:"message,omitempty"`
+}
+
+// Done is Synced and Healthy.
+func (a AppStatus) Done() bool { return a.Sync == "Synced" && a.Health == "Healthy" }
+
+func (a AppStatus) String() string {
+	s := fmt.Sprintf("%s %s/%s", a.Name, cmp.Or(a.Sync, "not generated"), cmp.Or(a.Health, "-"))
+	if a.Message != "" {
+		s += ": " + a.Message
+	}
+	return s
+}
+
+// ErrWaveStopped: a wave found an unhealthy cluster, or its sync did not converge.
 var ErrWaveStopped = errors.New("rollout stopped")
 
 func (r *Rollout) load() (State, error) {
@@ -132,17 +175,99 @@ func (r *Rollout) Run(ctx context.Context, resume bool) (State, error) {
 				_ = r.save(state)
 				return state, err
 			}
-			state.Enabled = append(state.Enabled, c.Name)
 		}
 		ws.Enabled = true
+		if r.Sync != nil {
+			var err error
+			ws.Apps, err = r.Sync.wait(ctx, r.ArgoCDNamespace, ws.Clusters)
+			if err != nil {
+				ws.Seconds = time.Since(start).Seconds()
+				state.Waves = append(state.Waves, ws)
+				if serr := r.save(state); serr != nil {
+					return state, serr
+				}
+				log("wave %d [%s]: enabled, sync stopped: %v", len(state.Waves), strings.Join(ws.Clusters, " "), err)
+				return state, fmt.Errorf("%w at wave %d: %v (fix, then run again with --resume)", ErrWaveStopped, len(state.Waves), err)
+			}
+			ws.Synced = true
+		}
+		state.Enabled = append(state.Enabled, ws.Clusters...)
 		ws.Seconds = time.Since(start).Seconds()
 		state.Waves = append(state.Waves, ws)
 		if err := r.save(state); err != nil {
 			return state, err
 		}
-		log("wave %d [%s]: healthy, enabled in %.2f s", len(state.Waves), strings.Join(ws.Clusters, " "), ws.Seconds)
+		done := "enabled"
+		if ws.Synced {
+			done = fmt.Sprintf("enabled, %d applications synced and healthy", len(ws.Apps))
+		}
+		log("wave %d [%s]: healthy, %s in %.2f s", len(state.Waves), strings.Join(ws.Clusters, " "), done, ws.Seconds)
 	}
 	return state, nil
+}
+
+var applications = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+
+// wait returns once every Application of the clusters is Synced and Healthy, or an error naming
+// those that are not when the timeout passes (or the context ends).
+func (g *SyncGate) wait(ctx context.Context, namespace string, clusters []string) ([]AppStatus, error) {
+	timeout, interval := cmp.Or(g.Timeout, 10*time.Minute), cmp.Or(g.Interval, 2*time.Second)
+	deadline := time.Now().Add(timeout)
+	for {
+		apps := g.look(ctx, namespace, clusters)
+		var pending []string
+		for _, a := range apps {
+			if !a.Done() {
+				pending = append(pending, a.String())
+			}
+		}
+		if len(pending) == 0 {
+			return apps, nil
+		}
+		if time.Now().After(deadline) {
+			return apps, fmt.Errorf("not synced and healthy after %s: %s", timeout, strings.Join(pending, "; "))
+		}
+		select {
+		case <-ctx.Done():
+			return apps, ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
+
+// look reads each expected Application's sync and health status (and the message that says why
+// it is not done: a condition, the last operation's or the health's).
+func (g *SyncGate) look(ctx context.Context, namespace string, clusters []string) []AppStatus {
+	var out []AppStatus
+	for _, c := range clusters {
+		for _, set := range g.ApplicationSets {
+			a := AppStatus{Name: set + "-" + c, Cluster: c}
+			obj, err := g.Applications.Resource(applications).Namespace(namespace).Get(ctx, a.Name, metav1.GetOptions{})
+			if err != nil {
+				if !apierrors.IsNotFound(err) {
+					a.Message = firstLine(err.Error())
+				}
+				out = append(out, a)
+				continue
+			}
+			a.Sync, _, _ = unstructured.NestedString(obj.Object, "status", "sync", "status")
+			a.Health, _, _ = unstructured.NestedString(obj.Object, "status", "health", "status")
+			conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+			for _, cond := range conds {
+				if m, ok := cond.(map[string]any); ok && a.Message == "" {
+					a.Message, _ = m["message"].(string)
+				}
+			}
+			if a.Message == "" && !a.Done() {
+				if phase, _, _ := unstructured.NestedString(obj.Object, "status", "operationState", "phase"); phase == "Failed" || phase == "Error" {
+					a.Message, _, _ = unstructured.NestedString(obj.Object, "status", "operationState", "message")
+				}
+			}
+			a.Message = firstLine(a.Message)
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // enable sets the rollout label on the member's Argo CD entry (server-side apply, kplane-fleet's

@@ -6,6 +6,7 @@ package fleet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -93,7 +94,11 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range c.Members() { // at preview too: a pull-request check catches it
+	// At preview too: a pull-request check catches it.
+	if err := member.PreflightManagement(context.Background(), c.Management, cmp.Or(c.ArgoCDNamespace, "argocd"), 10*time.Second); err != nil {
+		return err
+	}
+	for _, m := range c.Members() {
 		if err := member.Preflight(context.Background(), m, 10*time.Second); err != nil {
 			return err
 		}

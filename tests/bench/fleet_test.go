@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	member "github.com/kplane/kplane/components/fleet"
 	"github.com/kplane/kplane/stacks/fleet"
@@ -67,7 +65,9 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, _ = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "argocd"}}, metav1.CreateOptions{})
+		if err := testbed.InstallArgoCD(ctx, mgmt, nil); err != nil { // what the management preflight looks for
+			b.Fatal(err)
+		}
 		cfg := fleet.Config{Environment: "bench", Management: mgmt.Kubeconfig}
 		for i, c := range clusters[:n] {
 			cfg.Clusters = append(cfg.Clusters, fleet.ClusterConfig{Name: fmt.Sprintf("member-%02d", i), Kubeconfig: c.Kubeconfig,

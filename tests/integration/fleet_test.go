@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	k8sclient "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -27,12 +30,13 @@ import (
 	"github.com/kplane/kplane/tests/testbed"
 )
 
-// fleetEnv writes environments/<env>/fleet.yaml for the clusters (named by clusters' keys).
-func fleetEnv(t *testing.T, dir, env, management string, clusters []map[string]any) {
+// fleetEnv writes environments/<env>/fleet.yaml for the clusters (named by clusters' keys), the
+// platform's charts in the Git repository repoURL.
+func fleetEnv(t *testing.T, dir, env, management, repoURL string, clusters []map[string]any) {
 	t.Helper()
 	cfg := map[string]any{"config": map[string]any{"kplane:fleet": map[string]any{
 		"environment": env, "management": management,
-		"platform": map[string]any{"repoURL": "https://git.example.com/platform/charts.git", "revision": "v1.4.0",
+		"platform": map[string]any{"repoURL": repoURL, "revision": "v1.4.0",
 			"chartPath": "charts/platform", "policyChartPath": "charts/policies"},
 		"clusters": clusters}}}
 	raw, err := yaml.Marshal(cfg)
@@ -41,27 +45,77 @@ func fleetEnv(t *testing.T, dir, env, management string, clusters []map[string]a
 	require.NoError(t, os.WriteFile(filepath.Join(dir, env, "fleet.yaml"), raw, 0o600))
 }
 
-// TestFleet: three real clusters, the first also the management cluster with Argo CD's CRDs.
-// Bad input (a duplicate name, an unreachable cluster, a kubeconfig without rights) is refused
-// with nothing registered. `kplane-fleet run` registers all three (least-privilege credentials
-// verified by using them), checks their health and enables them in waves; a stopped cluster turns
-// red within two intervals and stops the next rollout at its wave, which resumes once it is back;
-// removing a cluster from the environment leaves nothing of kplane on it; `down` deregisters all.
+// platformCharts is the platform's Git repository: the platform chart (an agent Deployment and
+// its settings, values common -> environment -> cluster) and the policy templates' chart (their
+// per-cluster parameters), as Argo CD's repo-server renders them with Helm.
+var platformCharts = map[string]string{
+	"charts/platform/Chart.yaml":         "apiVersion: v2\nname: platform\nversion: 1.4.0\n",
+	"charts/platform/values/common.yaml": "replicas: 1\nlogLevel: info\ntier: standard\n",
+	"charts/platform/values/test.yaml":   "logLevel: debug\n",
+	"charts/platform/templates/agent.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: platform-agent, labels: {app: platform-agent}}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: platform-agent}}
+  template:
+    metadata: {labels: {app: platform-agent}}
+    spec:
+      automountServiceAccountToken: false
+      securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: agent
+          image: registry.example.com/platform-agent` + fixtures.Digest + `
+          args: ["--log-level={{ .Values.logLevel }}"]
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: platform-settings}
+data: {logLevel: {{ .Values.logLevel | quote }}, tier: {{ .Values.tier | quote }}, replicas: {{ .Values.replicas | quote }}}
+`,
+	"charts/policies/Chart.yaml":  "apiVersion: v2\nname: policies\nversion: 1.4.0\n",
+	"charts/policies/values.yaml": "cluster: \"\"\nmode: enforce\nenvironment: \"\"\n",
+	"charts/policies/templates/parameters.yaml": `apiVersion: v1
+kind: ConfigMap
+metadata: {name: kplane-policy-parameters}
+data: {cluster: {{ .Values.cluster | quote }}, mode: {{ .Values.mode | quote }}, environment: {{ .Values.environment | quote }}}
+`,
+}
+
+// TestFleet: three real clusters, the first also the management cluster running Argo CD's own
+// controllers (repo-server, application and ApplicationSet controllers of its release) and a
+// real Git server with the platform's charts. Bad input (a duplicate name, an unreachable
+// cluster, a kubeconfig without rights) is refused with nothing registered. `kplane-fleet run`
+// registers all three (least-privilege credentials verified by using them), checks their health
+// and enables them in waves, each wave waiting until Argo CD has synced its clusters with those
+// credentials (per-cluster values and policy parameters checked on the members); a stopped
+// cluster turns red within two intervals and stops the next rollout at its wave, which resumes
+// once it is back; removing a cluster from the environment leaves nothing of kplane on it and
+// removes its Applications; `down` deregisters all.
 func TestFleet(t *testing.T) {
 	integration(t)
 	ctx := context.Background()
-	clusters := testbed.StartN(t, 3, testbed.Options{Nodes: 1})
+	// Argo CD keeps watches open on the members: a member's API server that is stopped drains
+	// them (within 5 s) instead of waiting for them to end.
+	clusters := testbed.StartN(t, 3, testbed.Options{Nodes: 1, APIServerArgs: []string{"--shutdown-watch-termination-grace-period=5s"}})
 	mgmt := clusters[0]
-	for _, f := range []string{"application-crd.yaml", "applicationset-crd.yaml", "appproject-crd.yaml"} {
-		upstreamCRD(t, mgmt, "github.com/argoproj/argo-cd/v3@"+pinned(t, "ARGOCD_VERSION"), "manifests/crds/"+f)
-	}
+	git := testbed.StartGitServer(t, t.TempDir())
+	repoURL := git.Push(t, "platform", "v1.4.0", platformCharts)
+	argo, err := testbed.StartArgoCD(ctx, mgmt, t.TempDir(), testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}})
+	require.NoError(t, err)
+	t.Cleanup(argo.Stop)
+	defer func() {
+		if t.Failed() {
+			t.Logf("Argo CD's logs:\n%s", argo.Logs(40))
+		}
+	}()
 	mcs, err := mgmt.Clientset()
 	require.NoError(t, err)
-	_, err = mcs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "argocd"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
 	names := []string{"seoul", "busan", "daejeon"}
+	modes := []string{"enforce", "enforce", "audit"}
 	entry := func(i int, kubeconfig string) map[string]any {
-		return map[string]any{"name": names[i], "kubeconfig": kubeconfig, "labels": map[string]any{"region": names[i], "policy-mode": "enforce"},
+		return map[string]any{"name": names[i], "kubeconfig": kubeconfig, "labels": map[string]any{"region": names[i], "policy-mode": modes[i]},
 			"values": map[string]any{"replicas": i + 1}}
 	}
 	all := func() []map[string]any {
@@ -74,7 +128,7 @@ func TestFleet(t *testing.T) {
 	envs, state := t.TempDir(), t.TempDir()
 	bin := buildCommand(t, "github.com/kplane/kplane/stacks/fleet/cmd/kplane-fleet")
 	fleet := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, bin, append(args, "--env", "test", "--environments", envs, "--state", state)...)
+		cmd := exec.CommandContext(ctx, bin, append(args, "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m")...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -107,12 +161,26 @@ func TestFleet(t *testing.T) {
 		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(1, serviceAccountKubeconfig(t, clusters[1], "default", "viewer"))},
 			"cluster busan: the kubeconfig's user may not create namespaces"},
 	} {
-		fleetEnv(t, envs, "test", mgmt.Kubeconfig, bad.clusters)
+		fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, bad.clusters)
 		out, err := fleet("up")
 		require.Error(t, err, out)
 		assert.Contains(t, out, bad.want)
 		assert.Zero(t, registered(), "nothing half-registered")
 	}
+
+	// An Argo CD that would fail every sync to the members' narrow credentials is refused too.
+	setRespectRBAC := func(v string) {
+		patch, _ := json.Marshal(map[string]any{"data": map[string]any{"resource.respectRBAC": v}})
+		_, err := mcs.CoreV1().ConfigMaps("argocd").Patch(ctx, "argocd-cm", types.MergePatchType, patch, metav1.PatchOptions{})
+		require.NoError(t, err)
+	}
+	setRespectRBAC("")
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, all())
+	out, err := fleet("up")
+	require.Error(t, err, out)
+	assert.Contains(t, out, `argocd/argocd-cm has resource.respectRBAC "": set it to "normal"`)
+	assert.Zero(t, registered(), "nothing half-registered")
+	setRespectRBAC("normal")
 
 	// Register -> health -> sync. busan runs an add-on the health check waits for.
 	_, err = cs2.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kplane-system"}}, metav1.CreateOptions{})
@@ -123,14 +191,33 @@ func TestFleet(t *testing.T) {
 		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.example.com/agent" + fixtures.Digest}}}}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	fleetEnv(t, envs, "test", mgmt.Kubeconfig, all())
 	start := time.Now()
-	out, err := fleet("run", "--batch", "2")
+	out, err = fleet("run", "--batch", "2")
 	require.NoError(t, err, out)
-	t.Logf("kplane-fleet run (register 3, two waves) in %.1f s:\n%s", time.Since(start).Seconds(), out)
-	assert.Contains(t, out, "wave 1 [seoul busan]: healthy, enabled")
-	assert.Contains(t, out, "wave 2 [daejeon]: healthy, enabled")
+	t.Logf("kplane-fleet run (register 3, two waves, each synced by Argo CD) in %.1f s:\n%s", time.Since(start).Seconds(), out)
+	assert.Contains(t, out, "wave 1 [seoul busan]: healthy, enabled, 4 applications synced and healthy")
+	assert.Contains(t, out, "wave 2 [daejeon]: healthy, enabled, 2 applications synced and healthy")
 	assert.Contains(t, out, "enabled: 3 of 3 clusters")
+
+	// What Argo CD put on the members with their narrow credentials: one chart, values layered
+	// common -> environment -> cluster, the policy parameters per cluster.
+	for i, c := range clusters {
+		cs, err := c.Clientset()
+		require.NoError(t, err)
+		dep, err := cs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
+		require.NoError(t, err, names[i])
+		assert.EqualValues(t, i+1, *dep.Spec.Replicas, "%s: the cluster's layer sets replicas", names[i])
+		assert.Equal(t, []string{"--log-level=debug"}, dep.Spec.Template.Spec.Containers[0].Args, "%s: the environment's layer over common", names[i])
+		assert.EqualValues(t, i+1, dep.Status.AvailableReplicas, "%s: available (the health check counts it)", names[i])
+		settings, err := cs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "platform-settings", metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{"logLevel": "debug", "tier": "standard", "replicas": fmt.Sprint(i + 1)}, settings.Data)
+		params, err := cs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "kplane-policy-parameters", metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, map[string]string{"cluster": names[i], "mode": modes[i], "environment": "test"}, params.Data)
+		assert.True(t, strings.HasPrefix(dep.Annotations["argocd.argoproj.io/tracking-id"], member.ApplicationSetName("test")+"-"+names[i]+":"),
+			"%s: tracked by its Application: %v", names[i], dep.Annotations)
+	}
 
 	// What registration made, and that Argo CD's credentials are narrow.
 	for i := range clusters {
@@ -207,16 +294,21 @@ func TestFleet(t *testing.T) {
 	require.NoError(t, clusters[2].Start(ctx))
 	out, err = fleet("rollout", "--batch", "1", "--resume")
 	require.NoError(t, err, out)
-	assert.Contains(t, out, "wave 4 [daejeon]: healthy, enabled")
+	assert.Contains(t, out, "wave 4 [daejeon]: healthy, enabled, 2 applications synced and healthy")
 	assert.NotContains(t, out, "[seoul]", "resumed after the clusters already enabled")
 
 	// Deregistering busan (removed from the environment) leaves nothing of kplane on it.
-	fleetEnv(t, envs, "test", mgmt.Kubeconfig, []map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, clusters[2].Kubeconfig)})
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, []map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, clusters[2].Kubeconfig)})
 	out, err = fleet("up")
 	require.NoError(t, err, out)
 	noKplaneOn(t, clusters[1])
 	_, err = mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-busan", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "its Argo CD entry is gone: %v", err)
+	apps := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+	require.Eventually(t, func() bool {
+		_, err := mdyn.Resource(apps).Namespace("argocd").Get(ctx, member.ApplicationSetName("test")+"-busan", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, 60*time.Second, time.Second, "the ApplicationSet removed busan's Application")
 	out, err = fleet("down")
 	require.NoError(t, err, out)
 	assert.Zero(t, registered())

@@ -2,7 +2,9 @@
 //
 //	kplane-fleet up      --env ENV                  register every cluster (pulumi up of the fleet stack)
 //	kplane-fleet health  --env ENV [--json] [--watch 10s] [--metrics :9100]
-//	kplane-fleet rollout --env ENV [--batch N] [--resume]   enable the platform wave by wave, healthy clusters only
+//	kplane-fleet rollout --env ENV [--batch N] [--resume] [--sync-timeout 10m]
+//	                                                enable the platform wave by wave, healthy clusters only;
+//	                                                each wave waits for Argo CD to sync it (Synced and Healthy)
 //	kplane-fleet run     --env ENV [--batch N] [--resume]   up, then rollout
 //	kplane-fleet down    --env ENV                  deregister every cluster (pulumi destroy)
 //
@@ -23,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -55,6 +58,7 @@ func run(ctx context.Context, args []string) error {
 	watch := fs.Duration("watch", 0, "health: check again at this interval until interrupted")
 	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch)")
 	timeout := fs.Duration("timeout", 5*time.Second, "health check timeout per cluster")
+	syncTimeout := fs.Duration("sync-timeout", 10*time.Minute, "rollout: how long a wave waits for Argo CD to sync its clusters' Applications (0: do not wait)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -87,6 +91,13 @@ func run(ctx context.Context, args []string) error {
 		}
 		r := &member.Rollout{Clusters: c.Members(), Batch: *batch, Management: mgmt, ArgoCDNamespace: c.ArgoCDNamespace, Timeout: *timeout,
 			StateFile: filepath.Join(*state, "fleet-"+*env+"-rollout.json"), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
+		if c.Platform != nil && *syncTimeout > 0 { // health-gated: the next wave waits for this one's sync
+			dyn, err := dynamic.NewForConfig(kc)
+			if err != nil {
+				return err
+			}
+			r.Sync = &member.SyncGate{Applications: dyn, ApplicationSets: c.Platform.ApplicationSets(), Timeout: *syncTimeout}
+		}
 		s, err := r.Run(ctx, *resume)
 		fmt.Printf("enabled: %d of %d clusters\n", len(s.Enabled), len(c.Clusters))
 		return err

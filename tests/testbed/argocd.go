@@ -1,0 +1,247 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+)
+
+// ArgoCD is Argo CD's own controllers (the tool cache's build of its release) running as local
+// processes against a management cluster, as its Deployments would: the repo-server (Git and
+// Helm, with the tool cache's helm on PATH), the application controller and the ApplicationSet
+// controller, sharing an in-process Redis (miniredis, what Argo CD's core mode runs too).
+type ArgoCD struct {
+	Namespace string
+	Dir       string
+	redis     *miniredis.Miniredis
+	procs     []*argoProc
+}
+
+type argoProc struct {
+	name, log string
+	cmd       *exec.Cmd
+	done      chan struct{}
+}
+
+// ArgoCDOptions: TrustedCAs are Git servers' CAs by host (what argocd-tls-certs-cm holds);
+// Settings are argocd-cm's entries (reconciliation every 10 s and resource.respectRBAC normal
+// unless set: members give Argo CD namespaced credentials only).
+type ArgoCDOptions struct {
+	TrustedCAs map[string][]byte
+	Settings   map[string]string
+}
+
+// ArgoCDSettings are the argocd-cm entries kplane's fleet needs of an Argo CD installation.
+var ArgoCDSettings = map[string]string{
+	// Skip the kinds a member's credentials may not list instead of failing the cluster's cache.
+	"resource.respectRBAC":   "normal",
+	"timeout.reconciliation": "10s",
+}
+
+// InstallArgoCD puts into c what Argo CD's installation leaves there for its controllers: its
+// CRDs (the release's own, from the tool cache; established), the namespace, argocd-cm and
+// argocd-secret.
+func InstallArgoCD(ctx context.Context, c *Cluster, settings map[string]string) error {
+	bin, err := Binary("argocd")
+	if err != nil {
+		return err
+	}
+	// The release's CRDs, kept beside the binary by tools/build.sh.
+	if err := c.kubectl(ctx, nil, "apply", "--server-side", "-f", filepath.Join(filepath.Dir(bin), "argocd-crds.yaml")); err != nil {
+		return err
+	}
+	// kubectl wait fails on a CRD the API server has not given a status yet: ask again.
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		err := c.kubectl(ctx, nil, "wait", "--for=condition=Established", "--timeout=30s",
+			"crd/applications.argoproj.io", "crd/applicationsets.argoproj.io", "crd/appprojects.argoproj.io")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+	}
+	var cm strings.Builder
+	cm.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\ndata:\n")
+	merged := map[string]string{}
+	for k, v := range ArgoCDSettings {
+		merged[k] = v
+	}
+	for k, v := range settings {
+		merged[k] = v
+	}
+	for k, v := range merged {
+		fmt.Fprintf(&cm, "  %s: %q\n", k, v)
+	}
+	key := make([]byte, 32) // server.secretkey, which Argo CD's API server would generate
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	objects := "apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n---\n" + cm.String() +
+		"---\napiVersion: v1\nkind: Secret\nmetadata: {name: argocd-secret, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
+		"stringData: {server.secretkey: " + base64.StdEncoding.EncodeToString(key) + "}\n"
+	return c.kubectl(ctx, strings.NewReader(objects), "apply", "--server-side", "-f", "-")
+}
+
+// StartArgoCD installs Argo CD into c (InstallArgoCD) and starts its controllers; dir holds
+// their logs and working folders. Stop ends them.
+func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (*ArgoCD, error) {
+	if err := InstallArgoCD(ctx, c, o.Settings); err != nil {
+		return nil, err
+	}
+	bin, err := Binary("argocd")
+	if err != nil {
+		return nil, err
+	}
+	helm, err := Binary("helm")
+	if err != nil {
+		return nil, err
+	}
+	a := &ArgoCD{Namespace: "argocd", Dir: dir}
+	if a.redis, err = miniredis.Run(); err != nil {
+		return nil, err
+	}
+	tls := filepath.Join(dir, "tls")
+	for _, d := range []string{filepath.Join(dir, "bin"), tls, filepath.Join(dir, "tmp"), filepath.Join(dir, "home")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	for host, ca := range o.TrustedCAs { // argocd-tls-certs-cm, as mounted into the repo-server
+		if err := os.WriteFile(filepath.Join(tls, host), ca, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	ports, err := freePort(6)
+	if err != nil {
+		return nil, err
+	}
+	port := func(i int) string { return fmt.Sprint(ports + i) }
+	repo := "127.0.0.1:" + port(0)
+	// helm and git-verify-wrapper.sh, which the repo-server runs, are kept beside argocd.
+	env := []string{"PATH=" + filepath.Dir(bin) + ":" + filepath.Dir(helm) + ":" + os.Getenv("PATH"), "HOME=" + filepath.Join(dir, "home"), "TMPDIR=" + filepath.Join(dir, "tmp"),
+		"ARGOCD_TLS_DATA_PATH=" + tls, "ARGOCD_GPG_ENABLED=false", "ARGOCD_SSH_DATA_PATH=" + filepath.Join(dir, "ssh"),
+		"KUBECONFIG=" + c.Kubeconfig} // the ApplicationSet controller's client reads only this (controller-runtime)
+	common := []string{"--redis", a.redis.Addr(), "--logformat", "text"}
+	start := []struct {
+		name  string
+		args  []string
+		ready string
+	}{
+		// gRPC over TLS with the repo-server's own certificate, as installed by default.
+		{"argocd-repo-server", append([]string{"--address", "127.0.0.1", "--port", port(0), "--metrics-address", "127.0.0.1", "--metrics-port", port(1)},
+			common...), "http://127.0.0.1:" + port(1) + "/healthz"},
+		{"argocd-application-controller", append([]string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--repo-server", repo,
+			"--metrics-port", port(2), "--app-resync", "10", "--self-heal-timeout-seconds", "2",
+			"--status-processors", "4", "--operation-processors", "4"}, common...), "http://127.0.0.1:" + port(2) + "/healthz"},
+		{"argocd-applicationset-controller", []string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--argocd-repo-server", repo,
+			"--metrics-addr", "127.0.0.1:" + port(3), "--probe-addr", "127.0.0.1:" + port(4),
+			"--webhook-addr", "127.0.0.1:" + port(5), "--enable-scm-providers=false", "--logformat", "text"}, "http://127.0.0.1:" + port(3) + "/metrics"},
+	}
+	for _, s := range start {
+		// Argo CD's one binary is every component; it picks by the name it was started as.
+		link := filepath.Join(dir, "bin", s.name)
+		if err := os.Symlink(bin, link); err != nil && !os.IsExist(err) {
+			a.Stop()
+			return nil, err
+		}
+		p := &argoProc{name: s.name, log: filepath.Join(dir, s.name+".log"), done: make(chan struct{})}
+		logf, err := os.Create(p.log)
+		if err != nil {
+			a.Stop()
+			return nil, err
+		}
+		p.cmd = exec.Command(link, s.args...)
+		p.cmd.Dir, p.cmd.Env = dir, env
+		p.cmd.Stdout, p.cmd.Stderr = logf, logf
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		err = p.cmd.Start()
+		logf.Close()
+		if err != nil {
+			a.Stop()
+			return nil, err
+		}
+		go func() { _ = p.cmd.Wait(); close(p.done) }()
+		a.procs = append(a.procs, p)
+		if err := p.waitReady(ctx, s.ready, 90*time.Second); err != nil {
+			a.Stop()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (p *argoProc) waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited: %s", p.name, lastLines(p.log, 15))
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready in %s: %s", p.name, timeout, lastLines(p.log, 15))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Logs is the end of every controller's log, for failure messages.
+func (a *ArgoCD) Logs(n int) string {
+	var b strings.Builder
+	for _, p := range a.procs {
+		fmt.Fprintf(&b, "--- %s\n%s\n", p.name, lastLines(p.log, n))
+	}
+	return b.String()
+}
+
+// Stop ends the controllers and Redis.
+func (a *ArgoCD) Stop() {
+	for _, p := range a.procs {
+		if p.cmd.Process != nil {
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	a.procs = nil
+	if a.redis != nil {
+		a.redis.Close()
+	}
+}
+
+// kubectl runs the tool cache's kubectl against c.
+func (c *Cluster) kubectl(ctx context.Context, stdin *strings.Reader, args ...string) error {
+	kubectl, err := Binary("kubectl")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
+}
