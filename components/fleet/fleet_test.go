@@ -106,7 +106,7 @@ func TestPlatformObjects(t *testing.T) {
 	raw, err := json.Marshal(objs)
 	require.NoError(t, err)
 	for _, want := range []string{`"kplane.io/rollout":"enabled"`, `"valueFiles":["values/common.yaml","values/prod.yaml"]`,
-		`"values":"{{ index .metadata.annotations \"kplane.io/values\" }}"`, `"clusterResourceWhitelist":[]`, `"name":"mode","value":"{{ index .metadata.labels \"policy-mode\" | default \"enforce\" }}"`} {
+		`"values":"{{ index .metadata.annotations \"kplane.io/values\" }}"`, `"clusterResourceWhitelist":[]`, `"refresh":true`, `"name":"mode","value":"{{ index .metadata.labels \"policy-mode\" | default \"enforce\" }}"`} {
 		assert.Contains(t, string(raw), want)
 	}
 	a.Revision = "HEAD"

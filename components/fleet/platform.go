@@ -81,7 +81,10 @@ func (a PlatformArgs) Objects() []map[string]any {
 						"source":      map[string]any{"repoURL": a.RepoURL, "targetRevision": a.Revision, "path": path, "helm": helm},
 						"destination": map[string]any{"server": "{{.server}}", "namespace": a.Namespace},
 						"syncPolicy": map[string]any{"automated": map[string]any{"prune": true, "selfHeal": true},
-							"retry": map[string]any{"limit": 5, "backoff": map[string]any{"duration": "10s", "factor": 2, "maxDuration": "5m"}}}}}}}
+							// Retries ride out transient failures (a CRD not served yet) within about two
+							// minutes and take the latest revision, so a fix pushed to Git is what the next
+							// attempt syncs; a failed sync keeps its values until its retries are over.
+							"retry": map[string]any{"limit": 5, "refresh": true, "backoff": map[string]any{"duration": "5s", "factor": 2, "maxDuration": "1m"}}}}}}}
 	}
 	return []map[string]any{
 		{"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": meta(project), "spec": map[string]any{

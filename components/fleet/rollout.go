@@ -258,8 +258,8 @@ func (g *SyncGate) look(ctx context.Context, namespace string, clusters []string
 					a.Message, _ = m["message"].(string)
 				}
 			}
-			if a.Message == "" && !a.Done() {
-				if phase, _, _ := unstructured.NestedString(obj.Object, "status", "operationState", "phase"); phase == "Failed" || phase == "Error" {
+			if a.Message == "" && !a.Done() { // a sync that failed, or is retrying after a failure
+				if phase, _, _ := unstructured.NestedString(obj.Object, "status", "operationState", "phase"); phase != "" && phase != "Succeeded" {
 					a.Message, _, _ = unstructured.NestedString(obj.Object, "status", "operationState", "message")
 				}
 			}

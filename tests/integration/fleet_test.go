@@ -128,7 +128,7 @@ func TestFleet(t *testing.T) {
 	envs, state := t.TempDir(), t.TempDir()
 	bin := buildCommand(t, "github.com/kplane/kplane/stacks/fleet/cmd/kplane-fleet")
 	fleet := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, bin, append(args, "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m")...)
+		cmd := exec.CommandContext(ctx, bin, append([]string{args[0], "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m"}, args[1:]...)...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -295,6 +295,26 @@ func TestFleet(t *testing.T) {
 	out, err = fleet("rollout", "--batch", "1", "--resume")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "wave 4 [daejeon]: healthy, enabled, 2 applications synced and healthy")
+
+	// A wave whose sync fails stops the rollout there: seoul's values break its Deployment, the
+	// rollout enables seoul and stops, naming the Application and Argo CD's reason; fixed, it goes on.
+	broken := all()
+	broken[0]["values"] = map[string]any{"replicas": -1}
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, broken)
+	out, err = fleet("up")
+	require.NoError(t, err, out)
+	out, err = fleet("rollout", "--batch", "1", "--sync-timeout", "30s")
+	require.Error(t, err, out)
+	t.Logf("a sync that fails:\n%s", out)
+	assert.Contains(t, out, "wave 1 [seoul]: enabled, sync stopped: not synced and healthy after 30s: kplane-platform-test-seoul OutOfSync/")
+	assert.Contains(t, out, "spec.replicas", "Argo CD's reason")
+	assert.NotContains(t, out, "[busan]", "the next wave does not start")
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, all())
+	out, err = fleet("up")
+	require.NoError(t, err, out)
+	out, err = fleet("rollout", "--batch", "3", "--resume")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "wave 2 [seoul busan daejeon]: healthy, enabled, 6 applications synced and healthy")
 	assert.NotContains(t, out, "[seoul]", "resumed after the clusters already enabled")
 
 	// Deregistering busan (removed from the environment) leaves nothing of kplane on it.
