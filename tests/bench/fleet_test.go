@@ -65,7 +65,7 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := testbed.InstallArgoCD(ctx, mgmt, nil); err != nil { // what the management preflight looks for
+		if err := testbed.InstallArgoCD(ctx, mgmt); err != nil { // what the management preflight looks for
 			b.Fatal(err)
 		}
 		cfg := fleet.Config{Environment: "bench", Management: mgmt.Kubeconfig}

@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -34,25 +33,16 @@ type argoProc struct {
 	done      chan struct{}
 }
 
-// ArgoCDOptions: TrustedCAs are Git servers' CAs by host (what argocd-tls-certs-cm holds);
-// Settings are argocd-cm's entries (reconciliation every 10 s and resource.respectRBAC normal
-// unless set: members give Argo CD namespaced credentials only).
+// ArgoCDOptions: TrustedCAs are Git servers' CAs by host (what argocd-tls-certs-cm holds).
 type ArgoCDOptions struct {
 	TrustedCAs map[string][]byte
-	Settings   map[string]string
-}
-
-// ArgoCDSettings are the argocd-cm entries kplane's fleet needs of an Argo CD installation.
-var ArgoCDSettings = map[string]string{
-	// Skip the kinds a member's credentials may not list instead of failing the cluster's cache.
-	"resource.respectRBAC":   "normal",
-	"timeout.reconciliation": "10s",
 }
 
 // InstallArgoCD puts into c what Argo CD's installation leaves there for its controllers: its
-// CRDs (the release's own, from the tool cache; established), the namespace, argocd-cm and
-// argocd-secret.
-func InstallArgoCD(ctx context.Context, c *Cluster, settings map[string]string) error {
+// CRDs (the release's own, from the tool cache; established), the namespace, argocd-cm (with
+// what kplane's fleet needs: resource.respectRBAC normal, as members give Argo CD namespaced
+// credentials only; and a 10 s reconciliation for tests) and argocd-secret.
+func InstallArgoCD(ctx context.Context, c *Cluster) error {
 	bin, err := Binary("argocd")
 	if err != nil {
 		return err
@@ -72,23 +62,13 @@ func InstallArgoCD(ctx context.Context, c *Cluster, settings map[string]string) 
 			return err
 		}
 	}
-	var cm strings.Builder
-	cm.WriteString("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\ndata:\n")
-	merged := map[string]string{}
-	for k, v := range ArgoCDSettings {
-		merged[k] = v
-	}
-	for k, v := range settings {
-		merged[k] = v
-	}
-	for k, v := range merged {
-		fmt.Fprintf(&cm, "  %s: %q\n", k, v)
-	}
 	key := make([]byte, 32) // server.secretkey, which Argo CD's API server would generate
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	objects := "apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n---\n" + cm.String() +
+	objects := "apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n---\n" +
+		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
+		"data: {resource.respectRBAC: normal, timeout.reconciliation: 10s}\n" +
 		"---\napiVersion: v1\nkind: Secret\nmetadata: {name: argocd-secret, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
 		"stringData: {server.secretkey: " + base64.StdEncoding.EncodeToString(key) + "}\n"
 	return c.kubectl(ctx, strings.NewReader(objects), "apply", "--server-side", "-f", "-")
@@ -97,7 +77,7 @@ func InstallArgoCD(ctx context.Context, c *Cluster, settings map[string]string) 
 // StartArgoCD installs Argo CD into c (InstallArgoCD) and starts its controllers; dir holds
 // their logs and working folders. Stop ends them.
 func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (*ArgoCD, error) {
-	if err := InstallArgoCD(ctx, c, o.Settings); err != nil {
+	if err := InstallArgoCD(ctx, c); err != nil {
 		return nil, err
 	}
 	bin, err := Binary("argocd")
@@ -226,22 +206,4 @@ func (a *ArgoCD) Stop() {
 	if a.redis != nil {
 		a.redis.Close()
 	}
-}
-
-// kubectl runs the tool cache's kubectl against c.
-func (c *Cluster) kubectl(ctx context.Context, stdin *strings.Reader, args ...string) error {
-	kubectl, err := Binary("kubectl")
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out.String())
-	}
-	return nil
 }

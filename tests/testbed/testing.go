@@ -1,9 +1,13 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -74,4 +78,20 @@ func (c *Cluster) Clientset() (kubernetes.Interface, error) {
 		return nil, err
 	}
 	return kubernetes.NewForConfig(cfg)
+}
+
+// kubectl runs the tool cache's kubectl against c (stdin may be nil); the error carries its output.
+func (c *Cluster) kubectl(ctx context.Context, stdin io.Reader, args ...string) error {
+	kubectl, err := Binary("kubectl")
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out.String())
+	}
+	return nil
 }

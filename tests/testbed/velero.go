@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -30,23 +31,16 @@ func InstallVelero(ctx context.Context, c *Cluster) error {
 	if err != nil {
 		return err
 	}
-	kubectl, err := Binary("kubectl")
-	if err != nil {
-		return err
-	}
 	crds, err := exec.CommandContext(ctx, bin, "install", "--crds-only", "--dry-run", "-o", "yaml").Output()
 	if err != nil {
 		return fmt.Errorf("velero install --crds-only: %w", err)
 	}
-	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "-f", "-")
-	apply.Stdin = bytes.NewReader(crds)
-	if out, err := apply.CombinedOutput(); err != nil {
-		return fmt.Errorf("velero CRDs: %v: %s", err, out)
+	if err := c.kubectl(ctx, bytes.NewReader(crds), "apply", "--server-side", "-f", "-"); err != nil {
+		return fmt.Errorf("velero CRDs: %w", err)
 	}
 	// The server's informers give up on types not yet served.
-	if out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", c.Kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-		"crd", "-l", "component=velero").CombinedOutput(); err != nil {
-		return fmt.Errorf("velero CRDs established: %v: %s", err, out)
+	if err := c.kubectl(ctx, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "component=velero"); err != nil {
+		return fmt.Errorf("velero CRDs established: %w", err)
 	}
 	version, err := exec.CommandContext(ctx, bin, "version", "--client-only").Output()
 	if err != nil {
@@ -57,8 +51,8 @@ func InstallVelero(ctx context.Context, c *Cluster) error {
 		tag = string(m[1])
 	}
 	for _, args := range [][]string{{"create", "namespace", "velero"}, {"-n", "velero", "create", "deployment", "velero", "--image=velero/velero:" + tag}} {
-		if out, err := exec.CommandContext(ctx, kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...).CombinedOutput(); err != nil && !bytes.Contains(out, []byte("AlreadyExists")) && !bytes.Contains(out, []byte("already exists")) {
-			return fmt.Errorf("kubectl %v: %v: %s", args, err, out)
+		if err := c.kubectl(ctx, nil, args...); err != nil && !strings.Contains(err.Error(), "AlreadyExists") && !strings.Contains(err.Error(), "already exists") {
+			return err
 		}
 	}
 	return nil
