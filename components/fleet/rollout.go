@@ -160,14 +160,18 @@ func (r *Rollout) Run(ctx context.Context, resume bool) (State, error) {
 				red = append(red, h.Cluster+": "+h.Reason)
 			}
 		}
-		if len(red) > 0 {
+		// stop records the wave and ends the rollout there, saying why.
+		stop := func(what, reason string) (State, error) {
 			ws.Seconds = time.Since(start).Seconds()
 			state.Waves = append(state.Waves, ws)
 			if err := r.save(state); err != nil {
 				return state, err
 			}
-			log("wave %d [%s]: stopped, unhealthy: %s", len(state.Waves), strings.Join(ws.Clusters, " "), strings.Join(red, "; "))
-			return state, fmt.Errorf("%w at wave %d: %s (fix, then run again with --resume)", ErrWaveStopped, len(state.Waves), strings.Join(red, "; "))
+			log("wave %d [%s]: %s: %s", len(state.Waves), strings.Join(ws.Clusters, " "), what, reason)
+			return state, fmt.Errorf("%w at wave %d: %s (fix, then run again with --resume)", ErrWaveStopped, len(state.Waves), reason)
+		}
+		if len(red) > 0 {
+			return stop("stopped, unhealthy", strings.Join(red, "; "))
 		}
 		for _, c := range wave {
 			if err := r.enable(ctx, c.Name); err != nil {
@@ -181,13 +185,7 @@ func (r *Rollout) Run(ctx context.Context, resume bool) (State, error) {
 			var err error
 			ws.Apps, err = r.Sync.wait(ctx, r.ArgoCDNamespace, ws.Clusters)
 			if err != nil {
-				ws.Seconds = time.Since(start).Seconds()
-				state.Waves = append(state.Waves, ws)
-				if serr := r.save(state); serr != nil {
-					return state, serr
-				}
-				log("wave %d [%s]: enabled, sync stopped: %v", len(state.Waves), strings.Join(ws.Clusters, " "), err)
-				return state, fmt.Errorf("%w at wave %d: %v (fix, then run again with --resume)", ErrWaveStopped, len(state.Waves), err)
+				return stop("enabled, sync stopped", err.Error())
 			}
 			ws.Synced = true
 		}

@@ -88,10 +88,6 @@ func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (
 	if err != nil {
 		return nil, err
 	}
-	a := &ArgoCD{Namespace: "argocd", Dir: dir}
-	if a.redis, err = miniredis.Run(); err != nil {
-		return nil, err
-	}
 	tls := filepath.Join(dir, "tls")
 	for _, d := range []string{filepath.Join(dir, "bin"), tls, filepath.Join(dir, "tmp"), filepath.Join(dir, "home")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -105,6 +101,10 @@ func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (
 	}
 	ports, err := freePort(6)
 	if err != nil {
+		return nil, err
+	}
+	a := &ArgoCD{Namespace: "argocd", Dir: dir}
+	if a.redis, err = miniredis.Run(); err != nil { // from here on, errors Stop what was started
 		return nil, err
 	}
 	port := func(i int) string { return fmt.Sprint(ports + i) }
