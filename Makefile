@@ -91,7 +91,7 @@ e2e-mesh: tools ## the mesh end to end alone: Istio's charts on a real API serve
 e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a real API server, the catalog behind real Keycloak in headless Chromium
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestGateway|TestCatalogPortal' -v ./tests/integration/
 
-e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and synced by real Argo CD in waves, then deregistered
+e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and synced by real Argo CD in waves, a pull member synced by its own Argo CD, then deregistered
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestFleet' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore

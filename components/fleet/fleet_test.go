@@ -48,6 +48,13 @@ func TestMemberValidate(t *testing.T) {
 		{func(a *MemberArgs) { a.Labels = map[string]string{"kplane.io/rollout": "enabled"} }, `label "kplane.io/rollout"`},
 		{func(a *MemberArgs) { a.Namespaces = []string{"kube-system"} }, `namespaces: "kube-system"`},
 		{func(a *MemberArgs) { a.Management = nil }, "member and management providers are both required"},
+		{func(a *MemberArgs) { a.Mode = "agent" }, `mode "agent": push`},
+		{func(a *MemberArgs) { a.Mode = Pull }, "mode pull: platform is required"},
+		{func(a *MemberArgs) { a.Mode, a.Platform, a.Namespaces = Pull, &PlatformArgs{Environment: "prod"}, nil }, "platform.repoURL"},
+		{func(a *MemberArgs) {
+			a.Mode, a.Platform, a.Namespaces = Pull, pullPlatform(), []string{"kplane-addons"}
+		}, "add the platform's namespace kplane-system"},
+		{func(a *MemberArgs) { a.Mode, a.Platform, a.Environment = Pull, pullPlatform(), "stage" }, `the member's environment is "stage"`},
 	} {
 		a := good
 		c.mutate(&a)
@@ -96,6 +103,59 @@ func TestMemberGraph(t *testing.T) {
 		fields["config"].StringValue())
 	assert.NotContains(t, entry, RolloutLabel, "the rollout label is the wave runner's")
 	assert.Contains(t, js("kubernetes:provisioning.cattle.io/v1:Cluster seoul-rancher"), `"namespace":"fleet-default"`)
+}
+
+func pullPlatform() *PlatformArgs {
+	return &PlatformArgs{Environment: "prod", RepoURL: "https://git.example.com/platform.git", Revision: "v1.4.0", ChartPath: "charts/platform", PolicyChartPath: "charts/policies"}
+}
+
+// TestMemberPull: a pull member's entry, AppProject and Applications all go to the member, for
+// its own Argo CD; nothing to the management cluster; automated sync is left to the wave runner.
+func TestMemberPull(t *testing.T) {
+	providers, deps := map[string]string{}, map[string][]string{}
+	m := &pack.Recorder{Outputs: func(args pulumi.MockResourceArgs) resource.PropertyMap {
+		providers[args.TypeToken+" "+args.Name] = args.Provider
+		deps[args.Name] = args.RegisterRPC.GetDependencies()
+		if args.TypeToken == "kubernetes:core/v1:Secret" && strings.HasSuffix(args.Name, "-token") {
+			return resource.PropertyMap{"data": resource.NewObjectProperty(resource.PropertyMap{"token": resource.NewStringProperty("dG9rZW4=")})}
+		}
+		return nil
+	}}
+	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
+		a := sample(ctx)
+		a.Mode, a.Platform, a.Server, a.Rancher, a.Management = Pull, pullPlatform(), "", nil, nil
+		_, err := NewMember(ctx, "seoul", &a)
+		return err
+	}, pulumi.WithMocks("kplane", "prod", m)))
+	for key, p := range providers {
+		if !strings.HasPrefix(key, "kubernetes:") {
+			continue
+		}
+		assert.Contains(t, p, "::member::", "%s: on the member", key)
+	}
+	js := func(key string) string {
+		v, ok := m.Inputs()[key]
+		require.True(t, ok, key)
+		b, err := json.Marshal(v.Mappable())
+		require.NoError(t, err)
+		return string(b)
+	}
+	data := m.Inputs()["kubernetes:core/v1:Secret seoul-argocd-cluster"]["stringData"]
+	require.True(t, data.IsSecret())
+	assert.Equal(t, InClusterServer, data.SecretValue().Element.ObjectValue()["server"].StringValue())
+	platform := js("kubernetes:argoproj.io/v1alpha1:Application seoul-kplane-platform-prod-seoul")
+	for _, want := range []string{`"namespace":"argocd"`, `"server":"https://kubernetes.default.svc"`, `"values":"replicas: 3\n"`,
+		`"valueFiles":["values/common.yaml","values/prod.yaml"]`, `"targetRevision":"v1.4.0"`, `"kplane.io/fleet-member":"seoul"`} {
+		assert.Contains(t, platform, want)
+	}
+	assert.NotContains(t, platform, "automated", "the wave runner enables it")
+	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:Application seoul-kplane-policies-prod-seoul"), `{"name":"mode","value":"audit"}`)
+	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:AppProject seoul-kplane-prod"), `"destinations":[{"namespace":"kplane-system","server":"https://kubernetes.default.svc"}]`)
+	// Created after, and deleted before, what they sync with.
+	after := strings.Join(deps["seoul-kplane-platform-prod-seoul"], " ")
+	for _, want := range []string{"::seoul-argocd-cluster", "::seoul-deployer-kplane-system", "::seoul-deployer-kplane-addons"} {
+		assert.Contains(t, after, want)
+	}
 }
 
 func TestPlatformObjects(t *testing.T) {
@@ -151,16 +211,18 @@ func TestSyncGateLook(t *testing.T) {
 		app("kplane-policies-prod-busan", "Synced", "Degraded", map[string]any{"operationState": map[string]any{"phase": "Failed",
 			"message": "one or more objects failed to apply"}}),
 	)
-	g := &SyncGate{Applications: dyn, ApplicationSets: []string{"kplane-platform-prod", "kplane-policies-prod"}, Timeout: 50 * time.Millisecond, Interval: 10 * time.Millisecond}
-	apps, err := g.wait(context.Background(), "argocd", []string{"seoul"})
+	g := &SyncGate{Applications: dyn, Timeout: 50 * time.Millisecond, Interval: 10 * time.Millisecond}
+	sets := []string{"kplane-platform-prod", "kplane-policies-prod"}
+	apps, err := g.wait(context.Background(), "argocd", sets, []Cluster{{Name: "seoul"}})
 	require.NoError(t, err)
 	assert.Len(t, apps, 2)
-	_, err = g.wait(context.Background(), "argocd", []string{"seoul", "busan", "daejeon"})
+	_, err = g.wait(context.Background(), "argocd", sets, []Cluster{{Name: "seoul"}, {Name: "busan"}, {Name: "daejeon"}, {Name: "jeju", Pull: true, Kubeconfig: "/nonexistent"}})
 	require.Error(t, err)
 	for _, want := range []string{
 		"kplane-platform-prod-busan OutOfSync/Missing: Failed to load target state: helm template: values/prod.yaml not found;",
 		"kplane-policies-prod-busan Synced/Degraded: one or more objects failed to apply",
-		"kplane-platform-prod-daejeon not generated/-", "kplane-policies-prod-daejeon not generated/-"} {
+		"kplane-platform-prod-daejeon not generated/-", "kplane-policies-prod-daejeon not generated/-",
+		"kplane-platform-prod-jeju not generated/-: cluster jeju: kubeconfig /nonexistent"} { // a pull member's are read on the member
 		assert.Contains(t, err.Error(), want)
 	}
 	assert.NotContains(t, err.Error(), "seoul", "only what is not done")

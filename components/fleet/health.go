@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -26,7 +28,13 @@ type Cluster struct {
 	Kubeconfig string `json:"kubeconfig"`
 	// Namespaces whose Deployments are the add-ons that must be available (default kplane-system).
 	Namespaces []string `json:"namespaces,omitempty"`
+	// Pull: the member's own Argo CD syncs it, its Applications are in ArgoCDNamespace on the
+	// member (default argocd).
+	Pull            bool   `json:"pull,omitempty"`
+	ArgoCDNamespace string `json:"argoCDNamespace,omitempty"`
 }
+
+func (c Cluster) argoCDNamespace() string { return cmp.Or(c.ArgoCDNamespace, "argocd") }
 
 // Client is a clientset for the cluster, with a short timeout (a health check must not hang).
 func (c Cluster) Client(timeout time.Duration) (kubernetes.Interface, *rest.Config, error) {
@@ -154,16 +162,23 @@ func Preflight(ctx context.Context, c Cluster, timeout time.Duration) error {
 	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
 		return fmt.Errorf("cluster %s: unreachable at %s: %s; check the kubeconfig's server and the network", c.Name, cfg.Host, firstLine(err.Error()))
 	}
-	for _, need := range []struct{ group, resource string }{{"", "namespaces"}, {"", "serviceaccounts"}, {"", "secrets"},
-		{"rbac.authorization.k8s.io", "clusterroles"}, {"rbac.authorization.k8s.io", "rolebindings"}} {
+	needs := []struct{ group, resource string }{{"", "namespaces"}, {"", "serviceaccounts"}, {"", "secrets"},
+		{"rbac.authorization.k8s.io", "clusterroles"}, {"rbac.authorization.k8s.io", "rolebindings"}}
+	if c.Pull { // its Argo CD's entry, AppProject and Applications
+		needs = append(needs, struct{ group, resource string }{"argoproj.io", "appprojects"}, struct{ group, resource string }{"argoproj.io", "applications"})
+	}
+	for _, need := range needs {
 		review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authzv1.ResourceAttributes{Verb: "create", Group: need.group, Resource: need.resource}}}, metav1.CreateOptions{})
 		if err != nil {
 			return fmt.Errorf("cluster %s: access review: %s", c.Name, firstLine(err.Error()))
 		}
 		if !review.Status.Allowed {
-			return fmt.Errorf("cluster %s: the kubeconfig's user may not create %s: registering needs to create namespaces, serviceaccounts, secrets, clusterroles and rolebindings; use an administrator's kubeconfig for registration (Argo CD gets a narrow one)", c.Name, need.resource)
+			return fmt.Errorf("cluster %s: the kubeconfig's user may not create %s: registering needs to create namespaces, serviceaccounts, secrets, clusterroles and rolebindings (pull mode: Argo CD's appprojects and applications too); use an administrator's kubeconfig for registration (Argo CD gets a narrow one)", c.Name, need.resource)
 		}
+	}
+	if c.Pull {
+		return argoCDReady(ctx, cs, fmt.Sprintf("cluster %s (mode pull: its own Argo CD syncs it)", c.Name), c.argoCDNamespace())
 	}
 	return nil
 }
@@ -179,15 +194,20 @@ func PreflightManagement(ctx context.Context, kubeconfig, namespace string, time
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	return argoCDReady(ctx, cs, "management cluster", namespace)
+}
+
+// argoCDReady: Argo CD installed in namespace of the cluster (who) and set to respect RBAC.
+func argoCDReady(ctx context.Context, cs kubernetes.Interface, who, namespace string) error {
 	cm, err := cs.CoreV1().ConfigMaps(namespace).Get(ctx, "argocd-cm", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("management cluster: no Argo CD in namespace %s (argocd-cm not found): install Argo CD there, or set argoCDNamespace", namespace)
+		return fmt.Errorf("%s: no Argo CD in namespace %s (argocd-cm not found): install Argo CD there, or set argoCDNamespace", who, namespace)
 	}
 	if err != nil {
-		return fmt.Errorf("management cluster: reading %s/argocd-cm: %s", namespace, firstLine(err.Error()))
+		return fmt.Errorf("%s: reading %s/argocd-cm: %s", who, namespace, firstLine(err.Error()))
 	}
 	if v := cm.Data["resource.respectRBAC"]; v != "normal" && v != "strict" {
-		return fmt.Errorf(`management cluster: Argo CD's %s/argocd-cm has resource.respectRBAC %q: set it to "normal" (Helm chart: configs.cm."resource.respectRBAC"); members give Argo CD namespaced credentials only, and without it every sync to them fails as forbidden`, namespace, v)
+		return fmt.Errorf(`%s: Argo CD's %s/argocd-cm has resource.respectRBAC %q: set it to "normal" (Helm chart: configs.cm."resource.respectRBAC"); members give Argo CD namespaced credentials only, and without it every sync to them fails as forbidden`, who, namespace, v)
 	}
 	return nil
 }
@@ -251,4 +271,13 @@ func WriteMetrics(w io.Writer, hs []Health) error {
 	fmt.Fprintf(&b, "# HELP kplane_fleet_clusters_healthy Healthy clusters of the fleet.\n# TYPE kplane_fleet_clusters_healthy gauge\nkplane_fleet_clusters_healthy %d\n", countHealthy(hs))
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// dynamic is a dynamic client for the cluster (Argo CD's objects on a pull member).
+func (c Cluster) dynamic(timeout time.Duration) (dynamic.Interface, error) {
+	_, cfg, err := c.Client(timeout)
+	if err != nil {
+		return nil, err
+	}
+	return dynamic.NewForConfig(cfg)
 }

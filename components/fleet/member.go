@@ -1,10 +1,12 @@
 // Package fleet registers clusters with the platform's management cluster: an Argo CD cluster
 // entry with least-privilege credentials made on the member, optionally a Rancher import, and
 // the labels and values that drive the platform chart and policy templates per cluster
-// (ApplicationSets, platform.go). The wave runner (health.go, rollout.go) gates the rollout.
+// (ApplicationSets, platform.go); or, in pull mode, the entry and the member's Applications
+// beside the member's own Argo CD. The wave runner (health.go, rollout.go) gates the rollout.
 package fleet
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -41,7 +43,8 @@ type MemberArgs struct {
 	Name string `json:"name"`
 	// Environment the cluster belongs to (a label, and the middle values layer).
 	Environment string `json:"environment"`
-	// Server is the member's API server as the management cluster reaches it; CAData its CA (PEM).
+	// Server is the member's API server as the syncing Argo CD reaches it (push: the management
+	// cluster's; pull: the member's own, default https://kubernetes.default.svc); CAData its CA (PEM).
 	Server string `json:"server"`
 	CAData string `json:"caData"`
 	// Labels drive per-cluster values and policy templates (e.g. region, tier, policy-mode).
@@ -51,11 +54,20 @@ type MemberArgs struct {
 	// Namespaces Argo CD deploys into on the member: created and bound there, nothing else
 	// (default kplane-system).
 	Namespaces []string `json:"namespaces,omitempty"`
-	// ArgoCDNamespace on the management cluster (default argocd).
+	// ArgoCDNamespace is where the syncing Argo CD runs: on the management cluster (push) or on
+	// the member (pull); default argocd.
 	ArgoCDNamespace string `json:"argoCDNamespace,omitempty"`
+	// Mode is push (default): the management cluster's Argo CD syncs the member through its entry
+	// there; or pull: the member's own Argo CD syncs it from Git, with the same narrow credentials,
+	// and nothing of the member goes on the management cluster (docs/components/fleet.md).
+	Mode string `json:"mode,omitempty"`
+	// Platform is the environment's platform; pull mode puts its AppProject and the member's two
+	// Applications on the member (the ApplicationSets do it for push members).
+	Platform *PlatformArgs `json:"platform,omitempty"`
 	// Rancher also imports the cluster into Rancher (nil: not).
 	Rancher *Rancher `json:"rancher,omitempty"`
-	// Member and Management are the providers of the member and of the management cluster.
+	// Member and Management are the providers of the member and of the management cluster (which
+	// a pull member needs only with Rancher).
 	Member     pulumi.ProviderResource `json:"-"`
 	Management pulumi.ProviderResource `json:"-"`
 }
@@ -72,19 +84,44 @@ var (
 	labelKey = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
 )
 
+// Pull and push are the members' modes.
+const (
+	Push = "push"
+	Pull = "pull"
+)
+
+// InClusterServer is how Argo CD running in a cluster reaches that cluster's API server.
+const InClusterServer = "https://kubernetes.default.svc"
+
 // Validate names the argument and the fix.
 func (a MemberArgs) Validate() error {
+	pull := a.Mode == Pull
 	switch {
 	case !dnsLabel.MatchString(a.Name) || len(a.Name) > 40:
 		return fmt.Errorf("name %q: lower-case letters, digits and dashes, at most 40", a.Name)
 	case !dnsLabel.MatchString(a.Environment):
 		return fmt.Errorf("cluster %s: environment %q: required, e.g. prod", a.Name, a.Environment)
-	case !strings.HasPrefix(a.Server, "https://"):
+	case a.Mode != "" && a.Mode != Push && !pull:
+		return fmt.Errorf("cluster %s: mode %q: push (the management cluster's Argo CD syncs it) or pull (its own Argo CD does)", a.Name, a.Mode)
+	case !strings.HasPrefix(a.Server, "https://") && !(pull && a.Server == ""):
 		return fmt.Errorf("cluster %s: server %q: the API server's https:// URL as the management cluster reaches it", a.Name, a.Server)
 	case !strings.Contains(a.CAData, "BEGIN CERTIFICATE"):
 		return fmt.Errorf("cluster %s: caData: the API server's CA (PEM)", a.Name)
-	case a.Member == nil || a.Management == nil:
-		return fmt.Errorf("cluster %s: member and management providers are both required", a.Name)
+	case a.Member == nil || (a.Management == nil && (!pull || a.Rancher != nil)):
+		return fmt.Errorf("cluster %s: member and management providers are both required (pull mode without Rancher: the member's alone)", a.Name)
+	case pull && a.Platform == nil:
+		return fmt.Errorf("cluster %s: mode pull: platform is required (the charts the member's own Argo CD syncs)", a.Name)
+	}
+	if pull {
+		if err := a.Platform.Validate(); err != nil {
+			return fmt.Errorf("cluster %s: %w", a.Name, err)
+		}
+		if ns := cmp.Or(a.Platform.Namespace, "kplane-system"); !slices.Contains(a.withDefaults().Namespaces, ns) {
+			return fmt.Errorf("cluster %s: namespaces %v: add the platform's namespace %s (Argo CD may deploy into these only)", a.Name, a.Namespaces, ns)
+		}
+		if a.Platform.Environment != a.Environment {
+			return fmt.Errorf("cluster %s: platform.environment %q: the member's environment is %q", a.Name, a.Platform.Environment, a.Environment)
+		}
 	}
 	for k := range a.Labels {
 		if !labelKey.MatchString(k) || strings.HasPrefix(k, "kplane.io/") {
@@ -108,6 +145,12 @@ func (a MemberArgs) withDefaults() MemberArgs {
 	}
 	if a.ArgoCDNamespace == "" {
 		a.ArgoCDNamespace = "argocd"
+	}
+	if a.Mode == "" {
+		a.Mode = Push
+	}
+	if a.Mode == Pull && a.Server == "" {
+		a.Server = InClusterServer
 	}
 	if a.Rancher != nil && a.Rancher.Workspace == "" {
 		a.Rancher = &Rancher{Workspace: "fleet-default"}
@@ -134,8 +177,9 @@ type Member struct {
 }
 
 // NewMember validates args, then creates the member's fleet namespace, Argo CD's ServiceAccount,
-// its token, the deployer role bound in the platform namespaces only, and on the management
-// cluster the Argo CD cluster entry (the token a Pulumi secret) and the Rancher import.
+// its token, the deployer role bound in the platform namespaces only, the Argo CD cluster entry
+// (the token a Pulumi secret) on the management cluster — in pull mode on the member, with the
+// AppProject and the member's Applications — and the Rancher import.
 func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulumi.ResourceOption) (*Member, error) {
 	if args == nil {
 		args = &MemberArgs{}
@@ -168,6 +212,7 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
+	var bindings []pulumi.Resource
 	var rules rbacv1.PolicyRuleArray
 	for _, rule := range DeployerRules {
 		rules = append(rules, rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(rule.Groups), Resources: pulumi.ToStringArray(rule.Resources),
@@ -183,16 +228,23 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 		if err != nil {
 			return nil, err
 		}
-		if _, err := rbacv1.NewRoleBinding(ctx, name+"-deployer-"+target, &rbacv1.RoleBindingArgs{
+		binding, err := rbacv1.NewRoleBinding(ctx, name+"-deployer-"+target, &rbacv1.RoleBindingArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-deployer"), Namespace: tns.Metadata.Name(), Labels: managed},
 			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: role.Metadata.Name().Elem()},
 			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: sa.Metadata.Name().Elem(), Namespace: pulumi.String(MemberNamespace)}},
-		}, on...); err != nil {
+		}, on...)
+		if err != nil {
 			return nil, err
 		}
+		bindings = append(bindings, binding)
 	}
-	// The management side: Argo CD's cluster entry with the token, never an admin kubeconfig.
+	// Argo CD's cluster entry with the token, never an admin kubeconfig: on the management cluster
+	// (push), or beside the member's own Argo CD (pull).
 	mgmt := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Management)}
+	argo := mgmt
+	if a.Mode == Pull {
+		argo = on
+	}
 	labels := pulumi.StringMap{"argocd.argoproj.io/secret-type": pulumi.String("cluster"), MemberLabel: pulumi.String(a.Name),
 		EnvironmentLabel: pulumi.String(a.Environment), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
 	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
@@ -214,14 +266,27 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 			"tlsClientConfig": map[string]any{"insecure": false, "caData": base64.StdEncoding.EncodeToString([]byte(a.CAData))}})
 		return string(cfg), err
 	}).(pulumi.StringOutput)
-	if _, err := corev1.NewSecret(ctx, name+"-argocd-cluster", &corev1.SecretArgs{
+	entry, err := corev1.NewSecret(ctx, name+"-argocd-cluster", &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-cluster-" + a.Name), Namespace: pulumi.String(a.ArgoCDNamespace), Labels: labels,
 			Annotations: pulumi.StringMap{ValuesAnnotation: pulumi.String(string(values))}},
 		StringData: pulumi.StringMap{"name": pulumi.String(a.Name), "server": pulumi.String(a.Server),
 			"namespaces": pulumi.String(strings.Join(a.Namespaces, ",")), "clusterResources": pulumi.String("false"),
 			"config": pulumi.ToSecret(config).(pulumi.StringOutput)},
-	}, mgmt...); err != nil {
+	}, argo...)
+	if err != nil {
 		return nil, err
+	}
+	if a.Mode == Pull {
+		// The AppProject and the member's Applications, after what they sync with (and deleted
+		// before it: nothing syncs into a namespace being removed).
+		p := *a.Platform
+		p.ArgoCDNamespace = a.ArgoCDNamespace
+		after := append(slices.Clone(on), pulumi.DependsOn(append(bindings, entry)))
+		for _, obj := range p.MemberObjects(a.Name, a.Server, string(values), a.Labels["policy-mode"]) {
+			if _, err := k8sobj.Object(ctx, fmt.Sprintf("%s-%s", name, obj["metadata"].(map[string]any)["name"]), obj, after...); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if rc := a.Rancher; rc != nil {
 		rl := map[string]any{MemberLabel: a.Name, EnvironmentLabel: a.Environment}

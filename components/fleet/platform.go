@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 
@@ -57,50 +58,99 @@ func (a PlatformArgs) ApplicationSets() []string {
 	return []string{ApplicationSetName(a.Environment), PolicyApplicationSetName(a.Environment)}
 }
 
-// Objects are the AppProject and the two ApplicationSets.
-func (a PlatformArgs) Objects() []map[string]any {
+func (a PlatformArgs) withDefaults() PlatformArgs {
 	if a.Namespace == "" {
 		a.Namespace = "kplane-system"
 	}
 	if a.ArgoCDNamespace == "" {
 		a.ArgoCDNamespace = "argocd"
 	}
-	project := "kplane-" + a.Environment
-	meta := func(name string) map[string]any {
-		return map[string]any{"name": name, "namespace": a.ArgoCDNamespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane", EnvironmentLabel: a.Environment}}
+	return a
+}
+
+// project is the environment's AppProject: the charts' repository, the platform namespace on
+// server ("*": any member), no cluster-scoped kinds.
+func (a PlatformArgs) project(server string, labels map[string]any) map[string]any {
+	return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject",
+		"metadata": map[string]any{"name": "kplane-" + a.Environment, "namespace": a.ArgoCDNamespace, "labels": labels},
+		"spec": map[string]any{
+			"description":  "kplane platform add-ons of " + a.Environment,
+			"sourceRepos":  []any{a.RepoURL},
+			"destinations": []any{map[string]any{"server": server, "namespace": a.Namespace}},
+			// Namespaced kinds only: the members' credentials allow nothing cluster-wide anyway.
+			"clusterResourceWhitelist": []any{}}}
+}
+
+// application is the spec of a member's Application of one chart (path) with its Helm settings,
+// synced to server; automated sync (with prune and self-heal) when automated.
+func (a PlatformArgs) application(path string, helm map[string]any, server string, automated bool) map[string]any {
+	// Retries ride out transient failures (a CRD not served yet) within about two minutes and take
+	// the latest revision, so a fix pushed to Git is what the next attempt syncs; a failed sync
+	// keeps its values until its retries are over.
+	sync := map[string]any{"retry": map[string]any{"limit": 5, "refresh": true, "backoff": map[string]any{"duration": "5s", "factor": 2, "maxDuration": "1m"}}}
+	if automated {
+		sync["automated"] = AutomatedSync
 	}
+	return map[string]any{"project": "kplane-" + a.Environment,
+		"source":      map[string]any{"repoURL": a.RepoURL, "targetRevision": a.Revision, "path": path, "helm": helm},
+		"destination": map[string]any{"server": server, "namespace": a.Namespace},
+		"syncPolicy":  sync}
+}
+
+// AutomatedSync is the platform's Applications' automated sync: what the ApplicationSets'
+// template has, and what the wave runner sets on a pull member's Applications to enable it.
+var AutomatedSync = map[string]any{"prune": true, "selfHeal": true}
+
+// platformHelm layers the platform chart's values: common -> environment -> the member's (YAML).
+func (a PlatformArgs) platformHelm(values string) map[string]any {
+	return map[string]any{"valueFiles": []any{"values/common.yaml", "values/" + a.Environment + ".yaml"}, "values": values}
+}
+
+// policyHelm is the policy templates' per-cluster parameters.
+func (a PlatformArgs) policyHelm(cluster, mode string) map[string]any {
+	return map[string]any{"parameters": []any{
+		map[string]any{"name": "cluster", "value": cluster},
+		map[string]any{"name": "mode", "value": mode},
+		map[string]any{"name": "environment", "value": a.Environment}}}
+}
+
+// Objects are the AppProject and the two ApplicationSets (on the management cluster).
+func (a PlatformArgs) Objects() []map[string]any {
+	a = a.withDefaults()
+	labels := map[string]any{"app.kubernetes.io/managed-by": "kplane", EnvironmentLabel: a.Environment}
 	// Members of the environment the wave runner enabled, and nothing else.
 	generators := []any{map[string]any{"clusters": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{
 		EnvironmentLabel: a.Environment, RolloutLabel: "enabled", "argocd.argoproj.io/secret-type": "cluster"}}}}}
-	app := func(name, path string, helm map[string]any) map[string]any {
-		return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet", "metadata": meta(name),
+	set := func(name, path string, helm map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+			"metadata": map[string]any{"name": name, "namespace": a.ArgoCDNamespace, "labels": labels},
 			"spec": map[string]any{"goTemplate": true, "goTemplateOptions": []any{"missingkey=error"}, "generators": generators,
 				"template": map[string]any{
 					"metadata": map[string]any{"name": name + "-{{.name}}", "labels": map[string]any{MemberLabel: "{{.name}}"}},
-					"spec": map[string]any{"project": project,
-						"source":      map[string]any{"repoURL": a.RepoURL, "targetRevision": a.Revision, "path": path, "helm": helm},
-						"destination": map[string]any{"server": "{{.server}}", "namespace": a.Namespace},
-						"syncPolicy": map[string]any{"automated": map[string]any{"prune": true, "selfHeal": true},
-							// Retries ride out transient failures (a CRD not served yet) within about two
-							// minutes and take the latest revision, so a fix pushed to Git is what the next
-							// attempt syncs; a failed sync keeps its values until its retries are over.
-							"retry": map[string]any{"limit": 5, "refresh": true, "backoff": map[string]any{"duration": "5s", "factor": 2, "maxDuration": "1m"}}}}}}}
+					"spec":     a.application(path, helm, "{{.server}}", true)}}}
 	}
 	return []map[string]any{
-		{"apiVersion": "argoproj.io/v1alpha1", "kind": "AppProject", "metadata": meta(project), "spec": map[string]any{
-			"description":  "kplane platform add-ons of " + a.Environment,
-			"sourceRepos":  []any{a.RepoURL},
-			"destinations": []any{map[string]any{"server": "*", "namespace": a.Namespace}},
-			// Namespaced kinds only: the members' credentials allow nothing cluster-wide anyway.
-			"clusterResourceWhitelist": []any{}}},
-		app(ApplicationSetName(a.Environment), a.ChartPath, map[string]any{
-			"valueFiles": []any{"values/common.yaml", "values/" + a.Environment + ".yaml"},
-			"values":     `{{ index .metadata.annotations "` + ValuesAnnotation + `" }}`}),
-		app(PolicyApplicationSetName(a.Environment), a.PolicyChartPath, map[string]any{
-			"parameters": []any{
-				map[string]any{"name": "cluster", "value": "{{.name}}"},
-				map[string]any{"name": "mode", "value": `{{ index .metadata.labels "policy-mode" | default "enforce" }}`},
-				map[string]any{"name": "environment", "value": a.Environment}}}),
+		a.project("*", labels),
+		set(ApplicationSetName(a.Environment), a.ChartPath, a.platformHelm(`{{ index .metadata.annotations "`+ValuesAnnotation+`" }}`)),
+		set(PolicyApplicationSetName(a.Environment), a.PolicyChartPath, a.policyHelm("{{.name}}", `{{ index .metadata.labels "policy-mode" | default "enforce" }}`)),
+	}
+}
+
+// MemberObjects are what a pull member's own Argo CD gets (in its namespace on the member): the
+// AppProject limited to server, and the member's two Applications — what the ApplicationSets
+// would generate for it, without automated sync: the wave runner enables it.
+func (a PlatformArgs) MemberObjects(cluster, server, values, policyMode string) []map[string]any {
+	a = a.withDefaults()
+	labels := map[string]any{"app.kubernetes.io/managed-by": "kplane", EnvironmentLabel: a.Environment, MemberLabel: cluster}
+	app := func(set, path string, helm map[string]any) map[string]any {
+		return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+			"metadata": map[string]any{"name": set + "-" + cluster, "namespace": a.ArgoCDNamespace, "labels": labels},
+			"spec":     a.application(path, helm, server, false)}
+	}
+	return []map[string]any{
+		a.project(server, labels),
+		app(ApplicationSetName(a.Environment), a.ChartPath, a.platformHelm(values)),
+		app(PolicyApplicationSetName(a.Environment), a.PolicyChartPath, a.policyHelm(cluster, cmp.Or(policyMode, "enforce"))),
 	}
 }
 

@@ -21,8 +21,9 @@ import (
 )
 
 // Rollout enables the platform on the members in waves: each wave's clusters are checked, and
-// only when all are healthy does their Argo CD entry get the rollout label the ApplicationSets
-// select (Argo CD then syncs them). With Sync, the wave then waits until Argo CD reports every
+// only when all are healthy are they enabled: a push member's Argo CD entry gets the rollout label
+// the ApplicationSets select, a pull member's Applications get automated sync (Argo CD then syncs
+// them). With Sync, the wave then waits until Argo CD reports every
 // Application of its clusters Synced and Healthy before the next wave starts. A wave with an
 // unhealthy cluster, or whose sync does not converge, stops the rollout there; the state file
 // records the clusters done, so a later run resumes after them (a stopped wave is run again).
@@ -33,6 +34,9 @@ type Rollout struct {
 	// Management is the management cluster's clientset; ArgoCDNamespace holds the entries.
 	Management      kubernetes.Interface
 	ArgoCDNamespace string
+	// ApplicationSets are the environment's (a member's Applications are <name>-<member>: on the
+	// management cluster, or a pull member's own).
+	ApplicationSets []string
 	// StateFile keeps the progress (resume); Timeout bounds each health check.
 	StateFile string
 	Timeout   time.Duration
@@ -43,12 +47,11 @@ type Rollout struct {
 }
 
 // SyncGate: after a wave is enabled, every cluster's Application of each ApplicationSet
-// (<applicationSet>-<cluster>, on the management cluster) must be Synced and Healthy within
-// Timeout (default 10 minutes).
+// (<applicationSet>-<cluster>: on the management cluster, read with Applications; a pull
+// member's on the member) must be Synced and Healthy within Timeout (default 10 minutes).
 type SyncGate struct {
-	Applications    dynamic.Interface
-	ApplicationSets []string
-	Timeout         time.Duration
+	Applications dynamic.Interface
+	Timeout      time.Duration
 	// Interval between looks at the Applications (default 2 s).
 	Interval time.Duration
 }
@@ -174,7 +177,7 @@ func (r *Rollout) Run(ctx context.Context, resume bool) (State, error) {
 			return stop("stopped, unhealthy", strings.Join(red, "; "))
 		}
 		for _, c := range wave {
-			if err := r.enable(ctx, c.Name); err != nil {
+			if err := r.enable(ctx, c); err != nil {
 				state.Waves = append(state.Waves, ws)
 				_ = r.save(state)
 				return state, err
@@ -183,7 +186,7 @@ func (r *Rollout) Run(ctx context.Context, resume bool) (State, error) {
 		ws.Enabled = true
 		if r.Sync != nil {
 			var err error
-			ws.Apps, err = r.Sync.wait(ctx, r.ArgoCDNamespace, ws.Clusters)
+			ws.Apps, err = r.Sync.wait(ctx, r.ArgoCDNamespace, r.ApplicationSets, wave)
 			if err != nil {
 				return stop("enabled, sync stopped", err.Error())
 			}
@@ -208,11 +211,11 @@ var applications = schema.GroupVersionResource{Group: "argoproj.io", Version: "v
 
 // wait returns once every Application of the clusters is Synced and Healthy, or an error naming
 // those that are not when the timeout passes (or the context ends).
-func (g *SyncGate) wait(ctx context.Context, namespace string, clusters []string) ([]AppStatus, error) {
+func (g *SyncGate) wait(ctx context.Context, namespace string, sets []string, clusters []Cluster) ([]AppStatus, error) {
 	timeout, interval := cmp.Or(g.Timeout, 10*time.Minute), cmp.Or(g.Interval, 2*time.Second)
 	deadline := time.Now().Add(timeout)
 	for {
-		apps := g.look(ctx, namespace, clusters)
+		apps := g.look(ctx, namespace, sets, clusters)
 		var pending []string
 		for _, a := range apps {
 			if !a.Done() {
@@ -235,12 +238,22 @@ func (g *SyncGate) wait(ctx context.Context, namespace string, clusters []string
 
 // look reads each expected Application's sync and health status (and the message that says why
 // it is not done: a condition, the last operation's or the health's).
-func (g *SyncGate) look(ctx context.Context, namespace string, clusters []string) []AppStatus {
+func (g *SyncGate) look(ctx context.Context, namespace string, sets []string, clusters []Cluster) []AppStatus {
 	var out []AppStatus
 	for _, c := range clusters {
-		for _, set := range g.ApplicationSets {
-			a := AppStatus{Name: set + "-" + c, Cluster: c}
-			obj, err := g.Applications.Resource(applications).Namespace(namespace).Get(ctx, a.Name, metav1.GetOptions{})
+		client, ns, cerr := g.Applications, namespace, error(nil)
+		if c.Pull {
+			client, cerr = c.dynamic(10 * time.Second)
+			ns = c.argoCDNamespace()
+		}
+		for _, set := range sets {
+			a := AppStatus{Name: set + "-" + c.Name, Cluster: c.Name}
+			if cerr != nil {
+				a.Message = cerr.Error()
+				out = append(out, a)
+				continue
+			}
+			obj, err := client.Resource(applications).Namespace(ns).Get(ctx, a.Name, metav1.GetOptions{})
 			if err != nil {
 				if !apierrors.IsNotFound(err) {
 					a.Message = firstLine(err.Error())
@@ -268,16 +281,32 @@ func (g *SyncGate) look(ctx context.Context, namespace string, clusters []string
 	return out
 }
 
-// enable sets the rollout label on the member's Argo CD entry (server-side apply, kplane-fleet's
-// own field manager: the stack does not declare the label and leaves it alone).
-func (r *Rollout) enable(ctx context.Context, cluster string) error {
-	patch, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret",
-		"metadata": map[string]any{"name": "kplane-cluster-" + cluster, "namespace": r.ArgoCDNamespace, "labels": map[string]any{RolloutLabel: "enabled"}}})
+// enable sets the rollout label on a push member's Argo CD entry, or automated sync on a pull
+// member's Applications (server-side apply, kplane-fleet's own field manager: the stack does not
+// declare either and leaves them alone).
+func (r *Rollout) enable(ctx context.Context, c Cluster) error {
 	force := true
-	_, err := r.Management.CoreV1().Secrets(r.ArgoCDNamespace).Patch(ctx, "kplane-cluster-"+cluster, types.ApplyPatchType, patch,
-		metav1.PatchOptions{FieldManager: "kplane-fleet", Force: &force})
+	opts := metav1.PatchOptions{FieldManager: "kplane-fleet", Force: &force}
+	if !c.Pull {
+		patch, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret",
+			"metadata": map[string]any{"name": "kplane-cluster-" + c.Name, "namespace": r.ArgoCDNamespace, "labels": map[string]any{RolloutLabel: "enabled"}}})
+		if _, err := r.Management.CoreV1().Secrets(r.ArgoCDNamespace).Patch(ctx, "kplane-cluster-"+c.Name, types.ApplyPatchType, patch, opts); err != nil {
+			return fmt.Errorf("cluster %s: enabling its rollout on the management cluster: %w (is it registered?)", c.Name, err)
+		}
+		return nil
+	}
+	client, err := c.dynamic(r.Timeout)
 	if err != nil {
-		return fmt.Errorf("cluster %s: enabling its rollout on the management cluster: %w (is it registered?)", cluster, err)
+		return err
+	}
+	for _, set := range r.ApplicationSets {
+		name := set + "-" + c.Name
+		patch, _ := json.Marshal(map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+			"metadata": map[string]any{"name": name, "namespace": c.argoCDNamespace()},
+			"spec":     map[string]any{"syncPolicy": map[string]any{"automated": AutomatedSync}}})
+		if _, err := client.Resource(applications).Namespace(c.argoCDNamespace()).Patch(ctx, name, types.ApplyPatchType, patch, opts); err != nil {
+			return fmt.Errorf("cluster %s: enabling its Application %s on the member: %s (is it registered in pull mode?)", c.Name, name, firstLine(err.Error()))
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
@@ -36,10 +37,13 @@ type Config struct {
 }
 
 // ClusterConfig is one member: its kubeconfig (an administrator's, for registration), the
-// server the management cluster reaches (default the kubeconfig's), labels, values, namespaces.
+// server its syncing Argo CD reaches (push: default the kubeconfig's; pull: the in-cluster
+// address), labels, values, namespaces, and mode (push, the default, or pull: its own Argo CD
+// syncs it, in argoCDNamespace on the member).
 type ClusterConfig struct {
 	Name       string            `json:"name"`
 	Kubeconfig string            `json:"kubeconfig"`
+	Mode       string            `json:"mode,omitempty"`
 	Server     string            `json:"server,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Values     map[string]any    `json:"values,omitempty"`
@@ -62,6 +66,9 @@ func Parse(raw string) (*Config, error) {
 		if cl.Kubeconfig == "" {
 			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: kubeconfig: required (its path)", i, cl.Name)
 		}
+		if cl.Mode == member.Pull && c.Platform == nil {
+			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: mode pull: add platform (the charts its own Argo CD syncs)", i, cl.Name)
+		}
 		seen[cl.Name] = true
 	}
 	if c.Management == "" {
@@ -82,9 +89,15 @@ func Parse(raw string) (*Config, error) {
 func (c *Config) Members() []member.Cluster {
 	var out []member.Cluster
 	for _, cl := range c.Clusters {
-		out = append(out, member.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces})
+		out = append(out, member.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces,
+			Pull: cl.Mode == member.Pull, ArgoCDNamespace: c.ArgoCDNamespace})
 	}
 	return out
+}
+
+// push: some member is synced by the management cluster's Argo CD.
+func (c *Config) push() bool {
+	return slices.ContainsFunc(c.Clusters, func(cl ClusterConfig) bool { return cl.Mode != member.Pull })
 }
 
 // Program registers every cluster: each is checked first (reachable, ready, the kubeconfig
@@ -94,9 +107,11 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	// At preview too: a pull-request check catches it.
-	if err := member.PreflightManagement(context.Background(), c.Management, cmp.Or(c.ArgoCDNamespace, "argocd"), 10*time.Second); err != nil {
-		return err
+	// At preview too: a pull-request check catches it. Pull members are checked for their own.
+	if c.push() {
+		if err := member.PreflightManagement(context.Background(), c.Management, cmp.Or(c.ArgoCDNamespace, "argocd"), 10*time.Second); err != nil {
+			return err
+		}
 	}
 	for _, m := range c.Members() {
 		if err := member.Preflight(context.Background(), m, 10*time.Second); err != nil {
@@ -117,7 +132,7 @@ func Program(ctx *pulumi.Context) error {
 			return fmt.Errorf("cluster %s: kubeconfig %s: %w", cl.Name, cl.Kubeconfig, err)
 		}
 		server := cl.Server
-		if server == "" {
+		if server == "" && cl.Mode != member.Pull { // pull: its own Argo CD reaches it in-cluster
 			server = rest.Host
 		}
 		ca := rest.CAData
@@ -132,11 +147,11 @@ func Program(ctx *pulumi.Context) error {
 		}
 		if _, err := member.NewMember(ctx, cl.Name, &member.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
 			Labels: cl.Labels, Values: cl.Values, Namespaces: cl.Namespaces, ArgoCDNamespace: c.ArgoCDNamespace, Rancher: c.Rancher,
-			Member: p, Management: mgmt}); err != nil {
+			Mode: cl.Mode, Platform: c.Platform, Member: p, Management: mgmt}); err != nil {
 			return err
 		}
 	}
-	if c.Platform != nil {
+	if c.Platform != nil && c.push() { // the ApplicationSets of the push members
 		if _, err := member.NewPlatform(ctx, "platform", c.Platform, pulumi.Provider(mgmt)); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ func TestParse(t *testing.T) {
 		`{"environment":"prod","management":"/m","clusters":[{"name":"a"}]}`:                                                  `clusters[0] a: kubeconfig: required`,
 		`{"environment":"prod","clusters":[]}`:                                                                                `management: the management cluster's kubeconfig`,
 		`{"environment":"prod","management":"/m","clusters":[],"regions":[]}`:                                                 `unknown field "regions"`,
+		`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a","mode":"pull"}]}`:                  `clusters[0] a: mode pull: add platform`,
 	} {
 		_, err := Parse(raw)
 		assert.ErrorContains(t, err, want)
@@ -30,6 +31,7 @@ func TestProdExample(t *testing.T) {
 	require.NoError(t, err)
 	c, err := Parse(cfg["kplane:fleet"].Value)
 	require.NoError(t, err)
-	assert.Len(t, c.Clusters, 3)
+	assert.Len(t, c.Clusters, 4)
+	assert.True(t, c.Members()[3].Pull, "jeju-edge is a pull member")
 	require.NoError(t, c.Platform.Validate())
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	k8sclient "k8s.io/client-go/kubernetes"
@@ -126,12 +128,7 @@ func TestFleet(t *testing.T) {
 		return out
 	}
 	envs, state := t.TempDir(), t.TempDir()
-	bin := buildCommand(t, "github.com/kplane/kplane/stacks/fleet/cmd/kplane-fleet")
-	fleet := func(args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, bin, append([]string{args[0], "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m"}, args[1:]...)...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
+	bin, fleet := fleetCLI(t, envs, state)
 	registered := func() int {
 		list, err := mcs.CoreV1().Secrets("argocd").List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
 		require.NoError(t, err)
@@ -226,25 +223,8 @@ func TestFleet(t *testing.T) {
 		assert.Equal(t, "cluster", secret.Labels["argocd.argoproj.io/secret-type"])
 		assert.Equal(t, "enabled", secret.Labels[member.RolloutLabel])
 		assert.Equal(t, names[i], secret.Labels["region"])
-		assert.Equal(t, "kplane-system", string(secret.Data["namespaces"]))
-		assert.Equal(t, "false", string(secret.Data["clusterResources"]))
 		assert.Contains(t, secret.Annotations[member.ValuesAnnotation], "replicas:")
-		var conf struct {
-			BearerToken     string `json:"bearerToken"`
-			TLSClientConfig struct {
-				CAData []byte `json:"caData"`
-			} `json:"tlsClientConfig"`
-		}
-		require.NoError(t, json.Unmarshal(secret.Data["config"], &conf))
-		argo, err := k8sclient.NewForConfig(&rest.Config{Host: string(secret.Data["server"]), BearerToken: conf.BearerToken,
-			TLSClientConfig: rest.TLSClientConfig{CAData: conf.TLSClientConfig.CAData}})
-		require.NoError(t, err)
-		_, err = argo.AppsV1().Deployments("kplane-system").List(ctx, metav1.ListOptions{})
-		assert.NoError(t, err, "%s: Argo CD may deploy into the platform namespace", names[i])
-		_, err = argo.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
-		assert.True(t, apierrors.IsForbidden(err), "%s: and nothing else: %v", names[i], err)
-		_, err = argo.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
-		assert.True(t, apierrors.IsForbidden(err), "%s: nothing cluster-wide: %v", names[i], err)
+		entryIsNarrow(t, secret, "")
 	}
 	mdyn, err := mgmt.Dynamic()
 	require.NoError(t, err)
@@ -333,6 +313,154 @@ func TestFleet(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Zero(t, registered())
 	noKplaneOn(t, clusters[2])
+}
+
+// TestFleetPull: the pull model. The member jeju runs its own Argo CD (the release's repo-server
+// and application controller); the management cluster runs none and gets nothing of jeju. A
+// member without Argo CD is refused before anything is made. Registration puts jeju's entry,
+// AppProject and Applications beside its Argo CD without automated sync, so nothing is deployed
+// until the wave runner enables it; the wave waits for jeju's own Argo CD to sync it with the
+// entry's narrow token; a changed value reaches it by `up`, which leaves the runner's enabling
+// alone; `down` leaves nothing of kplane on jeju.
+func TestFleetPull(t *testing.T) {
+	integration(t)
+	ctx := context.Background()
+	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1, APIServerArgs: []string{"--shutdown-watch-termination-grace-period=5s"}})
+	mgmt, jeju := clusters[0], clusters[1]
+	git := testbed.StartGitServer(t, t.TempDir())
+	repoURL := git.Push(t, "platform", "v1.4.0", platformCharts)
+	envs, state := t.TempDir(), t.TempDir()
+	_, fleet := fleetCLI(t, envs, state)
+	// Its own Argo CD reaches jeju at the kubeconfig's address here (a local process, not a pod
+	// where https://kubernetes.default.svc, the default, would be right).
+	jcfg, err := clientcmd.BuildConfigFromFlags("", jeju.Kubeconfig)
+	require.NoError(t, err)
+	env := func(replicas int) {
+		fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, []map[string]any{{"name": "jeju", "kubeconfig": jeju.Kubeconfig, "mode": "pull",
+			"server": jcfg.Host, "labels": map[string]any{"region": "jeju", "policy-mode": "audit"}, "values": map[string]any{"replicas": replicas}}})
+	}
+	jcs, err := jeju.Clientset()
+	require.NoError(t, err)
+	jdyn, err := jeju.Dynamic()
+	require.NoError(t, err)
+	apps := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+	platformApp := member.ApplicationSetName("test") + "-jeju"
+
+	// Without Argo CD on the member: refused, nothing made.
+	env(2)
+	out, err := fleet("up")
+	require.Error(t, err, out)
+	assert.Contains(t, out, "cluster jeju (mode pull: its own Argo CD syncs it): no Argo CD in namespace argocd (argocd-cm not found)")
+	_, err = jcs.CoreV1().Namespaces().Get(ctx, member.MemberNamespace, metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "nothing half-registered: %v", err)
+
+	argo, err := testbed.StartArgoCD(ctx, jeju, t.TempDir(), testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}, WithoutApplicationSets: true})
+	require.NoError(t, err)
+	t.Cleanup(argo.Stop)
+	defer func() {
+		if t.Failed() {
+			t.Logf("jeju's Argo CD's logs:\n%s", argo.Logs(40))
+		}
+	}()
+
+	// Registered: its Applications wait beside its Argo CD, which compares but does not sync them.
+	out, err = fleet("up")
+	require.NoError(t, err, out)
+	require.Eventually(t, func() bool {
+		app := get(t, jdyn, apps, "argocd", platformApp)
+		s, _, _ := unstructured.NestedString(app.Object, "status", "sync", "status")
+		return s == "OutOfSync"
+	}, 60*time.Second, time.Second, "jeju's Argo CD compared its Application")
+	_, err = jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "nothing deployed before the wave: %v", err)
+	// Nothing of jeju, and no Argo CD, on the management cluster.
+	mcs, err := mgmt.Clientset()
+	require.NoError(t, err)
+	secrets, err := mcs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
+	require.NoError(t, err)
+	assert.Empty(t, secrets.Items)
+	_, err = mcs.Discovery().ServerResourcesForGroupVersion("argoproj.io/v1alpha1")
+	assert.True(t, apierrors.IsNotFound(err), "no Argo CD on the management cluster: %v", err)
+
+	// The wave enables jeju and waits for its own Argo CD.
+	start := time.Now()
+	out, err = fleet("rollout")
+	require.NoError(t, err, out)
+	t.Logf("rollout to a pull member in %.1f s:\n%s", time.Since(start).Seconds(), out)
+	assert.Contains(t, out, "wave 1 [jeju]: healthy, enabled, 2 applications synced and healthy")
+	dep, err := jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, *dep.Spec.Replicas, "the cluster's layer")
+	assert.Equal(t, []string{"--log-level=debug"}, dep.Spec.Template.Spec.Containers[0].Args, "the environment's layer over common")
+	assert.True(t, strings.HasPrefix(dep.Annotations["argocd.argoproj.io/tracking-id"], platformApp+":"), "tracked by its Application: %v", dep.Annotations)
+	params, err := jcs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "kplane-policy-parameters", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]string{"cluster": "jeju", "mode": "audit", "environment": "test"}, params.Data)
+	entry, err := jcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-jeju", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, jcfg.Host, string(entry.Data["server"]), "the Applications' destination: this entry, with its token")
+	entryIsNarrow(t, entry, "")
+
+	// A new value reaches jeju by `up`; `up` leaves the wave runner's automated sync in place.
+	env(3)
+	out, err = fleet("up")
+	require.NoError(t, err, out)
+	automated, _, _ := unstructured.NestedMap(get(t, jdyn, apps, "argocd", platformApp).Object, "spec", "syncPolicy", "automated")
+	assert.Equal(t, map[string]any{"prune": true, "selfHeal": true}, automated)
+	require.Eventually(t, func() bool {
+		dep, err := jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
+		require.NoError(t, err)
+		return *dep.Spec.Replicas == 3
+	}, 90*time.Second, time.Second, "jeju's Argo CD synced the new value")
+
+	// Deregistered: nothing of kplane on jeju, its Applications and AppProject included.
+	out, err = fleet("down")
+	require.NoError(t, err, out)
+	noKplaneOn(t, jeju)
+	for _, res := range []string{"applications", "appprojects"} {
+		list, err := jdyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: res}).Namespace("argocd").
+			List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
+		require.NoError(t, err)
+		assert.Empty(t, list.Items, res)
+	}
+}
+
+// fleetCLI builds kplane-fleet and returns it and a runner of its verbs on the environment "test"
+// of envs (a wave waits at most 3 minutes for its sync unless args say otherwise).
+func fleetCLI(t *testing.T, envs, state string) (string, func(args ...string) (string, error)) {
+	bin := buildCommand(t, "github.com/kplane/kplane/stacks/fleet/cmd/kplane-fleet")
+	return bin, func(args ...string) (string, error) {
+		cmd := exec.CommandContext(t.Context(), bin, append([]string{args[0], "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m"}, args[1:]...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
+// entryIsNarrow: the Argo CD cluster entry's credentials, used directly (at server, when the
+// entry's own is the in-cluster address), may deploy into the platform namespace and do nothing
+// else.
+func entryIsNarrow(t *testing.T, secret *corev1.Secret, server string) {
+	t.Helper()
+	ctx := context.Background()
+	name := string(secret.Data["name"])
+	assert.Equal(t, "kplane-system", string(secret.Data["namespaces"]))
+	assert.Equal(t, "false", string(secret.Data["clusterResources"]))
+	var conf struct {
+		BearerToken     string `json:"bearerToken"`
+		TLSClientConfig struct {
+			CAData []byte `json:"caData"`
+		} `json:"tlsClientConfig"`
+	}
+	require.NoError(t, json.Unmarshal(secret.Data["config"], &conf))
+	argo, err := k8sclient.NewForConfig(&rest.Config{Host: cmp.Or(server, string(secret.Data["server"])), BearerToken: conf.BearerToken,
+		TLSClientConfig: rest.TLSClientConfig{CAData: conf.TLSClientConfig.CAData}})
+	require.NoError(t, err)
+	_, err = argo.AppsV1().Deployments("kplane-system").List(ctx, metav1.ListOptions{})
+	assert.NoError(t, err, "%s: Argo CD may deploy into the platform namespace", name)
+	_, err = argo.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "%s: and nothing else: %v", name, err)
+	_, err = argo.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "%s: nothing cluster-wide: %v", name, err)
 }
 
 // noKplaneOn: no object of any kind the member component applies is left on the cluster.

@@ -33,9 +33,11 @@ type argoProc struct {
 	done      chan struct{}
 }
 
-// ArgoCDOptions: TrustedCAs are Git servers' CAs by host (what argocd-tls-certs-cm holds).
+// ArgoCDOptions: TrustedCAs are Git servers' CAs by host (what argocd-tls-certs-cm holds);
+// WithoutApplicationSets runs no ApplicationSet controller (a pull member's Argo CD needs none).
 type ArgoCDOptions struct {
-	TrustedCAs map[string][]byte
+	TrustedCAs             map[string][]byte
+	WithoutApplicationSets bool
 }
 
 // InstallArgoCD puts into c what Argo CD's installation leaves there for its controllers: its
@@ -128,6 +130,9 @@ func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (
 		{"argocd-applicationset-controller", []string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--argocd-repo-server", repo,
 			"--metrics-addr", "127.0.0.1:" + port(3), "--probe-addr", "127.0.0.1:" + port(4),
 			"--webhook-addr", "127.0.0.1:" + port(5), "--enable-scm-providers=false", "--logformat", "text"}, "http://127.0.0.1:" + port(3) + "/metrics"},
+	}
+	if o.WithoutApplicationSets {
+		start = start[:2]
 	}
 	for _, s := range start {
 		// Argo CD's one binary is every component; it picks by the name it was started as.

@@ -91,12 +91,15 @@ func run(ctx context.Context, args []string) error {
 		}
 		r := &member.Rollout{Clusters: c.Members(), Batch: *batch, Management: mgmt, ArgoCDNamespace: c.ArgoCDNamespace, Timeout: *timeout,
 			StateFile: filepath.Join(*state, "fleet-"+*env+"-rollout.json"), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
+		if c.Platform != nil {
+			r.ApplicationSets = c.Platform.ApplicationSets()
+		}
 		if c.Platform != nil && *syncTimeout > 0 { // health-gated: the next wave waits for this one's sync
 			dyn, err := dynamic.NewForConfig(kc)
 			if err != nil {
 				return err
 			}
-			r.Sync = &member.SyncGate{Applications: dyn, ApplicationSets: c.Platform.ApplicationSets(), Timeout: *syncTimeout}
+			r.Sync = &member.SyncGate{Applications: dyn, Timeout: *syncTimeout}
 		}
 		s, err := r.Run(ctx, *resume)
 		fmt.Printf("enabled: %d of %d clusters\n", len(s.Enabled), len(c.Clusters))
