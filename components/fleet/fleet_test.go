@@ -153,7 +153,7 @@ func TestMemberPull(t *testing.T) {
 	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:AppProject seoul-kplane-prod"), `"destinations":[{"namespace":"kplane-system","server":"https://kubernetes.default.svc"}]`)
 	// Created after, and deleted before, what they sync with.
 	after := strings.Join(deps["seoul-kplane-platform-prod-seoul"], " ")
-	for _, want := range []string{"::seoul-argocd-cluster", "::seoul-deployer-kplane-system", "::seoul-deployer-kplane-addons"} {
+	for _, want := range []string{"::seoul-argocd-cluster", "::seoul-deployer-kplane-system", "::seoul-deployer-kplane-addons", "::seoul-kplane-prod"} {
 		assert.Contains(t, after, want)
 	}
 }

@@ -277,14 +277,18 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 		return nil, err
 	}
 	if a.Mode == Pull {
-		// The AppProject and the member's Applications, after what they sync with (and deleted
-		// before it: nothing syncs into a namespace being removed).
+		// The AppProject, then the member's Applications in it, after what they sync with (and
+		// deleted before it: nothing syncs into a namespace being removed).
 		p := *a.Platform
 		p.ArgoCDNamespace = a.ArgoCDNamespace
-		after := append(slices.Clone(on), pulumi.DependsOn(append(bindings, entry)))
+		deps := append(bindings, entry)
 		for _, obj := range p.MemberObjects(a.Name, a.Server, string(values), a.Labels["policy-mode"]) {
-			if _, err := k8sobj.Object(ctx, fmt.Sprintf("%s-%s", name, obj["metadata"].(map[string]any)["name"]), obj, after...); err != nil {
+			res, err := k8sobj.Object(ctx, fmt.Sprintf("%s-%s", name, obj["metadata"].(map[string]any)["name"]), obj, append(slices.Clone(on), pulumi.DependsOn(deps))...)
+			if err != nil {
 				return nil, err
+			}
+			if obj["kind"] == "AppProject" {
+				deps = append(deps, res)
 			}
 		}
 	}

@@ -137,7 +137,7 @@ func (a PlatformArgs) Objects() []map[string]any {
 }
 
 // MemberObjects are what a pull member's own Argo CD gets (in its namespace on the member): the
-// AppProject limited to server, and the member's two Applications — what the ApplicationSets
+// AppProject limited to server (first), and the member's two Applications — what the ApplicationSets
 // would generate for it, without automated sync: the wave runner enables it.
 func (a PlatformArgs) MemberObjects(cluster, server, values, policyMode string) []map[string]any {
 	a = a.withDefaults()
