@@ -49,6 +49,7 @@ func TestMemberValidate(t *testing.T) {
 		{func(a *MemberArgs) { a.Namespaces = []string{"kube-system"} }, `namespaces: "kube-system"`},
 		{func(a *MemberArgs) { a.Management = nil }, "member and management providers are both required"},
 		{func(a *MemberArgs) { a.Mode = "agent" }, `mode "agent": push`},
+		{func(a *MemberArgs) { a.Rancher, a.RancherAgent = nil, pulumi.String("kind: Namespace") }, "rancherAgent: set rancher too"},
 		{func(a *MemberArgs) { a.Mode = Pull }, "mode pull: platform is required"},
 		{func(a *MemberArgs) { a.Mode, a.Platform, a.Namespaces = Pull, &PlatformArgs{Environment: "prod"}, nil }, "platform.repoURL"},
 		{func(a *MemberArgs) {
@@ -72,9 +73,12 @@ func TestMemberGraph(t *testing.T) {
 	}}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		a := sample(ctx)
+		a.RancherAgent = pulumi.String("apiVersion: v1\nkind: Namespace\nmetadata: {name: cattle-system}\n")
 		_, err := NewMember(ctx, "seoul", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "prod", m)))
+	agent := m.Inputs()["kubernetes:yaml/v2:ConfigGroup seoul-rancher-agent"]["yaml"]
+	assert.True(t, agent.IsSecret(), "Rancher's registration manifest (its token) is a Pulumi secret")
 	js := func(key string) string {
 		v, ok := m.Inputs()[key]
 		require.True(t, ok, key)

@@ -18,6 +18,7 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
+	yamlv2 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/yaml/v2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"sigs.k8s.io/yaml"
 
@@ -66,6 +67,10 @@ type MemberArgs struct {
 	Platform *PlatformArgs `json:"platform,omitempty"`
 	// Rancher also imports the cluster into Rancher (nil: not).
 	Rancher *Rancher `json:"rancher,omitempty"`
+	// RancherAgent is the registration manifest Rancher issued for the member
+	// (RancherRegistration; it holds the registration token, so it is made a Pulumi secret),
+	// applied on the member with its provider; nil until Rancher issued it.
+	RancherAgent pulumi.StringInput `json:"-"`
 	// Member and Management are the providers of the member and of the management cluster (which
 	// a pull member needs only with Rancher).
 	Member     pulumi.ProviderResource `json:"-"`
@@ -135,6 +140,9 @@ func (a MemberArgs) Validate() error {
 	}
 	if r := a.Rancher; r != nil && r.Workspace != "" && !dnsLabel.MatchString(r.Workspace) {
 		return fmt.Errorf("cluster %s: rancher.workspace %q", a.Name, r.Workspace)
+	}
+	if a.RancherAgent != nil && a.Rancher == nil {
+		return fmt.Errorf("cluster %s: rancherAgent: set rancher too (the agent registers with the Rancher that imports the cluster)", a.Name)
 	}
 	return nil
 }
@@ -301,6 +309,12 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 			"metadata": map[string]any{"name": a.Name, "namespace": rc.Workspace, "labels": rl},
 			"spec":     map[string]any{}}, mgmt...); err != nil {
 			return nil, err
+		}
+		if a.RancherAgent != nil { // the cattle-cluster-agent connects the member to Rancher
+			if _, err := yamlv2.NewConfigGroup(ctx, name+"-rancher-agent", &yamlv2.ConfigGroupArgs{
+				Yaml: pulumi.ToSecret(a.RancherAgent).(pulumi.StringOutput), SkipAwait: pulumi.Bool(true)}, on...); err != nil {
+				return nil, err
+			}
 		}
 	}
 	r.Name = pulumi.String(a.Name).ToStringOutput()

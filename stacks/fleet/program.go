@@ -25,6 +25,10 @@ import (
 // Project is the Pulumi project of the fleet stack.
 const Project = "kplane-fleet"
 
+// RancherPendingOutput lists the members Rancher imports whose registration manifest it had not
+// issued yet when the program ran (the next up applies it on them).
+const RancherPendingOutput = "rancherPending"
+
 // Config is kplane:fleet.
 type Config struct {
 	Environment string `json:"environment"`
@@ -122,6 +126,7 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+	var pending []string // imported into Rancher, its registration not issued yet
 	for _, cl := range c.Clusters {
 		kc, err := os.ReadFile(cl.Kubeconfig)
 		if err != nil {
@@ -145,9 +150,22 @@ func Program(ctx *pulumi.Context) error {
 		if err != nil {
 			return err
 		}
+		var agent pulumi.StringInput
+		if c.Rancher != nil {
+			manifest, err := member.RancherRegistration(context.Background(), member.Cluster{Name: "management", Kubeconfig: c.Management},
+				cmp.Or(c.Rancher.Workspace, "fleet-default"), cl.Name, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			if manifest == "" {
+				pending = append(pending, cl.Name)
+			} else {
+				agent = pulumi.ToSecret(pulumi.String(manifest)).(pulumi.StringOutput)
+			}
+		}
 		if _, err := member.NewMember(ctx, cl.Name, &member.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
 			Labels: cl.Labels, Values: cl.Values, Namespaces: cl.Namespaces, ArgoCDNamespace: c.ArgoCDNamespace, Rancher: c.Rancher,
-			Mode: cl.Mode, Platform: c.Platform, Member: p, Management: mgmt}); err != nil {
+			RancherAgent: agent, Mode: cl.Mode, Platform: c.Platform, Member: p, Management: mgmt}); err != nil {
 			return err
 		}
 	}
@@ -157,6 +175,8 @@ func Program(ctx *pulumi.Context) error {
 		}
 	}
 	ctx.Export("members", pulumi.ToStringArray(names(c.Clusters)))
+	// Rancher issues a member's registration once it has imported it: the next up applies it.
+	ctx.Export(RancherPendingOutput, pulumi.ToStringArray(pending))
 	return nil
 }
 

@@ -425,6 +425,98 @@ func TestFleetPull(t *testing.T) {
 	}
 }
 
+// TestFleetRancher: the Rancher import, with Rancher's side played by the test bed (Rancher
+// cannot run here). `up` creates the member's provisioning Cluster; once Rancher has issued the
+// registration, kplane-fleet applies its manifest on the member with the member's own provider
+// (the second up). The registration token stays a secret: not in the output nor in Pulumi's
+// state files. A Rancher that cannot serve the manifest stops `up` without removing the agent;
+// `down` removes the agent from the member and the import from the management cluster.
+func TestFleetRancher(t *testing.T) {
+	integration(t)
+	ctx := context.Background()
+	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
+	mgmt, ulsan := clusters[0], clusters[1]
+	require.NoError(t, testbed.InstallArgoCD(ctx, mgmt))
+	rancher := testbed.StartRancherStandIn(t, mgmt)
+	envs, state := t.TempDir(), t.TempDir()
+	_, fleet := fleetCLI(t, envs, state)
+	cfg := map[string]any{"config": map[string]any{"kplane:fleet": map[string]any{"environment": "test", "management": mgmt.Kubeconfig,
+		"rancher":  map[string]any{"workspace": "fleet-default"},
+		"clusters": []any{map[string]any{"name": "ulsan", "kubeconfig": ulsan.Kubeconfig, "labels": map[string]any{"region": "ulsan"}}}}}}
+	raw, err := yaml.Marshal(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(envs, "test"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(envs, "test", "fleet.yaml"), raw, 0o600))
+
+	start := time.Now()
+	out, err := fleet("up")
+	require.NoError(t, err, out)
+	t.Logf("up with the Rancher import (two ups) in %.1f s", time.Since(start).Seconds())
+	assert.Contains(t, out, "applied Rancher's registration on 1 clusters")
+	token := rancher.Token(ctx, mgmt, "fleet-default", "ulsan")
+	require.NotEmpty(t, token, "Rancher issued ulsan's registration")
+	mdyn, err := mgmt.Dynamic()
+	require.NoError(t, err)
+	imported := get(t, mdyn, schema.GroupVersionResource{Group: "provisioning.cattle.io", Version: "v1", Resource: "clusters"}, "fleet-default", "ulsan")
+	assert.Equal(t, "ulsan", imported.GetLabels()["region"])
+	// The agent, applied on ulsan with its own credentials: the token Rancher issued for it.
+	ucs, err := ulsan.Clientset()
+	require.NoError(t, err)
+	agent, err := ucs.AppsV1().Deployments("cattle-system").Get(ctx, "cattle-cluster-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, rancher.URL, agent.Spec.Template.Spec.Containers[0].Env[0].Value)
+	creds, err := ucs.CoreV1().Secrets("cattle-system").List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	var tokens []string
+	for _, s := range creds.Items {
+		if strings.HasPrefix(s.Name, "cattle-credentials-") {
+			tokens = append(tokens, string(s.Data["token"]))
+		}
+	}
+	assert.Equal(t, []string{token}, tokens)
+	_, err = ucs.RbacV1().ClusterRoleBindings().Get(ctx, "cattle-admin-binding", metav1.GetOptions{})
+	require.NoError(t, err)
+	// The token is a secret: not in the output, not in the state (encrypted there).
+	assert.NotContains(t, out, token)
+	require.NoError(t, filepath.WalkDir(state, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		assert.NotContains(t, string(b), token, "%s holds the registration token in plain text", path)
+		return nil
+	}))
+
+	// Rancher cannot serve the manifest: `up` stops, saying so without the token; the agent stays.
+	rancher.Down.Store(true)
+	out, err = fleet("up")
+	require.Error(t, err, out)
+	assert.Contains(t, out, "cluster ulsan: Rancher's registration manifest "+rancher.URL+"/v3/import/{token}_")
+	assert.Contains(t, out, "503 Service Unavailable")
+	assert.NotContains(t, out, token)
+	_, err = ucs.AppsV1().Deployments("cattle-system").Get(ctx, "cattle-cluster-agent", metav1.GetOptions{})
+	require.NoError(t, err, "the agent is left in place")
+	rancher.Down.Store(false)
+	out, err = fleet("up")
+	require.NoError(t, err, out)
+	assert.NotContains(t, out, "applied Rancher's registration", "registered already: one up")
+
+	// Deregistered: the agent leaves ulsan, the import the management cluster.
+	out, err = fleet("down")
+	require.NoError(t, err, out)
+	require.Eventually(t, func() bool {
+		_, err := ucs.CoreV1().Namespaces().Get(ctx, "cattle-system", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, 60*time.Second, time.Second, "cattle-system deleted")
+	_, err = ucs.RbacV1().ClusterRoleBindings().Get(ctx, "cattle-admin-binding", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "cattle-admin-binding deleted: %v", err)
+	_, err = mdyn.Resource(schema.GroupVersionResource{Group: "provisioning.cattle.io", Version: "v1", Resource: "clusters"}).Namespace("fleet-default").
+		Get(ctx, "ulsan", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "the import is gone: %v", err)
+	noKplaneOn(t, ulsan)
+}
+
 // fleetCLI builds kplane-fleet and returns it and a runner of its verbs on the environment "test"
 // of envs (a wave waits at most 3 minutes for its sync unless args say otherwise).
 func fleetCLI(t *testing.T, envs, state string) (string, func(args ...string) (string, error)) {

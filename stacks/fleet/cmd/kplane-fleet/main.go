@@ -1,6 +1,8 @@
 // Command kplane-fleet runs the fleet of an environment: register -> health check -> sync.
 //
-//	kplane-fleet up      --env ENV                  register every cluster (pulumi up of the fleet stack)
+//	kplane-fleet up      --env ENV                  register every cluster (pulumi up of the fleet stack; with
+//	                                                rancher, once Rancher issued new members' registration,
+//	                                                a second up applies it on them)
 //	kplane-fleet health  --env ENV [--json] [--watch 10s] [--metrics :9100]
 //	kplane-fleet rollout --env ENV [--batch N] [--resume] [--sync-timeout 10m]
 //	                                                enable the platform wave by wave, healthy clusters only;
@@ -13,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -58,6 +61,7 @@ func run(ctx context.Context, args []string) error {
 	watch := fs.Duration("watch", 0, "health: check again at this interval until interrupted")
 	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch)")
 	timeout := fs.Duration("timeout", 5*time.Second, "health check timeout per cluster")
+	rancherTimeout := fs.Duration("rancher-timeout", 5*time.Minute, "up: how long to wait for Rancher to issue a new member's registration")
 	syncTimeout := fs.Duration("sync-timeout", 10*time.Minute, "rollout: how long a wave waits for Argo CD to sync its clusters' Applications (0: do not wait)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -112,10 +116,21 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		start := time.Now()
-		if _, err := s.Up(ctx); err != nil {
+		res, err := s.Up(ctx)
+		if err != nil {
 			return err
 		}
 		fmt.Printf("registered %d clusters in %.1f s\n", len(c.Clusters), time.Since(start).Seconds())
+		if pending, _ := res.Outputs[fleet.RancherPendingOutput].Value.([]any); len(pending) > 0 {
+			// Rancher issues their registration once it has imported them: wait, then apply it.
+			if err := waitRancher(ctx, c, pending, *rancherTimeout); err != nil {
+				return err
+			}
+			if _, err := s.Up(ctx); err != nil {
+				return err
+			}
+			fmt.Printf("applied Rancher's registration on %d clusters in %.1f s\n", len(pending), time.Since(start).Seconds())
+		}
 		if args[0] == "run" {
 			return rollout()
 		}
@@ -165,4 +180,32 @@ func run(ctx context.Context, args []string) error {
 		case <-time.After(*watch):
 		}
 	}
+}
+
+// waitRancher returns once Rancher has issued the registration of every cluster named.
+func waitRancher(ctx context.Context, c *fleet.Config, clusters []any, timeout time.Duration) error {
+	mgmt := member.Cluster{Name: "management", Kubeconfig: c.Management}
+	workspace := cmp.Or(c.Rancher.Workspace, "fleet-default")
+	deadline := time.Now().Add(timeout)
+	for _, name := range clusters {
+		for {
+			manifest, err := member.RancherRegistration(ctx, mgmt, workspace, fmt.Sprint(name), 10*time.Second)
+			if err != nil {
+				return err
+			}
+			if manifest != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("cluster %s: Rancher issued no registration within %s (its cluster %s/%s has no status.clusterName, or its default-token no manifestUrl: is Rancher running, with its server-url set?)",
+					name, timeout, workspace, name)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}
+	return nil
 }
