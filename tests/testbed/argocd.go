@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -24,13 +23,7 @@ type ArgoCD struct {
 	Namespace string
 	Dir       string
 	redis     *miniredis.Miniredis
-	procs     []*argoProc
-}
-
-type argoProc struct {
-	name, log string
-	cmd       *exec.Cmd
-	done      chan struct{}
+	procs     []*proc
 }
 
 // ArgoCDOptions: TrustedCAs are Git servers' CAs by host (what argocd-tls-certs-cm holds);
@@ -141,53 +134,20 @@ func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (
 			a.Stop()
 			return nil, err
 		}
-		p := &argoProc{name: s.name, log: filepath.Join(dir, s.name+".log"), done: make(chan struct{})}
-		logf, err := os.Create(p.log)
+		cmd := exec.Command(link, s.args...)
+		cmd.Dir, cmd.Env = dir, env
+		p, err := startProc(s.name, filepath.Join(dir, s.name+".log"), cmd, false)
 		if err != nil {
 			a.Stop()
 			return nil, err
 		}
-		p.cmd = exec.Command(link, s.args...)
-		p.cmd.Dir, p.cmd.Env = dir, env
-		p.cmd.Stdout, p.cmd.Stderr = logf, logf
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		err = p.cmd.Start()
-		logf.Close()
-		if err != nil {
-			a.Stop()
-			return nil, err
-		}
-		go func() { _ = p.cmd.Wait(); close(p.done) }()
 		a.procs = append(a.procs, p)
-		if err := p.waitReady(ctx, s.ready, 90*time.Second); err != nil {
+		if err := p.waitReady(ctx, 90*time.Second, 200*time.Millisecond, httpOK(http.DefaultClient, s.ready)); err != nil {
 			a.Stop()
 			return nil, err
 		}
 	}
 	return a, nil
-}
-
-func (p *argoProc) waitReady(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited: %s", p.name, lastLines(p.log, 15))
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready in %s: %s", p.name, timeout, lastLines(p.log, 15))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // Logs is the end of every controller's log, for failure messages.
@@ -202,10 +162,7 @@ func (a *ArgoCD) Logs(n int) string {
 // Stop ends the controllers and Redis.
 func (a *ArgoCD) Stop() {
 	for _, p := range a.procs {
-		if p.cmd.Process != nil {
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
+		p.stop()
 	}
 	a.procs = nil
 	if a.redis != nil {

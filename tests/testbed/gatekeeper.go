@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/kplane/kplane/tests/fixtures"
@@ -26,8 +25,7 @@ type Gatekeeper struct {
 	Log string
 
 	dir, health string
-	cmd         *exec.Cmd
-	done        chan struct{}
+	*proc
 }
 
 // NewGatekeeper prepares a manager in dir: free loopback ports and a serving certificate.
@@ -75,51 +73,16 @@ func (g *Gatekeeper) Start(ctx context.Context, c *Cluster, namespace, podName s
 	if err := os.MkdirAll(filepath.Join(g.dir, "audit"), 0o700); err != nil {
 		return err
 	}
-	logf, err := os.Create(g.Log)
-	if err != nil {
-		return err
-	}
 	_, port, _ := net.SplitHostPort(g.Addr)
-	g.cmd = exec.Command(bin, "--host=127.0.0.1", "--port="+port, "--cert-dir="+filepath.Join(g.dir, "certs"), "--disable-cert-rotation", "--api-cache-dir="+filepath.Join(g.dir, "audit"),
+	cmd := exec.Command(bin, "--host=127.0.0.1", "--port="+port, "--cert-dir="+filepath.Join(g.dir, "certs"), "--disable-cert-rotation", "--api-cache-dir="+filepath.Join(g.dir, "audit"),
 		"--health-addr="+g.health, "--metrics-addr=0", "--shutdown-delay=0", fmt.Sprintf("--audit-interval=%d", auditInterval),
 		"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate", "--log-denies")
-	g.cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "POD_NAMESPACE="+namespace, "POD_NAME="+podName)
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
-	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := g.cmd.Start(); err != nil {
-		logf.Close()
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "POD_NAMESPACE="+namespace, "POD_NAME="+podName)
+	if g.proc, err = startProc("gatekeeper", g.Log, cmd, false); err != nil {
 		return err
 	}
-	g.done = make(chan struct{})
-	go func() { _ = g.cmd.Wait(); logf.Close(); close(g.done) }()
-	for {
-		resp, err := http.Get("http://" + g.health + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-g.done:
-			return fmt.Errorf("gatekeeper exited: %s", lastLines(g.Log, 5))
-		case <-ctx.Done():
-			return fmt.Errorf("gatekeeper not ready: %w; log: %s", ctx.Err(), lastLines(g.Log, 5))
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return g.waitReady(ctx, 5*time.Minute, 200*time.Millisecond, httpOK(http.DefaultClient, "http://"+g.health+"/readyz"))
 }
 
-// Stop terminates the manager.
-func (g *Gatekeeper) Stop() {
-	if g.cmd == nil || g.cmd.Process == nil {
-		return
-	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(10 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.done
-	}
-}
+// Stop terminates the manager (SIGTERM, killed after 10 s).
+func (g *Gatekeeper) Stop() { g.terminate(10 * time.Second) }

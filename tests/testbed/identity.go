@@ -32,8 +32,7 @@ type Keycloak struct {
 	AdminUser     string
 	AdminPassword string
 	Log           string // JSON lines (identity.KeycloakServerOptions)
-	cmd           *exec.Cmd
-	done          chan struct{}
+	*proc
 }
 
 // ServiceOptions place a test-bed service: a fixed loopback port (0: free ones) and whether it
@@ -41,13 +40,6 @@ type Keycloak struct {
 type ServiceOptions struct {
 	Port     int
 	Detached bool
-}
-
-func (o ServiceOptions) procAttr() *syscall.SysProcAttr {
-	if o.Detached {
-		return &syscall.SysProcAttr{Setsid: true}
-	}
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 func (o ServiceOptions) ports(n int) (int, error) {
@@ -93,52 +85,26 @@ func StartKeycloakWith(ctx context.Context, dir string, o ServiceOptions) (*Keyc
 	_, _ = rand.Read(secret)
 	k := &Keycloak{URL: fmt.Sprintf("https://127.0.0.1:%d", port), CA: ca, AdminUser: "kplane-admin", AdminPassword: hex.EncodeToString(secret),
 		Log: filepath.Join(dir, "keycloak.log")}
-	logf, err := os.Create(k.Log)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
 	args := append([]string{"start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
 		"--https-certificate-file", certFile, "--https-certificate-key-file", keyFile,
 		"--http-management-port", fmt.Sprint(port + 1), "--http-port", fmt.Sprint(port + 2), "--db=dev-mem", "--hostname-strict=false",
 		"--truststore-paths", caFile}, // Keycloak trusts itself (a brokered realm on the same server) and the test bed's CA
 		identity.KeycloakServerOptions()...) // JSON lines with login and admin events, as the audit pipeline ships them
-	k.cmd = exec.Command(kc, args...)
-	k.cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
+	cmd := exec.Command(kc, args...)
+	cmd.Env = append(os.Environ(), "KC_BOOTSTRAP_ADMIN_USERNAME="+k.AdminUser, "KC_BOOTSTRAP_ADMIN_PASSWORD="+k.AdminPassword,
 		"JAVA_OPTS_APPEND=-Djava.io.tmpdir="+dir)
-	k.cmd.Stdout, k.cmd.Stderr = logf, logf
-	k.cmd.SysProcAttr = o.procAttr()
-	if err := k.cmd.Start(); err != nil {
+	if k.proc, err = startProc("keycloak", k.Log, cmd, o.Detached); err != nil {
 		return nil, err
 	}
-	k.done = make(chan struct{})
-	go func() { _ = k.cmd.Wait(); close(k.done) }()
 	client, err := k.HTTPClient()
 	if err != nil {
 		k.Stop()
 		return nil, err
 	}
-	deadline := time.Now().Add(180 * time.Second)
-	for {
-		resp, err := client.Get(k.URL + "/realms/master/.well-known/openid-configuration")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return k, nil
-			}
-		}
-		exited := false
-		select {
-		case <-k.done:
-			exited = true
-		default:
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil || exited {
-			k.Stop()
-			return nil, fmt.Errorf("keycloak did not answer on %s (exited: %v); log tail:\n%s", k.URL, exited, lastLines(k.Log, 20))
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := k.waitReady(ctx, 180*time.Second, 500*time.Millisecond, httpOK(client, k.URL+"/realms/master/.well-known/openid-configuration")); err != nil {
+		return nil, err
 	}
+	return k, nil
 }
 
 // HTTPClient trusts the Keycloak's CA.
@@ -151,12 +117,7 @@ func (k *Keycloak) HTTPClient() (*http.Client, error) {
 }
 
 // Stop kills Keycloak's process group.
-func (k *Keycloak) Stop() {
-	if k.cmd != nil && k.cmd.Process != nil {
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-		<-k.done
-	}
-}
+func (k *Keycloak) Stop() { k.stop() }
 
 // servingCert makes a CA and a loopback server certificate signed by it (PEM; key as PKCS#8).
 func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
@@ -196,7 +157,7 @@ type LDAP struct {
 	BaseDN       string
 	BindDN       string
 	BindPassword string
-	cmd          *exec.Cmd
+	*proc
 }
 
 // StartLDAP starts slapd in dir with suffix baseDN (schemas core, cosine, inetorgperson, nis) and
@@ -243,48 +204,34 @@ directory %[1]s/data
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "slapd.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	l.cmd = exec.Command(slapd, "-f", confFile, "-h", l.URL+"/", "-d", "0")
-	l.cmd.Stdout, l.cmd.Stderr = logf, logf
-	l.cmd.SysProcAttr = o.procAttr()
-	if err := l.cmd.Start(); err != nil {
+	if l.proc, err = startProc("slapd", filepath.Join(dir, "slapd.log"), exec.Command(slapd, "-f", confFile, "-h", l.URL+"/", "-d", "0"), o.Detached); err != nil {
 		return nil, err
 	}
 	dc, _, _ := strings.Cut(strings.TrimPrefix(baseDN, "dc="), ",")
 	base := fmt.Sprintf("dn: %s\nobjectClass: dcObject\nobjectClass: organization\no: %s\ndc: %s\n\n", baseDN, dc, dc)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	// Ready once the entries load; an error other than "not listening yet" is final.
+	if err := l.waitReady(ctx, 30*time.Second, 200*time.Millisecond, func() (bool, error) {
 		add := exec.CommandContext(ctx, "ldapadd", "-x", "-H", l.URL, "-D", l.BindDN, "-w", l.BindPassword)
 		add.Stdin = strings.NewReader(base + ldif)
 		out, err := add.CombinedOutput()
-		if err == nil {
-			return l, nil
+		if err != nil && !strings.Contains(string(out), "Can't contact LDAP server") {
+			return false, fmt.Errorf("loading entries: %v: %s", err, out)
 		}
-		if time.Now().After(deadline) || !strings.Contains(string(out), "Can't contact LDAP server") {
-			l.Stop()
-			return nil, fmt.Errorf("slapd: loading entries: %v: %s", err, out)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return err == nil, nil
+	}); err != nil {
+		return nil, err
 	}
+	return l, nil
 }
 
 // Stop kills slapd.
-func (l *LDAP) Stop() {
-	if l.cmd != nil && l.cmd.Process != nil {
-		_ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL)
-		_ = l.cmd.Wait()
-	}
-}
+func (l *LDAP) Stop() { l.stop() }
 
 // PID of the Keycloak process (a Detached one is stopped by it).
-func (k *Keycloak) PID() int { return k.cmd.Process.Pid }
+func (k *Keycloak) PID() int { return k.pid() }
 
 // PID of the slapd process.
-func (l *LDAP) PID() int { return l.cmd.Process.Pid }
+func (l *LDAP) PID() int { return l.pid() }
 
 // StopPID ends a detached service's process group (started with Setsid: its pid leads it).
 func StopPID(pid int) {

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"context"
 	cryptotls "crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -23,7 +23,6 @@ type SeaweedFS struct {
 	// CA signed the S3 certificate (with TLS).
 	CA  []byte
 	Log string
-	cmd *exec.Cmd
 }
 
 // StartSeaweedFS starts the server with flags (the NFS store's: backup.NFSStoreFlags), its data
@@ -64,37 +63,21 @@ func StartSeaweedFS(t testing.TB, dir, accessKey, secretKey string, tls bool, fl
 		pool.AppendCertsFromPEM(ca)
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &cryptotls.Config{RootCAs: pool}}}
 	}
-	logf, err := os.Create(s.Log)
+	cmd := exec.Command(bin, flags...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey)
+	p, err := startProc("weed mini", s.Log, cmd, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
-	s.cmd = exec.Command(bin, flags...)
-	s.cmd.Dir = dir
-	s.cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	t.Cleanup(p.stop)
+	// Ready once S3 answers and the startup banner (buckets created) is out.
+	s3 := httpOK(client, s.URL+"/healthz")
+	if err := p.waitReady(context.Background(), 60*time.Second, 200*time.Millisecond, func() (bool, error) {
+		ok, err := s3()
+		return ok && logHas(s.Log, "All enabled components are running"), err
+	}); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL); <-done })
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		select {
-		case <-done:
-			t.Fatalf("weed mini exited: %s", lastLines(s.Log, 20))
-		default:
-		}
-		// Ready once S3 answers and the startup banner (buckets created) is out.
-		if resp, err := client.Get(s.URL + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && logHas(s.Log, "All enabled components are running") {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("weed mini did not answer in 60 s: %s", lastLines(s.Log, 20))
-		}
-	}
+	return s
 }

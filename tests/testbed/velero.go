@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -20,8 +19,7 @@ import (
 type Velero struct {
 	Namespace string
 	Log       string
-	cmd       *exec.Cmd
-	done      chan struct{}
+	*proc
 }
 
 // InstallVelero puts into c what Velero's installation leaves there: its CRDs (from the same
@@ -81,46 +79,22 @@ func StartVelero(ctx context.Context, c *Cluster, dir string) (*Velero, error) {
 		return nil, err
 	}
 	v := &Velero{Namespace: "velero", Log: filepath.Join(dir, "velero.log")}
-	logf, err := os.Create(v.Log)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	v.cmd = exec.Command(bin, "server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
+	cmd := exec.Command(bin, "server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
 		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0",
 		// Tests do not wait minutes: validate locations and sync backups from them every 2 s.
 		"--store-validation-frequency", "2s", "--backup-sync-period", "2s")
-	v.cmd.Dir = dir
-	v.cmd.Stdout, v.cmd.Stderr = logf, logf
-	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := v.cmd.Start(); err != nil {
+	cmd.Dir = dir
+	if v.proc, err = startProc("velero server", v.Log, cmd, false); err != nil {
 		return nil, err
 	}
-	v.done = make(chan struct{})
-	go func() { _ = v.cmd.Wait(); close(v.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for !logHas(v.Log, "Server starting...") {
-		select {
-		case <-v.done:
-			return nil, fmt.Errorf("velero server exited: %s", lastLines(v.Log, 10))
-		default:
-		}
-		if time.Now().After(deadline) {
-			v.Stop()
-			return nil, fmt.Errorf("velero server did not start in 60 s: %s", lastLines(v.Log, 10))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if err := v.waitReady(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) { return logHas(v.Log, "Server starting..."), nil }); err != nil {
+		return nil, err
 	}
 	return v, nil
 }
 
 // Stop kills the server.
-func (v *Velero) Stop() {
-	if v.cmd != nil && v.cmd.Process != nil {
-		_ = syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
-		<-v.done
-	}
-}
+func (v *Velero) Stop() { v.stop() }
 
 // LastLines is the end of a service's log, for failure messages.
 func LastLines(path string, n int) string { return lastLines(path, n) }
