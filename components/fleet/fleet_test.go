@@ -79,13 +79,7 @@ func TestMemberGraph(t *testing.T) {
 	}, pulumi.WithMocks("kplane", "prod", m)))
 	agent := m.Inputs()["kubernetes:yaml/v2:ConfigGroup seoul-rancher-agent"]["yaml"]
 	assert.True(t, agent.IsSecret(), "Rancher's registration manifest (its token) is a Pulumi secret")
-	js := func(key string) string {
-		v, ok := m.Inputs()[key]
-		require.True(t, ok, key)
-		b, err := json.Marshal(v.Mappable())
-		require.NoError(t, err)
-		return string(b)
-	}
+	js := func(key string) string { return inputJSON(t, m, key) }
 	token := js("kubernetes:core/v1:Secret seoul-token")
 	assert.Contains(t, token, `"type":"kubernetes.io/service-account-token"`)
 	assert.Contains(t, token, `"pulumi.com/waitFor":"jsonpath={.data.token}"`)
@@ -107,6 +101,16 @@ func TestMemberGraph(t *testing.T) {
 		fields["config"].StringValue())
 	assert.NotContains(t, entry, RolloutLabel, "the rollout label is the wave runner's")
 	assert.Contains(t, js("kubernetes:provisioning.cattle.io/v1:Cluster seoul-rancher"), `"namespace":"fleet-default"`)
+}
+
+// inputJSON is the inputs of the recorded resource key ("type name") as JSON.
+func inputJSON(t *testing.T, m *pack.Recorder, key string) string {
+	t.Helper()
+	v, ok := m.Inputs()[key]
+	require.True(t, ok, key)
+	b, err := json.Marshal(v.Mappable())
+	require.NoError(t, err)
+	return string(b)
 }
 
 func pullPlatform() *PlatformArgs {
@@ -137,13 +141,7 @@ func TestMemberPull(t *testing.T) {
 		}
 		assert.Contains(t, p, "::member::", "%s: on the member", key)
 	}
-	js := func(key string) string {
-		v, ok := m.Inputs()[key]
-		require.True(t, ok, key)
-		b, err := json.Marshal(v.Mappable())
-		require.NoError(t, err)
-		return string(b)
-	}
+	js := func(key string) string { return inputJSON(t, m, key) }
 	data := m.Inputs()["kubernetes:core/v1:Secret seoul-argocd-cluster"]["stringData"]
 	require.True(t, data.IsSecret())
 	assert.Equal(t, InClusterServer, data.SecretValue().Element.ObjectValue()["server"].StringValue())

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // GitServer is a real Git server on loopback: git's own smart-HTTP backend (`git http-backend`,
@@ -31,6 +32,27 @@ func StartGitServer(t testing.TB, dir string) *GitServer {
 	if err != nil {
 		t.Fatalf("git server: git is not installed (tools/build.sh installs it): %v", err)
 	}
+	root := filepath.Join(dir, "repositories")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	backend := &cgi.Handler{Path: gitBin, Args: []string{"http-backend"},
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + dir}}
+	url, ca := serveTLS(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Fetches only: pushes go through Push, as a reviewed merge would.
+		if r.URL.Query().Get("service") == "git-receive-pack" || strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
+			http.Error(w, "read-only", http.StatusForbidden)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	}))
+	return &GitServer{URL: url, CA: ca, root: root}
+}
+
+// serveTLS serves handler on a free loopback port over TLS, with a certificate for 127.0.0.1 from
+// a CA of its own, until the test ends; it returns https://127.0.0.1:<port> and the CA (PEM).
+func serveTLS(t testing.TB, handler http.Handler) (string, []byte) {
+	t.Helper()
 	ca, cert, key, err := servingCert()
 	if err != nil {
 		t.Fatal(err)
@@ -39,27 +61,15 @@ func StartGitServer(t testing.TB, dir string) *GitServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(dir, "repositories")
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	backend := &cgi.Handler{Path: gitBin, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "HOME=" + dir}}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Fetches only: pushes go through Push, as a reviewed merge would.
-		if r.URL.Query().Get("service") == "git-receive-pack" || strings.HasSuffix(r.URL.Path, "/git-receive-pack") {
-			http.Error(w, "read-only", http.StatusForbidden)
-			return
-		}
-		backend.ServeHTTP(w, r)
-	}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}
 	go func() { _ = srv.ServeTLS(l, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return &GitServer{URL: "https://" + l.Addr().String(), CA: ca, root: root}
+	return "https://" + l.Addr().String(), ca
 }
 
 // Push commits files (path -> content) as the whole tree of repository name on main, tags the

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -82,23 +80,9 @@ func StartRancherStandIn(t testing.TB, c *Cluster) *RancherStandIn {
 		"crd/clusterregistrationtokens.management.cattle.io", "crd/settings.management.cattle.io"); err != nil {
 		t.Fatal(err)
 	}
-	ca, cert, key, err := servingCert()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.X509KeyPair(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &RancherStandIn{URL: "https://" + l.Addr().String(), tokens: map[string]string{}}
-	srv := &http.Server{Handler: http.HandlerFunc(r.serveImport), TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.ServeTLS(l, "", "") }()
-	t.Cleanup(func() { _ = srv.Close() })
+	r := &RancherStandIn{tokens: map[string]string{}}
+	var ca []byte
+	r.URL, ca = serveTLS(t, http.HandlerFunc(r.serveImport))
 	dyn, err := c.Dynamic()
 	if err != nil {
 		t.Fatal(err)
