@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,10 +121,13 @@ func pullPlatform() *PlatformArgs {
 // TestMemberPull: a pull member's entry, AppProject and Applications all go to the member, for
 // its own Argo CD; nothing to the management cluster; automated sync is left to the wave runner.
 func TestMemberPull(t *testing.T) {
+	var mu sync.Mutex // resources register concurrently
 	providers, deps := map[string]string{}, map[string][]string{}
 	m := &pack.Recorder{Outputs: func(args pulumi.MockResourceArgs) resource.PropertyMap {
+		mu.Lock()
 		providers[args.TypeToken+" "+args.Name] = args.Provider
 		deps[args.Name] = args.RegisterRPC.GetDependencies()
+		mu.Unlock()
 		if args.TypeToken == "kubernetes:core/v1:Secret" && strings.HasSuffix(args.Name, "-token") {
 			return resource.PropertyMap{"data": resource.NewObjectProperty(resource.PropertyMap{"token": resource.NewStringProperty("dG9rZW4=")})}
 		}
