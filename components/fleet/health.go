@@ -162,10 +162,11 @@ func Preflight(ctx context.Context, c Cluster, timeout time.Duration) error {
 	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
 		return fmt.Errorf("cluster %s: unreachable at %s: %s; check the kubeconfig's server and the network", c.Name, cfg.Host, firstLine(err.Error()))
 	}
-	needs := []struct{ group, resource string }{{"", "namespaces"}, {"", "serviceaccounts"}, {"", "secrets"},
+	type kind struct{ group, resource string }
+	needs := []kind{{"", "namespaces"}, {"", "serviceaccounts"}, {"", "secrets"},
 		{"rbac.authorization.k8s.io", "clusterroles"}, {"rbac.authorization.k8s.io", "rolebindings"}}
 	if c.Pull { // its Argo CD's entry, AppProject and Applications
-		needs = append(needs, struct{ group, resource string }{"argoproj.io", "appprojects"}, struct{ group, resource string }{"argoproj.io", "applications"})
+		needs = append(needs, kind{"argoproj.io", "appprojects"}, kind{"argoproj.io", "applications"})
 	}
 	for _, need := range needs {
 		review, err := cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authzv1.SelfSubjectAccessReview{Spec: authzv1.SelfSubjectAccessReviewSpec{

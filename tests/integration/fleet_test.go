@@ -36,15 +36,33 @@ import (
 // platform's charts in the Git repository repoURL.
 func fleetEnv(t *testing.T, dir, env, management, repoURL string, clusters []map[string]any) {
 	t.Helper()
-	cfg := map[string]any{"config": map[string]any{"kplane:fleet": map[string]any{
-		"environment": env, "management": management,
+	writeFleetEnv(t, dir, env, map[string]any{"environment": env, "management": management,
 		"platform": map[string]any{"repoURL": repoURL, "revision": "v1.4.0",
 			"chartPath": "charts/platform", "policyChartPath": "charts/policies"},
-		"clusters": clusters}}}
-	raw, err := yaml.Marshal(cfg)
+		"clusters": clusters})
+}
+
+// writeFleetEnv writes environments/<env>/fleet.yaml with fleet as kplane:fleet.
+func writeFleetEnv(t *testing.T, dir, env string, fleet map[string]any) {
+	t.Helper()
+	raw, err := yaml.Marshal(map[string]any{"config": map[string]any{"kplane:fleet": fleet}})
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, env), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, env, "fleet.yaml"), raw, 0o600))
+}
+
+// startArgoCD starts Argo CD's controllers on c until the test ends, printing the end of their
+// logs (as who's) when the test failed.
+func startArgoCD(t *testing.T, c *testbed.Cluster, who string, o testbed.ArgoCDOptions) {
+	t.Helper()
+	argo, err := testbed.StartArgoCD(context.Background(), c, t.TempDir(), o)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", who, argo.Logs(40))
+		}
+		argo.Stop()
+	})
 }
 
 // platformCharts is the platform's Git repository: the platform chart (an agent Deployment and
@@ -104,14 +122,7 @@ func TestFleet(t *testing.T) {
 	mgmt := clusters[0]
 	git := testbed.StartGitServer(t, t.TempDir())
 	repoURL := git.Push(t, "platform", "v1.4.0", platformCharts)
-	argo, err := testbed.StartArgoCD(ctx, mgmt, t.TempDir(), testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}})
-	require.NoError(t, err)
-	t.Cleanup(argo.Stop)
-	defer func() {
-		if t.Failed() {
-			t.Logf("Argo CD's logs:\n%s", argo.Logs(40))
-		}
-	}()
+	startArgoCD(t, mgmt, "Argo CD's", testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}})
 	mcs, err := mgmt.Clientset()
 	require.NoError(t, err)
 	names := []string{"seoul", "busan", "daejeon"}
@@ -354,14 +365,7 @@ func TestFleetPull(t *testing.T) {
 	_, err = jcs.CoreV1().Namespaces().Get(ctx, member.MemberNamespace, metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "nothing half-registered: %v", err)
 
-	argo, err := testbed.StartArgoCD(ctx, jeju, t.TempDir(), testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}, WithoutApplicationSets: true})
-	require.NoError(t, err)
-	t.Cleanup(argo.Stop)
-	defer func() {
-		if t.Failed() {
-			t.Logf("jeju's Argo CD's logs:\n%s", argo.Logs(40))
-		}
-	}()
+	startArgoCD(t, jeju, "jeju's Argo CD's", testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}, WithoutApplicationSets: true})
 
 	// Registered: its Applications wait beside its Argo CD, which compares but does not sync them.
 	out, err = fleet("up")
@@ -440,13 +444,9 @@ func TestFleetRancher(t *testing.T) {
 	rancher := testbed.StartRancherStandIn(t, mgmt)
 	envs, state := t.TempDir(), t.TempDir()
 	_, fleet := fleetCLI(t, envs, state)
-	cfg := map[string]any{"config": map[string]any{"kplane:fleet": map[string]any{"environment": "test", "management": mgmt.Kubeconfig,
+	writeFleetEnv(t, envs, "test", map[string]any{"environment": "test", "management": mgmt.Kubeconfig,
 		"rancher":  map[string]any{"workspace": "fleet-default"},
-		"clusters": []any{map[string]any{"name": "ulsan", "kubeconfig": ulsan.Kubeconfig, "labels": map[string]any{"region": "ulsan"}}}}}}
-	raw, err := yaml.Marshal(cfg)
-	require.NoError(t, err)
-	require.NoError(t, os.MkdirAll(filepath.Join(envs, "test"), 0o700))
-	require.NoError(t, os.WriteFile(filepath.Join(envs, "test", "fleet.yaml"), raw, 0o600))
+		"clusters": []any{map[string]any{"name": "ulsan", "kubeconfig": ulsan.Kubeconfig, "labels": map[string]any{"region": "ulsan"}}}})
 
 	start := time.Now()
 	out, err := fleet("up")

@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 )
 
 // RancherStandIn plays, on a management cluster, the parts of Rancher a member's import goes
@@ -101,7 +103,7 @@ func StartRancherStandIn(t testing.TB, c *Cluster) *RancherStandIn {
 	}
 	go func() {
 		for ctx.Err() == nil {
-			if err := r.reconcile(ctx, c); err != nil && ctx.Err() == nil {
+			if err := r.reconcile(ctx, dyn, cs); err != nil && ctx.Err() == nil {
 				t.Logf("Rancher stand-in: %v", err)
 			}
 			select {
@@ -114,15 +116,7 @@ func StartRancherStandIn(t testing.TB, c *Cluster) *RancherStandIn {
 }
 
 // reconcile links each new provisioning Cluster to a Rancher cluster and issues its token.
-func (r *RancherStandIn) reconcile(ctx context.Context, c *Cluster) error {
-	dyn, err := c.Dynamic()
-	if err != nil {
-		return err
-	}
-	cs, err := c.Clientset()
-	if err != nil {
-		return err
-	}
+func (r *RancherStandIn) reconcile(ctx context.Context, dyn dynamic.Interface, cs kubernetes.Interface) error {
 	list, err := dyn.Resource(rancherClusters).Namespace("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
