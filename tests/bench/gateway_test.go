@@ -67,7 +67,11 @@ func BenchmarkCatalog(b *testing.B) {
 			q[i] = vocabulary[rng.Intn(len(vocabulary))]
 		}
 		start := time.Now()
-		hits += len(c.Search(strings.Join(q, " "), false, 50))
+		found, err := c.Search(strings.Join(q, " "), false, 50)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hits += len(found)
 		lat = append(lat, time.Since(start))
 	}
 	slices.Sort(lat)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -125,6 +126,14 @@ func TestCatalogPortal(t *testing.T) {
 		}
 		return out
 	}
+	// Tokens Keycloak issued for something else are refused: another tool's access token and an
+	// ID token of the catalog used as a bearer.
+	other, err := fixtures.OIDCAccessToken(httpClient, issuer, "grafana", "https://127.0.0.1:3000/login/generic_oauth", "alice", fixtures.AlicePassword, false)
+	require.NoError(t, err)
+	idToken, err := fixtures.OIDCLogin(httpClient, issuer, "api-catalog", redirect, "alice", fixtures.AlicePassword, false)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusUnauthorized, call(other, "/api/products", nil), "grafana's access token")
+	assert.Equal(t, http.StatusUnauthorized, call(idToken, "/api/products", nil), "an ID token")
 	assert.Equal(t, []string{"batch", "petstore", "stripe"}, names(alice), "a developer sees external products")
 	assert.Equal(t, []string{"batch", "petstore", "stripe", "tasks"}, names(carol), "an administrator sees internal ones too")
 	assert.Equal(t, http.StatusNotFound, call(alice, "/api/products/tasks", nil))
@@ -190,6 +199,33 @@ func TestCatalogPortal(t *testing.T) {
 	for _, name := range []string{"products", "changes", "swagger-ui"} {
 		checkScreenshot(t, filepath.Join(shots, name+".png"))
 	}
+
+	// Logout ends the session in the portal: the session cookie copied before it is refused.
+	var cookies []*network.Cookie
+	require.NoError(t, chromedp.Run(browser, chromedp.ActionFunc(func(ctx context.Context) error {
+		cookies, err = network.GetCookies().WithURLs([]string{portal}).Do(ctx)
+		return err
+	})))
+	var copied string
+	for _, c := range cookies {
+		if c.Name == "kplane_portal" {
+			copied = c.Value
+		}
+	}
+	require.NotEmpty(t, copied, "the browser holds the portal's session")
+	withCookie := func() int {
+		req, _ := http.NewRequest(http.MethodGet, portal+"/api/products", nil)
+		req.AddCookie(&http.Cookie{Name: "kplane_portal", Value: copied})
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, withCookie(), "the copied cookie works before logout")
+	require.NoError(t, chromedp.Run(browser, chromedp.Navigate(portal+"/logout")))
+	assert.Equal(t, http.StatusUnauthorized, withCookie(), "and not after")
+	assert.NotContains(t, log.String(), copied, "the log never holds a session")
+	assert.NotContains(t, log.String(), alice, "nor a token")
 }
 
 // checkScreenshot: a real page, not a blank or an error page — full size, many colours, and the

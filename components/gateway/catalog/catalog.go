@@ -11,11 +11,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/oasdiff/oasdiff/checker"
@@ -80,9 +83,13 @@ type Consumer struct {
 type Catalog struct {
 	Entries   []*Entry
 	Consumers []Consumer
-	byName    map[string]*Entry
-	index     map[string][]int32 // token -> operation ids (sorted)
-	ops       []Hit
+	// GatewayURL is the manifest's: where "Try it out" sends requests.
+	GatewayURL string
+	byName     map[string]*Entry
+	index      map[string][]int32 // token -> operation ids (sorted)
+	tokens     []string           // the index's tokens, sorted (prefix ranges)
+	ops        []Hit
+	diffs      diffCache
 }
 
 // Entry is a product with its loaded versions (in the manifest's order: oldest first).
@@ -119,20 +126,38 @@ type Hit struct {
 	Operation
 }
 
-// LoadSpec reads and validates an OpenAPI document, resolving its $refs (other files relative
-// to it included). Examples and defaults are not checked against their schemas: published
-// documents (Kubernetes' own among them) often carry ones that do not match, which break nothing
-// at the gateway.
+// Limits on what a document may bring in: one file (the document or a file it references) and
+// a gzipped document once decompressed.
+const (
+	MaxDocumentBytes     = 32 << 20
+	MaxDecompressedBytes = 64 << 20
+)
+
+// LoadSpec reads and validates an OpenAPI document, resolving its $refs. A reference may name
+// only a file in the document's own folder (or below it): URLs, absolute paths and paths that
+// leave the folder (.., symbolic links) are refused naming the reference, so a document cannot
+// make the catalog fetch from the network or publish a local file. Examples and defaults are not
+// checked against their schemas: published documents (Kubernetes' own among them) often carry
+// ones that do not match, which break nothing at the gateway.
 func LoadSpec(ctx context.Context, path string) (*openapi3.T, error) {
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	defer root.Close()
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = true
 	loader.Context = ctx
+	loader.ReadFromURIFunc = func(_ *openapi3.Loader, u *url.URL) ([]byte, error) { return readInFolder(root, dir, u) }
 	var doc *openapi3.T
-	var err error
 	if strings.HasSuffix(path, ".gz") { // a self-contained document, gzipped (the gateway's ConfigMap)
 		var raw []byte
-		if raw, err = gunzip(path); err == nil {
-			doc, err = loader.LoadFromData(raw)
+		if raw, err = gunzip(root, filepath.Base(path)); err == nil {
+			doc, err = loader.LoadFromDataWithPath(raw, &url.URL{Path: filepath.ToSlash(path)})
 		}
 	} else {
 		doc, err = loader.LoadFromFile(path)
@@ -146,8 +171,45 @@ func LoadSpec(ctx context.Context, path string) (*openapi3.T, error) {
 	return doc, nil
 }
 
-func gunzip(path string) ([]byte, error) {
-	f, err := os.Open(path)
+// readInFolder reads a referenced file: a relative path inside dir, through root (which refuses
+// to leave it), at most MaxDocumentBytes.
+func readInFolder(root *os.Root, dir string, u *url.URL) ([]byte, error) {
+	if u.Scheme != "" || u.Host != "" || u.Opaque != "" {
+		return nil, fmt.Errorf("reference %q: only files in the document's folder may be referenced; bundle the referenced document into it", u.String())
+	}
+	p := filepath.FromSlash(u.Path)
+	if !filepath.IsAbs(p) {
+		var err error
+		if p, err = filepath.Abs(p); err != nil {
+			return nil, err
+		}
+	}
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || !filepath.IsLocal(rel) {
+		return nil, fmt.Errorf("reference %q: outside the document's folder; only files in it may be referenced", u.Path)
+	}
+	f, err := root.Open(rel)
+	if err != nil {
+		return nil, fmt.Errorf("reference %q: %w", u.Path, err)
+	}
+	defer f.Close()
+	return readLimited(f, MaxDocumentBytes, "reference "+strconv.Quote(u.Path))
+}
+
+// readLimited reads r, refusing more than max bytes.
+func readLimited(r io.Reader, max int64, what string) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > max {
+		return nil, fmt.Errorf("%s: larger than %d MiB", what, max>>20)
+	}
+	return raw, nil
+}
+
+func gunzip(root *os.Root, name string) ([]byte, error) {
+	f, err := root.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +218,7 @@ func gunzip(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(r)
+	return readLimited(r, MaxDecompressedBytes, "decompressed document")
 }
 
 // brief is the first lines of a validation error, without the schemas it dumps.
@@ -183,7 +245,7 @@ func Load(ctx context.Context, dir string) (*Catalog, error) {
 
 // Build loads the documents of m (paths relative to dir) and indexes them.
 func Build(ctx context.Context, dir string, m Manifest) (*Catalog, error) {
-	c := &Catalog{Consumers: m.Consumers, byName: map[string]*Entry{}, index: map[string][]int32{}}
+	c := &Catalog{Consumers: m.Consumers, GatewayURL: m.GatewayURL, byName: map[string]*Entry{}, index: map[string][]int32{}}
 	for _, p := range m.Products {
 		if c.byName[p.Name] != nil {
 			return nil, fmt.Errorf("product %q: listed twice", p.Name)
@@ -217,6 +279,7 @@ func Build(ctx context.Context, dir string, m Manifest) (*Catalog, error) {
 		c.byName[p.Name] = e
 	}
 	sort.Slice(c.Entries, func(i, j int) bool { return c.Entries[i].Name < c.Entries[j].Name })
+	c.tokens = slices.Sorted(maps.Keys(c.index))
 	return c, nil
 }
 
@@ -256,21 +319,36 @@ func (c *Catalog) add(h Hit, p Product) {
 	}
 }
 
+// Query limits: a query longer or with more words is refused (ErrQuery), so one request cannot
+// hold a core for seconds.
+const (
+	MaxQueryBytes = 256
+	MaxQueryWords = 8
+)
+
+// ErrQuery is a query over the limits.
+var ErrQuery = fmt.Errorf("query too long: at most %d characters and %d words", MaxQueryBytes, MaxQueryWords)
+
 // Search finds operations whose product, path, method, operation id, summary or tags hold every
 // word of q (a word matches the words it begins), best first by product and version; internal
-// products only when internal is set. At most limit hits.
-func (c *Catalog) Search(q string, internal bool, limit int) []Hit {
+// products only when internal is set. At most limit hits; ErrQuery for a query over the limits.
+func (c *Catalog) Search(q string, internal bool, limit int) ([]Hit, error) {
+	if len(q) > MaxQueryBytes {
+		return nil, ErrQuery
+	}
 	words := tokens(q)
+	if len(words) > MaxQueryWords {
+		return nil, ErrQuery
+	}
 	if len(words) == 0 {
-		return nil
+		return nil, nil
 	}
 	var ids []int32
 	for i, w := range words {
 		var match []int32
-		for tok, list := range c.index {
-			if strings.HasPrefix(tok, w) {
-				match = append(match, list...)
-			}
+		// The tokens that begin with w are one range of the sorted tokens.
+		for j, _ := slices.BinarySearch(c.tokens, w); j < len(c.tokens) && strings.HasPrefix(c.tokens[j], w); j++ {
+			match = append(match, c.index[c.tokens[j]]...)
 		}
 		slices.Sort(match)
 		match = slices.Compact(match)
@@ -280,7 +358,7 @@ func (c *Catalog) Search(q string, internal bool, limit int) []Hit {
 			ids = intersect(ids, match)
 		}
 		if len(ids) == 0 {
-			return nil
+			return nil, nil
 		}
 	}
 	var out []Hit
@@ -292,7 +370,7 @@ func (c *Catalog) Search(q string, internal bool, limit int) []Hit {
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 func intersect(a, b []int32) []int32 {
@@ -347,7 +425,10 @@ type Report struct {
 }
 
 // Diff compares two versions of a product (oasdiff's checks): what a client of from meets in to.
-func (c *Catalog) Diff(product, from, to string) (*Report, error) {
+// Reports are computed once per pair and kept (the documents never change while the catalog
+// runs); at most MaxConcurrentDiffs are computed at once, and a caller whose ctx ends stops
+// waiting (the computation finishes for the cache).
+func (c *Catalog) Diff(ctx context.Context, product, from, to string) (*Report, error) {
 	e, ok := c.byName[product]
 	if !ok {
 		return nil, fmt.Errorf("no product %q", product)
@@ -360,6 +441,11 @@ func (c *Catalog) Diff(product, from, to string) (*Report, error) {
 	if !ok {
 		return nil, fmt.Errorf("product %s has no version %q", product, to)
 	}
+	return c.diffs.get(ctx, product+"\x00"+from+"\x00"+to, func() (*Report, error) { return compare(product, a, b) })
+}
+
+func compare(product string, a, b *Version) (*Report, error) {
+	from, to := a.Version, b.Version
 	s1, s2 := &load.SpecInfo{Url: a.Spec, Spec: a.Doc, Version: from}, &load.SpecInfo{Url: b.Spec, Spec: b.Doc, Version: to}
 	d, sources, err := diff.GetWithOperationsSourcesMap(diff.NewConfig(), s1, s2)
 	if err != nil {
@@ -377,4 +463,45 @@ func (c *Catalog) Diff(product, from, to string) (*Report, error) {
 	}
 	sort.SliceStable(r.Changes, func(i, j int) bool { return r.Changes[i].Breaking && !r.Changes[j].Breaking })
 	return r, nil
+}
+
+// MaxConcurrentDiffs bounds the diffs computed at once (a large pair takes hundreds of MB).
+const MaxConcurrentDiffs = 2
+
+// diffCache computes each report once, at most MaxConcurrentDiffs at a time.
+type diffCache struct {
+	mu      sync.Mutex
+	entries map[string]*diffEntry
+	slots   chan struct{}
+}
+
+type diffEntry struct {
+	done   chan struct{}
+	report *Report
+	err    error
+}
+
+func (d *diffCache) get(ctx context.Context, key string, compute func() (*Report, error)) (*Report, error) {
+	d.mu.Lock()
+	if d.entries == nil {
+		d.entries, d.slots = map[string]*diffEntry{}, make(chan struct{}, MaxConcurrentDiffs)
+	}
+	e, ok := d.entries[key]
+	if !ok {
+		e = &diffEntry{done: make(chan struct{})}
+		d.entries[key] = e
+		go func() {
+			d.slots <- struct{}{}
+			e.report, e.err = compute()
+			<-d.slots
+			close(e.done)
+		}()
+	}
+	d.mu.Unlock()
+	select {
+	case <-e.done:
+		return e.report, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

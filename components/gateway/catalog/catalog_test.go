@@ -55,21 +55,26 @@ func TestBadDocument(t *testing.T) {
 func TestSearch(t *testing.T) {
 	c, err := Build(context.Background(), "testdata", testManifest())
 	require.NoError(t, err)
-	hits := c.Search("refund", false, 10)
+	search := func(q string, internal bool, limit int) []Hit {
+		hits, err := c.Search(q, internal, limit)
+		require.NoError(t, err)
+		return hits
+	}
+	hits := search("refund", false, 10)
 	require.Len(t, hits, 1)
 	assert.Equal(t, "refundOrder", hits[0].OperationID)
 	assert.Equal(t, "v2", hits[0].Version)
-	assert.Len(t, c.Search("order by id", false, 10), 2, "every word: getOrder in v1 and v2")
-	assert.Empty(t, c.Search("ledger", false, 10), "internal products are not in the portal's search")
-	assert.Len(t, c.Search("ledger", true, 10), 3, "but in the admin's")
-	assert.Empty(t, c.Search("refund paid", false, 10))
-	assert.Len(t, c.Search("ORD", true, 100), 9, "prefixes, any case")
+	assert.Len(t, search("order by id", false, 10), 2, "every word: getOrder in v1 and v2")
+	assert.Empty(t, search("ledger", false, 10), "internal products are not in the portal's search")
+	assert.Len(t, search("ledger", true, 10), 3, "but in the admin's")
+	assert.Empty(t, search("refund paid", false, 10))
+	assert.Len(t, search("ORD", true, 100), 9, "prefixes, any case")
 }
 
 func TestDiff(t *testing.T) {
 	c, err := Build(context.Background(), "testdata", testManifest())
 	require.NoError(t, err)
-	r, err := c.Diff("orders", "v1", "v2")
+	r, err := c.Diff(context.Background(), "orders", "v1", "v2")
 	require.NoError(t, err)
 	var texts []string
 	for _, ch := range r.Changes {
@@ -80,7 +85,7 @@ func TestDiff(t *testing.T) {
 	assert.Contains(t, texts, "api-removed-without-deprecation", "DELETE /orders/{id} is gone")
 	assert.Contains(t, texts, "request-parameter-became-required", "status became required")
 	assert.Contains(t, texts, "endpoint-added")
-	_, err = c.Diff("orders", "v1", "v3")
+	_, err = c.Diff(context.Background(), "orders", "v1", "v3")
 	assert.ErrorContains(t, err, `product orders has no version "v3"`)
 	for _, ch := range r.Changes {
 		assert.NotEmpty(t, strings.TrimSpace(ch.Text))

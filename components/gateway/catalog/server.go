@@ -1,19 +1,18 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
+	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
+	"os"
 	"strings"
 	"time"
 
@@ -29,16 +28,24 @@ type Config struct {
 	Issuer, ClientID, ClientSecret string
 	// PublicURL is where people reach the portal (the redirect URI is PublicURL/callback).
 	PublicURL string
-	// AdminRole (default admin) is the client role of API administrators — the identity tool's
-	// "admin", in the token's roles claim — or a realm role of that name: they see internal
-	// products, consumers and plans.
+	// AdminRole (default admin) is the portal client's role of API administrators: they see
+	// internal products, consumers and plans. Only the portal client's own roles count.
 	AdminRole string
-	// SessionKey signs session cookies (32 random bytes, from a Secret).
+	// SessionKey seals session cookies (32 random bytes or more, from a Secret).
 	SessionKey []byte
-	// SwaggerUIDir holds swagger-ui-dist (served under /swagger-ui/).
+	// SwaggerUIDir holds swagger-ui-dist (served under /swagger-ui/); required.
 	SwaggerUIDir string
 	// HTTPClient talks to Keycloak (its CA).
 	HTTPClient *http.Client
+	// RecheckEvery (default 1 minute, shorter than the realm's access tokens) is how often a
+	// session is confirmed with the realm: roles follow the realm and a session ended there
+	// (logout, a disabled user) ends here.
+	RecheckEvery time.Duration
+	// SessionLifetime (default 8 hours) ends a session whatever the realm says.
+	SessionLifetime time.Duration
+	// Log receives the security events (login, logout, refused requests, admin access) as
+	// structured lines; never a token. Default: JSON on standard error.
+	Log *slog.Logger
 }
 
 //go:embed templates/*.html static/*
@@ -48,18 +55,15 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{"join": string
 	ParseFS(files, "templates/*.html"))
 
 type server struct {
-	cfg      Config
-	oauth    oauth2.Config
-	idTokens *oidc.IDTokenVerifier
-	access   *oidc.IDTokenVerifier
-	secure   bool
-}
-
-// session is who is logged in.
-type session struct {
-	User  string `json:"u"`
-	Admin bool   `json:"a"`
-	Exp   int64  `json:"e"`
+	cfg        Config
+	oauth      oauth2.Config
+	idTokens   *oidc.IDTokenVerifier
+	access     *oidc.IDTokenVerifier
+	endSession string
+	secure     bool
+	cookies    sealer
+	revoked    revoked
+	csp        string
 }
 
 // NewServer discovers the issuer and returns the portal's handler.
@@ -71,9 +75,17 @@ func NewServer(ctx context.Context, cfg Config) (http.Handler, error) {
 		return nil, errors.New("session key: at least 32 bytes")
 	case cfg.ClientID == "":
 		return nil, errors.New("client id: the portal's Keycloak client")
+	case cfg.SwaggerUIDir == "":
+		return nil, errors.New("swagger-ui: the folder of swagger-ui-dist is required (an empty one would serve the working directory)")
 	}
-	if cfg.AdminRole == "" {
-		cfg.AdminRole = "admin"
+	if st, err := os.Stat(cfg.SwaggerUIDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("swagger-ui %s: not a folder of swagger-ui-dist", cfg.SwaggerUIDir)
+	}
+	cfg.AdminRole = cmp.Or(cfg.AdminRole, "admin")
+	cfg.RecheckEvery = cmp.Or(cfg.RecheckEvery, time.Minute)
+	cfg.SessionLifetime = cmp.Or(cfg.SessionLifetime, 8*time.Hour)
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
 	if cfg.HTTPClient != nil {
 		ctx = oidc.ClientContext(ctx, cfg.HTTPClient)
@@ -82,26 +94,37 @@ func NewServer(ctx context.Context, cfg Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", cfg.Issuer, err)
 	}
+	var discovery struct {
+		EndSession string `json:"end_session_endpoint"`
+	}
+	_ = provider.Claims(&discovery)
+	cookies, err := newSealer(cfg.SessionKey)
+	if err != nil {
+		return nil, err
+	}
 	public := strings.TrimSuffix(cfg.PublicURL, "/")
-	s := &server{cfg: cfg, secure: strings.HasPrefix(public, "https://"),
+	s := &server{cfg: cfg, secure: strings.HasPrefix(public, "https://"), cookies: cookies, endSession: discovery.EndSession,
 		oauth: oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Endpoint: provider.Endpoint(),
 			RedirectURL: public + "/callback", Scopes: []string{oidc.ScopeOpenID, "profile"}},
 		idTokens: provider.Verifier(&oidc.Config{ClientID: cfg.ClientID}),
-		// Access tokens are for the gateway's APIs, not for this client: their audience differs.
+		// Access tokens: the client is checked on azp or aud (accessSession), as Keycloak puts
+		// the requesting client in azp.
 		access: provider.Verifier(&oidc.Config{SkipClientIDCheck: true}),
+		csp:    contentSecurityPolicy(cfg.Catalog.GatewayURL),
 	}
+	static, _ := fs.Sub(files, "static")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /login", s.login)
 	mux.HandleFunc("GET /callback", s.callback)
 	mux.HandleFunc("GET /logout", s.logout)
-	mux.Handle("GET /static/", http.FileServerFS(files))
-	mux.Handle("GET /swagger-ui/", http.StripPrefix("/swagger-ui/", http.FileServer(http.Dir(cfg.SwaggerUIDir))))
+	mux.Handle("GET /static/", http.StripPrefix("/static/", fileServer(static)))
+	mux.Handle("GET /swagger-ui/", http.StripPrefix("/swagger-ui/", fileServer(os.DirFS(cfg.SwaggerUIDir))))
 	page := func(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc { return s.authed(h, false) }
 	api := func(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc { return s.authed(h, true) }
 	mux.HandleFunc("GET /{$}", page(s.index))
 	mux.HandleFunc("GET /search", page(s.searchPage))
-	mux.HandleFunc("GET /admin", page(s.admin))
+	mux.HandleFunc("GET /admin", page(s.adminOnly(s.admin)))
 	mux.HandleFunc("GET /products/{name}", page(s.productPage))
 	mux.HandleFunc("GET /products/{name}/diff", page(s.diffPage))
 	mux.HandleFunc("GET /products/{name}/{version}", page(s.swaggerPage))
@@ -112,38 +135,82 @@ func NewServer(ctx context.Context, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /api/search", api(s.apiSearch))
 	mux.HandleFunc("GET /api/consumers", api(s.adminOnly(s.apiConsumers)))
 	mux.HandleFunc("GET /api/plans", api(s.adminOnly(s.apiPlans)))
-	return securityHeaders(mux), nil
+	return s.securityHeaders(mux), nil
 }
 
-// securityHeaders: no framing, no sniffing, scripts and styles from the portal only (Swagger
-// UI's inline initializer is a file of ours, not inline).
-func securityHeaders(h http.Handler) http.Handler {
+// HTTPServer serves h on addr with every timeout set: a client cannot hold a connection open by
+// sending slowly, reading slowly or idling.
+func HTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: time.Minute, MaxHeaderBytes: 32 << 10}
+}
+
+// fileServer serves the files of fsys, never a directory listing.
+func fileServer(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if name == "" || strings.HasSuffix(name, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if st, err := fs.Stat(fsys, name); err != nil || st.IsDir() {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
+// contentSecurityPolicy: scripts and styles from the portal only (Swagger UI's initializer is a
+// file of ours, not inline); requests from the page to the portal and, for Swagger UI's
+// "Try it out", to the gateway.
+func contentSecurityPolicy(gatewayURL string) string {
+	connect := "'self'"
+	if u, err := url.Parse(gatewayURL); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+		connect += " " + u.Scheme + "://" + u.Host
+	}
+	return "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src " + connect +
+		"; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+}
+
+// securityHeaders: no framing, no sniffing, no referrer, the CSP, HSTS on HTTPS.
+func (s *server) securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'")
+		w.Header().Set("Content-Security-Policy", s.csp)
+		if s.secure {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// authed admits a valid session cookie (pages and API) or a bearer access token (API); pages
-// without one go to the login, API calls get 401.
+// event logs a security event: what, who, why, and the request's method, path and client.
+func (s *server) event(r *http.Request, what, user string, detail any) {
+	s.cfg.Log.Info("security", "event", what, "user", user, "detail", detail, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+}
+
+// authed admits a valid session cookie (pages and API) or a bearer access token for the catalog
+// (API); pages without one go to the login, API calls get 401. Authenticated answers are never
+// cached.
 func (s *server) authed(h func(http.ResponseWriter, *http.Request, session), isAPI bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if sess, ok := s.readSession(r); ok {
+		w.Header().Set("Cache-Control", "no-store")
+		if sess, ok := s.currentSession(w, r); ok {
 			h(w, r, sess)
 			return
 		}
 		if bearer, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && isAPI {
-			tok, err := s.access.Verify(r.Context(), bearer)
+			sess, err := s.accessSession(r.Context(), bearer)
 			if err == nil {
-				sess, err := s.sessionOf(tok, time.Now().Add(time.Minute))
-				if err == nil {
-					h(w, r, sess)
-					return
-				}
+				h(w, r, sess)
+				return
 			}
+			s.event(r, "denied", "", "bearer token refused: "+err.Error())
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kplane-catalog", error="invalid_token"`)
 			http.Error(w, "invalid token", http.StatusUnauthorized)
 			return
 		}
@@ -159,130 +226,13 @@ func (s *server) authed(h func(http.ResponseWriter, *http.Request, session), isA
 func (s *server) adminOnly(h func(http.ResponseWriter, *http.Request, session)) func(http.ResponseWriter, *http.Request, session) {
 	return func(w http.ResponseWriter, r *http.Request, sess session) {
 		if !sess.Admin {
+			s.event(r, "denied", sess.User, "not an API administrator")
 			http.Error(w, "API administrators only (role "+s.cfg.AdminRole+")", http.StatusForbidden)
 			return
 		}
+		s.event(r, "admin", sess.User, "")
 		h(w, r, sess)
 	}
-}
-
-// sessionOf reads the user and the realm roles of a token.
-func (s *server) sessionOf(tok *oidc.IDToken, exp time.Time) (session, error) {
-	var claims struct {
-		User        string   `json:"preferred_username"`
-		Roles       []string `json:"roles"`
-		RealmAccess struct {
-			Roles []string `json:"roles"`
-		} `json:"realm_access"`
-	}
-	if err := tok.Claims(&claims); err != nil {
-		return session{}, err
-	}
-	admin := slices.Contains(claims.Roles, s.cfg.AdminRole) || slices.Contains(claims.RealmAccess.Roles, s.cfg.AdminRole)
-	return session{User: claims.User, Admin: admin, Exp: exp.Unix()}, nil
-}
-
-func (s *server) sign(payload []byte) string {
-	m := hmac.New(sha256.New, s.cfg.SessionKey)
-	m.Write(payload)
-	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-func (s *server) verify(value string) ([]byte, bool) {
-	p, sig, ok := strings.Cut(value, ".")
-	if !ok {
-		return nil, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil {
-		return nil, false
-	}
-	want := s.sign(payload)
-	return payload, hmac.Equal([]byte(want), []byte(p+"."+sig))
-}
-
-func (s *server) setCookie(w http.ResponseWriter, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
-}
-
-func (s *server) readSession(r *http.Request) (session, bool) {
-	c, err := r.Cookie("kplane_portal")
-	if err != nil {
-		return session{}, false
-	}
-	payload, ok := s.verify(c.Value)
-	var sess session
-	if !ok || json.Unmarshal(payload, &sess) != nil || time.Now().Unix() > sess.Exp {
-		return session{}, false
-	}
-	return sess, true
-}
-
-// login starts the authorization code flow with PKCE; state, verifier and the page to return
-// to ride in a signed, short-lived cookie.
-func (s *server) login(w http.ResponseWriter, r *http.Request) {
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/"
-	}
-	state := randomString()
-	verifier := oauth2.GenerateVerifier()
-	raw, _ := json.Marshal(map[string]string{"s": state, "v": verifier, "n": next})
-	s.setCookie(w, "kplane_login", s.sign(raw), 600)
-	http.Redirect(w, r, s.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)), http.StatusFound)
-}
-
-func (s *server) callback(w http.ResponseWriter, r *http.Request) {
-	c, err := r.Cookie("kplane_login")
-	if err != nil {
-		http.Error(w, "login expired: start again", http.StatusBadRequest)
-		return
-	}
-	raw, ok := s.verify(c.Value)
-	var login map[string]string
-	if !ok || json.Unmarshal(raw, &login) != nil || login["s"] != r.URL.Query().Get("state") {
-		http.Error(w, "login state does not match: start again", http.StatusBadRequest)
-		return
-	}
-	ctx := r.Context()
-	if s.cfg.HTTPClient != nil {
-		ctx = oidc.ClientContext(ctx, s.cfg.HTTPClient)
-	}
-	tok, err := s.oauth.Exchange(ctx, r.URL.Query().Get("code"), oauth2.VerifierOption(login["v"]))
-	if err != nil {
-		http.Error(w, "login failed: the code was refused", http.StatusUnauthorized)
-		return
-	}
-	rawID, _ := tok.Extra("id_token").(string)
-	if _, err := s.idTokens.Verify(ctx, rawID); err != nil {
-		http.Error(w, "login failed: invalid ID token", http.StatusUnauthorized)
-		return
-	}
-	at, err := s.access.Verify(ctx, tok.AccessToken)
-	if err != nil {
-		http.Error(w, "login failed: invalid access token", http.StatusUnauthorized)
-		return
-	}
-	sess, err := s.sessionOf(at, time.Now().Add(8*time.Hour))
-	if err != nil {
-		http.Error(w, "login failed: unreadable token", http.StatusUnauthorized)
-		return
-	}
-	payload, _ := json.Marshal(sess)
-	s.setCookie(w, "kplane_login", "", -1)
-	s.setCookie(w, "kplane_portal", s.sign(payload), 8*3600)
-	http.Redirect(w, r, login["n"], http.StatusFound)
-}
-
-func (s *server) logout(w http.ResponseWriter, r *http.Request) {
-	s.setCookie(w, "kplane_portal", "", -1)
-	http.Redirect(w, r, "/", http.StatusFound)
-}
-
-func randomString() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // visible: developers see external products only; administrators everything.
@@ -323,14 +273,15 @@ func (s *server) index(w http.ResponseWriter, r *http.Request, sess session) {
 
 func (s *server) searchPage(w http.ResponseWriter, r *http.Request, sess session) {
 	q := r.URL.Query().Get("q")
-	s.render(w, "search.html", sess, map[string]any{"Query": q, "Hits": s.cfg.Catalog.Search(q, sess.Admin, 200)})
+	hits, err := s.cfg.Catalog.Search(q, sess.Admin, 200)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.render(w, "search.html", sess, map[string]any{"Query": q, "Hits": hits})
 }
 
 func (s *server) admin(w http.ResponseWriter, r *http.Request, sess session) {
-	if !sess.Admin {
-		http.Error(w, "API administrators only (role "+s.cfg.AdminRole+")", http.StatusForbidden)
-		return
-	}
 	s.render(w, "admin.html", sess, map[string]any{"Products": s.cfg.Catalog.Entries, "Consumers": s.cfg.Catalog.Consumers})
 }
 
@@ -351,8 +302,12 @@ func (s *server) diff(w http.ResponseWriter, r *http.Request, sess session) (*En
 		http.NotFound(w, r)
 		return nil, nil, false
 	}
-	rep, err := s.cfg.Catalog.Diff(e.Name, r.URL.Query().Get("from"), r.URL.Query().Get("to"))
-	if err != nil {
+	rep, err := s.cfg.Catalog.Diff(r.Context(), e.Name, r.URL.Query().Get("from"), r.URL.Query().Get("to"))
+	switch {
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		http.Error(w, "the comparison did not finish in time: try again", http.StatusServiceUnavailable)
+		return nil, nil, false
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, nil, false
 	}
@@ -436,7 +391,11 @@ func (s *server) apiDiff(w http.ResponseWriter, r *http.Request, sess session) {
 }
 
 func (s *server) apiSearch(w http.ResponseWriter, r *http.Request, sess session) {
-	hits := s.cfg.Catalog.Search(r.URL.Query().Get("q"), sess.Admin, 200)
+	hits, err := s.cfg.Catalog.Search(r.URL.Query().Get("q"), sess.Admin, 200)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	if hits == nil {
 		hits = []Hit{}
 	}
