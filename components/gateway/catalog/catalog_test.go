@@ -1,9 +1,16 @@
 package catalog
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -90,4 +97,57 @@ func TestDiff(t *testing.T) {
 	for _, ch := range r.Changes {
 		assert.NotEmpty(t, strings.TrimSpace(ch.Text))
 	}
+}
+
+// TestDocumentsCannotReachOut: a document's references may not fetch from the network or read
+// files outside its folder, and a gzipped document may not expand without bound.
+func TestDocumentsCannotReachOut(t *testing.T) {
+	var fetched atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fetched.Add(1)
+		_, _ = w.Write([]byte("Order: {type: object}\n"))
+	}))
+	defer srv.Close()
+	outside := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(outside, "secret.yaml"), []byte("Order: {type: object, description: a secret}\n"), 0o600))
+	dir := filepath.Join(outside, "catalog")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(outside, "secret.yaml"), filepath.Join(dir, "link.yaml")))
+	doc := func(ref string) string {
+		path := filepath.Join(dir, "doc.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(`openapi: 3.0.3
+info: {title: T, version: "1"}
+paths:
+  /x:
+    get:
+      responses:
+        "200":
+          description: x
+          content: {application/json: {schema: {$ref: "`+ref+`"}}}
+`), 0o644))
+		return path
+	}
+	for _, ref := range []string{srv.URL + "/schemas.yaml#/Order", "../secret.yaml#/Order", filepath.Join(outside, "secret.yaml") + "#/Order",
+		"link.yaml#/Order", "file://" + filepath.Join(outside, "secret.yaml") + "#/Order"} {
+		_, err := LoadSpec(context.Background(), doc(ref))
+		require.Error(t, err, ref)
+		assert.Contains(t, err.Error(), "reference", ref)
+	}
+	assert.Zero(t, fetched.Load(), "nothing fetched from the network")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "schemas.yaml"), []byte("Order: {type: object}\n"), 0o644))
+	_, err := LoadSpec(context.Background(), doc("schemas.yaml#/Order"))
+	assert.NoError(t, err, "a file of the document's own folder")
+
+	var gz bytes.Buffer
+	w := gzip.NewWriter(&gz)
+	_, _ = w.Write([]byte("openapi: 3.0.3\ninfo: {title: T, version: '1'}\npaths: {}\nx-pad: '"))
+	zeros := make([]byte, 1<<20)
+	for range MaxDecompressedBytes >> 20 {
+		_, _ = w.Write(zeros)
+	}
+	require.NoError(t, w.Close())
+	t.Logf("a %d KiB document that expands past %d MiB", gz.Len()>>10, MaxDecompressedBytes>>20)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bomb.json.gz"), gz.Bytes(), 0o644))
+	_, err = LoadSpec(context.Background(), filepath.Join(dir, "bomb.json.gz"))
+	assert.ErrorContains(t, err, "decompressed document: larger than")
 }
