@@ -23,8 +23,13 @@ type AdmissionArgs struct {
 	Mode string `json:"mode,omitempty"`
 	// Disabled lists policies switched off by name (see PolicyNames). An unknown name is an error.
 	Disabled []string `json:"disabled,omitempty"`
-	// AllowedRegistries are image prefixes workloads may use, e.g. "registry.example.com/team/".
-	// Empty: the registry policy is not installed (kplane cannot guess your registries).
+	// AllowedRegistries are the registries (or repositories in one) workloads may use:
+	// "registry.example.com" admits registry.example.com/<anything>, "registry.example.com/team"
+	// that repository and those below it; an entry matches at a path boundary only, so
+	// registry.example.com.evil.io is never admitted. Images are judged as written: a Docker Hub
+	// short name ("nginx", "library/nginx") names no registry and is refused; write
+	// docker.io/library/nginx and allow "docker.io/library". Empty: the registry policy is not
+	// installed (kplane cannot guess your registries).
 	AllowedRegistries []string `json:"allowedRegistries,omitempty"`
 	// AllowImageTags lets images be referenced by tag. Default false: images are pinned by
 	// digest (image@sha256:...), so what was scanned and signed is what runs.
@@ -249,7 +254,7 @@ func (a *Args) policies() []policyDef {
 	if len(a.Admission.AllowedRegistries) > 0 {
 		out = append(out, policyDef{Name: "kplane-allowed-registries", Description: "images come from the allowed registries",
 			Controls: []string{"CIS 5.5.1", "KISA Master-17"},
-			Params:   map[string][]string{"registries": a.Admission.AllowedRegistries},
+			Params:   map[string][]string{"registries": RegistryPrefixes(a.Admission.AllowedRegistries)},
 			Validations: []celRule{{PerContainer: true, Bad: "!{{registries}}.exists(r, c.image.startsWith(r))",
 				Message: "image is not from an allowed registry ({{registries}}); push it there and reference it from there"}}})
 	}
@@ -433,8 +438,9 @@ func (a *Args) validateAdmission() error {
 		}
 	}
 	for i, r := range ad.AllowedRegistries {
-		if r == "" || strings.ContainsAny(r, "'\"\\ ") {
-			return fmt.Errorf("Admission.AllowedRegistries[%d] %q: give an image prefix like \"registry.example.com/team/\"", i, r)
+		host, _, _ := strings.Cut(r, "/")
+		if r == "" || strings.ContainsAny(r, "'\"\\ @") || !(strings.ContainsAny(host, ".:") || host == "localhost") {
+			return fmt.Errorf("Admission.AllowedRegistries[%d] %q: give a registry host, optionally with a repository, like \"registry.example.com\" or \"registry.example.com/team\" (Docker Hub is \"docker.io/library\")", i, r)
 		}
 	}
 	for i, ns := range ad.ExemptNamespaces {
@@ -464,6 +470,25 @@ func (a *Args) validateAdmission() error {
 		}
 	}
 	return nil
+}
+
+// RegistryPrefixes are the image prefixes an allowed registry entry admits, each ending at a
+// boundary: "/" after a host or repository, and ":" or "@" after a repository named whole
+// (registry.example.com/team/app:1). A plain string prefix would admit
+// registry.example.com.evil.io for registry.example.com.
+func RegistryPrefixes(registries []string) []string {
+	var out []string
+	for _, r := range registries {
+		if strings.HasSuffix(r, "/") {
+			out = append(out, r)
+			continue
+		}
+		out = append(out, r+"/")
+		if strings.Contains(r, "/") {
+			out = append(out, r+":", r+"@")
+		}
+	}
+	return out
 }
 
 func celString(s string) string {

@@ -78,6 +78,7 @@ func TestAdmissionValidate(t *testing.T) {
 		"no reason":           {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Reason = " "; return e }()}}, "Admission.Exceptions[0].Reason: required"},
 		"no namespace":        {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Namespace = ""; return e }()}}, "Admission.Exceptions[0].Namespace \"\": required"},
 		"registry with quote": {AdmissionArgs{AllowedRegistries: []string{"evil'/"}}, `Admission.AllowedRegistries[0] "evil'/"`},
+		"short name registry": {AdmissionArgs{AllowedRegistries: []string{"library"}}, `Admission.AllowedRegistries[0] "library": give a registry host`},
 		"exempt ns":           {AdmissionArgs{ExemptNamespaces: []string{"Agents"}}, `Admission.ExemptNamespaces[0] "Agents"`},
 		"valid":               {AdmissionArgs{Exceptions: []Exception{ok}, Mode: "audit"}, ""},
 		"unknown engine":      {AdmissionArgs{Engine: "kyverno"}, `Admission.Engine "kyverno": use "vap" (default, in-process) or "gatekeeper"`},
@@ -94,6 +95,12 @@ func TestAdmissionValidate(t *testing.T) {
 	err := (&Args{Teams: []Team{{Name: "a", Namespaces: []string{"a"}}}, Services: []Service{{Name: "s", Namespace: "a",
 		Rules: []Rule{{Resources: []string{"pods"}, Verbs: []string{"lsit"}}}}}}).Validate()
 	assert.ErrorContains(t, err, `Services[0].Rules[0]: unknown verb "lsit"`)
+}
+
+// TestRegistryPrefixes: an entry admits its registry or repository at a path boundary only.
+func TestRegistryPrefixes(t *testing.T) {
+	assert.Equal(t, []string{"registry.example.com/", "registry.example.com/team/app/", "registry.example.com/team/app:", "registry.example.com/team/app@", "r.example.com/x/"},
+		RegistryPrefixes([]string{"registry.example.com", "registry.example.com/team/app", "r.example.com/x/"}))
 }
 
 // TestRenderedPolicies pins the CEL every policy renders to (go test -update rewrites it). The

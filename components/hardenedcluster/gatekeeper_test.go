@@ -23,7 +23,7 @@ const libraryDir = "gatekeeper"
 func libraryArgs() *Args {
 	a := &Args{
 		Teams:     []Team{{Name: "apps", Namespaces: []string{"apps"}}},
-		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
+		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com"}},
 	}
 	for _, p := range a.policies() {
 		a.Admission.Exceptions = append(a.Admission.Exceptions,

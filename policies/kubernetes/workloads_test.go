@@ -33,7 +33,7 @@ func resource(t *testing.T, kind, ns, name string, spec map[string]any) pack.Res
 func testPack(t *testing.T) *pack.Pack {
 	policies, err := WorkloadPolicies(&hardenedcluster.Args{
 		Teams:     []hardenedcluster.Team{{Name: "apps", Namespaces: []string{"apps"}}},
-		Admission: hardenedcluster.AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
+		Admission: hardenedcluster.AdmissionArgs{AllowedRegistries: []string{"registry.example.com"}},
 	})
 	require.NoError(t, err)
 	p := &pack.Pack{Name: "kplane-kubernetes", Version: "0.1.0", Policies: policies}

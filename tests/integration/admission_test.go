@@ -51,7 +51,7 @@ func (b baseline) args() *hardenedcluster.Args {
 		PodSecurityVersion: "v1.37",
 		Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{b.apps()}}},
 		Admission: hardenedcluster.AdmissionArgs{
-			AllowedRegistries: []string{"registry.example.com/"},
+			AllowedRegistries: []string{"registry.example.com"},
 			ExemptNamespaces:  []string{b.agents()},
 			Exceptions:        exceptions,
 		},
