@@ -122,7 +122,8 @@ func Program(ctx *pulumi.Context) error {
 			return err
 		}
 	}
-	mgmt, err := kubernetes.NewProvider(ctx, "management", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Management)})
+	// Provider inputs are kept in the state: kubeconfigs go in as secrets (encrypted there).
+	mgmt, err := kubernetes.NewProvider(ctx, "management", &kubernetes.ProviderArgs{Kubeconfig: secretString(c.Management)})
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func Program(ctx *pulumi.Context) error {
 				return fmt.Errorf("cluster %s: CA %s: %w", cl.Name, rest.CAFile, err)
 			}
 		}
-		p, err := kubernetes.NewProvider(ctx, "member-"+cl.Name, &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(string(kc))})
+		p, err := kubernetes.NewProvider(ctx, "member-"+cl.Name, &kubernetes.ProviderArgs{Kubeconfig: secretString(string(kc))})
 		if err != nil {
 			return err
 		}
@@ -160,7 +161,7 @@ func Program(ctx *pulumi.Context) error {
 			if manifest == "" {
 				pending = append(pending, cl.Name)
 			} else {
-				agent = pulumi.ToSecret(pulumi.String(manifest)).(pulumi.StringOutput)
+				agent = secretString(manifest)
 			}
 		}
 		if _, err := member.NewMember(ctx, cl.Name, &member.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
@@ -186,4 +187,9 @@ func names(cs []ClusterConfig) []string {
 		out = append(out, c.Name)
 	}
 	return out
+}
+
+// secretString is s as a Pulumi secret.
+func secretString(s string) pulumi.StringOutput {
+	return pulumi.ToSecret(pulumi.String(s)).(pulumi.StringOutput)
 }

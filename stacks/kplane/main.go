@@ -25,21 +25,20 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/stacks/runner"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "kplane: %v\n", err)
-		os.Exit(1)
-	}
-}
+const usage = `usage: kplane <preview|up|refresh|down> --env NAME [--kubeconfig PATH] [flags] (kplane <command> -h for the flags)
+  down destroys the environment's stack: environments other than dev need --yes (or the name typed at a terminal)`
+
+func main() { cli.Main("kplane", usage, run) }
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: kplane <preview|up|refresh|down> --env NAME [--kubeconfig PATH]")
+		return errors.New(usage)
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("kplane "+verb, flag.ContinueOnError)
@@ -53,6 +52,7 @@ func run(args []string) error {
 	packConfig := fs.String("policy-pack-config", "", "pack configuration (JSON: policy -> mandatory|advisory|disabled)")
 	reportDir := fs.String("report-dir", "", "write the compliance report (report.md, report.html, report.json) here")
 	lang := fs.String("lang", "en", "language of the report: en or ko")
+	yes := fs.Bool("yes", false, "down: destroy without asking (environments other than dev ask, or need this)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -64,6 +64,15 @@ func run(args []string) error {
 	cfg, err := runner.LoadEnvironment(*envDir, *env, "platform")
 	if err != nil {
 		return err
+	}
+	if verb == "down" {
+		target := "the cluster of its kplane:kubeconfig"
+		if *kubeconfig != "" {
+			target = "the cluster of " + *kubeconfig
+		}
+		if err := cli.ConfirmDestroy("kplane down", *env, target, *yes, os.Stdin, os.Stdout); err != nil {
+			return err
+		}
 	}
 	if *kubeconfig != "" {
 		abs, err := filepath.Abs(*kubeconfig)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -320,7 +321,7 @@ func TestFleet(t *testing.T) {
 		_, err := mdyn.Resource(apps).Namespace("argocd").Get(ctx, member.ApplicationSetName("test")+"-busan", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}, 60*time.Second, time.Second, "the ApplicationSet removed busan's Application")
-	out, err = fleet("down")
+	out, err = fleet("down", "--yes")
 	require.NoError(t, err, out)
 	assert.Zero(t, registered())
 	noKplaneOn(t, clusters[2])
@@ -377,6 +378,15 @@ func TestFleetPull(t *testing.T) {
 	}, 60*time.Second, time.Second, "jeju's Argo CD compared its Application")
 	_, err = jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "nothing deployed before the wave: %v", err)
+	// The state holds no credential in clear: neither cluster's administrator key nor the token
+	// kplane made for Argo CD on jeju.
+	creds := kubeconfigCredentials(t, mgmt.Kubeconfig)
+	maps.Copy(creds, kubeconfigCredentials(t, jeju.Kubeconfig))
+	token, err := jcs.CoreV1().Secrets(member.MemberNamespace).Get(ctx, "kplane-argocd-token", metav1.GetOptions{})
+	require.NoError(t, err)
+	creds["jeju's Argo CD token"] = token.Data["token"]
+	noCredentialsInState(t, state, creds)
+
 	// Nothing of jeju, and no Argo CD, on the management cluster.
 	mcs, err := mgmt.Clientset()
 	require.NoError(t, err)
@@ -417,8 +427,15 @@ func TestFleetPull(t *testing.T) {
 		return *dep.Spec.Replicas == 3
 	}, 90*time.Second, time.Second, "jeju's Argo CD synced the new value")
 
-	// Deregistered: nothing of kplane on jeju, its Applications and AppProject included.
+	// Deregistering an environment other than dev needs --yes (no terminal to ask here).
 	out, err = fleet("down")
+	require.Error(t, err, out)
+	assert.Contains(t, out, `kplane-fleet down destroys environment "test" on its clusters (jeju) and the management cluster: add --yes to confirm`)
+	_, err = jcs.CoreV1().Namespaces().Get(ctx, member.MemberNamespace, metav1.GetOptions{})
+	require.NoError(t, err, "nothing deregistered")
+
+	// Deregistered: nothing of kplane on jeju, its Applications and AppProject included.
+	out, err = fleet("down", "--yes")
 	require.NoError(t, err, out)
 	noKplaneOn(t, jeju)
 	for _, res := range []string{"applications", "appprojects"} {
@@ -503,7 +520,7 @@ func TestFleetRancher(t *testing.T) {
 	assert.NotContains(t, out, "applied Rancher's registration", "registered already: one up")
 
 	// Deregistered: the agent leaves ulsan, the import the management cluster.
-	out, err = fleet("down")
+	out, err = fleet("down", "--yes")
 	require.NoError(t, err, out)
 	require.Eventually(t, func() bool {
 		_, err := ucs.CoreV1().Namespaces().Get(ctx, "cattle-system", metav1.GetOptions{})

@@ -2,8 +2,12 @@ package integration
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,4 +253,64 @@ func serviceAccountKubeconfig(t *testing.T, c *testbed.Cluster, namespace, accou
 	path := filepath.Join(t.TempDir(), account+".kubeconfig")
 	require.NoError(t, clientcmd.WriteToFile(*cfg, path))
 	return path
+}
+
+// kubeconfigCredentials are the client keys, tokens and passwords of a kubeconfig, by name.
+func kubeconfigCredentials(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(path)
+	require.NoError(t, err)
+	out := map[string][]byte{}
+	for name, a := range cfg.AuthInfos {
+		for what, v := range map[string][]byte{"client key": a.ClientKeyData, "token": []byte(a.Token), "password": []byte(a.Password)} {
+			if len(v) > 0 {
+				out[path+" "+name+" "+what] = v
+			}
+		}
+	}
+	require.NotEmpty(t, out, "%s has credentials", path)
+	return out
+}
+
+// noCredentialsInState: no file of the local state backend under dir (checkpoints, history and
+// backups, gzipped or not) holds one of the credentials in clear: as it is, base64-encoded, or
+// (for PEM) any line of its body.
+func noCredentialsInState(t *testing.T, dir string, creds map[string][]byte) {
+	t.Helper()
+	files := 0
+	require.NoError(t, filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(path, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(raw))
+			if err != nil {
+				return err
+			}
+			if raw, err = io.ReadAll(zr); err != nil {
+				return err
+			}
+		}
+		files++
+		for name, secret := range creds {
+			needles := []string{string(secret), base64.StdEncoding.EncodeToString(secret)}
+			for _, line := range strings.Split(string(secret), "\n") {
+				if len(line) >= 32 && !strings.HasPrefix(line, "-----") {
+					needles = append(needles, line)
+				}
+			}
+			for _, n := range needles {
+				if len(n) >= 16 && bytes.Contains(raw, []byte(n)) {
+					t.Errorf("%s holds %s in clear", path, name)
+					break
+				}
+			}
+		}
+		return nil
+	}))
+	assert.Positive(t, files, "state files under %s", dir)
 }

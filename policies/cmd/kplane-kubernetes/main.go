@@ -11,18 +11,20 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
+	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 )
 
+const usage = "usage: kplane-kubernetes ENGINE-ADDRESS (a policy pack: pulumi preview --policy-pack <this executable> starts it)"
+
 func main() {
-	p, err := kubernetes.Pack()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kplane-kubernetes:", err)
-		os.Exit(1)
-	}
-	pack.Main(p)
+	cli.Main("kplane-kubernetes", usage, func([]string) error {
+		p, err := kubernetes.Pack()
+		if err != nil {
+			return err
+		}
+		pack.Main(p)
+		return nil
+	})
 }

@@ -34,18 +34,18 @@ import (
 	"github.com/kplane/kplane/components/backup/csisnap"
 	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/backup/objstore"
+	"github.com/kplane/kplane/internal/cli"
 )
 
+const usage = "usage: kplane-backup seal|precheck|drill|snapshot [flags] (kplane-backup <command> -h for the flags)"
+
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "kplane-backup: %v\n", err)
-		os.Exit(1)
-	}
+	cli.Main("kplane-backup", usage, func(args []string) error { return run(context.Background(), args) })
 }
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 || !slices.Contains([]string{"seal", "precheck", "drill", "snapshot"}, args[0]) {
-		return errors.New("usage: kplane-backup seal|precheck|drill|snapshot [flags] (-h for the flags)")
+		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig (default: in-cluster)")

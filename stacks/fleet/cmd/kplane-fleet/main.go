@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,23 +34,26 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/stacks/fleet"
 	"github.com/kplane/kplane/stacks/runner"
 )
 
+const usage = `usage: kplane-fleet up|health|rollout|run|down --env ENV [flags] (kplane-fleet <command> -h for the flags)
+  down deregisters every cluster of the environment: environments other than dev need --yes (or the name typed at a terminal)`
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "kplane-fleet: %v\n", err)
-		os.Exit(1)
-	}
+	code := cli.Run("kplane-fleet", usage, os.Args[1:], os.Stdout, os.Stderr, func(args []string) error { return run(ctx, args) })
+	stop()
+	os.Exit(code)
 }
 
 func run(ctx context.Context, args []string) error {
 	verbs := []string{"up", "health", "rollout", "run", "down"}
 	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
-		return errors.New("usage: kplane-fleet up|health|rollout|run|down --env ENV [flags] (-h for the flags)")
+		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	env := fs.String("env", "", "the environment (environments/<env>/fleet.yaml)")
@@ -58,6 +62,7 @@ func run(ctx context.Context, args []string) error {
 	batch := fs.Int("batch", 1, "rollout: clusters per wave")
 	resume := fs.Bool("resume", false, "rollout: continue after the clusters already enabled")
 	asJSON := fs.Bool("json", false, "health: JSON instead of a table")
+	yes := fs.Bool("yes", false, "down: deregister without asking (environments other than dev ask, or need this)")
 	watch := fs.Duration("watch", 0, "health: check again at this interval until interrupted")
 	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch)")
 	timeout := fs.Duration("timeout", 5*time.Second, "health check timeout per cluster")
@@ -136,6 +141,13 @@ func run(ctx context.Context, args []string) error {
 		}
 		return nil
 	case "down":
+		var names []string
+		for _, cl := range c.Clusters {
+			names = append(names, cl.Name)
+		}
+		if err := cli.ConfirmDestroy("kplane-fleet down", *env, "its clusters ("+strings.Join(names, ", ")+") and the management cluster", *yes, os.Stdin, os.Stdout); err != nil {
+			return err
+		}
 		s, err := stack()
 		if err != nil {
 			return err

@@ -21,18 +21,18 @@ import (
 
 	"github.com/kplane/kplane/components/backup/etcdsnapshot"
 	"github.com/kplane/kplane/components/backup/objstore"
+	"github.com/kplane/kplane/internal/cli"
 )
 
+const usage = "usage: kplane-etcd-snapshot save|restore [flags] (kplane-etcd-snapshot <command> -h for the flags)"
+
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "kplane-etcd-snapshot: %v\n", err)
-		os.Exit(1)
-	}
+	cli.Main("kplane-etcd-snapshot", usage, func(args []string) error { return run(context.Background(), args) })
 }
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 || (args[0] != "save" && args[0] != "restore") {
-		return errors.New("usage: kplane-etcd-snapshot save|restore [flags] (-h for the flags)")
+		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	var m etcdsnapshot.Member

@@ -20,19 +20,17 @@ import (
 	"time"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/internal/trust"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "kplane-catalog: %v\n", err)
-		os.Exit(1)
-	}
-}
+const usage = "usage: kplane-catalog serve|validate [flags] (kplane-catalog <command> -h for the flags)"
+
+func main() { cli.Main("kplane-catalog", usage, run) }
 
 func run(args []string) error {
 	if len(args) == 0 || (args[0] != "serve" && args[0] != "validate") {
-		return errors.New("usage: kplane-catalog serve|validate [flags] (-h for the flags)")
+		return errors.New(usage)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	dir := fs.String("dir", "/etc/kplane/catalog", "the folder with catalog.json and the documents")

@@ -22,13 +22,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/internal/cli"
 )
 
+const usage = "usage: kplane-nodecheck --node NAME [--root /host] [--report NAMESPACE] [--fail] [flags] (-h for the flags)"
+
 func main() {
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "kplane-nodecheck:", err)
-		os.Exit(2)
+	code := cli.Run("kplane-nodecheck", usage, os.Args[1:], os.Stdout, os.Stderr, func([]string) error { return run() })
+	if code == 1 { // exit 1 is a failed check (--fail); an error is 2
+		code = 2
 	}
+	os.Exit(code)
 }
 
 func run() error {

@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -21,28 +22,27 @@ import (
 	vault "github.com/hashicorp/vault/api"
 
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
+	"github.com/kplane/kplane/internal/cli"
 )
 
+const usage = "usage: kplane-vault bootstrap|rotate [flags] (kplane-vault <command> -h for the flags; Vault from VAULT_ADDR and VAULT_TOKEN)"
+
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: kplane-vault bootstrap|rotate [flags]")
-		os.Exit(2)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	var err error
-	switch os.Args[1] {
-	case "bootstrap":
-		err = bootstrap(ctx, os.Args[2:])
-	case "rotate":
-		err = rotate(ctx, os.Args[2:])
-	default:
-		err = fmt.Errorf("unknown command %q: use bootstrap or rotate", os.Args[1])
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "kplane-vault:", err)
-		os.Exit(1)
-	}
+	cli.Main("kplane-vault", usage, func(args []string) error {
+		if len(args) == 0 {
+			return errors.New(usage)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		switch args[0] {
+		case "bootstrap":
+			return bootstrap(ctx, args[1:])
+		case "rotate":
+			return rotate(ctx, args[1:])
+		default:
+			return fmt.Errorf("unknown command %q: use bootstrap or rotate", args[0])
+		}
+	})
 }
 
 func client() (*vault.Client, error) {

@@ -21,15 +21,20 @@ import (
 	"time"
 
 	"github.com/kplane/kplane/components/identity/realmsync"
+	"github.com/kplane/kplane/internal/cli"
 )
 
+const usage = "usage: kplane-realm-sync [--realm /realm/realm.json] (Keycloak's URL and admin from KEYCLOAK_URL, KEYCLOAK_ADMIN_USER, KEYCLOAK_ADMIN_PASSWORD)"
+
 func main() {
-	realmFile := flag.String("realm", "/realm/realm.json", "the realm representation (the component's ConfigMap)")
-	flag.Parse()
-	if err := run(*realmFile); err != nil {
-		fmt.Fprintln(os.Stderr, "kplane-realm-sync:", err)
-		os.Exit(1)
-	}
+	cli.Main("kplane-realm-sync", usage, func(args []string) error {
+		fs := flag.NewFlagSet("kplane-realm-sync", flag.ContinueOnError)
+		realmFile := fs.String("realm", "/realm/realm.json", "the realm representation (the component's ConfigMap)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return run(*realmFile)
+	})
 }
 
 func run(realmFile string) error {
