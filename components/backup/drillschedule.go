@@ -2,6 +2,7 @@ package backup
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
@@ -10,6 +11,7 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/internal/jobpod"
 )
 
@@ -32,6 +34,45 @@ type RestoreDrillArgs struct {
 	S3CAConfigMap string `json:"s3CAConfigMap,omitempty"`
 	// VeleroNamespace (default velero): the drill runs there.
 	VeleroNamespace string `json:"veleroNamespace,omitempty"`
+	// Resources the drill verifies besides DrillResources, as "group/resource" (custom
+	// resources your namespaces hold, e.g. "shop.example.com/orders"). The drill reads, and
+	// deletes after the check, only these kinds and only in its scratch namespaces; a backup
+	// holding a kind it may not read fails the drill, naming the kind.
+	Resources []string `json:"resources,omitempty"`
+}
+
+// DrillResources are the kinds a restore drill verifies (and removes again) in its scratch
+// namespaces: what applications are made of, Secrets included. Nothing outside the scratch
+// namespaces.
+var DrillResources = []string{"configmaps", "secrets", "services", "serviceaccounts", "persistentvolumeclaims", "pods",
+	"replicationcontrollers", "limitranges", "resourcequotas", "podtemplates",
+	"apps/deployments", "apps/statefulsets", "apps/daemonsets", "apps/replicasets", "apps/controllerrevisions",
+	"batch/jobs", "batch/cronjobs", "networking.k8s.io/ingresses", "networking.k8s.io/networkpolicies",
+	"rbac.authorization.k8s.io/roles", "rbac.authorization.k8s.io/rolebindings", "policy/poddisruptionbudgets",
+	"autoscaling/horizontalpodautoscalers"}
+
+// drillRules are DrillResources and extra as RBAC rules (get, list, delete), one per API group.
+func drillRules(extra []string) rbacv1.PolicyRuleArray {
+	byGroup := map[string][]string{}
+	var groups []string
+	for _, r := range append(slices.Clone(DrillResources), extra...) {
+		group, resource, ok := strings.Cut(r, "/")
+		if !ok {
+			group, resource = "", r
+		}
+		if byGroup[group] == nil {
+			groups = append(groups, group)
+		}
+		if !slices.Contains(byGroup[group], resource) {
+			byGroup[group] = append(byGroup[group], resource)
+		}
+	}
+	var rules rbacv1.PolicyRuleArray
+	for _, g := range groups {
+		rules = append(rules, rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{g}), Resources: pulumi.ToStringArray(byGroup[g]),
+			Verbs: pulumi.ToStringArray([]string{"get", "list", "delete"})})
+	}
+	return rules
 }
 
 // Validate names the argument and the fix.
@@ -51,6 +92,15 @@ func (a RestoreDrillArgs) Validate() error {
 	for i, ns := range a.Namespaces {
 		if !dnsName.MatchString(ns) || len(ns) > 57 {
 			return fmt.Errorf("restoreDrill.namespaces[%d] %q: a namespace name of at most 57 characters (the drill adds -drill)", i, ns)
+		}
+	}
+	for i, r := range a.Resources {
+		group, resource, ok := strings.Cut(r, "/")
+		if !ok {
+			group, resource = "", r
+		}
+		if strings.Contains(r, "*") || !dnsName.MatchString(resource) || (group != "" && !strings.Contains(group, ".")) {
+			return fmt.Errorf("restoreDrill.resources[%d] %q: name one resource as group/resource, e.g. \"shop.example.com/orders\" (no wildcards)", i, r)
 		}
 	}
 	return nil
@@ -74,10 +124,12 @@ func s3CA(configMap string) (string, corev1.VolumeArgs, corev1.VolumeMountArgs) 
 // RestoreDrill is the scheduled drill.
 type RestoreDrill struct{ pulumi.ResourceState }
 
-// NewRestoreDrill registers a CronJob per namespace and the ServiceAccount they run as: it
-// creates Restores and reads Backups in Velero's namespace, reads every namespaced kind (the
-// inventory compares Secrets' data too) and deletes only the scratch namespaces it made. A failed
-// drill is a failed Job: the alert to watch.
+// NewRestoreDrill registers a CronJob per namespace and the ServiceAccount they run as, and the
+// scratch namespaces <namespace>-drill. The account creates Restores and reads Backups in
+// Velero's namespace, and in each scratch namespace alone (a RoleBinding there) reads and deletes
+// the kinds it verifies (DrillResources and Resources; the inventory compares Secrets' data
+// too). It has no right outside those namespaces. A failed drill is a failed Job: the alert to
+// watch.
 func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, opts ...pulumi.ResourceOption) (*RestoreDrill, error) {
 	if args == nil {
 		args = &RestoreDrillArgs{}
@@ -103,28 +155,28 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 	if _, err := corev1.NewServiceAccount(ctx, name, &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 		return nil, err
 	}
-	rule := func(groups, resources, verbs []string, names ...string) rbacv1.PolicyRuleArgs {
-		r := rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(groups), Resources: pulumi.ToStringArray(resources), Verbs: pulumi.ToStringArray(verbs)}
-		if len(names) > 0 {
-			r.ResourceNames = pulumi.ToStringArray(names)
-		}
-		return r
+	rule := func(groups, resources, verbs []string) rbacv1.PolicyRuleArgs {
+		return rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(groups), Resources: pulumi.ToStringArray(resources), Verbs: pulumi.ToStringArray(verbs)}
 	}
-	var scratch []string
+	// Bound in the scratch namespaces only (RoleBindings there), never cluster-wide.
+	if _, err := rbacv1.NewClusterRole(ctx, name, &rbacv1.ClusterRoleArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(account), Labels: labels},
+		Rules: drillRules(a.Resources)}, parent); err != nil {
+		return nil, err
+	}
 	for _, ns := range a.Namespaces {
-		scratch = append(scratch, ns+"-drill")
-	}
-	cluster := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Labels: labels}
-	if _, err := rbacv1.NewClusterRole(ctx, name, &rbacv1.ClusterRoleArgs{Metadata: cluster, Rules: rbacv1.PolicyRuleArray{
-		rule([]string{"*"}, []string{"*"}, []string{"get", "list"}), // the inventory of the scratch namespace, whatever its kinds
-		rule([]string{""}, []string{"namespaces"}, []string{"delete"}, scratch...),
-	}}, parent); err != nil {
-		return nil, err
-	}
-	if _, err := rbacv1.NewClusterRoleBinding(ctx, name, &rbacv1.ClusterRoleBindingArgs{Metadata: cluster,
-		RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: pulumi.String(account)},
-		Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
-		return nil, err
+		scratch := ns + "-drill"
+		nsRes, err := corev1.NewNamespace(ctx, name+"-"+scratch, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(scratch),
+			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "kplane.io/drill-of": pulumi.String(ns),
+				"pod-security.kubernetes.io/enforce": pulumi.String("restricted")}}}, parent)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := rbacv1.NewRoleBinding(ctx, name+"-"+scratch, &rbacv1.RoleBindingArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(drill.AccessBinding), Namespace: nsRes.Metadata.Name().Elem(), Labels: labels},
+			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: pulumi.String(account)},
+			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := rbacv1.NewRole(ctx, name, &rbacv1.RoleArgs{Metadata: meta, Rules: rbacv1.PolicyRuleArray{
 		rule([]string{"velero.io"}, []string{"restores"}, []string{"create", "get"}),

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	k8sclient "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/drill"
@@ -108,7 +109,8 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 				args.SnapshotLocations = []backup.SnapshotLocation{{Name: "ebs", Region: "ap-northeast-2"}}
 				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h", SnapshotLocations: []string{"ebs"}}}
 				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + fixtures.Digest,
-					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3URL, CredentialsSecret: "drill-credentials"},
+					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3URL, CredentialsSecret: "drill-credentials",
+					Resources: []string{"shop.example.com/widgets"}},
 					pulumi.Provider(k8s)); err != nil {
 					return err
 				}
@@ -206,8 +208,20 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	assert.Equal(t, map[string]int{"ConfigMap": 1, "Deployment.apps": 1, "RoleBinding.rbac.authorization.k8s.io": 1, "Secret": 1, "Service": 1,
 		"ServiceAccount": 1, "Widget.shop.example.com": 1}, ev.Kinds)
 	t.Logf("drill: RTO %.1f s, RPO %.1f s, tarball %s", ev.RTOSeconds, ev.RPOSeconds, ev.TarballSHA256[:12])
-	_, err = src.cs.CoreV1().Namespaces().Get(ctx, "shop-drill", metav1.GetOptions{})
-	assert.True(t, apierrors.IsNotFound(err), "the drill cleans up its scratch namespace: %v", err)
+	// It removed what it restored; the scratch namespace and its access binding stay for the next drill.
+	require.Eventually(t, func() bool {
+		left, err := inventory.Take(ctx, src.cs.Discovery(), src.dyn, "shop-drill")
+		return err == nil && len(left) == 1 && left["RoleBinding.rbac.authorization.k8s.io/"+drill.AccessBinding] == ""
+	}, time.Minute, time.Second, "the drill empties its scratch namespace")
+	// Its ServiceAccount reads nothing outside the scratch namespaces: not the shop's Secrets.
+	saConfig, err := clientcmd.BuildConfigFromFlags("", serviceAccountKubeconfig(t, src.c, "velero", "kplane-restore-drill"))
+	require.NoError(t, err)
+	saClient, err := k8sclient.NewForConfig(saConfig)
+	require.NoError(t, err)
+	_, err = saClient.CoreV1().Secrets("shop").List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "the drill may not read the shop's Secrets: %v", err)
+	_, err = saClient.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "nor anything cluster-wide: %v", err)
 
 	// Migrate to the other cluster: its Velero sees the source's backups (read-only location).
 	srcVelero.Stop()

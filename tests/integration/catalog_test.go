@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
@@ -201,11 +202,11 @@ func TestCatalogPortal(t *testing.T) {
 	}
 
 	// Logout ends the session in the portal: the session cookie copied before it is refused.
-	var cookies []*network.Cookie
-	require.NoError(t, chromedp.Run(browser, chromedp.ActionFunc(func(ctx context.Context) error {
-		cookies, err = network.GetCookies().WithURLs([]string{portal}).Do(ctx)
-		return err
-	})))
+	got, err := chromedp.Run(browser, func(ctx context.Context, tgt *chromedp.Target) (network.GetCookiesResult, error) {
+		return cdp.Call(ctx, tgt, network.GetCookies, network.GetCookiesParams{URLs: []string{portal}})
+	})
+	require.NoError(t, err)
+	cookies := got.Cookies
 	var copied string
 	for _, c := range cookies {
 		if c.Name == "kplane_portal" {
@@ -222,7 +223,7 @@ func TestCatalogPortal(t *testing.T) {
 		return resp.StatusCode
 	}
 	require.Equal(t, http.StatusOK, withCookie(), "the copied cookie works before logout")
-	require.NoError(t, chromedp.Run(browser, chromedp.Navigate(portal+"/logout")))
+	require.NoError(t, chromedp.Do(browser, chromedp.Navigate(portal+"/logout")))
 	assert.Equal(t, http.StatusUnauthorized, withCookie(), "and not after")
 	assert.NotContains(t, log.String(), copied, "the log never holds a session")
 	assert.NotContains(t, log.String(), alice, "nor a token")

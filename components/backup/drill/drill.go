@@ -19,6 +19,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +36,14 @@ import (
 
 // SealAnnotation on a Backup holds its tarball's SHA-256 as first seen.
 const SealAnnotation = "kplane.io/tarball-sha256"
+
+// AccessBinding is the RoleBinding a scheduled drill's scratch namespace holds (the backup
+// component makes both): the drill's only rights to read what it restored, in that namespace
+// alone. A drill keeps such a namespace and its binding, and removes what it restored; a scratch
+// namespace without it (an operator's drill) is deleted whole.
+const AccessBinding = "kplane-restore-drill"
+
+var accessKey = "RoleBinding.rbac.authorization.k8s.io/" + AccessBinding
 
 var (
 	backups        = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}
@@ -256,9 +265,13 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	if !ok {
 		return ev, fmt.Errorf("backup %s: namespace %q is not in it (it holds %v)", name, ns, slices.Sorted(maps.Keys(byNS)))
 	}
-	if existing, err := inventory.Take(ctx, d.Discovery, d.Dynamic, scratch); err != nil {
+	existing, _, err := inventory.TakeReadable(ctx, d.Discovery, d.Dynamic, scratch)
+	if err != nil {
 		return ev, err
-	} else if len(existing) > 0 {
+	}
+	_, kept := existing[accessKey]
+	delete(existing, accessKey)
+	if len(existing) > 0 {
 		return ev, fmt.Errorf("restore into %s: the namespace has %d objects; restore into a new or empty namespace (Velero skips objects that exist: a partial restore would look complete)", scratch, len(existing))
 	}
 	ev.Kinds = want.Kinds()
@@ -271,7 +284,7 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	if err != nil {
 		return ev, err
 	}
-	defer d.cleanup(ctx, scratch)
+	defer d.cleanup(ctx, scratch, kept)
 	timeout := d.Timeout
 	if timeout == 0 {
 		timeout = 10 * time.Minute
@@ -294,10 +307,18 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	if phase != "Completed" {
 		ev.Problems = append(ev.Problems, fmt.Sprintf("restore %s ended %s (velero restore describe %s)", restore, phase, restore))
 	}
-	got, err := inventory.Take(ctx, d.Discovery, d.Dynamic, scratch)
+	got, unreadable, err := inventory.TakeReadable(ctx, d.Discovery, d.Dynamic, scratch)
 	if err != nil {
 		return ev, err
 	}
+	delete(got, accessKey)
+	for kind, n := range want.Kinds() {
+		if slices.Contains(unreadable, kind) {
+			ev.Problems = append(ev.Problems, fmt.Sprintf("%d %s objects not verified: the drill may not read %s in %s (add its resource to the drill's resources)", n, kind, kind, scratch))
+			maps.DeleteFunc(want, func(k, _ string) bool { return inventory.Kind(k) == kind })
+		}
+	}
+	slices.Sort(ev.Problems)
 	ev.Problems = append(ev.Problems, inventory.Diff(want, got)...)
 	ev.Passed = len(ev.Problems) == 0
 	if !ev.Passed {
@@ -306,14 +327,63 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	return ev, nil
 }
 
-// cleanup deletes the scratch namespace and waits (bounded) until it is gone.
-func (d *Drill) cleanup(ctx context.Context, scratch string) {
-	if err := d.Dynamic.Resource(nsRes).Delete(ctx, scratch, metav1.DeleteOptions{}); err != nil {
+// cleanup removes what the drill restored and waits (bounded) until it is gone: the scratch
+// namespace itself, or, where the namespace is kept (it holds the drill's access binding),
+// every object in it but the binding.
+func (d *Drill) cleanup(ctx context.Context, scratch string, keep bool) {
+	if !keep {
+		if err := d.Dynamic.Resource(nsRes).Delete(ctx, scratch, metav1.DeleteOptions{}); err != nil {
+			return
+		}
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if _, err := d.Dynamic.Resource(nsRes).Get(ctx, scratch, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+				return
+			}
+		}
 		return
 	}
 	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
-		if _, err := d.Dynamic.Resource(nsRes).Get(ctx, scratch, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		left, err := d.emptyScratch(ctx, scratch)
+		if err != nil || left == 0 {
 			return
 		}
 	}
+}
+
+// emptyScratch deletes the objects in scratch (but the access binding and what the cluster puts
+// in every namespace) and returns how many it found.
+func (d *Drill) emptyScratch(ctx context.Context, scratch string) (int, error) {
+	lists, err := d.Discovery.ServerPreferredNamespacedResources()
+	if err != nil && len(lists) == 0 {
+		return 0, err
+	}
+	left := 0
+	background := metav1.DeletePropagationBackground
+	for _, l := range lists {
+		gv, err := schema.ParseGroupVersion(l.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range l.APIResources {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || !slices.Contains(r.Verbs, "delete") {
+				continue
+			}
+			items, err := d.Dynamic.Resource(gv.WithResource(r.Name)).Namespace(scratch).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				continue // not ours to read
+			}
+			for _, o := range items.Items {
+				key := r.Kind + "/" + o.GetName()
+				if gv.Group != "" {
+					key = r.Kind + "." + gv.Group + "/" + o.GetName()
+				}
+				if key == accessKey || inventory.IsSkipped(key) {
+					continue
+				}
+				left++
+				_ = d.Dynamic.Resource(gv.WithResource(r.Name)).Namespace(scratch).Delete(ctx, o.GetName(), metav1.DeleteOptions{PropagationPolicy: &background})
+			}
+		}
+	}
+	return left, nil
 }

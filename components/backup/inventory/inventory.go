@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -30,11 +31,22 @@ var Skipped = []string{"ConfigMap/kube-root-ca.crt", "ServiceAccount/default", "
 
 // Take lists every listable namespaced kind in namespace.
 func Take(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface, namespace string) (Inventory, error) {
+	inv, unreadable, err := TakeReadable(ctx, disc, dyn, namespace)
+	if err == nil && len(unreadable) > 0 {
+		err = fmt.Errorf("list %s in %s: forbidden", strings.Join(unreadable, ", "), namespace)
+	}
+	return inv, err
+}
+
+// TakeReadable is Take for a reader with rights on some kinds only (the restore drill): the kinds
+// it may not list are returned, not an error.
+func TakeReadable(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface, namespace string) (Inventory, []string, error) {
 	lists, err := disc.ServerPreferredNamespacedResources()
 	if err != nil && len(lists) == 0 {
-		return nil, fmt.Errorf("discovery: %w", err)
+		return nil, nil, fmt.Errorf("discovery: %w", err)
 	}
 	inv := Inventory{}
+	var unreadable []string
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
@@ -49,21 +61,26 @@ func Take(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.In
 				continue
 			}
 			items, err := dyn.Resource(gv.WithResource(r.Name)).Namespace(namespace).List(ctx, metav1.ListOptions{})
+			if apierrors.IsForbidden(err) {
+				unreadable = append(unreadable, kind)
+				continue
+			}
 			if err != nil {
-				return nil, fmt.Errorf("list %s in %s: %w", r.Name, namespace, err)
+				return nil, nil, fmt.Errorf("list %s in %s: %w", r.Name, namespace, err)
 			}
 			for _, o := range items.Items {
 				inv.Add(o)
 			}
 		}
 	}
-	return inv, nil
+	slices.Sort(unreadable)
+	return inv, unreadable, nil
 }
 
 // Add accounts for one object (unless the cluster makes it itself or a controller owns it).
 func (inv Inventory) Add(o unstructured.Unstructured) {
 	key := kindKey(o) + "/" + o.GetName()
-	if !skipped(key) && !controlled(o) {
+	if !IsSkipped(key) && !controlled(o) {
 		inv[key] = checksum(o)
 	}
 }
@@ -82,7 +99,8 @@ func controlled(o unstructured.Unstructured) bool {
 	return slices.ContainsFunc(o.GetOwnerReferences(), func(r metav1.OwnerReference) bool { return r.Controller != nil && *r.Controller })
 }
 
-func skipped(key string) bool {
+// IsSkipped tells whether key ("<kind>/<name>") is one of the Skipped objects.
+func IsSkipped(key string) bool {
 	return slices.ContainsFunc(Skipped, func(p string) bool { return key == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(key, p)) })
 }
 
@@ -123,11 +141,14 @@ func Diff(want, got Inventory) []string {
 	return out
 }
 
+// Kind is the kind part of a key ("Deployment.apps" of "Deployment.apps/web").
+func Kind(key string) string { return key[:strings.LastIndex(key, "/")] }
+
 // Kinds counts objects per kind.
 func (inv Inventory) Kinds() map[string]int {
 	n := map[string]int{}
 	for k := range inv {
-		n[k[:strings.LastIndex(k, "/")]]++
+		n[Kind(k)]++
 	}
 	return n
 }
