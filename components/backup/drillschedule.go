@@ -13,6 +13,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/internal/jobpod"
+	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // RestoreDrillArgs schedule `kplane-backup drill` (docs/runbooks/restore-test.md) for namespaces.
@@ -167,7 +168,7 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		scratch := ns + "-drill"
 		nsRes, err := corev1.NewNamespace(ctx, name+"-"+scratch, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(scratch),
 			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "kplane.io/drill-of": pulumi.String(ns),
-				"pod-security.kubernetes.io/enforce": pulumi.String("restricted")}}}, parent)
+				"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, parent)
 		if err != nil {
 			return nil, err
 		}

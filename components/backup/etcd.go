@@ -10,7 +10,14 @@ import (
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/kplane/kplane/internal/k8sobj"
 )
+
+// EtcdSnapshotNamespace is where the etcd snapshots run by default. It enforces the privileged
+// Pod Security level (the job reads etcd's client certificate on the control-plane host, as root,
+// on the host's network), so admission must exempt it by name.
+const EtcdSnapshotNamespace = "kplane-backup"
 
 // EtcdSnapshotsArgs schedule kplane-etcd-snapshot (components/backup/etcdsnapshot/cmd) on a
 // control-plane node: snapshot from the local member, verify, upload, keep the newest Keep.
@@ -51,7 +58,7 @@ func (a EtcdSnapshotsArgs) withDefaults(stack string) EtcdSnapshotsArgs {
 	def(&a.PKIDir, "/etc/kubernetes/pki")
 	def(&a.Prefix, "etcd/"+stack+"/")
 	def(&a.Region, "us-east-1")
-	def(&a.Namespace, "kplane-backup")
+	def(&a.Namespace, EtcdSnapshotNamespace)
 	if a.Keep == 0 {
 		a.Keep = 28
 	}
@@ -107,7 +114,7 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 	parent := pulumi.Parent(r)
 	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-etcd-snapshot"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
-		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("privileged"),
+		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("privileged"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
 			"pod-security.kubernetes.io/audit": pulumi.String("restricted"), "pod-security.kubernetes.io/warn": pulumi.String("restricted"),
 			"app.kubernetes.io/managed-by": pulumi.String("kplane")}}}, parent)
 	if err != nil {

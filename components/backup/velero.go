@@ -216,7 +216,8 @@ func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulum
 	deps := []pulumi.Resource{}
 	if in := a.Install; in != nil {
 		ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
-			Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}}},
+			Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
+				"app.kubernetes.io/managed-by": pulumi.String("kplane")}}},
 			pulumi.Parent(r))
 		if err != nil {
 			return nil, err

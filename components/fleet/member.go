@@ -202,7 +202,12 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	}
 	on := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Member)}
 	managed := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), MemberLabel: pulumi.String(a.Name)}
-	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(MemberNamespace), Labels: managed}}, on...)
+	// kplane's namespaces on the member hold the restricted Pod Security Standard, pinned.
+	nsLabels := pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}
+	for k, v := range managed {
+		nsLabels[k] = v
+	}
+	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(MemberNamespace), Labels: nsLabels}}, on...)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +237,7 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 		return nil, err
 	}
 	for _, target := range a.Namespaces {
-		tns, err := corev1.NewNamespace(ctx, name+"-target-"+target, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(target), Labels: managed}}, on...)
+		tns, err := corev1.NewNamespace(ctx, name+"-target-"+target, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(target), Labels: nsLabels}}, on...)
 		if err != nil {
 			return nil, err
 		}

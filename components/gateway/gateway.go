@@ -305,7 +305,8 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	parent := pulumi.Parent(r)
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
-		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted")}}}, parent)
+		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
+			"pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, parent)
 	if err != nil {
 		return nil, err
 	}

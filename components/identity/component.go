@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/internal/jobpod"
+	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // Namespace holds the realm's representation (and, later, its sync Job).
@@ -59,7 +60,7 @@ func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resou
 	parent := pulumi.Parent(r)
 	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "app.kubernetes.io/part-of": pulumi.String("kplane-identity")}
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(Namespace),
-		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String("v1.37"),
+		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
 			"app.kubernetes.io/managed-by": pulumi.String("kplane")}}}, parent)
 	if err != nil {
 		return nil, err

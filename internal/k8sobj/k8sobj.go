@@ -22,3 +22,7 @@ func Object(ctx *pulumi.Context, name string, obj map[string]any, opts ...pulumi
 	err := ctx.RegisterResource("kubernetes:"+group+":"+obj["kind"].(string), name, pulumi.ToMap(obj), res, opts...)
 	return res, err
 }
+
+// PodSecurityVersion is the Pod Security Standards version kplane pins on the namespaces it
+// makes (pod-security.kubernetes.io/enforce-version): the Kubernetes release it is tested against.
+const PodSecurityVersion = "v1.37"

@@ -207,8 +207,12 @@ func normalise(v any) any {
 // the admission baseline, RBAC, resource limits, the platform's guard rails, the platform
 // services (backups, identity realms, mesh mTLS, public routes), and the managed control plane
 // and buckets where they are AWS.
-func Pack() (*pack.Pack, error) {
-	workload, err := WorkloadPolicies(&hardenedcluster.Args{})
+func Pack() (*pack.Pack, error) { return PackFor(&hardenedcluster.Args{}) }
+
+// PackFor is the pack whose admission baseline is the one args install (registries,
+// exceptions, exempt namespaces, disabled rules).
+func PackFor(args *hardenedcluster.Args) (*pack.Pack, error) {
+	workload, err := WorkloadPolicies(args)
 	if err != nil {
 		return nil, err
 	}
