@@ -169,8 +169,8 @@ func TestIdentityClusterLogin(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"KEYCLOAK_URL", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD", "KPLANE_LDAP_BIND_CREDENTIAL", "KPLANE_IDP_SECRET_CORP", "KEYCLOAK_CA_FILE"}, envNames)
 	bin := buildCommand(t, "github.com/kplane/kplane/components/identity/realmsync/cmd/kplane-realm-sync")
-	realmSync := func() string {
-		cmd := exec.Command(bin, "--realm="+filepath.Join(job, "realm.json"))
+	realmSync := func(flags ...string) string {
+		cmd := exec.Command(bin, append([]string{"--realm=" + filepath.Join(job, "realm.json")}, flags...)...)
 		cmd.Env = append(os.Environ(), "KEYCLOAK_URL="+kc.URL, "KEYCLOAK_CA_FILE="+filepath.Join(job, "ca.crt"), "KEYCLOAK_ADMIN_USER="+kc.AdminUser,
 			"KEYCLOAK_ADMIN_PASSWORD="+kc.AdminPassword, "KPLANE_LDAP_BIND_CREDENTIAL="+ldap.BindPassword, "KPLANE_IDP_SECRET_CORP=broker-secret-2026")
 		out, err := cmd.CombinedOutput()
@@ -184,6 +184,55 @@ func TestIdentityClusterLogin(t *testing.T) {
 	// A change made by hand in Keycloak is put back by the next sync.
 	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 3600, "bruteForceProtected": false}, nil))
 	assert.Equal(t, "realm kplane: accessTokenLifespan 3600 -> 300\nrealm kplane: bruteForceProtected false -> true\nrealm kplane: 2 changes\n", realmSync())
+
+	// What was added by hand and the realm does not declare is removed by the next sync: a
+	// client, a group, and realm-management's realm-admin granted to a user and to a declared
+	// group. Keycloak's built-in clients stay. --report-only lists it and removes nothing.
+	base := "/admin/realms/kplane"
+	require.NoError(t, admin.Do(ctx, "POST", base+"/clients", map[string]any{"clientId": "backdoor", "publicClient": true, "redirectUris": []any{"*"}}, nil))
+	require.NoError(t, admin.Do(ctx, "POST", base+"/groups", map[string]any{"name": "shadow-admins"}, nil))
+	require.NoError(t, admin.Do(ctx, "POST", base+"/users", map[string]any{"username": "mallory", "enabled": true}, nil))
+	var found []map[string]any
+	require.NoError(t, admin.Do(ctx, "GET", base+"/clients?clientId=realm-management", nil, &found))
+	rm := fmt.Sprint(found[0]["id"])
+	var realmAdmin map[string]any
+	require.NoError(t, admin.Do(ctx, "GET", base+"/clients/"+rm+"/roles/realm-admin", nil, &realmAdmin))
+	require.NoError(t, admin.Do(ctx, "GET", base+"/users?exact=true&username=mallory", nil, &found))
+	mallory := fmt.Sprint(found[0]["id"])
+	require.NoError(t, admin.Do(ctx, "POST", base+"/users/"+mallory+"/role-mappings/clients/"+rm, []any{realmAdmin}, nil))
+	require.NoError(t, admin.Do(ctx, "GET", base+"/groups?exact=true&search=team-a", nil, &found))
+	teamA := fmt.Sprint(found[0]["id"])
+	require.NoError(t, admin.Do(ctx, "POST", base+"/groups/"+teamA+"/role-mappings/clients/"+rm, []any{realmAdmin}, nil))
+	report := realmSync("--report-only")
+	for _, want := range []string{"would remove client backdoor", "would remove group shadow-admins", "would remove user mallory: realm-management role realm-admin",
+		"would remove group team-a: realm-management role realm-admin"} {
+		assert.Contains(t, report, want)
+	}
+	require.NoError(t, admin.Do(ctx, "GET", base+"/clients?clientId=backdoor", nil, &found))
+	assert.Len(t, found, 1, "report only: nothing removed")
+	out := realmSync()
+	t.Logf("sync after changes by hand:\n%s", out)
+	for _, want := range []string{"removed client backdoor (not declared)", "removed group shadow-admins (not declared)",
+		"removed user mallory: realm-management role realm-admin (not declared)", "removed group team-a: realm-management role realm-admin (not declared)"} {
+		assert.Contains(t, out, want)
+	}
+	require.NoError(t, admin.Do(ctx, "GET", base+"/clients?clientId=backdoor", nil, &found))
+	assert.Empty(t, found, "the hand-added client is gone")
+	var mappings map[string]any
+	require.NoError(t, admin.Do(ctx, "GET", base+"/users/"+mallory+"/role-mappings", nil, &mappings))
+	assert.NotContains(t, mappings, "clientMappings", "mallory is no realm administrator")
+	require.NoError(t, admin.Do(ctx, "GET", base+"/groups/"+teamA+"/role-mappings", nil, &mappings))
+	assert.NotContains(t, fmt.Sprint(mappings["clientMappings"]), "realm-admin", "nor is team-a")
+	var clients []map[string]any
+	require.NoError(t, admin.Do(ctx, "GET", base+"/clients", nil, &clients))
+	var ids []string
+	for _, c := range clients {
+		ids = append(ids, fmt.Sprint(c["clientId"]))
+	}
+	for _, builtIn := range []string{"account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console", "kubernetes"} {
+		assert.Contains(t, ids, builtIn, "built-in and declared clients stay")
+	}
+	assert.Equal(t, "realm kplane: 0 changes\n", realmSync(), "and the next sync changes nothing")
 
 	// (edit is an aggregated role: the controller-manager fills its rules shortly after start.)
 	require.Eventually(t, func() bool {

@@ -1,7 +1,9 @@
 // Package realmsync makes a Keycloak realm what its representation says, through Keycloak's
 // admin REST API: it creates the realm when missing and, unlike a realm import (which skips
 // realms that exist), puts back every setting, client, protocol mapper, role, group, user
-// federation, identity provider and flow step requirement that has drifted. It reports what it
+// federation, identity provider and flow step requirement that has drifted, and removes what the
+// realm does not declare (clients, identity providers, flows, groups, role mappings of groups
+// and users, realm-management's grants included; Keycloak's built-ins stay). It reports what it
 // changed, so a second run reports nothing. One file per concern: realm settings and the API
 // (this one), groups, clients, federation (LDAP and identity providers), flows.
 package realmsync
@@ -29,7 +31,9 @@ type Client struct {
 	HTTP          *http.Client
 	AdminUser     string
 	AdminPassword string
-	token         string
+	// ReportOnly: what the realm does not declare is listed ("would remove ..."), not removed.
+	ReportOnly bool
+	token      string
 }
 
 // nested are the realm representation's parts synchronised one by one, not as realm settings.
@@ -98,7 +102,7 @@ func (c *Client) Apply(ctx context.Context, rep map[string]any, secret func(name
 		}
 	}
 	base := "/admin/realms/" + url.PathEscape(realm)
-	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.flows, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders} {
+	for _, step := range []func(context.Context, string, map[string]any) ([]string, error){c.roles, c.flows, c.clients, c.clientRoles, c.groups, c.components, c.identityProviders, c.prune} {
 		more, err := step(ctx, base, rep)
 		if err != nil {
 			return changes, err

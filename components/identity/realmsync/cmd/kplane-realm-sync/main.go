@@ -24,20 +24,21 @@ import (
 	"github.com/kplane/kplane/internal/cli"
 )
 
-const usage = "usage: kplane-realm-sync [--realm /realm/realm.json] (Keycloak's URL and admin from KEYCLOAK_URL, KEYCLOAK_ADMIN_USER, KEYCLOAK_ADMIN_PASSWORD)"
+const usage = "usage: kplane-realm-sync [--realm /realm/realm.json] [--report-only] (Keycloak's URL and admin from KEYCLOAK_URL, KEYCLOAK_ADMIN_USER, KEYCLOAK_ADMIN_PASSWORD)"
 
 func main() {
 	cli.Main("kplane-realm-sync", usage, func(args []string) error {
 		fs := flag.NewFlagSet("kplane-realm-sync", flag.ContinueOnError)
 		realmFile := fs.String("realm", "/realm/realm.json", "the realm representation (the component's ConfigMap)")
+		reportOnly := fs.Bool("report-only", false, "list what the realm does not declare instead of removing it")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return run(*realmFile)
+		return run(*realmFile, *reportOnly)
 	})
 }
 
-func run(realmFile string) error {
+func run(realmFile string, reportOnly bool) error {
 	raw, err := os.ReadFile(realmFile)
 	if err != nil {
 		return err
@@ -63,7 +64,7 @@ func run(realmFile string) error {
 		}
 	}
 	c := &realmsync.Client{BaseURL: os.Getenv("KEYCLOAK_URL"), AdminUser: os.Getenv("KEYCLOAK_ADMIN_USER"), AdminPassword: os.Getenv("KEYCLOAK_ADMIN_PASSWORD"),
-		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}}
+		HTTP: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConfig}}, ReportOnly: reportOnly}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	changes, err := c.Apply(ctx, rep, os.LookupEnv)
