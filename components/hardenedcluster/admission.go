@@ -37,10 +37,26 @@ type AdmissionArgs struct {
 	// ExemptNamespaces are added to the always-exempt kube-system, kube-public and
 	// kube-node-lease (node agents, the platform's own controllers). Keep this list short.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
-	// Exceptions exclude one workload (or a whole namespace) from one policy, with a reason and
-	// an expiry date. Expired exceptions stop applying and are reported.
+	// Exceptions exclude one workload (or a whole namespace) from one policy, with a reason, an
+	// owner, a ticket and an expiry date at most MaxExceptionDays ahead. An expired exception
+	// stops applying on its own: the exception-expiry CronJob (ExpiryImage) removes it from the
+	// cluster's policies the day after it expires, the next up leaves it out, and the policy
+	// pack fails the preview (mandatory) until it is removed from the arguments.
 	Exceptions []Exception `json:"exceptions,omitempty"`
+	// MaxExceptionDays caps how far ahead an exception may expire (default 90 days).
+	MaxExceptionDays int `json:"maxExceptionDays,omitempty"`
+	// ExpiryImage is kplane-admission by digest: the daily CronJob that removes expired
+	// exceptions from the cluster's policies. Required when there are exceptions.
+	ExpiryImage string `json:"expiryImage,omitempty"`
 }
+
+// ExpiredExceptionsAnnotation on a policy (or Gatekeeper constraint) lists, as JSON, the
+// exceptions to it that have expired but are still in the arguments: the policy pack's
+// kplane-exception-expired fails the preview on it.
+const ExpiredExceptionsAnnotation = "kplane.io/expired-exceptions"
+
+// DefaultMaxExceptionDays caps an exception's lifetime unless MaxExceptionDays says otherwise.
+const DefaultMaxExceptionDays = 90
 
 // Exception excludes a workload from one policy until it expires.
 type Exception struct {
@@ -53,8 +69,19 @@ type Exception struct {
 	Workload string `json:"workload,omitempty"`
 	// Reason is recorded on the policy for auditors (required).
 	Reason string `json:"reason"`
-	// Expires is the last day the exception applies, YYYY-MM-DD (required).
+	// Owner is who answers for the exception: a team or a person (required).
+	Owner string `json:"owner"`
+	// Ticket is the change or risk-acceptance record that approved it (required).
+	Ticket string `json:"ticket"`
+	// Expires is the last day the exception applies, YYYY-MM-DD, UTC (required; at most
+	// MaxExceptionDays ahead).
 	Expires string `json:"expires"`
+}
+
+// ExceptionConditionName names an exception's match condition on a ValidatingAdmissionPolicy;
+// the expiry CronJob reads the date from it.
+func ExceptionConditionName(i int, e Exception) string {
+	return fmt.Sprintf("exception-%d-expires-%s", i, e.Expires)
 }
 
 // alwaysExempt namespaces hold the control plane's own components.
@@ -378,13 +405,16 @@ func (a *Args) teamNamespaces() []string {
 }
 
 // workloadNamespaces are where workloads may run: the teams' namespaces, and kplane's own
-// namespace for the Vault jobs (which meet the whole baseline).
+// namespaces for the Vault jobs and the exception expiry (which meet the whole baseline).
 func (a *Args) workloadNamespaces() []string {
 	ns := a.teamNamespaces()
 	if a.Secrets.Bootstrap != nil && len(ns) > 0 {
 		ns = append(ns, SecretsNamespace)
-		sort.Strings(ns)
 	}
+	if len(a.Admission.Exceptions) > 0 && len(ns) > 0 {
+		ns = append(ns, ExceptionExpiryNamespace)
+	}
+	sort.Strings(ns)
 	return ns
 }
 
@@ -462,12 +492,29 @@ func (a *Args) validateAdmission() error {
 		if strings.TrimSpace(e.Reason) == "" {
 			return fmt.Errorf("%s.Reason: required; say why the workload needs the exception (auditors read it)", f)
 		}
+		if strings.TrimSpace(e.Owner) == "" {
+			return fmt.Errorf("%s.Owner: required; the team or person who answers for the exception", f)
+		}
+		if strings.TrimSpace(e.Ticket) == "" {
+			return fmt.Errorf("%s.Ticket: required; the change or risk-acceptance record that approved the exception", f)
+		}
 		if e.Expires == "" {
 			return fmt.Errorf("%s.Expires: required; an exception without an end date is a permanent hole (use YYYY-MM-DD)", f)
 		}
-		if _, err := time.Parse("2006-01-02", e.Expires); err != nil {
+		until, err := time.Parse("2006-01-02", e.Expires)
+		if err != nil {
 			return fmt.Errorf("%s.Expires %q: use a date like 2026-12-31", f, e.Expires)
 		}
+		if limit := today().AddDate(0, 0, ad.maxExceptionDays()); until.After(limit) {
+			return fmt.Errorf("%s.Expires %q: more than %d days ahead (the latest is %s); renew the exception when it ends, or raise Admission.MaxExceptionDays",
+				f, e.Expires, ad.maxExceptionDays(), limit.Format("2006-01-02"))
+		}
+	}
+	if len(ad.Exceptions) > 0 && !strings.Contains(ad.ExpiryImage, "@sha256:") {
+		return fmt.Errorf("Admission.ExpiryImage %q: exceptions need the expiry CronJob (kplane-admission, pinned by digest) so they end on their own", ad.ExpiryImage)
+	}
+	if ad.MaxExceptionDays < 0 {
+		return fmt.Errorf("Admission.MaxExceptionDays %d: a number of days, or 0 for the default %d", ad.MaxExceptionDays, DefaultMaxExceptionDays)
 	}
 	return nil
 }
@@ -489,6 +536,19 @@ func RegistryPrefixes(registries []string) []string {
 		}
 	}
 	return out
+}
+
+func (ad AdmissionArgs) maxExceptionDays() int {
+	if ad.MaxExceptionDays > 0 {
+		return ad.MaxExceptionDays
+	}
+	return DefaultMaxExceptionDays
+}
+
+// today is the current UTC date (expiry dates are days in UTC).
+func today() time.Time {
+	y, m, d := now().UTC().Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 func celString(s string) string {

@@ -44,11 +44,18 @@ func TestPolicySelection(t *testing.T) {
 	assert.ElementsMatch(t, PolicyNames(), append(policyNames(a.policies()), "kplane-image-digest", "kplane-read-only-root"))
 }
 
+// onDate pins the clock exceptions are judged by.
+func onDate(t *testing.T, y int, m time.Month, d int) {
+	now = func() time.Time { return time.Date(y, m, d, 12, 0, 0, 0, time.UTC) }
+	t.Cleanup(func() { now = time.Now })
+}
+
 func TestExceptions(t *testing.T) {
-	a := &Args{Admission: AdmissionArgs{Exceptions: []Exception{
-		{Policy: "kplane-read-only-root", Namespace: "db", Workload: "postgres", Reason: "writes its socket to /var/run", Expires: "2026-12-31"},
-		{Policy: "kplane-read-only-root", Namespace: "legacy", Reason: "migration", Expires: "2026-01-31"},
-		{Policy: "kplane-host-path", Namespace: "db", Reason: "r", Expires: "2027-01-01"},
+	onDate(t, 2026, 11, 27)
+	a := &Args{Admission: AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{
+		{Policy: "kplane-read-only-root", Namespace: "db", Workload: "postgres", Reason: "writes its socket to /var/run", Owner: "team-db", Ticket: "SEC-101", Expires: "2026-12-31"},
+		{Policy: "kplane-read-only-root", Namespace: "legacy", Reason: "migration", Owner: "team-db", Ticket: "SEC-101", Expires: "2026-01-31"},
+		{Policy: "kplane-host-path", Namespace: "db", Reason: "r", Owner: "team-db", Ticket: "SEC-101", Expires: "2027-01-01"},
 	}}}
 	require.NoError(t, a.Validate())
 	active, expired := a.activeExceptions("kplane-read-only-root", time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
@@ -64,23 +71,31 @@ func TestExceptions(t *testing.T) {
 	assert.Equal(t, `!(request.namespace == 'legacy')`, a.Admission.Exceptions[1].exceptionCondition())
 }
 
+const expiryImage = "registry.example.com/kplane-admission@sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 func TestAdmissionValidate(t *testing.T) {
-	ok := Exception{Policy: "kplane-host-path", Namespace: "db", Reason: "backup agent", Expires: "2027-01-31"}
+	onDate(t, 2026, 11, 27)
+	ok := Exception{Policy: "kplane-host-path", Namespace: "db", Reason: "backup agent", Owner: "team-db", Ticket: "SEC-101", Expires: "2027-01-31"}
 	cases := map[string]struct {
 		admission AdmissionArgs
 		want      string
 	}{
 		"bad mode":            {AdmissionArgs{Mode: "dryrun"}, `Admission.Mode "dryrun": use "enforce" (default) or "audit"`},
 		"unknown disabled":    {AdmissionArgs{Disabled: []string{"kplane-no-priviledged"}}, `Admission.Disabled[0] "kplane-no-priviledged": no such policy; known: kplane-allowed-namespaces`},
-		"unknown policy":      {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Policy = "no-root"; return e }()}}, `Admission.Exceptions[0].Policy "no-root": no such policy`},
-		"no expiry":           {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Expires = ""; return e }()}}, "Admission.Exceptions[0].Expires: required; an exception without an end date is a permanent hole"},
-		"bad date":            {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Expires = "31/01/2027"; return e }()}}, `Admission.Exceptions[0].Expires "31/01/2027": use a date like 2026-12-31`},
-		"no reason":           {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Reason = " "; return e }()}}, "Admission.Exceptions[0].Reason: required"},
-		"no namespace":        {AdmissionArgs{Exceptions: []Exception{func() Exception { e := ok; e.Namespace = ""; return e }()}}, "Admission.Exceptions[0].Namespace \"\": required"},
+		"unknown policy":      {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Policy = "no-root"; return e }()}}, `Admission.Exceptions[0].Policy "no-root": no such policy`},
+		"no expiry":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = ""; return e }()}}, "Admission.Exceptions[0].Expires: required; an exception without an end date is a permanent hole"},
+		"bad date":            {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "31/01/2027"; return e }()}}, `Admission.Exceptions[0].Expires "31/01/2027": use a date like 2026-12-31`},
+		"no reason":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Reason = " "; return e }()}}, "Admission.Exceptions[0].Reason: required"},
+		"no namespace":        {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Namespace = ""; return e }()}}, "Admission.Exceptions[0].Namespace \"\": required"},
 		"registry with quote": {AdmissionArgs{AllowedRegistries: []string{"evil'/"}}, `Admission.AllowedRegistries[0] "evil'/"`},
 		"short name registry": {AdmissionArgs{AllowedRegistries: []string{"library"}}, `Admission.AllowedRegistries[0] "library": give a registry host`},
 		"exempt ns":           {AdmissionArgs{ExemptNamespaces: []string{"Agents"}}, `Admission.ExemptNamespaces[0] "Agents"`},
-		"valid":               {AdmissionArgs{Exceptions: []Exception{ok}, Mode: "audit"}, ""},
+		"valid":               {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{ok}, Mode: "audit"}, ""},
+		"no owner":            {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Owner = ""; return e }()}}, "Admission.Exceptions[0].Owner: required"},
+		"no ticket":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Ticket = ""; return e }()}}, "Admission.Exceptions[0].Ticket: required"},
+		"too far ahead":       {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "2027-03-01"; return e }()}}, `Admission.Exceptions[0].Expires "2027-03-01": more than 90 days ahead (the latest is 2027-02-25)`},
+		"raised cap":          {AdmissionArgs{ExpiryImage: expiryImage, MaxExceptionDays: 180, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "2027-03-01"; return e }()}}, ""},
+		"no expiry job":       {AdmissionArgs{Exceptions: []Exception{ok}}, `Admission.ExpiryImage "": exceptions need the expiry CronJob`},
 		"unknown engine":      {AdmissionArgs{Engine: "kyverno"}, `Admission.Engine "kyverno": use "vap" (default, in-process) or "gatekeeper"`},
 		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: chart.Source{Path: "/no/chart"}}}, `Admission.Gatekeeper.Chart.Path "/no/chart": no such chart directory`},
 		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: chart.Source{Repo: "ftp://mirror"}}}, `Admission.Gatekeeper.Chart.Repo "ftp://mirror"`},

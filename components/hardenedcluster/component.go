@@ -109,6 +109,9 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	if err != nil {
 		return nil, err
 	}
+	if err := newExceptionExpiry(ctx, name, args, parent); err != nil {
+		return nil, err
+	}
 	if err := newImageTrust(ctx, name, args, parent); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package hardenedcluster
 
 import (
+	"encoding/json"
 	"maps"
 	"slices"
 	"strings"
@@ -145,19 +146,24 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 	for _, name := range slices.Sorted(maps.Keys(p.Params)) {
 		params[name] = anymap.Of(p.Params[name])
 	}
-	active, _ := a.activeExceptions(p.Name, now)
+	active, expired := a.activeExceptions(p.Name, now)
 	exceptions := []any{}
 	for _, e := range active {
 		exceptions = append(exceptions, map[string]any{"namespace": e.Namespace, "workload": e.Workload, "reason": e.Reason, "expires": e.Expires})
 	}
 	params["exceptions"] = exceptions
+	annotations := map[string]any{"kplane.io/controls": strings.Join(p.Controls, ", ")}
+	if len(expired) > 0 {
+		gone, _ := json.Marshal(expired)
+		annotations[ExpiredExceptionsAnnotation] = string(gone)
+	}
 	return map[string]any{
 		"apiVersion": "constraints.gatekeeper.sh/v1beta1",
 		"kind":       templateKind(p.Name),
 		"metadata": map[string]any{
 			"name":        p.Name,
 			"labels":      map[string]any{"app.kubernetes.io/managed-by": "kplane"},
-			"annotations": map[string]any{"kplane.io/controls": strings.Join(p.Controls, ", ")},
+			"annotations": annotations,
 		},
 		"spec": map[string]any{
 			"enforcementAction": action,

@@ -23,11 +23,11 @@ const libraryDir = "gatekeeper"
 func libraryArgs() *Args {
 	a := &Args{
 		Teams:     []Team{{Name: "apps", Namespaces: []string{"apps"}}},
-		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com"}},
+		Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com"}, ExpiryImage: expiryImage},
 	}
 	for _, p := range a.policies() {
 		a.Admission.Exceptions = append(a.Admission.Exceptions,
-			Exception{Policy: p.Name, Namespace: "apps", Workload: "legacy", Reason: "library sample", Expires: "2099-12-31"})
+			Exception{Policy: p.Name, Namespace: "apps", Workload: "legacy", Reason: "library sample", Owner: "apps", Ticket: "SEC-1", Expires: "2027-01-31"})
 	}
 	return a
 }
@@ -133,6 +133,7 @@ func TestGatorVerify(t *testing.T) {
 // replaced by kplane's own namespace), a template and a constraint per policy with the
 // arguments as parameters, and no ValidatingAdmissionPolicies.
 func TestGatekeeperEngineGraph(t *testing.T) {
+	onDate(t, 2026, 11, 27)
 	a := libraryArgs()
 	a.Admission.Engine = "gatekeeper"
 	a.Admission.Gatekeeper.Values = map[string]any{"replicas": 2}

@@ -64,7 +64,7 @@ func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ..
 		conditions := admissionv1.MatchConditionArray{admissionv1.MatchConditionArgs{Name: pulumi.String("spec-changed"), Expression: pulumi.String(specChanged)}}
 		for i, e := range active {
 			conditions = append(conditions, admissionv1.MatchConditionArgs{
-				Name: pulumi.String(fmt.Sprintf("exception-%d", i)), Expression: pulumi.String(e.exceptionCondition()),
+				Name: pulumi.String(ExceptionConditionName(i, e)), Expression: pulumi.String(e.exceptionCondition()),
 			})
 		}
 		validations := admissionv1.ValidationArray{}
@@ -82,6 +82,13 @@ func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ..
 			"kplane.io/description": pulumi.String(p.Description),
 			"kplane.io/controls":    pulumi.String(strings.Join(p.Controls, ", ")),
 			"kplane.io/exceptions":  pulumi.String(string(listed)),
+		}
+		if len(expired) > 0 { // the policy pack fails the preview on these (kplane-exception-expired)
+			gone, err := json.Marshal(expired)
+			if err != nil {
+				return nil, err
+			}
+			annotations[ExpiredExceptionsAnnotation] = pulumi.String(string(gone))
 		}
 		labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}
 		policy, err := admissionv1.NewValidatingAdmissionPolicy(ctx, name+"-"+p.Name, &admissionv1.ValidatingAdmissionPolicyArgs{

@@ -68,10 +68,10 @@ func TestAdmissionGraphArguments(t *testing.T) {
 		Teams: []Team{{Name: "web", Namespaces: []string{"web"}}},
 		Admission: AdmissionArgs{
 			Mode: "audit", AllowedRegistries: []string{"registry.example.com/"}, AllowImageTags: true,
-			Disabled: []string{"kplane-host-ports"}, ExemptNamespaces: []string{"agents"},
+			Disabled: []string{"kplane-host-ports"}, ExemptNamespaces: []string{"agents"}, ExpiryImage: expiryImage,
 			Exceptions: []Exception{
-				{Policy: "kplane-read-only-root", Namespace: "web", Workload: "legacy", Reason: "tmp files", Expires: "2027-01-31"},
-				{Policy: "kplane-read-only-root", Namespace: "web", Workload: "gone", Reason: "ended", Expires: "2026-01-31"},
+				{Policy: "kplane-read-only-root", Namespace: "web", Workload: "legacy", Reason: "tmp files", Owner: "team-db", Ticket: "SEC-101", Expires: "2027-01-31"},
+				{Policy: "kplane-read-only-root", Namespace: "web", Workload: "gone", Reason: "ended", Owner: "team-db", Ticket: "SEC-101", Expires: "2026-01-31"},
 			},
 		},
 	})

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -41,6 +43,31 @@ func PlatformPolicies() []pack.Policy {
 					}
 				}
 				return nil
+			}},
+		{Name: "kplane-exception-expired", Enforcement: pack.Mandatory,
+			Description: "no admission exception past its expiry date stays in the environment", DescriptionKo: "만료일이 지난 어드미션 예외가 환경 설정에 남아 있으면 안 됩니다",
+			Remediation: "remove the expired exception from the environment's kplane:security admission.exceptions, or renew it with a new date, owner and ticket", RemediationKo: "환경 설정 admission.exceptions에서 만료된 예외를 제거하거나 새 날짜·담당자·티켓으로 갱신하십시오",
+			Controls: []pack.Control{{Framework: "ISMS-P", ID: "2.10.1"}, {Framework: "KISA", ID: "Master-05"}},
+			Applies: func(r pack.Resource) bool {
+				return strings.HasSuffix(r.Type, ":ValidatingAdmissionPolicy") || strings.HasPrefix(r.Type, "kubernetes:constraints.gatekeeper.sh/")
+			},
+			Check: func(r pack.Resource) []string {
+				name, _ := r.Meta()
+				meta, _ := r.Props["metadata"].(map[string]any)
+				annotations, _ := meta["annotations"].(map[string]any)
+				raw, _ := annotations[hardenedcluster.ExpiredExceptionsAnnotation].(string)
+				if raw == "" {
+					return nil
+				}
+				var expired []hardenedcluster.Exception
+				if err := json.Unmarshal([]byte(raw), &expired); err != nil {
+					return []string{fmt.Sprintf("%s: unreadable %s: %v", name, hardenedcluster.ExpiredExceptionsAnnotation, err)}
+				}
+				var out []string
+				for _, e := range expired {
+					out = append(out, fmt.Sprintf("exception to %s for %s/%s (owner %s, ticket %s) expired on %s", name, e.Namespace, cmp.Or(e.Workload, "*"), e.Owner, e.Ticket, e.Expires))
+				}
+				return out
 			}},
 		{Name: "kplane-pod-security-enforced", Enforcement: pack.Mandatory,
 			Description: "every namespace enforces Pod Security Standards baseline or restricted, version pinned", DescriptionKo: "모든 네임스페이스는 Pod Security Standards baseline 이상을 강제하고 버전을 고정해야 합니다",

@@ -33,6 +33,12 @@ func TestPlatformPolicies(t *testing.T) {
 	assert.Empty(t, msgs(constraint("deny")))
 	assert.Len(t, msgs(constraint("warn")), 1)
 
+	// An exception that expired and is still in the arguments fails the preview.
+	vap := pack.Resource{Type: "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy", Props: map[string]any{"metadata": map[string]any{
+		"name": "kplane-read-only-root", "annotations": map[string]any{hardenedcluster.ExpiredExceptionsAnnotation: `[{"policy":"kplane-read-only-root","namespace":"web","workload":"legacy","owner":"web","ticket":"SEC-9","expires":"2026-01-31"}]`}}}}
+	assert.Equal(t, []string{"exception to kplane-read-only-root for web/legacy (owner web, ticket SEC-9) expired on 2026-01-31"}, msgs(vap))
+	assert.Equal(t, pack.Mandatory, p.Evaluate(vap, nil)[0].Level)
+
 	ns := func(name string, labels map[string]any) pack.Resource {
 		return pack.Resource{Type: "kubernetes:core/v1:Namespace", Props: map[string]any{"metadata": map[string]any{"name": name, "labels": labels}}}
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -39,12 +41,13 @@ func (b baseline) agents() string { return b.prefix + "-agents" }
 // privileged container cannot set allowPrivilegeEscalation: false).
 func (b baseline) args() *hardenedcluster.Args {
 	exceptions := []hardenedcluster.Exception{
-		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "legacy", Reason: "writes to /tmp until v2", Expires: "2099-12-31"},
-		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "old", Reason: "ended", Expires: "2020-01-01"},
+		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "legacy", Reason: "writes to /tmp until v2", Owner: "apps", Ticket: "SEC-101", Expires: exceptionEnd()},
+		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "old", Reason: "ended", Owner: "apps", Ticket: "SEC-7", Expires: "2020-01-01"},
 	}
 	for _, v := range fixtures.Violations() {
 		if v.Also != "" {
-			exceptions = append(exceptions, hardenedcluster.Exception{Policy: v.Also, Namespace: b.apps(), Workload: v.Name, Reason: "test isolation", Expires: "2099-12-31"})
+			exceptions = append(exceptions, hardenedcluster.Exception{Policy: v.Also, Namespace: b.apps(), Workload: v.Name, Reason: "test isolation",
+				Owner: "apps", Ticket: "SEC-102", Expires: exceptionEnd()})
 		}
 	}
 	return &hardenedcluster.Args{
@@ -54,9 +57,13 @@ func (b baseline) args() *hardenedcluster.Args {
 			AllowedRegistries: []string{"registry.example.com"},
 			ExemptNamespaces:  []string{b.agents()},
 			Exceptions:        exceptions,
+			ExpiryImage:       "registry.example.com/kplane-admission" + fixtures.Digest,
 		},
 	}
 }
+
+// exceptionEnd is the last day of the tests' exceptions: 30 days ahead (within the cap).
+func exceptionEnd() string { return time.Now().UTC().AddDate(0, 0, 30).Format("2006-01-02") }
 
 // setup creates the exempt agents namespace before the component.
 func (b baseline) setup(ctx *pulumi.Context, k8s pulumi.ProviderResource) ([]pulumi.Resource, error) {
@@ -146,6 +153,7 @@ func TestAdmissionBaseline(t *testing.T) {
 	assert.Contains(t, up.StdOut+up.StdErr, "expired on 2020-01-01 and no longer applies")
 
 	b.check(t, dc)
+	expireExceptions(t, c, dc, b.apps(), "kplane-read-only-root")
 
 	// kubectl debug adds ephemeral containers to a running pod: they are checked too (with a
 	// rule Pod Security Admission does not have, so that kplane's policy is the one answering).
@@ -184,4 +192,37 @@ func refused(t *testing.T, create func() error, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("not refused with %q; last result: %v", want, err)
+}
+
+// expireExceptions runs the exception-expiry CronJob's own command as its ServiceAccount on the
+// day after the exceptions' last day: from then on the workload the exception covered is
+// refused, without a pulumi up.
+func expireExceptions(t *testing.T, c *testbed.Cluster, dc dynamic.Interface, apps, policy string) {
+	t.Helper()
+	ctx := context.Background()
+	cron := get(t, dc, schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}, hardenedcluster.ExceptionExpiryNamespace, "kplane-exception-expiry")
+	containers, _, _ := unstructured.NestedSlice(cron.Object, "spec", "jobTemplate", "spec", "template", "spec", "containers")
+	require.Len(t, containers, 1)
+	args := anymap.Strings(containers[0].(map[string]any)["args"])
+	end, err := time.Parse("2006-01-02", exceptionEnd())
+	require.NoError(t, err)
+	spec := fixtures.GoodPodSpec()
+	delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+	obj, gvr := workloadObject("Deployment", apps, "legacy-worker", spec)
+	dryRun := k8smeta.CreateOptions{DryRun: []string{"All"}}
+	_, err = dc.Resource(gvr).Namespace(apps).Create(ctx, obj, dryRun)
+	require.NoError(t, err, "the exception covers legacy-worker until its last day")
+	run := func(day time.Time) string {
+		cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/components/hardenedcluster/exceptions/cmd/kplane-admission"),
+			append(args, "--kubeconfig="+serviceAccountKubeconfig(t, c, hardenedcluster.ExceptionExpiryNamespace, "kplane-exception-expiry"), "--today="+day.Format("2006-01-02"))...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	assert.Contains(t, run(end), "0 exceptions expired", "on its last day the exception still applies")
+	out := run(end.AddDate(0, 0, 1))
+	t.Logf("the day after:\n%s", out)
+	assert.Contains(t, out, "removed "+policy+": exception expired on "+end.Format("2006-01-02"))
+	refused(t, func() error { _, err := dc.Resource(gvr).Namespace(apps).Create(ctx, obj, dryRun); return err },
+		policy+": container app: securityContext.readOnlyRootFilesystem must be true")
 }

@@ -120,6 +120,7 @@ func TestGatekeeperEnforces(t *testing.T) {
 	require.NoError(t, err)
 	changed := *again.Summary.ResourceChanges
 	assert.Zero(t, changed["create"]+changed["update"]+changed["replace"]+changed["delete"], "a second up changes nothing (the injected caBundle is not drift): %v", changed)
+	expireExceptions(t, c, dc, b.apps(), "kplane-read-only-root")
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
