@@ -6,14 +6,17 @@ package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/policies/controls"
 	"github.com/kplane/kplane/policies/pack"
@@ -67,6 +70,37 @@ type Report struct {
 	// NotApplied lists the policies that judged nothing: the stack declares none of their
 	// subjects (no backup, realm, bucket, ...), so their controls are not counted as passed.
 	NotApplied []string `json:"notApplied,omitempty"`
+	// Exceptions are the environment's admission exceptions with the days each has left
+	// (negative: expired; the pack's kplane-exception-expired fails the preview on those).
+	Exceptions []ExceptionStatus `json:"exceptions,omitempty"`
+}
+
+// ExceptionStatus is one admission exception as auditors read it.
+type ExceptionStatus struct {
+	Policy    string `json:"policy"`
+	Namespace string `json:"namespace"`
+	Workload  string `json:"workload,omitempty"`
+	Reason    string `json:"reason"`
+	Owner     string `json:"owner"`
+	Ticket    string `json:"ticket"`
+	Expires   string `json:"expires"`
+	DaysLeft  int    `json:"daysLeft"`
+}
+
+// WithExceptions lists exceptions in the report, by days left (soonest first), judged on now.
+func (r *Report) WithExceptions(list []hardenedcluster.Exception, now time.Time) {
+	y, m, d := now.UTC().Date()
+	today := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	r.Exceptions = nil
+	for _, e := range list {
+		left := 0
+		if until, err := time.Parse("2006-01-02", e.Expires); err == nil {
+			left = int(until.Sub(today).Hours() / 24)
+		}
+		r.Exceptions = append(r.Exceptions, ExceptionStatus{Policy: e.Policy, Namespace: e.Namespace, Workload: e.Workload, Reason: e.Reason,
+			Owner: e.Owner, Ticket: e.Ticket, Expires: e.Expires, DaysLeft: left})
+	}
+	sort.SliceStable(r.Exceptions, func(i, j int) bool { return r.Exceptions[i].DaysLeft < r.Exceptions[j].DaysLeft })
 }
 
 // Build evaluates the catalog against the packs that ran and their findings, and the node
@@ -232,14 +266,18 @@ var words = map[string]map[string]string{
 		"violated": "violated", "pass": "pass", "node-check": "checked on nodes (kplane-nodecheck)", "manual": "manual attestation", "not-covered": "not covered",
 		"none": "No violations.", "summary": "Summary", "level-mandatory": "mandatory", "level-advisory": "advisory",
 		"level-node": "node check", "nodefail": "node check failures",
-		"notapplied": "Not applied (the stack declares nothing they judge; their controls are not counted as passed)"},
+		"notapplied": "Not applied (the stack declares nothing they judge; their controls are not counted as passed)",
+		"exceptions": "Admission exceptions", "exception": "Exception", "owner": "Owner", "ticket": "Ticket", "reason": "Reason",
+		"expires": "Last day", "daysleft": "Days left", "expired": "expired"},
 	"ko": {"title": "컴플라이언스 보고서", "env": "환경", "generated": "생성 시각", "packs": "정책 팩",
 		"mandatory": "필수(mandatory) 위반", "advisory": "권고(advisory) 위반", "findings": "위반 사항", "controls": "통제 항목",
 		"framework": "기준", "control": "항목", "status": "상태", "policies": "점검 정책", "fix": "조치 방법", "resource": "리소스",
 		"violated": "위반", "pass": "충족", "node-check": "노드 점검(kplane-nodecheck)", "manual": "수동 확인 필요", "not-covered": "미적용",
 		"none": "위반 사항이 없습니다.", "summary": "요약", "level-mandatory": "필수", "level-advisory": "권고",
 		"level-node": "노드 점검", "nodefail": "노드 점검 실패",
-		"notapplied": "적용 대상 없음(스택에 점검 대상이 없어 해당 통제는 충족으로 집계하지 않음)"},
+		"notapplied": "적용 대상 없음(스택에 점검 대상이 없어 해당 통제는 충족으로 집계하지 않음)",
+		"exceptions": "어드미션 예외", "exception": "예외", "owner": "담당", "ticket": "티켓", "reason": "사유",
+		"expires": "마지막 날", "daysleft": "남은 일수", "expired": "만료"},
 }
 
 func (r *Report) w(key string) string { return words[r.Lang][key] }
@@ -264,6 +302,15 @@ func (r *Report) Markdown() string {
 	if len(r.NotApplied) > 0 {
 		fmt.Fprintf(&b, "%s: `%s`\n\n", r.w("notapplied"), strings.Join(r.NotApplied, "`, `"))
 	}
+	if len(r.Exceptions) > 0 {
+		fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|\n", r.w("exceptions"), r.w("exception"), r.w("owner"),
+			r.w("ticket"), r.w("reason"), r.w("expires"), r.w("daysleft"))
+		for _, e := range r.Exceptions {
+			fmt.Fprintf(&b, "| `%s` %s/%s | %s | %s | %s | %s | %s |\n", e.Policy, e.Namespace, cmp.Or(e.Workload, "*"), mdEscape(e.Owner), mdEscape(e.Ticket),
+				mdEscape(e.Reason), e.Expires, r.daysLeft(e))
+		}
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|\n", r.w("summary"), r.w("framework"),
 		r.w("violated"), r.w("pass"), r.w("node-check"), r.w("manual"), r.w("not-covered"))
 	for _, fw := range []string{"CIS", "KISA", "ISMS-P"} {
@@ -271,6 +318,13 @@ func (r *Report) Markdown() string {
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+func (r *Report) daysLeft(e ExceptionStatus) string {
+	if e.DaysLeft < 0 {
+		return fmt.Sprintf("%s (%d)", r.w("expired"), e.DaysLeft)
+	}
+	return strconv.Itoa(e.DaysLeft)
 }
 
 func shortURN(urn string) string {
@@ -298,12 +352,19 @@ th{background:#f6f8fa}.violated{background:#ffebe9}.pass{background:#dafbe1}.nod
 {{range .R.Findings}}<tr class="violated"><td>{{index $.W (printf "level-%s" .Level)}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>
 {{end}}</table>{{else}}<p>{{.W.none}}</p>{{end}}
 {{if .R.NotApplied}}<p>{{.W.notapplied}}: {{range .R.NotApplied}}<code>{{.}}</code> {{end}}</p>{{end}}
+{{if .R.Exceptions}}<h2>{{.W.exceptions}}</h2>
+<table><tr><th>{{.W.exception}}</th><th>{{.W.owner}}</th><th>{{.W.ticket}}</th><th>{{.W.reason}}</th><th>{{.W.expires}}</th><th>{{.W.daysleft}}</th></tr>
+{{range .R.Exceptions}}<tr{{if lt .DaysLeft 0}} class="violated"{{end}}><td><code>{{.Policy}}</code> {{.Namespace}}/{{or .Workload "*"}}</td><td>{{.Owner}}</td><td>{{.Ticket}}</td><td>{{.Reason}}</td><td>{{.Expires}}</td><td>{{$.R.DaysLeftText .}}</td></tr>
+{{end}}</table>{{end}}
 <h2>{{.W.controls}}</h2>
 <table><tr><th>{{.W.framework}}</th><th>{{.W.control}}</th><th>{{.W.status}}</th><th>{{.W.policies}}</th></tr>
 {{range .R.Controls}}<tr class="{{.Status}}"><td>{{.Framework}}</td><td><b>{{.ID}}</b> {{.Title}}{{if .Note}}<br><small>{{.Note}}</small>{{end}}</td><td>{{index $.W (printf "%s" .Status)}}</td><td>{{range .Policies}}<code>{{.}}</code> {{end}}</td></tr>
 {{end}}</table>
 </body></html>
 `))
+
+// DaysLeftText is an exception's days left as the report prints them.
+func (r *Report) DaysLeftText(e ExceptionStatus) string { return r.daysLeft(e) }
 
 // HTML is the report for people: every control of every framework with its status.
 func (r *Report) HTML() (string, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/policies/kubernetes"
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -112,4 +113,28 @@ func TestNotApplied(t *testing.T) {
 	all, err := Build("dev", "en", []*pack.Pack{p}, nil, append(applied, "kplane-keycloak-admin-mfa"), nil, time.Now())
 	require.NoError(t, err)
 	assert.Equal(t, Pass, control(all, "KISA", "CA-03").Status, "a realm that requires MFA passes it")
+}
+
+// TestExceptionsListed: the report lists active exceptions with their days left, soonest first,
+// in both languages, and marks the expired ones.
+func TestExceptionsListed(t *testing.T) {
+	now := time.Date(2026, 12, 6, 15, 0, 0, 0, time.UTC)
+	for lang, words := range map[string][]string{"en": {"## Admission exceptions", "| `kplane-host-path` db/* | team-db | SEC-2 | backup agent | 2026-12-20 | 14 |", "expired (-5)"},
+		"ko": {"## 어드미션 예외", "만료 (-5)"}} {
+		r, err := Build("prod", lang, nil, nil, nil, nil, now)
+		require.NoError(t, err)
+		r.WithExceptions([]hardenedcluster.Exception{
+			{Policy: "kplane-host-path", Namespace: "db", Reason: "backup agent", Owner: "team-db", Ticket: "SEC-2", Expires: "2026-12-20"},
+			{Policy: "kplane-read-only-root", Namespace: "web", Workload: "legacy", Reason: "tmp", Owner: "web", Ticket: "SEC-1", Expires: "2026-12-01"},
+		}, now)
+		require.Len(t, r.Exceptions, 2)
+		assert.Equal(t, -5, r.Exceptions[0].DaysLeft, "the expired one first")
+		md := r.Markdown()
+		for _, w := range words {
+			assert.Contains(t, md, w, lang)
+		}
+		html, err := r.HTML()
+		require.NoError(t, err)
+		assert.Contains(t, html, "SEC-2")
+	}
 }

@@ -124,7 +124,7 @@ func run(args []string) error {
 		os.Setenv(pack.CoverageEnv, coverage) // the packs, started by the engine, inherit it
 		r, err := s.Preview(ctx, opts...)
 		if *reportDir != "" {
-			if rerr := writeReport(*reportDir, *env, *lang, cfg["kplane:kubeconfig"].Value, findings(), readCoverage(coverage)); rerr != nil {
+			if rerr := writeReport(*reportDir, *env, *lang, cfg["kplane:kubeconfig"].Value, cfg["kplane:security"].Value, findings(), readCoverage(coverage)); rerr != nil {
 				return rerr
 			}
 		}

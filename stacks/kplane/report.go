@@ -15,6 +15,7 @@ import (
 	k8sclient "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
@@ -116,8 +117,9 @@ func readCoverage(path string) []string {
 }
 
 // writeReport renders the compliance report for env into dir, with the node checks' reports of
-// the cluster behind kubeconfig (if given).
-func writeReport(dir, env, lang, kubeconfig string, findings []report.Finding, applied []string) error {
+// the cluster behind kubeconfig (if given) and the admission exceptions of security (the
+// environment's kplane:security, JSON).
+func writeReport(dir, env, lang, kubeconfig, security string, findings []report.Finding, applied []string) error {
 	k8s, err := kubernetes.Pack()
 	if err != nil {
 		return err
@@ -145,6 +147,13 @@ func writeReport(dir, env, lang, kubeconfig string, findings []report.Finding, a
 	r, err := report.Build(env, lang, []*pack.Pack{k8s}, findings, applied, nodes, time.Now())
 	if err != nil {
 		return err
+	}
+	if security != "" {
+		var args hardenedcluster.Args
+		if err := json.Unmarshal([]byte(security), &args); err != nil {
+			return fmt.Errorf("config kplane:security: %w", err)
+		}
+		r.WithExceptions(args.Admission.Exceptions, time.Now())
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
