@@ -109,12 +109,16 @@ type celRule struct {
 
 // The CEL variables every policy shares: the pod spec of a Pod, a CronJob or any controller's
 // pod template, its containers (init containers included), the pod-level securityContext and the
-// ephemeral containers added to a running pod (kubectl debug).
+// ephemeral containers added to a running pod (kubectl debug), and the pod's annotations (the
+// deprecated AppArmor annotation is still honoured by the kubelet).
 var celVariables = [][2]string{
 	{"spec", "object.kind == 'Pod' ? object.spec : (object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : object.spec.template.spec)"},
 	{"containers", "variables.spec.containers + (has(variables.spec.initContainers) ? variables.spec.initContainers : [])"},
 	{"podsc", "has(variables.spec.securityContext) ? variables.spec.securityContext : {}"},
 	{"ephemeral", "has(variables.spec.ephemeralContainers) ? variables.spec.ephemeralContainers : []"},
+	{"annotations", "object.kind == 'Pod' ? (has(object.metadata.annotations) ? object.metadata.annotations : {}) : " +
+		"(object.kind == 'CronJob' ? (has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.annotations) ? object.spec.jobTemplate.spec.template.metadata.annotations : {}) : " +
+		"(has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) ? object.spec.template.metadata.annotations : {}))"},
 }
 
 func scFalse(field string) string { // container securityContext field unset or false
@@ -185,6 +189,11 @@ var pssPolicies = []policyDef{
 				Message: "securityContext.appArmorProfile.type must be RuntimeDefault or Localhost; remove Unconfined"},
 			{Bad: "has(variables.podsc.appArmorProfile) && !(variables.podsc.appArmorProfile.type in ['RuntimeDefault', 'Localhost'])",
 				Message: "spec.securityContext.appArmorProfile.type must be RuntimeDefault or Localhost; remove Unconfined"},
+			// The annotation form (deprecated, still applied by the kubelet): the API server copies
+			// it into the field for bare Pods only, so a controller's template must be judged here.
+			{Bad: "variables.annotations.exists(k, " + appArmorAnnotationBad + ")",
+				Subject: "'annotation ' + variables.annotations.filter(k, " + appArmorAnnotationBad + ")[0]",
+				Message: "AppArmor annotations (container.apparmor.security.beta.kubernetes.io/*) must be runtime/default or localhost/<profile>; remove unconfined, or use securityContext.appArmorProfile"},
 		}},
 	{Name: "kplane-selinux", Description: "SELinux options keep a container type and set no user or role",
 		Controls: []string{"PSS baseline"},
@@ -221,6 +230,10 @@ var pssPolicies = []policyDef{
 			Subject: "'volume ' + variables.spec.volumes.filter(v, " + badVolume + ")[0].name",
 			Message: "only configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected and secret volumes are allowed; use a PersistentVolumeClaim for storage"}}},
 }
+
+// appArmorAnnotationBad: annotation key k is an AppArmor profile other than the default or a
+// local one (Pod Security baseline allows those and an empty value).
+const appArmorAnnotationBad = "k.startsWith('container.apparmor.security.beta.kubernetes.io/') && !(variables.annotations[k] in ['', 'runtime/default'] || variables.annotations[k].startsWith('localhost/'))"
 
 // seLinuxTypes are the SELinux types Pod Security baseline allows (1.31+).
 var seLinuxTypes = []string{"container_t", "container_init_t", "container_kvm_t", "container_engine_t"}

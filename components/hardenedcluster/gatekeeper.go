@@ -185,6 +185,9 @@ func (a *Args) gatekeeperValues() map[string]any {
 		var resources []any
 		for _, k := range m["kinds"].([]any) {
 			resources = append(resources, strings.ToLower(k.(string))+"s")
+			if k == "Pod" { // kubectl debug adds ephemeral containers through this subresource only
+				resources = append(resources, "pods/ephemeralcontainers")
+			}
 		}
 		rules = append(rules, map[string]any{"apiGroups": m["apiGroups"], "apiVersions": []any{"*"},
 			"operations": []any{"CREATE", "UPDATE"}, "resources": resources, "scope": "Namespaced"})

@@ -55,10 +55,13 @@ func gatekeeperLibrary(t *testing.T) map[string][]byte {
 		put(dir+"/template.yaml", gatekeeperTemplate(p))
 		put(dir+"/constraint.yaml", a.gatekeeperConstraint(p, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)))
 		cases := []any{}
-		sample := func(name, ns string, spec map[string]any, assertion map[string]any) {
+		sample := func(name, ns string, spec map[string]any, assertion map[string]any, annotations ...map[string]any) {
 			obj, _, _ := fixtures.Workload("Deployment", ns, name, spec)
 			if name == "allowed-pod" {
 				obj, _, _ = fixtures.Workload("Pod", ns, name, spec)
+			}
+			if len(annotations) > 0 {
+				fixtures.Annotate(obj, annotations[0])
 			}
 			put(dir+"/samples/"+name+".yaml", obj)
 			cases = append(cases, map[string]any{"name": name, "object": "samples/" + name + ".yaml", "assertions": []any{assertion}})
@@ -72,12 +75,12 @@ func gatekeeperLibrary(t *testing.T) map[string][]byte {
 				ns = "elsewhere"
 			}
 			v.Mutate(spec)
-			sample(v.Name, ns, spec, map[string]any{"violations": 1, "message": regexp.QuoteMeta(p.Name + ": " + v.Want)})
+			sample(v.Name, ns, spec, map[string]any{"violations": 1, "message": regexp.QuoteMeta(p.Name + ": " + v.Want)}, v.Annotations)
 		}
 		if p.Name != "kplane-allowed-namespaces" { // an exception names a team namespace
 			spec := fixtures.GoodPodSpec()
 			violations[p.Name][0].Mutate(spec)
-			sample("legacy-excepted", "apps", spec, map[string]any{"violations": "no"})
+			sample("legacy-excepted", "apps", spec, map[string]any{"violations": "no"}, violations[p.Name][0].Annotations)
 		}
 		put(dir+"/suite.yaml", map[string]any{
 			"apiVersion": "test.gatekeeper.sh/v1alpha1", "kind": "Suite", "metadata": map[string]any{"name": p.Name},

@@ -179,14 +179,17 @@ func (p program) check(r pack.Resource, exempt map[string]bool) []string {
 	return msgs
 }
 
-// normalise turns whole-number floats (how JSON and protobuf Structs carry numbers) into int64,
-// as the API server sees integer fields.
+// normalise makes a declared object look as the API server sees it once decoded: null fields
+// are absent (CEL's has() is true for a null, so procMount: null would read as set), and
+// whole-number floats (how JSON and protobuf Structs carry numbers) are int64.
 func normalise(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(t))
 		for k, x := range t {
-			out[k] = normalise(x)
+			if x != nil {
+				out[k] = normalise(x)
+			}
 		}
 		return out
 	case []any:

@@ -51,7 +51,9 @@ func TestWorkloadPolicies(t *testing.T) {
 	for _, v := range fixtures.Violations() {
 		spec := fixtures.GoodPodSpec()
 		v.Mutate(spec)
-		got := p.Evaluate(resource(t, "Deployment", "apps", v.Name, spec), nil)
+		r := resource(t, "Deployment", "apps", v.Name, spec)
+		fixtures.Annotate(r.Props, v.Annotations)
+		got := p.Evaluate(r, nil)
 		var msgs []string
 		for _, g := range got {
 			msgs = append(msgs, g.Message)
@@ -69,4 +71,16 @@ func TestWorkloadPolicies(t *testing.T) {
 	advisory := p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Advisory})
 	assert.Equal(t, pack.Advisory, advisory[0].Level, "the pack configuration sets the level")
 	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Disabled}))
+}
+
+// TestNullFields: a field set to null is absent, as the API server decodes it (the pack sees
+// declared inputs, which may carry nulls).
+func TestNullFields(t *testing.T) {
+	p := testPack(t)
+	spec := fixtures.GoodPodSpec()
+	fixtures.SC(spec)["procMount"] = nil
+	fixtures.SC(spec)["seLinuxOptions"] = nil
+	fixtures.PodSC(spec)["appArmorProfile"] = nil
+	spec["hostNetwork"] = nil
+	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "apps", "nulls", spec), nil))
 }

@@ -87,6 +87,7 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 			spec := fixtures.GoodPodSpec()
 			v.Mutate(spec)
 			obj, gvr := workloadObject("Deployment", apps, v.Name, spec)
+			fixtures.Annotate(obj.Object, v.Annotations)
 			refused(t, create(obj, gvr, apps), v.Policy+": "+v.Want)
 		})
 	}
@@ -155,22 +156,7 @@ func TestAdmissionBaseline(t *testing.T) {
 	b.check(t, dc)
 	expireExceptions(t, c, dc, b.apps(), "kplane-read-only-root")
 
-	// kubectl debug adds ephemeral containers to a running pod: they are checked too (with a
-	// rule Pod Security Admission does not have, so that kplane's policy is the one answering).
-	target, _ := workloadObject("Pod", b.apps(), "debug-target", fixtures.GoodPodSpec())
-	_, err = dc.Resource(gvrPod).Namespace(b.apps()).Create(ctx, target, k8smeta.CreateOptions{})
-	require.NoError(t, err)
-	refused(t, func() error {
-		live, err := dc.Resource(gvrPod).Namespace(b.apps()).Get(ctx, "debug-target", k8smeta.GetOptions{})
-		if err != nil {
-			return err
-		}
-		debugger := map[string]any{"name": "debugger", "image": "registry.example.com/tools" + fixtures.Digest,
-			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}}
-		require.NoError(t, unstructured.SetNestedSlice(live.Object, []any{debugger}, "spec", "ephemeralContainers"))
-		_, err = dc.Resource(gvrPod).Namespace(b.apps()).Update(ctx, live, k8smeta.UpdateOptions{}, "ephemeralcontainers")
-		return err
-	}, "kplane-read-only-root: container debugger: securityContext.readOnlyRootFilesystem must be true")
+	debugRefused(t, dc, b.apps())
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
@@ -225,4 +211,26 @@ func expireExceptions(t *testing.T, c *testbed.Cluster, dc dynamic.Interface, ap
 	assert.Contains(t, out, "removed "+policy+": exception expired on "+end.Format("2006-01-02"))
 	refused(t, func() error { _, err := dc.Resource(gvr).Namespace(apps).Create(ctx, obj, dryRun); return err },
 		policy+": container app: securityContext.readOnlyRootFilesystem must be true")
+}
+
+// debugRefused: kubectl debug adds ephemeral containers to a running pod through the
+// pods/ephemeralcontainers subresource; they are checked too (with a rule Pod Security Admission
+// does not have, so that kplane's policy is the one answering).
+func debugRefused(t *testing.T, dc dynamic.Interface, apps string) {
+	t.Helper()
+	ctx := context.Background()
+	target, _ := workloadObject("Pod", apps, "debug-target", fixtures.GoodPodSpec())
+	_, err := dc.Resource(gvrPod).Namespace(apps).Create(ctx, target, k8smeta.CreateOptions{})
+	require.NoError(t, err)
+	refused(t, func() error {
+		live, err := dc.Resource(gvrPod).Namespace(apps).Get(ctx, "debug-target", k8smeta.GetOptions{})
+		if err != nil {
+			return err
+		}
+		debugger := map[string]any{"name": "debugger", "image": "registry.example.com/tools" + fixtures.Digest,
+			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}}
+		require.NoError(t, unstructured.SetNestedSlice(live.Object, []any{debugger}, "spec", "ephemeralContainers"))
+		_, err = dc.Resource(gvrPod).Namespace(apps).Update(ctx, live, k8smeta.UpdateOptions{}, "ephemeralcontainers")
+		return err
+	}, "kplane-read-only-root: container debugger: securityContext.readOnlyRootFilesystem must be true")
 }

@@ -100,6 +100,7 @@ func TestGatekeeperEnforces(t *testing.T) {
 	assert.Equal(t, "writes to /tmp until v2", exceptions[0].(map[string]any)["reason"], "active exceptions stay listed with their reason")
 
 	b.check(t, dc)
+	debugRefused(t, dc, b.apps())
 
 	t.Run("audit", func(t *testing.T) {
 		nsConstraint := schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: "kplaneallowednamespaces"}
