@@ -64,8 +64,10 @@ type Exception struct {
 	Policy string `json:"policy"`
 	// Namespace the exception applies to (required).
 	Namespace string `json:"namespace"`
-	// Workload is a name prefix (the Deployment "db" also covers its pods "db-7f9c..."). Empty:
-	// the whole namespace.
+	// Workload is the workload's whole name: "db" covers the Deployment, StatefulSet, DaemonSet,
+	// Job or CronJob named db and the objects its controllers name after it (ReplicaSets
+	// db-<hash>, pods db-<hash>-<id> and db-0, Jobs db-<time>), not "dbadmin" or "db-admin". A
+	// trailing "*" makes it an explicit prefix ("batch-*"). Empty: the whole namespace.
 	Workload string `json:"workload,omitempty"`
 	// Reason is recorded on the policy for auditors (required).
 	Reason string `json:"reason"`
@@ -381,12 +383,29 @@ func (p policyDef) celExpression(r celRule, d dialect) (expr, message string) {
 	return expr, message
 }
 
+// workloadPrefix is the part before an exception's "*".
+var workloadPrefix = regexp.MustCompile(`^[a-z0-9][-a-z0-9.]{0,250}$`)
+
+// generatedSuffix is what controllers append to a workload's name: a StatefulSet pod's ordinal,
+// a CronJob's Job time, or a ReplicaSet's pod-template hash (Kubernetes' safe alphabet).
+const generatedSuffix = `([0-9]+|[bcdfghjklmnpqrstvwxz2456789]{5,10})`
+
+// namePatterns are the regular expressions the excepted objects' name or generateName match.
+func (e Exception) namePatterns() (name, generateName string) {
+	if prefix, ok := strings.CutSuffix(e.Workload, "*"); ok {
+		q := regexp.QuoteMeta(prefix)
+		return "^" + q, "^" + q
+	}
+	q := regexp.QuoteMeta(e.Workload)
+	return "^" + q + "(-" + generatedSuffix + ")?$", "^" + q + "-(" + generatedSuffix + "-)?$"
+}
+
 // exceptionCondition is a CEL match condition that is false for the excepted workload.
 func (e Exception) exceptionCondition() string {
 	cond := "request.namespace == " + celString(e.Namespace)
 	if e.Workload != "" {
-		w := celString(e.Workload)
-		cond += " && (object.metadata.name.startsWith(" + w + ") || (has(object.metadata.generateName) && object.metadata.generateName.startsWith(" + w + ")))"
+		name, generated := e.namePatterns()
+		cond += " && (object.metadata.name.matches(" + celString(name) + ") || (has(object.metadata.generateName) && object.metadata.generateName.matches(" + celString(generated) + ")))"
 	}
 	return "!(" + cond + ")"
 }
@@ -499,8 +518,9 @@ func (a *Args) validateAdmission() error {
 		if !dns1123Label.MatchString(e.Namespace) {
 			return fmt.Errorf("%s.Namespace %q: required, a DNS-1123 label", f, e.Namespace)
 		}
-		if e.Workload != "" && !regexpWorkload.MatchString(e.Workload) {
-			return fmt.Errorf("%s.Workload %q: a workload name (prefix), lowercase letters, digits, '-', '.'", f, e.Workload)
+		prefix, wildcard := strings.CutSuffix(e.Workload, "*")
+		if e.Workload != "" && !(regexpWorkload.MatchString(e.Workload) || (wildcard && workloadPrefix.MatchString(prefix))) {
+			return fmt.Errorf("%s.Workload %q: a workload's whole name (lowercase letters, digits, '-', '.'), or a prefix ending in '*'", f, e.Workload)
 		}
 		if strings.TrimSpace(e.Reason) == "" {
 			return fmt.Errorf("%s.Reason: required; say why the workload needs the exception (auditors read it)", f)

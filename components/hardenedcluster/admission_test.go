@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -66,7 +67,7 @@ func TestExceptions(t *testing.T) {
 	active, _ = a.activeExceptions("kplane-read-only-root", time.Date(2026, 12, 31, 23, 59, 0, 0, time.UTC))
 	assert.Len(t, active, 1, "an exception applies through its last day")
 
-	assert.Equal(t, `!(request.namespace == 'db' && (object.metadata.name.startsWith('postgres') || (has(object.metadata.generateName) && object.metadata.generateName.startsWith('postgres'))))`,
+	assert.Equal(t, `!(request.namespace == 'db' && (object.metadata.name.matches('^postgres(-([0-9]+|[bcdfghjklmnpqrstvwxz2456789]{5,10}))?$') || (has(object.metadata.generateName) && object.metadata.generateName.matches('^postgres-(([0-9]+|[bcdfghjklmnpqrstvwxz2456789]{5,10})-)?$'))))`,
 		a.Admission.Exceptions[0].exceptionCondition())
 	assert.Equal(t, `!(request.namespace == 'legacy')`, a.Admission.Exceptions[1].exceptionCondition())
 }
@@ -110,6 +111,29 @@ func TestAdmissionValidate(t *testing.T) {
 	err := (&Args{Teams: []Team{{Name: "a", Namespaces: []string{"a"}}}, Services: []Service{{Name: "s", Namespace: "a",
 		Rules: []Rule{{Resources: []string{"pods"}, Verbs: []string{"lsit"}}}}}}).Validate()
 	assert.ErrorContains(t, err, `Services[0].Rules[0]: unknown verb "lsit"`)
+}
+
+// TestExceptionNames: an exception covers its workload's whole name and what its controllers
+// name after it, not another workload that shares the prefix; "*" asks for a prefix.
+func TestExceptionNames(t *testing.T) {
+	matches := func(e Exception, name, generateName string) bool {
+		n, g := e.namePatterns()
+		return regexp.MustCompile(n).MatchString(name) || (generateName != "" && regexp.MustCompile(g).MatchString(generateName))
+	}
+	db := Exception{Workload: "db"}
+	for _, name := range []string{"db", "db-7f9c5d8b4c", "db-0", "db-12", "db-28712345"} {
+		assert.True(t, matches(db, name, ""), name)
+	}
+	assert.True(t, matches(db, "db-7f9c5d8b4c-x2k9p", "db-7f9c5d8b4c-"), "a ReplicaSet's pod")
+	assert.True(t, matches(db, "db-x2k9p", "db-"), "a DaemonSet's or Job's pod")
+	for _, name := range []string{"dbadmin", "db-admin", "db-admin-0", "mydb", "db.backup"} {
+		assert.False(t, matches(db, name, name+"-"), name)
+	}
+	wild := Exception{Workload: "batch-*"}
+	assert.True(t, matches(wild, "batch-nightly", ""))
+	assert.False(t, matches(wild, "batcher", ""))
+	expectValidation(t, &Args{Admission: AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{{Policy: "kplane-host-path", Namespace: "db",
+		Workload: "b*a*", Reason: "r", Owner: "o", Ticket: "t", Expires: "2026-12-31"}}}}, `Admission.Exceptions[0].Workload "b*a*"`)
 }
 
 // TestRegistryPrefixes: an entry admits its registry or repository at a path boundary only.

@@ -65,8 +65,8 @@ var gatekeeperKinds = []any{
 // spec alone (labels, finalizers: controllers and garbage collection must always get through).
 var gatekeeperVariables = [][2]string{
 	{"excepted", "has(variables.params.exceptions) && variables.params.exceptions.exists(e, e.namespace == request.namespace && " +
-		"(!has(e.workload) || e.workload == '' || object.metadata.name.startsWith(e.workload) || " +
-		"(has(object.metadata.generateName) && object.metadata.generateName.startsWith(e.workload))))"},
+		"(!has(e.workload) || e.workload == '' || (has(e.namePattern) && object.metadata.name.matches(e.namePattern)) || " +
+		"(has(e.generateNamePattern) && has(object.metadata.generateName) && object.metadata.generateName.matches(e.generateNamePattern))))"},
 	{"unchanged", "request.operation == 'UPDATE' && oldObject != null && has(oldObject.spec) && object.spec == oldObject.spec"},
 }
 
@@ -97,6 +97,7 @@ func gatekeeperTemplate(p policyDef) map[string]any {
 		"type": "object",
 		"properties": map[string]any{
 			"namespace": map[string]any{"type": "string"}, "workload": map[string]any{"type": "string"},
+			"namePattern": map[string]any{"type": "string"}, "generateNamePattern": map[string]any{"type": "string"},
 			"reason": map[string]any{"type": "string"}, "expires": map[string]any{"type": "string"},
 		},
 	}}}
@@ -149,7 +150,11 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 	active, expired := a.activeExceptions(p.Name, now)
 	exceptions := []any{}
 	for _, e := range active {
-		exceptions = append(exceptions, map[string]any{"namespace": e.Namespace, "workload": e.Workload, "reason": e.Reason, "expires": e.Expires})
+		x := map[string]any{"namespace": e.Namespace, "workload": e.Workload, "reason": e.Reason, "expires": e.Expires}
+		if e.Workload != "" {
+			x["namePattern"], x["generateNamePattern"] = e.namePatterns()
+		}
+		exceptions = append(exceptions, x)
 	}
 	params["exceptions"] = exceptions
 	annotations := map[string]any{"kplane.io/controls": strings.Join(p.Controls, ", ")}

@@ -19,7 +19,7 @@ import (
 const libraryDir = "gatekeeper"
 
 // libraryArgs are the arguments the library's sample constraints are rendered with: a team
-// namespace "apps", one registry, and per policy an exception for workloads named legacy*.
+// namespace "apps", one registry, and per policy an exception for workloads named legacy-*.
 func libraryArgs() *Args {
 	a := &Args{
 		Teams:     []Team{{Name: "apps", Namespaces: []string{"apps"}}},
@@ -27,7 +27,7 @@ func libraryArgs() *Args {
 	}
 	for _, p := range a.policies() {
 		a.Admission.Exceptions = append(a.Admission.Exceptions,
-			Exception{Policy: p.Name, Namespace: "apps", Workload: "legacy", Reason: "library sample", Owner: "apps", Ticket: "SEC-1", Expires: "2027-01-31"})
+			Exception{Policy: p.Name, Namespace: "apps", Workload: "legacy-*", Reason: "library sample", Owner: "apps", Ticket: "SEC-1", Expires: "2027-01-31"})
 	}
 	return a
 }

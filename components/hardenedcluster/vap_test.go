@@ -92,7 +92,8 @@ func TestAdmissionGraphArguments(t *testing.T) {
 	ro := byName(policies, "kplane-read-only-root")
 	conds := ro.Inputs["spec"].ObjectValue()["matchConditions"].ArrayValue()
 	require.Len(t, conds, 2, "spec-changed + the one active exception; the expired one is dropped")
-	assert.Contains(t, conds[1].ObjectValue()["expression"].StringValue(), "startsWith('legacy')")
+	assert.Contains(t, conds[1].ObjectValue()["expression"].StringValue(), "object.metadata.name.matches('^legacy(-")
+	assert.Equal(t, "exception-0-expires-2027-01-31", conds[1].ObjectValue()["name"].StringValue(), "the expiry CronJob reads the date from the name")
 	var listed []Exception
 	require.NoError(t, json.Unmarshal([]byte(ro.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()["kplane.io/exceptions"].StringValue()), &listed))
 	require.Len(t, listed, 1)

@@ -41,7 +41,8 @@ func (b baseline) agents() string { return b.prefix + "-agents" }
 // privileged container cannot set allowPrivilegeEscalation: false).
 func (b baseline) args() *hardenedcluster.Args {
 	exceptions := []hardenedcluster.Exception{
-		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "legacy", Reason: "writes to /tmp until v2", Owner: "apps", Ticket: "SEC-101", Expires: exceptionEnd()},
+		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "legacy-*", Reason: "writes to /tmp until v2", Owner: "apps", Ticket: "SEC-101", Expires: exceptionEnd()},
+		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "cache", Reason: "writes its spool", Owner: "apps", Ticket: "SEC-103", Expires: exceptionEnd()},
 		{Policy: "kplane-read-only-root", Namespace: b.apps(), Workload: "old", Reason: "ended", Owner: "apps", Ticket: "SEC-7", Expires: "2020-01-01"},
 	}
 	for _, v := range fixtures.Violations() {
@@ -97,6 +98,12 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 		obj, gvr := workloadObject("Deployment", apps, "old-app", spec)
 		refused(t, create(obj, gvr, apps), "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
 	})
+	t.Run("denied/another workload sharing the excepted name's prefix", func(t *testing.T) {
+		spec := fixtures.GoodPodSpec()
+		delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+		obj, gvr := workloadObject("Deployment", apps, "cacheadmin", spec)
+		refused(t, create(obj, gvr, apps), "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
+	})
 	t.Run("denied/cronjob", func(t *testing.T) {
 		spec := fixtures.GoodPodSpec()
 		fixtures.SC(spec)["privileged"] = true
@@ -112,7 +119,7 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 	// The ordinary set is admitted for real.
 	admitted := []struct{ kind, ns, name string }{
 		{"Deployment", apps, "web"}, {"StatefulSet", apps, "db"}, {"CronJob", apps, "report"},
-		{"DaemonSet", b.agents(), "node-agent"}, {"Deployment", apps, "legacy-api"},
+		{"DaemonSet", b.agents(), "node-agent"}, {"Deployment", apps, "legacy-api"}, {"Deployment", apps, "cache"},
 	}
 	for _, a := range admitted {
 		spec := fixtures.GoodPodSpec()
@@ -122,7 +129,7 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 			delete(fixtures.SC(spec), "allowPrivilegeEscalation")
 			spec["hostPID"] = true
 			spec["volumes"] = []any{map[string]any{"name": "host", "hostPath": map[string]any{"path": "/var/log"}}}
-		case "legacy-api": // covered by the active exception
+		case "legacy-api", "cache": // covered by the active exceptions (legacy-*, cache by its whole name)
 			delete(fixtures.SC(spec), "readOnlyRootFilesystem")
 		}
 		obj, gvr := workloadObject(a.kind, a.ns, a.name, spec)
