@@ -111,17 +111,24 @@ type celRule struct {
 
 // The CEL variables every policy shares: the pod spec of a Pod, a CronJob or any controller's
 // pod template, its containers (init containers included), the pod-level securityContext and the
-// ephemeral containers added to a running pod (kubectl debug), and the pod's annotations (the
+// ephemeral containers added to a running pod (kubectl debug), whether it is a Windows pod, and
+// the pod's annotations (the
 // deprecated AppArmor annotation is still honoured by the kubelet).
 var celVariables = [][2]string{
 	{"spec", "object.kind == 'Pod' ? object.spec : (object.kind == 'CronJob' ? object.spec.jobTemplate.spec.template.spec : object.spec.template.spec)"},
 	{"containers", "variables.spec.containers + (has(variables.spec.initContainers) ? variables.spec.initContainers : [])"},
 	{"podsc", "has(variables.spec.securityContext) ? variables.spec.securityContext : {}"},
 	{"ephemeral", "has(variables.spec.ephemeralContainers) ? variables.spec.ephemeralContainers : []"},
+	// Pod Security exempts Windows pods from the Linux-only fields (API validation forbids them there).
+	{"windows", "has(variables.spec.os) && variables.spec.os.name == 'windows'"},
 	{"annotations", "object.kind == 'Pod' ? (has(object.metadata.annotations) ? object.metadata.annotations : {}) : " +
 		"(object.kind == 'CronJob' ? (has(object.spec.jobTemplate.spec.template.metadata) && has(object.spec.jobTemplate.spec.template.metadata.annotations) ? object.spec.jobTemplate.spec.template.metadata.annotations : {}) : " +
 		"(has(object.spec.template.metadata) && has(object.spec.template.metadata.annotations) ? object.spec.template.metadata.annotations : {}))"},
 }
+
+// linuxOnly applies a rule to Linux pods only, as Pod Security restricted does for
+// allowPrivilegeEscalation, capabilities and seccomp (Windows has none of them).
+func linuxOnly(bad string) string { return "!variables.windows && (" + bad + ")" }
 
 func scFalse(field string) string { // container securityContext field unset or false
 	return fmt.Sprintf("(!has(c.securityContext) || !has(c.securityContext.%[1]s) || !c.securityContext.%[1]s)", field)
@@ -150,7 +157,7 @@ var basePolicies = []policyDef{
 			Message: "ports[].hostPort must be unset or 0 (CIS 5.2.12); expose the port through a Service"}}},
 	{Name: "kplane-privilege-escalation", Description: "containers must set allowPrivilegeEscalation: false",
 		Controls: []string{"CIS 5.2.6", "KISA Master-12", "PSS restricted"},
-		Validations: []celRule{{PerContainer: true, Bad: "!has(c.securityContext) || !has(c.securityContext.allowPrivilegeEscalation) || c.securityContext.allowPrivilegeEscalation",
+		Validations: []celRule{{PerContainer: true, Bad: linuxOnly("!has(c.securityContext) || !has(c.securityContext.allowPrivilegeEscalation) || c.securityContext.allowPrivilegeEscalation"),
 			Message: "securityContext.allowPrivilegeEscalation must be set to false (CIS 5.2.6)"}}},
 	{Name: "kplane-run-as-non-root", Description: "containers must run as a non-root user, declared explicitly",
 		Controls: []string{"CIS 5.2.7", "KISA Master-12", "PSS restricted"},
@@ -164,12 +171,16 @@ var basePolicies = []policyDef{
 		}},
 	{Name: "kplane-read-only-root", Description: "containers must have a read-only root filesystem",
 		Controls: []string{"CIS 5.6.3", "KISA Master-12"},
-		Validations: []celRule{{PerContainer: true, Bad: "!has(c.securityContext) || !has(c.securityContext.readOnlyRootFilesystem) || !c.securityContext.readOnlyRootFilesystem",
-			Message: "securityContext.readOnlyRootFilesystem must be true; mount an emptyDir where the program writes"}}},
+		Validations: []celRule{
+			{PerContainer: true, Bad: linuxOnly("!has(c.securityContext) || !has(c.securityContext.readOnlyRootFilesystem) || !c.securityContext.readOnlyRootFilesystem"),
+				Message: "securityContext.readOnlyRootFilesystem must be true; mount an emptyDir where the program writes"},
+			// Windows pods cannot have one (API validation forbids the field there): refused, saying so.
+			{Bad: "variables.windows", Message: "Windows pods cannot have a read-only root filesystem, which kplane requires; run the workload in an exempt namespace or give it a kplane-read-only-root exception"},
+		}},
 	{Name: "kplane-capabilities", Description: "containers drop ALL capabilities and add at most NET_BIND_SERVICE",
 		Controls: []string{"CIS 5.2.8", "CIS 5.2.9", "PSS restricted"},
 		Validations: []celRule{
-			{PerContainer: true, Bad: "!has(c.securityContext) || !has(c.securityContext.capabilities) || !has(c.securityContext.capabilities.drop) || !c.securityContext.capabilities.drop.exists(x, x == 'ALL')",
+			{PerContainer: true, Bad: linuxOnly("!has(c.securityContext) || !has(c.securityContext.capabilities) || !has(c.securityContext.capabilities.drop) || !c.securityContext.capabilities.drop.exists(x, x == 'ALL')"),
 				Message: "securityContext.capabilities.drop must include ALL (CIS 5.2.8/5.2.9)"},
 			{PerContainer: true, Bad: "has(c.securityContext) && has(c.securityContext.capabilities) && has(c.securityContext.capabilities.add) && c.securityContext.capabilities.add.exists(x, x != 'NET_BIND_SERVICE')",
 				Message: "securityContext.capabilities.add may only contain NET_BIND_SERVICE (CIS 5.2.9); remove the others"},
@@ -177,7 +188,7 @@ var basePolicies = []policyDef{
 	{Name: "kplane-seccomp", Description: "a RuntimeDefault or Localhost seccomp profile is set, never Unconfined",
 		Controls: []string{"CIS 5.6.2", "PSS restricted"},
 		Validations: []celRule{{PerContainer: true,
-			Bad:     "has(c.securityContext) && has(c.securityContext.seccompProfile) ? !(c.securityContext.seccompProfile.type in ['RuntimeDefault', 'Localhost']) : !(has(variables.podsc.seccompProfile) && variables.podsc.seccompProfile.type in ['RuntimeDefault', 'Localhost'])",
+			Bad:     linuxOnly("has(c.securityContext) && has(c.securityContext.seccompProfile) ? !(c.securityContext.seccompProfile.type in ['RuntimeDefault', 'Localhost']) : !(has(variables.podsc.seccompProfile) && variables.podsc.seccompProfile.type in ['RuntimeDefault', 'Localhost'])"),
 			Message: "securityContext.seccompProfile.type must be RuntimeDefault or Localhost, on the container or the pod (CIS 5.6.2)"}}},
 }
 

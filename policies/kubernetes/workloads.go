@@ -14,6 +14,7 @@ import (
 	"github.com/google/cel-go/ext"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/policies/aws"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/policies/services"
@@ -141,6 +142,7 @@ func (p program) check(r pack.Resource, exempt map[string]bool) []string {
 		return nil
 	}
 	obj := normalise(r.Props).(map[string]any)
+	defaultVolumes(obj)
 	ns := "default"
 	if meta, ok := obj["metadata"].(map[string]any); ok {
 		if n, ok := meta["namespace"].(string); ok && n != "" {
@@ -177,6 +179,24 @@ func (p program) check(r pack.Resource, exempt map[string]bool) []string {
 		msgs = append(msgs, fmt.Sprint(msg.Value()))
 	}
 	return msgs
+}
+
+// defaultVolumes gives a volume without a source the emptyDir the API server defaults it to.
+func defaultVolumes(obj map[string]any) {
+	spec, _ := obj["spec"].(map[string]any)
+	switch obj["kind"] {
+	case "Pod":
+	case "CronJob":
+		spec, _ = anymap.Get(spec, "jobTemplate", "spec", "template", "spec").(map[string]any)
+	default:
+		spec, _ = anymap.Get(spec, "template", "spec").(map[string]any)
+	}
+	volumes, _ := spec["volumes"].([]any)
+	for _, v := range volumes {
+		if m, ok := v.(map[string]any); ok && len(m) == 1 && m["name"] != nil {
+			m["emptyDir"] = map[string]any{}
+		}
+	}
 }
 
 // normalise makes a declared object look as the API server sees it once decoded: null fields

@@ -9,9 +9,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/policies/kubernetes"
-	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/pack"
 )
 
