@@ -3,6 +3,7 @@ package hardenedcluster
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -633,3 +634,23 @@ func (a *Args) CELPolicies() []CELPolicy {
 
 // ExemptNamespaces are the namespaces the baseline leaves out for these arguments.
 func (a *Args) ExemptNamespaces() []string { return a.exemptNamespaces() }
+
+// RestrictedOnly are the policies of Pod Security's restricted level that baseline does not
+// have: a team at PodSecurity "baseline" is not held to them (Pod Security Admission's baseline
+// label still judges its pods; baseline allows an unmasked /proc in a user namespace).
+var RestrictedOnly = []string{"kplane-capabilities", "kplane-privilege-escalation", "kplane-proc-mount", "kplane-run-as-non-root", "kplane-seccomp", "kplane-volume-types"}
+
+// ExemptNamespacesFor are the namespaces policy leaves out: the exempt ones, and for a
+// restricted-only policy the namespaces of teams at PodSecurity "baseline".
+func (a *Args) ExemptNamespacesFor(policy string) []string {
+	ns := a.exemptNamespaces()
+	if slices.Contains(RestrictedOnly, policy) {
+		for _, t := range a.Teams {
+			if t.PodSecurity == "baseline" {
+				ns = append(ns, t.Namespaces...)
+			}
+		}
+		sort.Strings(ns)
+	}
+	return ns
+}

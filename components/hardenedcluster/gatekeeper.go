@@ -136,7 +136,7 @@ func gatekeeperTemplate(p policyDef) map[string]any {
 // and the exceptions in force at now (with reason and expiry, so they stay listed).
 func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 	excluded := []any{}
-	for _, ns := range a.exemptNamespaces() {
+	for _, ns := range a.ExemptNamespacesFor(p.Name) {
 		excluded = append(excluded, ns)
 	}
 	action := "deny"

@@ -112,7 +112,7 @@ func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ..
 				MatchResources: admissionv1.MatchResourcesArgs{NamespaceSelector: metav1.LabelSelectorArgs{
 					MatchExpressions: metav1.LabelSelectorRequirementArray{metav1.LabelSelectorRequirementArgs{
 						Key: pulumi.String("kubernetes.io/metadata.name"), Operator: pulumi.String("NotIn"),
-						Values: pulumi.ToStringArray(args.exemptNamespaces()),
+						Values: pulumi.ToStringArray(args.ExemptNamespacesFor(p.Name)),
 					}},
 				}},
 			},

@@ -33,6 +33,7 @@ func TestPodSecurityConformance(t *testing.T) {
 		require.NoError(t, err)
 		return pods
 	}
+	assert.Equal(t, hardenedcluster.RestrictedOnly, fixtures.PodSecurityRestrictedOnly, "the fixtures' copy of the restricted-only rules")
 	n := 0
 	for _, level := range []string{"baseline", "restricted"} {
 		for name, pod := range fixturesOf(level, "fail") {

@@ -74,15 +74,15 @@ func WorkloadPolicies(args *hardenedcluster.Args) ([]pack.Policy, error) {
 		}
 		return env.Program(ast)
 	}
-	exempt := map[string]bool{}
-	for _, ns := range args.ExemptNamespaces() {
-		exempt[ns] = true
-	}
-	// The hardened cluster's node checks read the host by design; admission exempts their
-	// namespace whenever they are on, and so does the pack.
-	exempt[hardenedcluster.NodeCheckNamespace] = true
 	var policies []pack.Policy
 	for _, cp := range args.CELPolicies() {
+		exempt := map[string]bool{}
+		for _, ns := range args.ExemptNamespacesFor(cp.Name) {
+			exempt[ns] = true
+		}
+		// The hardened cluster's node checks read the host by design; admission exempts their
+		// namespace whenever they are on, and so does the pack.
+		exempt[hardenedcluster.NodeCheckNamespace] = true
 		// Compiled on first use: a pack starts (and the engine waits for it) before any resource
 		// is analysed, and Pack warms these up meanwhile.
 		compiled := sync.OnceValues(func() (program, error) {

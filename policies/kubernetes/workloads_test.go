@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,4 +84,29 @@ func TestNullFields(t *testing.T) {
 	fixtures.PodSC(spec)["appArmorProfile"] = nil
 	spec["hostNetwork"] = nil
 	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "apps", "nulls", spec), nil))
+}
+
+// TestBaselineTeam: a team at PodSecurity baseline is not held to the restricted-only rules;
+// baseline's own (privileged, host namespaces, ...) and kplane's platform rules still apply.
+func TestBaselineTeam(t *testing.T) {
+	policies, err := WorkloadPolicies(&hardenedcluster.Args{Teams: []hardenedcluster.Team{
+		{Name: "apps", Namespaces: []string{"apps"}}, {Name: "legacy", Namespaces: []string{"legacy"}, PodSecurity: "baseline"}}})
+	require.NoError(t, err)
+	p := &pack.Pack{Name: "t", Version: "0", Policies: policies}
+	spec := fixtures.GoodPodSpec()
+	spec["securityContext"] = map[string]any{}
+	fixtures.SC(spec)["capabilities"] = map[string]any{"add": []any{"CHOWN"}}
+	delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+	names := func(ns string, spec map[string]any) []string {
+		var out []string
+		for _, v := range p.Evaluate(resource(t, "Deployment", ns, "old", spec), nil) {
+			out = append(out, v.Policy.Name)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	assert.Empty(t, names("legacy", spec), "baseline team: the restricted-only rules do not apply")
+	assert.Equal(t, []string{"kplane-capabilities", "kplane-privilege-escalation", "kplane-run-as-non-root", "kplane-seccomp"}, names("apps", spec))
+	fixtures.SC(spec)["privileged"] = true
+	assert.Contains(t, names("legacy", spec), "kplane-no-privileged", "baseline still refuses privileged")
 }

@@ -35,6 +35,7 @@ type baseline struct{ prefix string }
 
 func (b baseline) apps() string   { return b.prefix + "-apps" }
 func (b baseline) agents() string { return b.prefix + "-agents" }
+func (b baseline) legacy() string { return b.prefix + "-legacy" } // a team at PodSecurity baseline
 
 // args: the team, a registry, the exempt namespace, an active and an expired exception, and the
 // exceptions that isolate fixtures breaking a second policy by necessity (API validation: a
@@ -53,7 +54,8 @@ func (b baseline) args() *hardenedcluster.Args {
 	}
 	return &hardenedcluster.Args{
 		PodSecurityVersion: "v1.37",
-		Teams:              []hardenedcluster.Team{{Name: "apps", Namespaces: []string{b.apps()}}},
+		Teams: []hardenedcluster.Team{{Name: "apps", Namespaces: []string{b.apps()}},
+			{Name: "legacy", Namespaces: []string{b.legacy()}, PodSecurity: "baseline"}},
 		Admission: hardenedcluster.AdmissionArgs{
 			AllowedRegistries: []string{"registry.example.com"},
 			ExemptNamespaces:  []string{b.agents()},
@@ -110,6 +112,20 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
 		obj, gvr := workloadObject("CronJob", apps, "privileged-nightly", spec)
 		refused(t, create(obj, gvr, apps), "kplane-no-privileged: container app")
+	})
+	t.Run("baseline team", func(t *testing.T) {
+		// Held to baseline, not to restricted's extra rules: admitted without them ...
+		spec := fixtures.GoodPodSpec()
+		spec["securityContext"] = map[string]any{}
+		fixtures.SC(spec)["capabilities"] = map[string]any{"add": []any{"CHOWN"}}
+		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+		obj, gvr := workloadObject("Deployment", b.legacy(), "old-style", spec)
+		require.Eventually(t, func() bool { return create(obj, gvr, b.legacy())() == nil }, 30*time.Second, 200*time.Millisecond,
+			"a baseline team's workload without restricted's settings is admitted")
+		// ... while baseline's own rules still refuse.
+		fixtures.SC(spec)["privileged"] = true
+		privileged, gvr := workloadObject("Deployment", b.legacy(), "old-privileged", spec)
+		refused(t, create(privileged, gvr, b.legacy()), "kplane-no-privileged: container app")
 	})
 	t.Run("denied/outside team namespaces", func(t *testing.T) {
 		obj, gvr := workloadObject("Deployment", "default", "stray", fixtures.GoodPodSpec())
