@@ -75,16 +75,10 @@ type Report struct {
 	Exceptions []ExceptionStatus `json:"exceptions,omitempty"`
 }
 
-// ExceptionStatus is one admission exception as auditors read it.
+// ExceptionStatus is one admission exception as auditors read it: with the days it has left.
 type ExceptionStatus struct {
-	Policy    string `json:"policy"`
-	Namespace string `json:"namespace"`
-	Workload  string `json:"workload,omitempty"`
-	Reason    string `json:"reason"`
-	Owner     string `json:"owner"`
-	Ticket    string `json:"ticket"`
-	Expires   string `json:"expires"`
-	DaysLeft  int    `json:"daysLeft"`
+	hardenedcluster.Exception
+	DaysLeft int `json:"daysLeft"`
 }
 
 // WithExceptions lists exceptions in the report, by days left (soonest first), judged on now.
@@ -97,8 +91,7 @@ func (r *Report) WithExceptions(list []hardenedcluster.Exception, now time.Time)
 		if until, err := time.Parse("2006-01-02", e.Expires); err == nil {
 			left = int(until.Sub(today).Hours() / 24)
 		}
-		r.Exceptions = append(r.Exceptions, ExceptionStatus{Policy: e.Policy, Namespace: e.Namespace, Workload: e.Workload, Reason: e.Reason,
-			Owner: e.Owner, Ticket: e.Ticket, Expires: e.Expires, DaysLeft: left})
+		r.Exceptions = append(r.Exceptions, ExceptionStatus{Exception: e, DaysLeft: left})
 	}
 	sort.SliceStable(r.Exceptions, func(i, j int) bool { return r.Exceptions[i].DaysLeft < r.Exceptions[j].DaysLeft })
 }

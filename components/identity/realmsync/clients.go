@@ -51,7 +51,7 @@ func (c *Client) clientUUID(ctx context.Context, base, clientID string) (string,
 
 // clientFields are the client settings kept as declared.
 var clientFields = []string{"name", "enabled", "publicClient", "standardFlowEnabled", "directAccessGrantsEnabled", "implicitFlowEnabled",
-	"serviceAccountsEnabled", "redirectUris", "webOrigins", "protocol", "authenticationFlowBindingOverrides"}
+	"serviceAccountsEnabled", "redirectUris", "webOrigins", "protocol", "authenticationFlowBindingOverrides", "fullScopeAllowed"}
 
 func (c *Client) clients(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
