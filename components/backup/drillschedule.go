@@ -168,7 +168,10 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		scratch := ns + "-drill"
 		nsRes, err := corev1.NewNamespace(ctx, name+"-"+scratch, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(scratch),
 			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "kplane.io/drill-of": pulumi.String(ns),
-				"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, parent)
+				// Baseline enforced (a restored copy runs nothing privileged), restricted reported: the
+				// drill restores what the backup holds, which may predate restricted.
+				"pod-security.kubernetes.io/enforce": pulumi.String("baseline"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
+				"pod-security.kubernetes.io/warn": pulumi.String("restricted"), "pod-security.kubernetes.io/audit": pulumi.String("restricted")}}}, parent)
 		if err != nil {
 			return nil, err
 		}

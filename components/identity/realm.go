@@ -51,7 +51,7 @@ func Representation(args Args) map[string]any {
 			"clientId": a.ClusterClientID, "name": "Kubernetes cluster login", "protocol": "openid-connect", "enabled": true,
 			// Its tokens carry its own roles only: no other client lands in their audience.
 			"fullScopeAllowed": false,
-			"publicClient": true, "standardFlowEnabled": true, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,
+			"publicClient":     true, "standardFlowEnabled": true, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,
 			"serviceAccountsEnabled": false, "redirectUris": a.RedirectURIs, "webOrigins": []any{},
 			"attributes": map[string]any{"pkce.code.challenge.method": "S256"},
 			"protocolMappers": []any{
@@ -150,7 +150,7 @@ func addTools(rep map[string]any, a Args) {
 			// A tool's tokens carry its own roles only, so Keycloak puts no other tool in their
 			// audience: one tool's token is no key to another (the catalog checks aud and azp).
 			"fullScopeAllowed": false,
-			"attributes": map[string]any{"pkce.code.challenge.method": "S256"},
+			"attributes":       map[string]any{"pkce.code.challenge.method": "S256"},
 			"protocolMappers": []any{
 				map[string]any{"name": "roles", "protocol": "openid-connect", "protocolMapper": "oidc-usermodel-client-role-mapper", "config": map[string]any{
 					"claim.name": "roles", "usermodel.clientRoleMapping.clientId": t.Name, "multivalued": "true",
