@@ -116,6 +116,7 @@ func TestPolicyFixturesPreview(t *testing.T) {
 		spec := fixtures.GoodPodSpec()
 		v.Mutate(spec)
 		obj, _, _ := fixtures.Workload("Deployment", "fx-workloads", v.Name, spec)
+		fixtures.Annotate(obj, v.Annotations)
 		objs = append(objs, obj)
 	}
 	mandatory, advisory, err = preview()
