@@ -60,7 +60,7 @@ func conformanceCases(t *testing.T, ns string) []conformanceCase {
 				}
 				allowed := fixtures.PodSecurityPlatformOnly
 				if level == "baseline" {
-					allowed = append(slices.Clone(allowed), fixtures.PodSecurityRestrictedOnly...)
+					allowed = append(slices.Clone(allowed), hardenedcluster.RestrictedOnly...)
 				}
 				cases = append(cases, conformanceCase{file: file, name: name, pod: pod, pass: outcome == "pass", allowed: allowed})
 			}

@@ -19,7 +19,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -353,37 +352,14 @@ func (d *Drill) cleanup(ctx context.Context, scratch string, keep bool) {
 // emptyScratch deletes the objects in scratch (but the access binding and what the cluster puts
 // in every namespace) and returns how many it found.
 func (d *Drill) emptyScratch(ctx context.Context, scratch string) (int, error) {
-	lists, err := d.Discovery.ServerPreferredNamespacedResources()
-	if err != nil && len(lists) == 0 {
-		return 0, err
-	}
 	left := 0
 	background := metav1.DeletePropagationBackground
-	for _, l := range lists {
-		gv, err := schema.ParseGroupVersion(l.GroupVersion)
-		if err != nil {
-			continue
+	_, err := inventory.Each(ctx, d.Discovery, d.Dynamic, scratch, func(res schema.GroupVersionResource, r metav1.APIResource, o unstructured.Unstructured) {
+		if key := inventory.Key(o); key == accessKey || inventory.IsSkipped(key) || !slices.Contains(r.Verbs, "delete") {
+			return
 		}
-		for _, r := range l.APIResources {
-			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || !slices.Contains(r.Verbs, "delete") {
-				continue
-			}
-			items, err := d.Dynamic.Resource(gv.WithResource(r.Name)).Namespace(scratch).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				continue // not ours to read
-			}
-			for _, o := range items.Items {
-				key := r.Kind + "/" + o.GetName()
-				if gv.Group != "" {
-					key = r.Kind + "." + gv.Group + "/" + o.GetName()
-				}
-				if key == accessKey || inventory.IsSkipped(key) {
-					continue
-				}
-				left++
-				_ = d.Dynamic.Resource(gv.WithResource(r.Name)).Namespace(scratch).Delete(ctx, o.GetName(), metav1.DeleteOptions{PropagationPolicy: &background})
-			}
-		}
-	}
-	return left, nil
+		left++
+		_ = d.Dynamic.Resource(res).Namespace(scratch).Delete(ctx, o.GetName(), metav1.DeleteOptions{PropagationPolicy: &background})
+	})
+	return left, err
 }

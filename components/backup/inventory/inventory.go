@@ -41,11 +41,24 @@ func Take(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.In
 // TakeReadable is Take for a reader with rights on some kinds only (the restore drill): the kinds
 // it may not list are returned, not an error.
 func TakeReadable(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface, namespace string) (Inventory, []string, error) {
+	inv := Inventory{}
+	unreadable, err := Each(ctx, disc, dyn, namespace, func(_ schema.GroupVersionResource, _ metav1.APIResource, o unstructured.Unstructured) {
+		inv.Add(o)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return inv, unreadable, nil
+}
+
+// Each lists every listable namespaced kind in namespace but the Skipped kinds and calls fn with
+// each object, its resource and its API resource; it returns the kinds the reader may not list.
+func Each(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface, namespace string,
+	fn func(res schema.GroupVersionResource, r metav1.APIResource, o unstructured.Unstructured)) ([]string, error) {
 	lists, err := disc.ServerPreferredNamespacedResources()
 	if err != nil && len(lists) == 0 {
-		return nil, nil, fmt.Errorf("discovery: %w", err)
+		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	inv := Inventory{}
 	var unreadable []string
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
@@ -60,26 +73,30 @@ func TakeReadable(ctx context.Context, disc discovery.DiscoveryInterface, dyn dy
 			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") || slices.Contains(Skipped, kind+"/") {
 				continue
 			}
-			items, err := dyn.Resource(gv.WithResource(r.Name)).Namespace(namespace).List(ctx, metav1.ListOptions{})
+			res := gv.WithResource(r.Name)
+			items, err := dyn.Resource(res).Namespace(namespace).List(ctx, metav1.ListOptions{})
 			if apierrors.IsForbidden(err) {
 				unreadable = append(unreadable, kind)
 				continue
 			}
 			if err != nil {
-				return nil, nil, fmt.Errorf("list %s in %s: %w", r.Name, namespace, err)
+				return nil, fmt.Errorf("list %s in %s: %w", r.Name, namespace, err)
 			}
 			for _, o := range items.Items {
-				inv.Add(o)
+				fn(res, r, o)
 			}
 		}
 	}
 	slices.Sort(unreadable)
-	return inv, unreadable, nil
+	return unreadable, nil
 }
+
+// Key is an object's key in an inventory: "<kind>.<group>/<name>".
+func Key(o unstructured.Unstructured) string { return kindKey(o) + "/" + o.GetName() }
 
 // Add accounts for one object (unless the cluster makes it itself or a controller owns it).
 func (inv Inventory) Add(o unstructured.Unstructured) {
-	key := kindKey(o) + "/" + o.GetName()
+	key := Key(o)
 	if !IsSkipped(key) && !controlled(o) {
 		inv[key] = checksum(o)
 	}

@@ -21,14 +21,12 @@ var builtInClients = []string{"account", "account-console", "admin-cli", "broker
 func (c *Client) prune(ctx context.Context, base string, rep map[string]any) ([]string, error) {
 	var changes []string
 	remove := func(what, path string) error {
-		if c.ReportOnly {
-			changes = append(changes, "would remove "+what+" (not declared; report only)")
-			return nil
+		if !c.ReportOnly {
+			if _, err := c.do(ctx, "DELETE", base+path, nil, nil); err != nil {
+				return fmt.Errorf("removing %s: %w", what, err)
+			}
 		}
-		if _, err := c.do(ctx, "DELETE", base+path, nil, nil); err != nil {
-			return fmt.Errorf("removing %s: %w", what, err)
-		}
-		changes = append(changes, "removed "+what+" (not declared)")
+		changes = append(changes, c.removal(what))
 		return nil
 	}
 	declared := func(list any, key string) []string {
@@ -184,13 +182,16 @@ func (c *Client) pruneMappings(ctx context.Context, base, who, path string, real
 			}
 		}
 	}
-	prefix := "removed "
-	suffix := " (not declared)"
-	if c.ReportOnly {
-		prefix, suffix = "would remove ", " (not declared; report only)"
-	}
 	for i := range changes {
-		changes[i] = prefix + changes[i] + suffix
+		changes[i] = c.removal(changes[i])
 	}
 	return changes, nil
+}
+
+// removal is the line that reports removing what (or, report only, that it would).
+func (c *Client) removal(what string) string {
+	if c.ReportOnly {
+		return "would remove " + what + " (not declared; report only)"
+	}
+	return "removed " + what + " (not declared)"
 }
