@@ -11,6 +11,8 @@ WITH_TOOLS := eval "$$(tools/env.sh)" &&
 BIN := .state/bin
 GO_TEST_FLAGS ?=
 REPORT_LANG ?= en
+# The policy packs (commands under cmd/ that serve Pulumi's analyzer protocol).
+POLICY_PACKS := kplane-kubernetes
 
 .PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
@@ -27,14 +29,14 @@ env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eva
 
 kplane-bin:
 	@mkdir -p $(BIN)
-	@go build -o $(BIN)/kplane ./stacks/kplane
+	@go build -o $(BIN)/kplane ./cmd/kplane
 	@go build -o $(BIN)/cluster ./tests/testbed/cmd/cluster
 	@go build -o $(BIN)/identity ./tests/testbed/cmd/identity
 
 policy-packs: ## build the policy packs and print their paths, one per line, for --policy-pack
 	@mkdir -p $(BIN)/policy-packs
-	@for p in policies/cmd/*/; do go build -o $(BIN)/policy-packs/$$(basename $$p) ./$$p || exit 1; \
-	  echo $(CURDIR)/$(BIN)/policy-packs/$$(basename $$p); done
+	@for p in $(POLICY_PACKS); do go build -o $(BIN)/policy-packs/$$p ./cmd/$$p || exit 1; \
+	  echo $(CURDIR)/$(BIN)/policy-packs/$$p; done
 
 check-env:
 	@test -f environments/$(ENV)/platform.yaml || { echo "unknown environment '$(ENV)': environments/ has $$(ls environments | tr '\n' ' ')- create environments/$(ENV)/platform.yaml or pick one of those" >&2; exit 2; }

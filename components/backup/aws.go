@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -88,7 +89,7 @@ func NewAWSBucket(ctx *pulumi.Context, name string, args *AWSBucketArgs, opts ..
 	}
 	parent := pulumi.Parent(r)
 	b, err := s3.NewBucketV2(ctx, name, &s3.BucketV2Args{Bucket: pulumi.String(a.Name), ObjectLockEnabled: pulumi.Bool(a.ObjectLock != nil),
-		Tags: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "kplane.io/purpose": pulumi.String("backups")}}, parent, pulumi.Protect(true))
+		Tags: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.PurposeAnnotation: pulumi.String("backups")}}, parent, pulumi.Protect(true))
 	if err != nil {
 		return nil, err
 	}

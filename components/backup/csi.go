@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/backup/csisnap"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -19,7 +20,7 @@ import (
 // CSISnapshotsArgs: a VolumeSnapshotClass Velero uses for CSI snapshots, and scheduled
 // snapshots of selected claims with retention (kplane-backup snapshot in a CronJob).
 type CSISnapshotsArgs struct {
-	// Image of kplane-backup (components/backup/cmd/kplane-backup), by digest.
+	// Image of kplane-backup (cmd/kplane-backup), by digest.
 	Image string `json:"image"`
 	// Class, when set, is created and labelled for Velero (velero.io/csi-volumesnapshot-class).
 	Class *SnapshotClass `json:"class,omitempty"`
@@ -94,7 +95,7 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 			policy = "Retain"
 		}
 		if _, err := k8sobj.Object(ctx, name+"-class", map[string]any{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-			"metadata": map[string]any{"name": c.Name, "labels": map[string]any{"velero.io/csi-volumesnapshot-class": "true", "app.kubernetes.io/managed-by": "kplane"}},
+			"metadata": map[string]any{"name": c.Name, "labels": map[string]any{"velero.io/csi-volumesnapshot-class": "true", wellknown.ManagedByLabel: wellknown.ManagedBy}},
 			"driver":   c.Driver, "deletionPolicy": policy}, parent); err != nil {
 			return nil, err
 		}
@@ -102,7 +103,7 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 	for _, p := range args.Policies {
 		account := "kplane-snapshot-" + p.Name
 		meta := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Namespace: pulumi.String(p.Namespace),
-			Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-snapshot"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}}
+			Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-snapshot"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}
 		if _, err := corev1.NewServiceAccount(ctx, name+"-"+p.Name, &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 			return nil, err
 		}
@@ -133,7 +134,7 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 		if _, err := batchv1.NewCronJob(ctx, name+"-"+p.Name, &batchv1.CronJobArgs{Metadata: meta, Spec: batchv1.CronJobSpecArgs{
 			Schedule: pulumi.String(p.Schedule), ConcurrencyPolicy: pulumi.String("Forbid"), SuccessfulJobsHistoryLimit: pulumi.Int(3), FailedJobsHistoryLimit: pulumi.Int(5),
 			JobTemplate: batchv1.JobTemplateSpecArgs{Spec: batchv1.JobSpecArgs{BackoffLimit: pulumi.Int(2), Template: corev1.PodTemplateSpecArgs{
-				Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-snapshot")}}, Spec: pod}}}}}, parent); err != nil {
+				Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-snapshot")}}, Spec: pod}}}}}, parent); err != nil {
 			return nil, err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/backup/drill"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -151,7 +152,7 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 	}
 	parent := pulumi.Parent(r)
 	const account = "kplane-restore-drill"
-	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String(account), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String(account), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 	meta := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace), Labels: labels}
 	if _, err := corev1.NewServiceAccount(ctx, name, &corev1.ServiceAccountArgs{Metadata: meta, AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 		return nil, err
@@ -167,7 +168,7 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 	for _, ns := range a.Namespaces {
 		scratch := ns + "-drill"
 		nsRes, err := corev1.NewNamespace(ctx, name+"-"+scratch, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(scratch),
-			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "kplane.io/drill-of": pulumi.String(ns),
+			Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.DrillOfLabel: pulumi.String(ns),
 				// Baseline enforced (a restored copy runs nothing privileged), restricted reported: the
 				// drill restores what the backup holds, which may predate restricted.
 				"pod-security.kubernetes.io/enforce": pulumi.String("baseline"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),

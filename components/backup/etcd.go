@@ -11,6 +11,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -112,11 +113,11 @@ func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs,
 		return nil, err
 	}
 	parent := pulumi.Parent(r)
-	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-etcd-snapshot"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-etcd-snapshot"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
 		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("privileged"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
 			"pod-security.kubernetes.io/audit": pulumi.String("restricted"), "pod-security.kubernetes.io/warn": pulumi.String("restricted"),
-			"app.kubernetes.io/managed-by": pulumi.String("kplane")}}}, parent)
+			wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}}, parent)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kplane/kplane/components/wellknown"
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -129,15 +130,15 @@ func NewNFSStore(ctx *pulumi.Context, name string, args *NFSStoreArgs, opts ...p
 		return nil, err
 	}
 	parent := pulumi.Parent(r)
-	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-nfs-store"), "app.kubernetes.io/instance": pulumi.String(name)}
+	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-nfs-store"), "app.kubernetes.io/instance": pulumi.String(name)}
 	meta := func(n string) *metav1.ObjectMetaArgs {
 		return &metav1.ObjectMetaArgs{Name: pulumi.String(n), Namespace: pulumi.String(a.Namespace),
-			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "app.kubernetes.io/name": pulumi.String("kplane-nfs-store")}}
+			Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.NameLabel: pulumi.String("kplane-nfs-store")}}
 	}
 	// The volume is bound to its claim alone and kept when the claim goes: it is the backups.
 	pvName := a.Namespace + "-" + name
 	pv, err := corev1.NewPersistentVolume(ctx, name+"-pv", &corev1.PersistentVolumeArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(pvName), Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}},
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(pvName), Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}},
 		Spec: corev1.PersistentVolumeSpecArgs{
 			Capacity: pulumi.StringMap{"storage": pulumi.String(a.Capacity)}, AccessModes: pulumi.ToStringArray([]string{"ReadWriteMany"}),
 			PersistentVolumeReclaimPolicy: pulumi.String("Retain"), StorageClassName: pulumi.String(""), MountOptions: pulumi.ToStringArray(a.MountOptions),

@@ -12,12 +12,13 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // VeleroChart is Velero's official chart, pinned.
-var VeleroChart = chart.Source{Repo: "https://vmware-tanzu.github.io/helm-charts", Name: "velero", Version: "12.1.0"}
+var VeleroChart = addon.Chart{Repo: "https://vmware-tanzu.github.io/helm-charts", Name: "velero", Version: "12.1.0"}
 
 // VeleroArgs: where a cluster's backups go and when they run.
 type VeleroArgs struct {
@@ -54,7 +55,7 @@ type VeleroInstall struct {
 	// Image of the Velero server and PluginImage of velero-plugin-for-aws, by digest.
 	Image       string         `json:"image"`
 	PluginImage string         `json:"pluginImage"`
-	Chart       chart.Source   `json:"chart,omitempty"`
+	Chart       addon.Chart    `json:"chart,omitempty"`
 	Values      map[string]any `json:"values,omitempty"`
 }
 
@@ -217,12 +218,12 @@ func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulum
 	if in := a.Install; in != nil {
 		ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
 			Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
-				"app.kubernetes.io/managed-by": pulumi.String("kplane")}}},
+				wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}},
 			pulumi.Parent(r))
 		if err != nil {
 			return nil, err
 		}
-		release, err := helmv4.NewChart(ctx, name+"-velero", in.Chart.Or(VeleroChart).Args("velero", a.Namespace, chart.Merge(a.chartValues(), in.Values)),
+		release, err := helmv4.NewChart(ctx, name+"-velero", in.Chart.Or(VeleroChart).Args("velero", a.Namespace, addon.Merge(a.chartValues(), in.Values)),
 			pulumi.Parent(r), pulumi.DependsOn([]pulumi.Resource{ns}))
 		if err != nil {
 			return nil, err
@@ -265,7 +266,7 @@ func (a VeleroArgs) storageLocation() map[string]any {
 	if s.ReadOnly {
 		mode = "ReadOnly"
 	}
-	metadata := map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}}
+	metadata := map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy}}
 	if s.WaitSeconds > 0 {
 		// An unusable location fails the update instead of every backup failing later; Velero's
 		// reason is the location's status.message.
@@ -294,7 +295,7 @@ func (a VeleroArgs) snapshotLocation(l SnapshotLocation) map[string]any {
 		secret = a.Storage.CredentialsSecret
 	}
 	return map[string]any{"apiVersion": "velero.io/v1", "kind": "VolumeSnapshotLocation",
-		"metadata": map[string]any{"name": l.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}},
+		"metadata": map[string]any{"name": l.Name, "namespace": a.Namespace, "labels": map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy}},
 		"spec":     map[string]any{"provider": provider, "config": config, "credential": map[string]any{"name": secret, "key": "cloud"}}}
 }
 
@@ -315,7 +316,7 @@ func (a VeleroArgs) schedule(s Schedule) map[string]any {
 		template["labelSelector"] = map[string]any{"matchLabels": labels}
 	}
 	return map[string]any{"apiVersion": "velero.io/v1", "kind": "Schedule",
-		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"}},
+		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy}},
 		"spec":     map[string]any{"schedule": s.Cron, "template": template, "useOwnerReferencesInBackup": false}}
 }
 

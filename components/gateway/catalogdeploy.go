@@ -9,7 +9,7 @@ import (
 	"fmt"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
-	"github.com/kplane/kplane/policies/services"
+	"github.com/kplane/kplane/components/wellknown"
 )
 
 // Catalog deploys kplane-catalog: the developer portal and admin API on its own host, behind
@@ -92,7 +92,7 @@ func (a Args) catalogObjects() ([]map[string]any, error) {
 			binary[api.Name+"-"+v.Version+".json.gz"] = base64.StdEncoding.EncodeToString(gz.Bytes())
 		}
 	}
-	labels := map[string]any{"app.kubernetes.io/name": "kplane-catalog"}
+	labels := map[string]any{wellknown.NameLabel: "kplane-catalog"}
 	args := []any{"serve", "--dir=/etc/kplane/catalog", "--listen=:8080", "--issuer=" + a.Tokens.Issuer, "--client-id=" + c.ClientID,
 		"--public-url=https://" + c.Host, "--swagger-ui=/usr/share/swagger-ui"}
 	out := []map[string]any{
@@ -119,7 +119,7 @@ func (a Args) catalogObjects() ([]map[string]any, error) {
 		out = append(out, clusterPlugin("kplane-catalog-rate", "rate-limiting", map[string]any{"limit_by": "ip", "policy": "local", "minute": 600}))
 		out = append(out, object("networking.k8s.io/v1", "Ingress", a.Namespace, "kplane-catalog",
 			map[string]any{"konghq.com/protocols": "https", "konghq.com/https-redirect-status-code": "308", "pulumi.com/skipAwait": "true",
-				"konghq.com/plugins": "kplane-catalog-rate", services.ExposureAnnotation: "login"},
+				"konghq.com/plugins": "kplane-catalog-rate", wellknown.ExposureAnnotation: wellknown.ExposureLogin},
 			map[string]any{"spec": map[string]any{"ingressClassName": "kong", "tls": []any{map[string]any{"hosts": []any{c.Host}, "secretName": c.TLSSecret}},
 				"rules": []any{map[string]any{"host": c.Host, "http": map[string]any{"paths": []any{map[string]any{"path": "/", "pathType": "Prefix",
 					"backend": map[string]any{"service": map[string]any{"name": "kplane-catalog", "port": map[string]any{"number": 80}}}}}}}}}}))

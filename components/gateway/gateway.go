@@ -18,13 +18,14 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // KongChart is Kong's official chart, pinned.
-var KongChart = chart.Source{Repo: "https://charts.konghq.com", Name: "kong", Version: "2.33.2"}
+var KongChart = addon.Chart{Repo: "https://charts.konghq.com", Name: "kong", Version: "2.33.2"}
 
 // Args: the gateway of one environment.
 type Args struct {
@@ -70,7 +71,7 @@ type KubeAPI struct {
 type KongInstall struct {
 	Image           string         `json:"image"`
 	ControllerImage string         `json:"controllerImage"`
-	Chart           chart.Source   `json:"chart,omitempty"`
+	Chart           addon.Chart    `json:"chart,omitempty"`
 	Values          map[string]any `json:"values,omitempty"`
 }
 
@@ -305,14 +306,14 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	parent := pulumi.Parent(r)
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
-		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
+		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
 			"pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, parent)
 	if err != nil {
 		return nil, err
 	}
 	deps := []pulumi.Resource{ns}
 	if k := a.Kong; k != nil {
-		kong, err := helmv4.NewChart(ctx, name+"-kong", k.Chart.Or(KongChart).Args("kong", a.Namespace, chart.Merge(a.kongValues(), k.Values)),
+		kong, err := helmv4.NewChart(ctx, name+"-kong", k.Chart.Or(KongChart).Args("kong", a.Namespace, addon.Merge(a.kongValues(), k.Values)),
 			parent, pulumi.DependsOn(deps))
 		if err != nil {
 			return nil, err

@@ -6,11 +6,11 @@ import (
 	"strings"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
-	"github.com/kplane/kplane/policies/services"
 )
 
-func managed() map[string]any { return map[string]any{"app.kubernetes.io/managed-by": "kplane"} }
+func managed() map[string]any { return map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy} }
 
 func object(apiVersion, kind, namespace, name string, annotations map[string]any, rest map[string]any) map[string]any {
 	md := map[string]any{"name": name, "labels": managed()}
@@ -69,7 +69,7 @@ func (a Args) KongObjects() []map[string]any {
 			annotations := map[string]any{"konghq.com/strip-path": "true", "konghq.com/protocols": "https", "konghq.com/https-redirect-status-code": "308",
 				"konghq.com/plugins": strings.Join(plugins, ","), "pulumi.com/skipAwait": "true"}
 			if api.Visibility == "internal" {
-				annotations[services.ExposureAnnotation] = "internal"
+				annotations[wellknown.ExposureAnnotation] = wellknown.ExposureInternal
 			}
 			out = append(out, object("networking.k8s.io/v1", "Ingress", v.Upstream.Namespace, "kplane-"+api.Name+"-"+dash(v.Version), annotations, map[string]any{
 				"spec": map[string]any{"ingressClassName": "kong",

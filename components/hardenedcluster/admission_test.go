@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -98,10 +98,10 @@ func TestAdmissionValidate(t *testing.T) {
 		"raised cap":          {AdmissionArgs{ExpiryImage: expiryImage, MaxExceptionDays: 180, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "2027-03-01"; return e }()}}, ""},
 		"no expiry job":       {AdmissionArgs{Exceptions: []Exception{ok}}, `Admission.ExpiryImage "": exceptions need the expiry CronJob`},
 		"unknown engine":      {AdmissionArgs{Engine: "kyverno"}, `Admission.Engine "kyverno": use "vap" (default, in-process) or "gatekeeper"`},
-		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: chart.Source{Path: "/no/chart"}}}, `Admission.Gatekeeper.Chart.Path "/no/chart": no such chart directory`},
-		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: chart.Source{Repo: "ftp://mirror"}}}, `Admission.Gatekeeper.Chart.Repo "ftp://mirror"`},
+		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Path: "/no/chart"}}}, `Admission.Gatekeeper.Chart.Path "/no/chart": no such chart directory`},
+		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Repo: "ftp://mirror"}}}, `Admission.Gatekeeper.Chart.Repo "ftp://mirror"`},
 		"gatekeeper ns":       {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Namespace: "GK"}}, `Admission.Gatekeeper.Namespace "GK"`},
-		"external gatekeeper": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{External: true, Chart: chart.Source{Path: "/not/used"}}}, ""},
+		"external gatekeeper": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{External: true, Chart: addon.Chart{Path: "/not/used"}}}, ""},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package hardenedcluster
 import (
 	"testing"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -81,8 +82,8 @@ func expectValidation(t *testing.T, a *Args, want string) {
 func TestNamespaceLabels(t *testing.T) {
 	got := NamespaceLabels(Team{Name: "web"}, "v1.37")
 	assert.Equal(t, map[string]string{
-		"kplane.io/team":                             "web",
-		"app.kubernetes.io/managed-by":               "kplane",
+		wellknown.TeamLabel:                          "web",
+		wellknown.ManagedByLabel:                     wellknown.ManagedBy,
 		"pod-security.kubernetes.io/enforce":         "restricted",
 		"pod-security.kubernetes.io/enforce-version": "v1.37",
 		"pod-security.kubernetes.io/audit":           "restricted",

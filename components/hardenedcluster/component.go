@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kplane/kplane/components/wellknown"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -156,8 +157,8 @@ func NamespaceLabels(t Team, version string) map[string]string {
 		level = "restricted"
 	}
 	labels := map[string]string{
-		"kplane.io/team":               t.Name,
-		"app.kubernetes.io/managed-by": "kplane",
+		wellknown.TeamLabel:      t.Name,
+		wellknown.ManagedByLabel: wellknown.ManagedBy,
 	}
 	for _, mode := range []string{"enforce", "audit", "warn"} {
 		labels["pod-security.kubernetes.io/"+mode] = level

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
@@ -127,5 +128,5 @@ func TestWildcardReasonIsRecorded(t *testing.T) {
 	cr := rec.ofType("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
 	require.Len(t, cr, 1)
 	annotations := cr[0].Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()
-	assert.Equal(t, "reconciles arbitrary custom resources", annotations["kplane.io/wildcard-reason"].StringValue())
+	assert.Equal(t, "reconciles arbitrary custom resources", annotations[wellknown.WildcardReasonAnnotation].StringValue())
 }

@@ -7,11 +7,6 @@ import (
 	"time"
 )
 
-// ExpiredExceptionsAnnotation on a policy (or Gatekeeper constraint) lists, as JSON, the
-// exceptions to it that have expired but are still in the arguments: the policy pack's
-// kplane-exception-expired fails the preview on it.
-const ExpiredExceptionsAnnotation = "kplane.io/expired-exceptions"
-
 // DefaultMaxExceptionDays caps an exception's lifetime unless MaxExceptionDays says otherwise.
 const DefaultMaxExceptionDays = 90
 

@@ -10,6 +10,7 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -42,9 +43,9 @@ func newExceptionExpiry(ctx *pulumi.Context, name string, args *Args, opts ...pu
 		return nil
 	}
 	const account = "kplane-exception-expiry"
-	labels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String(account), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String(account), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 	ns, err := corev1.NewNamespace(ctx, name+"-expiry-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(ExceptionExpiryNamespace),
-		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
+		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
 			"pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, opts...)
 	if err != nil {
 		return err

@@ -12,7 +12,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -27,7 +28,7 @@ import (
 type GatekeeperArgs struct {
 	// Chart overrides where the official chart comes from (default: the Gatekeeper chart
 	// repository at GatekeeperChart's version). Use Path or a mirror when air-gapped.
-	Chart chart.Source `json:"chart,omitempty"`
+	Chart addon.Chart `json:"chart,omitempty"`
 	// Namespace Gatekeeper runs in (default gatekeeper-system). kplane creates it, exempt from
 	// Gatekeeper's own webhook.
 	Namespace string `json:"namespace,omitempty"`
@@ -44,7 +45,7 @@ type GatekeeperArgs struct {
 }
 
 // GatekeeperChart is the official chart kplane installs by default.
-var GatekeeperChart = chart.Source{Repo: "https://open-policy-agent.github.io/gatekeeper/charts", Name: "gatekeeper", Version: "3.23.1"}
+var GatekeeperChart = addon.Chart{Repo: "https://open-policy-agent.github.io/gatekeeper/charts", Name: "gatekeeper", Version: "3.23.1"}
 
 func (g GatekeeperArgs) namespace() string {
 	if g.Namespace == "" {
@@ -110,10 +111,10 @@ func gatekeeperTemplate(p policyDef) map[string]any {
 		"kind":       "ConstraintTemplate",
 		"metadata": map[string]any{
 			"name":   strings.ToLower(kind),
-			"labels": map[string]any{"app.kubernetes.io/managed-by": "kplane"},
+			"labels": map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy},
 			"annotations": map[string]any{
-				"description":        p.Description,
-				"kplane.io/controls": strings.Join(p.Controls, ", "),
+				"description":                p.Description,
+				wellknown.ControlsAnnotation: strings.Join(p.Controls, ", "),
 			},
 		},
 		"spec": map[string]any{
@@ -157,17 +158,17 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 		exceptions = append(exceptions, x)
 	}
 	params["exceptions"] = exceptions
-	annotations := map[string]any{"kplane.io/controls": strings.Join(p.Controls, ", ")}
+	annotations := map[string]any{wellknown.ControlsAnnotation: strings.Join(p.Controls, ", ")}
 	if len(expired) > 0 {
 		gone, _ := json.Marshal(expired)
-		annotations[ExpiredExceptionsAnnotation] = string(gone)
+		annotations[wellknown.ExpiredExceptionsAnnotation] = string(gone)
 	}
 	return map[string]any{
 		"apiVersion": "constraints.gatekeeper.sh/v1beta1",
 		"kind":       templateKind(p.Name),
 		"metadata": map[string]any{
 			"name":        p.Name,
-			"labels":      map[string]any{"app.kubernetes.io/managed-by": "kplane"},
+			"labels":      map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy},
 			"annotations": annotations,
 		},
 		"spec": map[string]any{
@@ -197,7 +198,7 @@ func (a *Args) gatekeeperValues() map[string]any {
 		rules = append(rules, map[string]any{"apiGroups": m["apiGroups"], "apiVersions": []any{"*"},
 			"operations": []any{"CREATE", "UPDATE"}, "resources": resources, "scope": "Namespaced"})
 	}
-	return chart.Merge(map[string]any{
+	return addon.Merge(map[string]any{
 		"validatingWebhookFailurePolicy": failure,
 		// The webhook sees only what the constraints check (workloads): no latency on other
 		// requests, and no chicken-and-egg with the chart's own CRDs and Services.
@@ -211,7 +212,7 @@ func (a *Args) gatekeeperValues() map[string]any {
 		"preUninstall": map[string]any{"deleteWebhookConfigurations": map[string]any{"enabled": false}},
 		"upgradeCRDs":  map[string]any{"enabled": false},
 		// An empty annotations map on the chart's Secret shows as a change on every update.
-		"secretAnnotations":   map[string]any{"kplane.io/purpose": "Gatekeeper webhook serving certificate"},
+		"secretAnnotations":   map[string]any{wellknown.PurposeAnnotation: "Gatekeeper webhook serving certificate"},
 		"emitAdmissionEvents": true,
 		"emitAuditEvents":     true,
 		"logDenies":           true,
@@ -230,7 +231,7 @@ func newGatekeeper(ctx *pulumi.Context, name string, args *Args, now time.Time, 
 				Name: pulumi.String(g.namespace()),
 				Labels: pulumi.StringMap{
 					"admission.gatekeeper.sh/ignore":             pulumi.String("no-self-managing"),
-					"app.kubernetes.io/managed-by":               pulumi.String("kplane"),
+					wellknown.ManagedByLabel:                     pulumi.String("kplane"),
 					"pod-security.kubernetes.io/enforce":         pulumi.String("restricted"),
 					"pod-security.kubernetes.io/enforce-version": pulumi.String(args.podSecurityVersion()),
 				},

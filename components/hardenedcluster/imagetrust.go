@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -143,8 +144,8 @@ func newImageTrust(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.
 		Kind:       pulumi.String("ClusterImagePolicy"),
 		Metadata: &metav1.ObjectMetaArgs{
 			Name:        pulumi.String("kplane-signed-images"),
-			Labels:      pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")},
-			Annotations: pulumi.StringMap{"kplane.io/controls": pulumi.String("CIS 5.5.1, KISA Master-17, ISMS-P 2.10.x")},
+			Labels:      pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)},
+			Annotations: pulumi.StringMap{wellknown.ControlsAnnotation: pulumi.String("CIS 5.5.1, KISA Master-17, ISMS-P 2.10.x")},
 		},
 		OtherFields: kubernetes.UntypedArgs{"spec": map[string]any{"images": images, "authorities": authorities, "mode": mode}},
 	}, opts...)

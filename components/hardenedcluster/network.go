@@ -3,6 +3,7 @@ package hardenedcluster
 import (
 	"fmt"
 
+	"github.com/kplane/kplane/components/wellknown"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	networkingv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/networking/v1"
@@ -43,8 +44,8 @@ func newNamespaceIsolation(ctx *pulumi.Context, name, ns string, apiCIDRs []stri
 	_, err := networkingv1.NewNetworkPolicy(ctx, fmt.Sprintf("%s-isolation-%s", name, ns), &networkingv1.NetworkPolicyArgs{
 		Metadata: &metav1.ObjectMetaArgs{
 			Name: pulumi.String("kplane-namespace-isolation"), Namespace: pulumi.String(ns),
-			Labels:      pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")},
-			Annotations: pulumi.StringMap{"kplane.io/controls": pulumi.String("CIS 5.3.2, ISMS-P 2.6.1")},
+			Labels:      pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)},
+			Annotations: pulumi.StringMap{wellknown.ControlsAnnotation: pulumi.String("CIS 5.3.2, ISMS-P 2.6.1")},
 		},
 		Spec: networkingv1.NetworkPolicySpecArgs{
 			PodSelector: metav1.LabelSelectorArgs{},

@@ -11,11 +11,12 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/components/wellknown"
 )
 
 // NodeCheckArgs schedule the CIS 1.12 / KISA node check (package nodecheck) on every node pool.
 type NodeCheckArgs struct {
-	// Image runs kplane-nodecheck (components/hardenedcluster/nodecheck/cmd/kplane-nodecheck),
+	// Image runs kplane-nodecheck (cmd/kplane-nodecheck),
 	// pinned by digest. Empty: no node checks.
 	Image string `json:"image,omitempty"`
 	// Schedule is the CronJob schedule (default "17 3 * * *": daily at 03:17).
@@ -46,7 +47,7 @@ func (a *Args) validateNodeChecks() error {
 	nc := a.NodeChecks
 	if nc.Image == "" {
 		if len(nc.Pools) > 0 {
-			return fmt.Errorf("NodeChecks.Image: required with Pools; build components/hardenedcluster/nodecheck/cmd/kplane-nodecheck into an image and give its digest")
+			return fmt.Errorf("NodeChecks.Image: required with Pools; build cmd/kplane-nodecheck into an image and give its digest")
 		}
 		return nil
 	}
@@ -80,11 +81,11 @@ func newNodeChecks(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.
 	if nc.Image == "" {
 		return nil
 	}
-	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "app.kubernetes.io/name": pulumi.String("kplane-nodecheck")}
+	labels := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.NameLabel: pulumi.String("kplane-nodecheck")}
 	ns, err := corev1.NewNamespace(ctx, name+"-node-checks", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{
 		Name: pulumi.String(NodeCheckNamespace),
 		Labels: pulumi.StringMap{
-			"app.kubernetes.io/managed-by":               pulumi.String("kplane"),
+			wellknown.ManagedByLabel:                     pulumi.String("kplane"),
 			"pod-security.kubernetes.io/enforce":         pulumi.String("privileged"), // read-only hostPath, as root
 			"pod-security.kubernetes.io/enforce-version": pulumi.String(args.podSecurityVersion()),
 			"pod-security.kubernetes.io/warn":            pulumi.String("baseline"),
@@ -123,7 +124,7 @@ func newNodeChecks(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.
 			"--kubelet-service="+p.KubeletService, "--manifests="+p.Manifests, "--pki="+p.PKI)
 	}
 	for _, pool := range nc.Pools {
-		podLabels := pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-nodecheck"), "kplane.io/node-pool": pulumi.String(pool.Name)}
+		podLabels := pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-nodecheck"), wellknown.NodePoolLabel: pulumi.String(pool.Name)}
 		var mounts corev1.VolumeMountArray
 		var volumes corev1.VolumeArray
 		for _, dir := range []string{"/etc", "/var/lib"} { // kubelet, kubernetes, systemd, passwd; kubelet and etcd data

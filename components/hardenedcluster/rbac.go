@@ -3,6 +3,7 @@ package hardenedcluster
 import (
 	"fmt"
 
+	"github.com/kplane/kplane/components/wellknown"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
@@ -18,7 +19,7 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 	for _, s := range services {
 		id := fmt.Sprintf("%s-%s-%s", name, s.Namespace, s.Name)
 		dep := pulumi.DependsOn([]pulumi.Resource{ns[s.Namespace]})
-		labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "kplane.io/service": pulumi.String(s.Name)}
+		labels := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.ServiceLabel: pulumi.String(s.Name)}
 		sa, err := corev1.NewServiceAccount(ctx, id, &corev1.ServiceAccountArgs{
 			Metadata: &metav1.ObjectMetaArgs{
 				Name: pulumi.String(s.Name), Namespace: pulumi.String(s.Namespace), Labels: labels,
@@ -37,7 +38,7 @@ func newServiceRBAC(ctx *pulumi.Context, name string, services []Service, ns map
 		roleMeta := func(name string, namespace pulumi.StringPtrInput) *metav1.ObjectMetaArgs {
 			m := &metav1.ObjectMetaArgs{Name: pulumi.String(name), Namespace: namespace, Labels: labels}
 			if s.WildcardReason != "" {
-				m.Annotations = pulumi.StringMap{"kplane.io/wildcard-reason": pulumi.String(s.WildcardReason)}
+				m.Annotations = pulumi.StringMap{wellknown.WildcardReasonAnnotation: pulumi.String(s.WildcardReason)}
 			}
 			return m
 		}

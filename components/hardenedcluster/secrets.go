@@ -15,7 +15,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/wellknown"
 )
 
 // SecretsArgs keep service secrets in Vault and sync them into the cluster with the External
@@ -48,13 +49,13 @@ type OperatorArgs struct {
 	// External: the operator is installed and run by someone else (its CRDs must exist).
 	External bool `json:"external,omitempty"`
 	// Chart overrides where the official chart comes from (a mirror, or Path when air-gapped).
-	Chart chart.Source `json:"chart,omitempty"`
+	Chart addon.Chart `json:"chart,omitempty"`
 	// Values are chart values laid over kplane's.
 	Values map[string]any `json:"values,omitempty"`
 }
 
 // ExternalSecretsChart is the official External Secrets Operator chart kplane installs.
-var ExternalSecretsChart = chart.Source{Repo: "https://charts.external-secrets.io", Name: "external-secrets", Version: "1.3.2"}
+var ExternalSecretsChart = addon.Chart{Repo: "https://charts.external-secrets.io", Name: "external-secrets", Version: "1.3.2"}
 
 // ExternalSecretsNamespace is where the operator runs.
 const ExternalSecretsNamespace = "external-secrets"
@@ -71,7 +72,7 @@ func newSecretsOperator(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	if err != nil {
 		return nil, err
 	}
-	values := chart.Merge(map[string]any{
+	values := addon.Merge(map[string]any{
 		"installCRDs": true,
 		// One operator per cluster, watching every namespace; its own pods meet the baseline.
 		"podSecurityContext": map[string]any{"runAsNonRoot": true, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
@@ -174,7 +175,7 @@ func newServiceSecrets(ctx *pulumi.Context, name string, args *Args, accounts ma
 		return err
 	}
 	s := args.secretsDefaults()
-	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	labels := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 	for _, svc := range args.Services {
 		if len(svc.Secrets) == 0 {
 			continue

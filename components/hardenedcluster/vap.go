@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplane/kplane/components/wellknown"
 	admissionv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/admissionregistration/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -79,18 +80,18 @@ func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ..
 			return nil, err
 		}
 		annotations := pulumi.StringMap{
-			"kplane.io/description": pulumi.String(p.Description),
-			"kplane.io/controls":    pulumi.String(strings.Join(p.Controls, ", ")),
-			"kplane.io/exceptions":  pulumi.String(string(listed)),
+			wellknown.DescriptionAnnotation: pulumi.String(p.Description),
+			wellknown.ControlsAnnotation:    pulumi.String(strings.Join(p.Controls, ", ")),
+			wellknown.ExceptionsAnnotation:  pulumi.String(string(listed)),
 		}
 		if len(expired) > 0 { // the policy pack fails the preview on these (kplane-exception-expired)
 			gone, err := json.Marshal(expired)
 			if err != nil {
 				return nil, err
 			}
-			annotations[ExpiredExceptionsAnnotation] = pulumi.String(string(gone))
+			annotations[wellknown.ExpiredExceptionsAnnotation] = pulumi.String(string(gone))
 		}
-		labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}
+		labels := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 		policy, err := admissionv1.NewValidatingAdmissionPolicy(ctx, name+"-"+p.Name, &admissionv1.ValidatingAdmissionPolicyArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(p.Name), Labels: labels, Annotations: annotations},
 			Spec: admissionv1.ValidatingAdmissionPolicySpecArgs{

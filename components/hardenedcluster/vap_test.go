@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/stretchr/testify/assert"
@@ -60,7 +61,7 @@ func TestAdmissionGraphDefaults(t *testing.T) {
 	assert.Equal(t, "Fail", spec["failurePolicy"].StringValue(), "fail closed")
 	assert.Len(t, spec["matchConditions"].ArrayValue(), 1, "only the spec-changed condition without exceptions")
 	assert.Len(t, spec["variables"].ArrayValue(), len(celVariables))
-	assert.Equal(t, "CIS 5.2.2, KISA Master-12, PSS baseline", p.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()["kplane.io/controls"].StringValue())
+	assert.Equal(t, "CIS 5.2.2, KISA Master-12, PSS baseline", p.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()[wellknown.ControlsAnnotation].StringValue())
 }
 
 func TestAdmissionGraphArguments(t *testing.T) {
@@ -95,7 +96,7 @@ func TestAdmissionGraphArguments(t *testing.T) {
 	assert.Contains(t, conds[1].ObjectValue()["expression"].StringValue(), "object.metadata.name.matches('^legacy(-")
 	assert.Equal(t, "exception-0-expires-2027-01-31", conds[1].ObjectValue()["name"].StringValue(), "the expiry CronJob reads the date from the name")
 	var listed []Exception
-	require.NoError(t, json.Unmarshal([]byte(ro.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()["kplane.io/exceptions"].StringValue()), &listed))
+	require.NoError(t, json.Unmarshal([]byte(ro.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()[wellknown.ExceptionsAnnotation].StringValue()), &listed))
 	require.Len(t, listed, 1)
 	assert.Equal(t, "tmp files", listed[0].Reason)
 }

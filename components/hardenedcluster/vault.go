@@ -15,11 +15,12 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/jobpod"
 )
 
 // VaultBootstrapArgs run the Vault bootstrap in the cluster (kplane-vault, built from
-// components/hardenedcluster/vaultbootstrap/cmd/kplane-vault): the Kubernetes auth method,
+// cmd/kplane-vault): the Kubernetes auth method,
 // KV v2, a policy and role per service, and the rotator's role, from the component's plan.
 type VaultBootstrapArgs struct {
 	// Image runs kplane-vault, pinned by digest.
@@ -154,7 +155,7 @@ func newVaultBootstrap(ctx *pulumi.Context, name string, args *Args, opts ...pul
 	if b == nil {
 		return nil
 	}
-	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "app.kubernetes.io/name": pulumi.String("kplane-vault")}
+	labels := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.NameLabel: pulumi.String("kplane-vault")}
 	ns, err := corev1.NewNamespace(ctx, name+"-secrets-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{
 		Name:   pulumi.String(SecretsNamespace),
 		Labels: pulumi.ToStringMap(NamespaceLabels(Team{Name: "platform"}, args.podSecurityVersion())),

@@ -54,7 +54,7 @@ type Args struct {
 
 // Sync is the in-cluster realm sync (kplane-realm-sync).
 type Sync struct {
-	// Image of kplane-realm-sync (components/identity/realmsync/cmd/kplane-realm-sync), by digest.
+	// Image of kplane-realm-sync (cmd/kplane-realm-sync), by digest.
 	Image string `json:"image"`
 	// Schedule of the drift repair (default every 15 minutes).
 	Schedule string `json:"schedule,omitempty"`

@@ -5,7 +5,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/wellknown"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -37,18 +38,18 @@ type Audit struct {
 	// break-glass local administrator (everybody else logs in through the realm).
 	GrafanaAdminSecret string `json:"grafanaAdminSecret"`
 	// Charts override the pinned official charts (a mirror or a local directory).
-	FluentBit chart.Source `json:"fluentBit,omitempty"`
-	Loki      chart.Source `json:"loki,omitempty"`
-	Grafana   chart.Source `json:"grafana,omitempty"`
+	FluentBit addon.Chart `json:"fluentBit,omitempty"`
+	Loki      addon.Chart `json:"loki,omitempty"`
+	Grafana   addon.Chart `json:"grafana,omitempty"`
 	// Values are merged over kplane's values, per chart ("fluent-bit", "loki", "grafana").
 	Values map[string]map[string]any `json:"values,omitempty"`
 }
 
 // The official charts, pinned.
 var (
-	FluentBitChart = chart.Source{Repo: "https://fluent.github.io/helm-charts", Name: "fluent-bit", Version: "0.58.1"}          // Fluent Bit 5.1.1
-	LokiChart      = chart.Source{Repo: "https://grafana-community.github.io/helm-charts", Name: "loki", Version: "18.11.0"}    // Loki 3.7.6
-	GrafanaChart   = chart.Source{Repo: "https://grafana-community.github.io/helm-charts", Name: "grafana", Version: "12.11.1"} // Grafana 13.2.0
+	FluentBitChart = addon.Chart{Repo: "https://fluent.github.io/helm-charts", Name: "fluent-bit", Version: "0.58.1"}          // Fluent Bit 5.1.1
+	LokiChart      = addon.Chart{Repo: "https://grafana-community.github.io/helm-charts", Name: "loki", Version: "18.11.0"}    // Loki 3.7.6
+	GrafanaChart   = addon.Chart{Repo: "https://grafana-community.github.io/helm-charts", Name: "grafana", Version: "12.11.1"} // Grafana 13.2.0
 )
 
 // KeycloakServerOptions are the Keycloak server options the audit trail needs: JSON log lines
@@ -108,7 +109,7 @@ func (au Audit) validate(a Args) error {
 			return fmt.Errorf("tools grafana: role %q: Grafana's roles are admin, edit and view (Admin, Editor, Viewer)", role)
 		}
 	}
-	for field, s := range map[string]chart.Source{"audit.fluentBit": au.FluentBit, "audit.loki": au.Loki, "audit.grafana": au.Grafana} {
+	for field, s := range map[string]addon.Chart{"audit.fluentBit": au.FluentBit, "audit.loki": au.Loki, "audit.grafana": au.Grafana} {
 		if err := s.Validate(field); err != nil {
 			return err
 		}
@@ -280,12 +281,12 @@ func auditPipeline(ctx *pulumi.Context, name string, a Args, parent pulumi.Resou
 	ns, err := corev1.NewNamespace(ctx, name+"-audit-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(au.Namespace),
 		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("privileged"),
 			"pod-security.kubernetes.io/audit": pulumi.String("restricted"), "pod-security.kubernetes.io/warn": pulumi.String("restricted"),
-			"app.kubernetes.io/managed-by": pulumi.String("kplane")}}}, parent)
+			wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}}, parent)
 	if err != nil {
 		return err
 	}
 	meta := func(n string) *metav1.ObjectMetaArgs {
-		return &metav1.ObjectMetaArgs{Name: pulumi.String(n), Namespace: ns.Metadata.Name(), Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}}
+		return &metav1.ObjectMetaArgs{Name: pulumi.String(n), Namespace: ns.Metadata.Name(), Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}
 	}
 	dashboards, err := corev1.NewConfigMap(ctx, name+"-audit-dashboards", &corev1.ConfigMapArgs{Metadata: meta("kplane-audit-dashboards"),
 		Data: pulumi.ToStringMap(Dashboards())}, parent)
@@ -303,11 +304,11 @@ func auditPipeline(ctx *pulumi.Context, name string, a Args, parent pulumi.Resou
 	}
 	for _, c := range []struct {
 		release string
-		src     chart.Source
+		src     addon.Chart
 		values  map[string]any
 	}{{"kplane-loki", au.Loki, au.LokiValues()}, {"kplane-fluent-bit", au.FluentBit, au.FluentBitValues()}, {"kplane-grafana", au.Grafana, au.GrafanaValues(a)}} {
 		key := strings.TrimPrefix(c.release, "kplane-")
-		if _, err := helmv4.NewChart(ctx, name+"-"+key, c.src.Args(c.release, au.Namespace, chart.Merge(c.values, au.Values[key])),
+		if _, err := helmv4.NewChart(ctx, name+"-"+key, c.src.Args(c.release, au.Namespace, addon.Merge(c.values, au.Values[key])),
 			parent, pulumi.DependsOn(deps)); err != nil {
 			return err
 		}

@@ -12,16 +12,13 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // Namespace holds the realm's representation (and, later, its sync Job).
 const Namespace = "kplane-identity"
-
-// RealmLabel marks a ConfigMap whose realm.json is a Keycloak realm representation (kplane's
-// identity policies judge it, the realm sync applies it).
-const RealmLabel = "kplane.io/keycloak-realm"
 
 // Realm is the identity realm deployed into one cluster: the realm's representation (what the
 // realm sync applies to Keycloak) and the RBAC that gives each group its rights there.
@@ -58,16 +55,16 @@ func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resou
 		return nil, err
 	}
 	parent := pulumi.Parent(r)
-	labels := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "app.kubernetes.io/part-of": pulumi.String("kplane-identity")}
+	labels := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "app.kubernetes.io/part-of": pulumi.String("kplane-identity")}
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(Namespace),
 		Labels: pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
-			"app.kubernetes.io/managed-by": pulumi.String("kplane")}}}, parent)
+			wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}}, parent)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := corev1.NewConfigMap(ctx, name+"-realm", &corev1.ConfigMapArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(realmConfigMap(a)), Namespace: ns.Metadata.Name(),
-			Labels: pulumi.StringMap{RealmLabel: pulumi.String(a.Realm), "app.kubernetes.io/managed-by": pulumi.String("kplane")}},
+			Labels: pulumi.StringMap{wellknown.RealmLabel: pulumi.String(a.Realm), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}},
 		Data: pulumi.StringMap{"realm.json": pulumi.String(string(realmJSON))},
 	}, parent); err != nil {
 		return nil, err
@@ -124,7 +121,7 @@ func syncJobs(ctx *pulumi.Context, name string, a Args, realmJSON []byte, ns *co
 	}
 	meta := func(n string) *metav1.ObjectMetaArgs {
 		return &metav1.ObjectMetaArgs{Name: pulumi.String(n), Namespace: ns.Metadata.Name(),
-			Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-realm-sync"), "app.kubernetes.io/managed-by": pulumi.String("kplane")}}
+			Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-realm-sync"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}
 	}
 	if _, err := corev1.NewServiceAccount(ctx, name+"-sync", &corev1.ServiceAccountArgs{Metadata: meta("kplane-realm-sync"), AutomountServiceAccountToken: pulumi.Bool(false)}, parent); err != nil {
 		return err
@@ -150,7 +147,7 @@ func syncJobs(ctx *pulumi.Context, name string, a Args, realmJSON []byte, ns *co
 		volumes = append(volumes, corev1.VolumeArgs{Name: pulumi.String("keycloak-ca"), ConfigMap: corev1.ConfigMapVolumeSourceArgs{Name: pulumi.String("kplane-keycloak-ca")}})
 		mounts = append(mounts, corev1.VolumeMountArgs{Name: pulumi.String("keycloak-ca"), MountPath: pulumi.String("/keycloak-ca"), ReadOnly: pulumi.Bool(true)})
 	}
-	pod := corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{"app.kubernetes.io/name": pulumi.String("kplane-realm-sync")}},
+	pod := corev1.PodTemplateSpecArgs{Metadata: &metav1.ObjectMetaArgs{Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-realm-sync")}},
 		Spec: jobpod.Pod{Name: "kplane-realm-sync", Image: s.Image, ServiceAccount: "kplane-realm-sync", Args: []string{"--realm=/realm/realm.json"},
 			Env: env, Volumes: volumes, Mounts: mounts}.Spec()}
 	hash := fmt.Sprintf("%x", sha256.Sum256(realmJSON))[:10]

@@ -8,6 +8,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -145,7 +146,7 @@ func (ca *CA) resources(ctx *pulumi.Context, name string, opts ...pulumi.Resourc
 	if s := ca.Secret; s != nil {
 		sec, err := corev1.NewSecret(ctx, name+"-cacerts", &corev1.SecretArgs{
 			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("cacerts"), Namespace: pulumi.String(SystemNamespace),
-				Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane")}},
+				Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}},
 			StringData: pulumi.StringMap{"root-cert.pem": secret(s.RootCert), "cert-chain.pem": secret(s.CertChain),
 				"ca-cert.pem": secret(s.CACert), "ca-key.pem": secret(s.CAKey)}},
 			opts...)

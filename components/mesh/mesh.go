@@ -18,7 +18,8 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -26,10 +27,10 @@ import (
 const istioRepo = "https://istio-release.storage.googleapis.com/charts"
 
 var (
-	BaseChart    = chart.Source{Repo: istioRepo, Name: "base", Version: "1.29.2"}
-	IstiodChart  = chart.Source{Repo: istioRepo, Name: "istiod", Version: "1.29.2"}
-	GatewayChart = chart.Source{Repo: istioRepo, Name: "gateway", Version: "1.29.2"}
-	CNIChart     = chart.Source{Repo: istioRepo, Name: "cni", Version: "1.29.2"}
+	BaseChart    = addon.Chart{Repo: istioRepo, Name: "base", Version: "1.29.2"}
+	IstiodChart  = addon.Chart{Repo: istioRepo, Name: "istiod", Version: "1.29.2"}
+	GatewayChart = addon.Chart{Repo: istioRepo, Name: "gateway", Version: "1.29.2"}
+	CNIChart     = addon.Chart{Repo: istioRepo, Name: "cni", Version: "1.29.2"}
 )
 
 // CNINamespace runs Istio's CNI node agent: it sets up each pod's traffic redirection, so
@@ -51,8 +52,8 @@ type Args struct {
 	StableRevision string `json:"stableRevision,omitempty"`
 	// BaseChart installs Istio's CRDs and cluster roles, CNIChart the CNI node agent (default:
 	// the official charts, pinned).
-	BaseChart chart.Source `json:"baseChart,omitempty"`
-	CNIChart  chart.Source `json:"cniChart,omitempty"`
+	BaseChart addon.Chart `json:"baseChart,omitempty"`
+	CNIChart  addon.Chart `json:"cniChart,omitempty"`
 	// TrustDomain of workload identities (default cluster.local).
 	TrustDomain string `json:"trustDomain,omitempty"`
 	// AllowAnyEgress lets workloads reach hosts outside the mesh's registry (default: only
@@ -76,7 +77,7 @@ type Revision struct {
 	PilotImage string `json:"pilotImage"`
 	ProxyImage string `json:"proxyImage"`
 	// Chart of istiod (default: the official chart, pinned); Values are merged over kplane's.
-	Chart  chart.Source   `json:"chart,omitempty"`
+	Chart  addon.Chart    `json:"chart,omitempty"`
 	Values map[string]any `json:"values,omitempty"`
 }
 
@@ -88,7 +89,7 @@ type Gateway struct {
 	ServiceType string `json:"serviceType,omitempty"`
 	// Revision (default: the tag).
 	Revision string         `json:"revision,omitempty"`
-	Chart    chart.Source   `json:"chart,omitempty"`
+	Chart    addon.Chart    `json:"chart,omitempty"`
 	Values   map[string]any `json:"values,omitempty"`
 }
 
@@ -200,7 +201,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	parent := pulumi.Parent(r)
 	ns, err := corev1.NewNamespace(ctx, name+"-istio-system", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(SystemNamespace),
-		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
+		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
 			"pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, parent)
 	if err != nil {
 		return nil, err
@@ -227,7 +228,7 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	var istiods []pulumi.Resource
 	for _, rev := range a.Revisions {
 		istiod, err := helmv4.NewChart(ctx, name+"-istiod-"+rev.Name, rev.Chart.Or(IstiodChart).Args("istiod-"+rev.Name, SystemNamespace,
-			chart.Merge(a.istiodValues(rev), rev.Values)), parent, pulumi.DependsOn(deps))
+			addon.Merge(a.istiodValues(rev), rev.Values)), parent, pulumi.DependsOn(deps))
 		if err != nil {
 			return nil, err
 		}
@@ -246,13 +247,13 @@ func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOp
 	}
 	for _, g := range a.Gateways {
 		gns, err := corev1.NewNamespace(ctx, name+"-gateway-ns-"+g.Name, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(g.Namespace),
-			Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "istio.io/rev": pulumi.String(a.revisionOf(g.Revision))}}},
+			Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "istio.io/rev": pulumi.String(a.revisionOf(g.Revision))}}},
 			parent, pulumi.DependsOn(istiods))
 		if err != nil {
 			return nil, err
 		}
 		if _, err := helmv4.NewChart(ctx, name+"-gateway-"+g.Name, g.Chart.Or(GatewayChart).Args(g.Name, g.Namespace,
-			chart.Merge(map[string]any{"revision": a.revisionOf(g.Revision), "service": map[string]any{"type": g.ServiceType}}, g.Values)),
+			addon.Merge(map[string]any{"revision": a.revisionOf(g.Revision), "service": map[string]any{"type": g.ServiceType}}, g.Values)),
 			parent, pulumi.DependsOn([]pulumi.Resource{gns})); err != nil {
 			return nil, err
 		}
@@ -272,7 +273,7 @@ func (a Args) revisionOf(rev string) string {
 	return rev
 }
 
-func managed() map[string]any { return map[string]any{"app.kubernetes.io/managed-by": "kplane"} }
+func managed() map[string]any { return map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy} }
 
 // istiodValues: the revision (the stable one carries the tag), images by digest, mesh config
 // (strict egress, access logs, tracing to Jaeger), certificate lifetimes, restricted pods.

@@ -10,16 +10,17 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
 // The add-ons' official charts, pinned.
 var (
-	PrometheusChart = chart.Source{Repo: "https://prometheus-community.github.io/helm-charts", Name: "prometheus", Version: "27.2.0"}
-	GrafanaChart    = chart.Source{Repo: "https://grafana-community.github.io/helm-charts", Name: "grafana", Version: "12.11.1"}
-	KialiChart      = chart.Source{Repo: "https://kiali.org/helm-charts", Name: "kiali-server", Version: "2.24.0"}
-	JaegerChart     = chart.Source{Repo: "https://jaegertracing.github.io/helm-charts", Name: "jaeger", Version: "3.3.3"}
+	PrometheusChart = addon.Chart{Repo: "https://prometheus-community.github.io/helm-charts", Name: "prometheus", Version: "27.2.0"}
+	GrafanaChart    = addon.Chart{Repo: "https://grafana-community.github.io/helm-charts", Name: "grafana", Version: "12.11.1"}
+	KialiChart      = addon.Chart{Repo: "https://kiali.org/helm-charts", Name: "kiali-server", Version: "2.24.0"}
+	JaegerChart     = addon.Chart{Repo: "https://jaegertracing.github.io/helm-charts", Name: "jaeger", Version: "3.3.3"}
 )
 
 // Observability: Prometheus scrapes the mesh (istiod, proxies through Istio's merged metrics)
@@ -37,10 +38,10 @@ type Observability struct {
 	// GrafanaAdminSecret names a Secret (admin-user, admin-password) in the namespace.
 	GrafanaAdminSecret string `json:"grafanaAdminSecret"`
 	// Charts and values per chart ("prometheus", "grafana", "kiali", "jaeger").
-	Prometheus chart.Source              `json:"prometheus,omitempty"`
-	Grafana    chart.Source              `json:"grafana,omitempty"`
-	Kiali      chart.Source              `json:"kiali,omitempty"`
-	Jaeger     chart.Source              `json:"jaeger,omitempty"`
+	Prometheus addon.Chart               `json:"prometheus,omitempty"`
+	Grafana    addon.Chart               `json:"grafana,omitempty"`
+	Kiali      addon.Chart               `json:"kiali,omitempty"`
+	Jaeger     addon.Chart               `json:"jaeger,omitempty"`
 	Values     map[string]map[string]any `json:"values,omitempty"`
 }
 
@@ -70,7 +71,7 @@ func (o Observability) validate() error {
 	case o.GrafanaURL != "" && !strings.HasPrefix(o.GrafanaURL, "https://"):
 		return fmt.Errorf("observability.grafanaURL %q: Grafana's public https:// URL", o.GrafanaURL)
 	}
-	for field, s := range map[string]chart.Source{"observability.prometheus": o.Prometheus, "observability.grafana": o.Grafana,
+	for field, s := range map[string]addon.Chart{"observability.prometheus": o.Prometheus, "observability.grafana": o.Grafana,
 		"observability.kiali": o.Kiali, "observability.jaeger": o.Jaeger} {
 		if err := s.Validate(field); err != nil {
 			return err
@@ -163,14 +164,14 @@ func (o Observability) KialiValues() map[string]any {
 func (a Args) observability(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) error {
 	o := a.Observability.withDefaults()
 	ns, err := corev1.NewNamespace(ctx, name+"-observability-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(o.Namespace),
-		Labels: pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), "istio.io/rev": pulumi.String(a.Tag)}}}, opts...)
+		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "istio.io/rev": pulumi.String(a.Tag)}}}, opts...)
 	if err != nil {
 		return err
 	}
 	after := append(append([]pulumi.ResourceOption{}, opts...), pulumi.DependsOn([]pulumi.Resource{ns}))
 	for _, c := range []struct {
 		release string
-		src     chart.Source
+		src     addon.Chart
 		values  map[string]any
 	}{
 		{"prometheus", o.Prometheus, o.PrometheusValues(a.Certificates.ExpiryAlertDays)},
@@ -178,7 +179,7 @@ func (a Args) observability(ctx *pulumi.Context, name string, opts ...pulumi.Res
 		{"grafana", o.Grafana, o.GrafanaValues()},
 		{"kiali", o.Kiali, o.KialiValues()},
 	} {
-		if _, err := helmv4.NewChart(ctx, name+"-"+c.release, c.src.Args(c.release, o.Namespace, chart.Merge(c.values, o.Values[c.release])), after...); err != nil {
+		if _, err := helmv4.NewChart(ctx, name+"-"+c.release, c.src.Args(c.release, o.Namespace, addon.Merge(c.values, o.Values[c.release])), after...); err != nil {
 			return err
 		}
 	}

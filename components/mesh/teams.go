@@ -11,6 +11,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -154,7 +155,7 @@ func (a Args) teams(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOpt
 			ns, err = corev1.NewNamespacePatch(ctx, name+"-ns-"+t.Namespace, &corev1.NamespacePatchArgs{
 				Metadata: &metav1.ObjectMetaPatchArgs{Name: pulumi.String(t.Namespace), Labels: labels}}, opts...)
 		} else {
-			labels["app.kubernetes.io/managed-by"] = pulumi.String("kplane")
+			labels[wellknown.ManagedByLabel] = pulumi.String("kplane")
 			ns, err = corev1.NewNamespace(ctx, name+"-ns-"+t.Namespace, &corev1.NamespaceArgs{
 				Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(t.Namespace), Labels: labels}}, opts...)
 		}

@@ -48,10 +48,10 @@ func TestEveryCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every command")
 	}
-	commands := []string{"stacks/kplane", "stacks/fleet/cmd/kplane-fleet", "components/gateway/catalog/cmd/kplane-catalog",
-		"components/backup/cmd/kplane-backup", "components/backup/etcdsnapshot/cmd/kplane-etcd-snapshot",
-		"components/hardenedcluster/nodecheck/cmd/kplane-nodecheck", "components/hardenedcluster/vaultbootstrap/cmd/kplane-vault",
-		"components/identity/realmsync/cmd/kplane-realm-sync", "policies/cmd/kplane-kubernetes"}
+	commands := []string{"cmd/kplane", "cmd/kplane-fleet", "cmd/kplane-catalog",
+		"cmd/kplane-backup", "cmd/kplane-etcd-snapshot",
+		"cmd/kplane-nodecheck", "cmd/kplane-vault",
+		"cmd/kplane-realm-sync", "cmd/kplane-kubernetes"}
 	bin := t.TempDir()
 	for _, c := range commands {
 		name := filepath.Base(c)

@@ -11,7 +11,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/csisnap"
-	"github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/policies/pack"
@@ -69,7 +69,7 @@ func TestKplaneObjectsPassKplanePolicies(t *testing.T) {
 		if err := ctx.RegisterResource("pulumi:providers:kubernetes", "mgmt", nil, &mgmt); err != nil {
 			return err
 		}
-		_, err := fleet.NewMember(ctx, "seoul", &fleet.MemberArgs{Name: "seoul", Environment: "prod", Server: "https://10.0.0.1:6443",
+		_, err := fleetmember.NewMember(ctx, "seoul", &fleetmember.MemberArgs{Name: "seoul", Environment: "prod", Server: "https://10.0.0.1:6443",
 			CAData: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", Namespaces: []string{"kplane-system"}, Member: &member, Management: &mgmt})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", rec)))

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -55,13 +56,13 @@ func PlatformPolicies() []pack.Policy {
 				name, _ := r.Meta()
 				meta, _ := r.Props["metadata"].(map[string]any)
 				annotations, _ := meta["annotations"].(map[string]any)
-				raw, _ := annotations[hardenedcluster.ExpiredExceptionsAnnotation].(string)
+				raw, _ := annotations[wellknown.ExpiredExceptionsAnnotation].(string)
 				if raw == "" {
 					return nil
 				}
 				var expired []hardenedcluster.Exception
 				if err := json.Unmarshal([]byte(raw), &expired); err != nil {
-					return []string{fmt.Sprintf("%s: unreadable %s: %v", name, hardenedcluster.ExpiredExceptionsAnnotation, err)}
+					return []string{fmt.Sprintf("%s: unreadable %s: %v", name, wellknown.ExpiredExceptionsAnnotation, err)}
 				}
 				var out []string
 				for _, e := range expired {
@@ -86,7 +87,7 @@ func PlatformPolicies() []pack.Policy {
 				switch {
 				case level != "baseline" && level != "restricted" && level != "privileged":
 					return []string{fmt.Sprintf("Namespace %s: no pod-security.kubernetes.io/enforce level", name)}
-				case level == "privileged" && labels["app.kubernetes.io/managed-by"] != "kplane":
+				case level == "privileged" && labels[wellknown.ManagedByLabel] != "kplane":
 					return []string{fmt.Sprintf("Namespace %s: enforces the privileged level", name)}
 				case version == "" || version == "latest":
 					return []string{fmt.Sprintf("Namespace %s: enforce-version is not pinned", name)}

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -35,7 +36,7 @@ func TestPlatformPolicies(t *testing.T) {
 
 	// An exception that expired and is still in the arguments fails the preview.
 	vap := pack.Resource{Type: "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy", Props: map[string]any{"metadata": map[string]any{
-		"name": "kplane-read-only-root", "annotations": map[string]any{hardenedcluster.ExpiredExceptionsAnnotation: `[{"policy":"kplane-read-only-root","namespace":"web","workload":"legacy","owner":"web","ticket":"SEC-9","expires":"2026-01-31"}]`}}}}
+		"name": "kplane-read-only-root", "annotations": map[string]any{wellknown.ExpiredExceptionsAnnotation: `[{"policy":"kplane-read-only-root","namespace":"web","workload":"legacy","owner":"web","ticket":"SEC-9","expires":"2026-01-31"}]`}}}}
 	assert.Equal(t, []string{"exception to kplane-read-only-root for web/legacy (owner web, ticket SEC-9) expired on 2026-01-31"}, msgs(vap))
 	assert.Equal(t, pack.Mandatory, p.Evaluate(vap, nil)[0].Level)
 

@@ -11,13 +11,14 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/components/wellknown"
 )
 
 // ReadNodeReports reads the node checks' latest reports from a cluster (the ConfigMaps
 // kplane-nodecheck files in the hardened cluster's node-check namespace). A cluster without node
 // checks has none.
 func ReadNodeReports(ctx context.Context, cs kubernetes.Interface) ([]nodecheck.Report, error) {
-	cms, err := cs.CoreV1().ConfigMaps(hardenedcluster.NodeCheckNamespace).List(ctx, metav1.ListOptions{LabelSelector: "kplane.io/node-check=report"})
+	cms, err := cs.CoreV1().ConfigMaps(hardenedcluster.NodeCheckNamespace).List(ctx, metav1.ListOptions{LabelSelector: wellknown.NodeCheckLabel + "=" + wellknown.NodeCheckReport})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kplane/kplane/components/identity"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/policies/pack"
 )
@@ -20,12 +20,12 @@ type realm struct {
 	err  error
 }
 
-// realms finds the realm representations r declares: a ConfigMap labelled identity.RealmLabel (key
+// realms finds the realm representations r declares: a ConfigMap labelled wellknown.RealmLabel (key
 // realm.json) or the Keycloak operator's KeycloakRealmImport (spec.realm).
 func realms(r pack.Resource) []realm {
 	name, labels := r.Meta()
 	switch {
-	case r.Kind("", "ConfigMap") && labels[identity.RealmLabel] != nil:
+	case r.Kind("", "ConfigMap") && labels[wellknown.RealmLabel] != nil:
 		raw, _ := pack.Get(r.Props, "data", "realm.json").(string)
 		if raw == pack.Unknown {
 			return nil

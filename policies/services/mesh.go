@@ -7,18 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/policies/pack"
 )
 
 // MeshRootNamespace is Istio's root namespace: its selector-less policies apply mesh-wide.
 const MeshRootNamespace = "istio-system"
-
-// ExposureAnnotation = internal marks a route that is not public (a private gateway or ingress
-// class): the route policies skip it. ExposureAnnotation = login marks a public application that
-// logs people in through the realm itself (OIDC, such as the API catalog's portal): it counts as
-// authenticated, and still needs a rate limit.
-const ExposureAnnotation = "kplane.io/exposure"
 
 // meshed tells whether a Namespace gets Istio sidecars (or ambient redirection).
 func meshed(labels map[string]any) bool {
@@ -189,7 +184,7 @@ func publicRoutes(rs []pack.Resource) []route {
 	}
 	var out []route
 	for _, r := range rs {
-		if annotation(r, ExposureAnnotation) == "internal" {
+		if annotation(r, wellknown.ExposureAnnotation) == wellknown.ExposureInternal {
 			continue
 		}
 		name, _ := r.Meta()
@@ -209,7 +204,7 @@ func publicRoutes(rs []pack.Resource) []route {
 				}
 			}
 			auth, rate := kong(r, backends)
-			out = append(out, route{r: r, what: fmt.Sprintf("Ingress %s/%s (kong)", ns, name), auth: auth || annotation(r, ExposureAnnotation) == "login", rate: rate})
+			out = append(out, route{r: r, what: fmt.Sprintf("Ingress %s/%s (kong)", ns, name), auth: auth || annotation(r, wellknown.ExposureAnnotation) == wellknown.ExposureLogin, rate: rate})
 		case r.Kind("gateway.networking.k8s.io", "HTTPRoute"):
 			onKong := false
 			for _, p := range anymap.List(pack.Get(r.Props, "spec", "parentRefs")) {
@@ -291,7 +286,7 @@ func RoutePolicies() []pack.Policy {
 	return []pack.Policy{
 		{Name: "kplane-route-authenticated", Enforcement: pack.Mandatory,
 			Description: "public routes (Kong, Istio gateways) authenticate callers: a Kong auth plugin (openid-connect, jwt, key-auth, ...), or Istio RequestAuthentication with an AuthorizationPolicy requiring a principal", DescriptionKo: "공개 경로(Kong, Istio 게이트웨이)는 호출자를 인증해야 합니다: Kong 인증 플러그인 또는 Istio RequestAuthentication과 주체를 요구하는 AuthorizationPolicy",
-			Remediation: "attach the gateway component's Keycloak token plugin (konghq.com/plugins) or its RequestAuthentication/AuthorizationPolicy; mark truly internal routes " + ExposureAnnotation + ": internal", RemediationKo: "게이트웨이 컴포넌트의 Keycloak 토큰 플러그인(konghq.com/plugins) 또는 RequestAuthentication/AuthorizationPolicy를 적용하고, 내부 경로는 " + ExposureAnnotation + ": internal로 표시하십시오",
+			Remediation: "attach the gateway component's Keycloak token plugin (konghq.com/plugins) or its RequestAuthentication/AuthorizationPolicy; mark truly internal routes " + wellknown.ExposureAnnotation + ": internal", RemediationKo: "게이트웨이 컴포넌트의 Keycloak 토큰 플러그인(konghq.com/plugins) 또는 RequestAuthentication/AuthorizationPolicy를 적용하고, 내부 경로는 " + wellknown.ExposureAnnotation + ": internal로 표시하십시오",
 			Controls: []pack.Control{{Framework: "KISA", ID: "CA-09"}, {Framework: "ISMS-P", ID: "2.6.1"}, {Framework: "ISMS-P", ID: "2.5.3"}},
 			Applies:  routeKind, StackCheck: check(func(r route) bool { return r.auth }, "no authentication applies to this public route")},
 		{Name: "kplane-route-rate-limited", Enforcement: pack.Mandatory,

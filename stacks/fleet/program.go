@@ -19,7 +19,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 	"k8s.io/client-go/tools/clientcmd"
 
-	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/components/fleetmember"
+	"github.com/kplane/kplane/components/fleetmember/rollout"
 )
 
 // Project is the Pulumi project of the fleet stack.
@@ -33,11 +34,11 @@ const RancherPendingOutput = "rancherPending"
 type Config struct {
 	Environment string `json:"environment"`
 	// Management is the management cluster's kubeconfig (Argo CD, Rancher).
-	Management      string               `json:"management"`
-	ArgoCDNamespace string               `json:"argoCDNamespace,omitempty"`
-	Platform        *member.PlatformArgs `json:"platform,omitempty"`
-	Clusters        []ClusterConfig      `json:"clusters"`
-	Rancher         *member.Rancher      `json:"rancher,omitempty"`
+	Management      string                    `json:"management"`
+	ArgoCDNamespace string                    `json:"argoCDNamespace,omitempty"`
+	Platform        *fleetmember.PlatformArgs `json:"platform,omitempty"`
+	Clusters        []ClusterConfig           `json:"clusters"`
+	Rancher         *fleetmember.Rancher      `json:"rancher,omitempty"`
 }
 
 // ClusterConfig is one member: its kubeconfig (an administrator's, for registration), the
@@ -70,7 +71,7 @@ func Parse(raw string) (*Config, error) {
 		if cl.Kubeconfig == "" {
 			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: kubeconfig: required (its path)", i, cl.Name)
 		}
-		if cl.Mode == member.Pull && c.Platform == nil {
+		if cl.Mode == fleetmember.Pull && c.Platform == nil {
 			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: mode pull: add platform (the charts its own Argo CD syncs)", i, cl.Name)
 		}
 		seen[cl.Name] = true
@@ -90,18 +91,18 @@ func Parse(raw string) (*Config, error) {
 }
 
 // Members are the automation's view of the clusters.
-func (c *Config) Members() []member.Cluster {
-	var out []member.Cluster
+func (c *Config) Members() []rollout.Cluster {
+	var out []rollout.Cluster
 	for _, cl := range c.Clusters {
-		out = append(out, member.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces,
-			Pull: cl.Mode == member.Pull, ArgoCDNamespace: c.ArgoCDNamespace})
+		out = append(out, rollout.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces,
+			Pull: cl.Mode == fleetmember.Pull, ArgoCDNamespace: c.ArgoCDNamespace})
 	}
 	return out
 }
 
 // push: some member is synced by the management cluster's Argo CD.
 func (c *Config) push() bool {
-	return slices.ContainsFunc(c.Clusters, func(cl ClusterConfig) bool { return cl.Mode != member.Pull })
+	return slices.ContainsFunc(c.Clusters, func(cl ClusterConfig) bool { return cl.Mode != fleetmember.Pull })
 }
 
 // Program registers every cluster: each is checked first (reachable, ready, the kubeconfig
@@ -113,12 +114,12 @@ func Program(ctx *pulumi.Context) error {
 	}
 	// At preview too: a pull-request check catches it. Pull members are checked for their own.
 	if c.push() {
-		if err := member.PreflightManagement(context.Background(), c.Management, cmp.Or(c.ArgoCDNamespace, "argocd"), 10*time.Second); err != nil {
+		if err := rollout.PreflightManagement(context.Background(), c.Management, cmp.Or(c.ArgoCDNamespace, "argocd"), 10*time.Second); err != nil {
 			return err
 		}
 	}
 	for _, m := range c.Members() {
-		if err := member.Preflight(context.Background(), m, 10*time.Second); err != nil {
+		if err := rollout.Preflight(context.Background(), m, 10*time.Second); err != nil {
 			return err
 		}
 	}
@@ -138,7 +139,7 @@ func Program(ctx *pulumi.Context) error {
 			return fmt.Errorf("cluster %s: kubeconfig %s: %w", cl.Name, cl.Kubeconfig, err)
 		}
 		server := cl.Server
-		if server == "" && cl.Mode != member.Pull { // pull: its own Argo CD reaches it in-cluster
+		if server == "" && cl.Mode != fleetmember.Pull { // pull: its own Argo CD reaches it in-cluster
 			server = rest.Host
 		}
 		ca := rest.CAData
@@ -153,7 +154,7 @@ func Program(ctx *pulumi.Context) error {
 		}
 		var agent pulumi.StringInput
 		if c.Rancher != nil {
-			manifest, err := member.RancherRegistration(context.Background(), member.Cluster{Name: "management", Kubeconfig: c.Management},
+			manifest, err := rollout.RancherRegistration(context.Background(), rollout.Cluster{Name: "management", Kubeconfig: c.Management},
 				cmp.Or(c.Rancher.Workspace, "fleet-default"), cl.Name, 10*time.Second)
 			if err != nil {
 				return err
@@ -164,14 +165,14 @@ func Program(ctx *pulumi.Context) error {
 				agent = secretString(manifest)
 			}
 		}
-		if _, err := member.NewMember(ctx, cl.Name, &member.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
+		if _, err := fleetmember.NewMember(ctx, cl.Name, &fleetmember.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
 			Labels: cl.Labels, Values: cl.Values, Namespaces: cl.Namespaces, ArgoCDNamespace: c.ArgoCDNamespace, Rancher: c.Rancher,
 			RancherAgent: agent, Mode: cl.Mode, Platform: c.Platform, Member: p, Management: mgmt}); err != nil {
 			return err
 		}
 	}
 	if c.Platform != nil && c.push() { // the ApplicationSets of the push members
-		if _, err := member.NewPlatform(ctx, "platform", c.Platform, pulumi.Provider(mgmt)); err != nil {
+		if _, err := fleetmember.NewPlatform(ctx, "platform", c.Platform, pulumi.Provider(mgmt)); err != nil {
 			return err
 		}
 	}

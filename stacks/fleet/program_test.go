@@ -6,7 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 )
 
 func TestParse(t *testing.T) {
@@ -27,7 +27,7 @@ func TestParse(t *testing.T) {
 
 // TestProdExample: the example environment parses.
 func TestProdExample(t *testing.T) {
-	cfg, err := runner.LoadEnvironment("../../environments", "prod", "fleet")
+	cfg, err := automation.LoadEnvironment("../../environments", "prod", "fleet")
 	require.NoError(t, err)
 	c, err := Parse(cfg["kplane:fleet"].Value)
 	require.NoError(t, err)

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -51,7 +51,7 @@ func BenchmarkAdmission(b *testing.B) {
 		}, pulumi.Providers(k8s))
 		return err
 	}
-	s, err := runner.Open(ctx, runner.Options{Project: "kplane-bench", Stack: "adm", Program: program, StateDir: dir})
+	s, err := automation.Open(ctx, automation.Options{Project: "kplane-bench", Stack: "adm", Program: program, StateDir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 
 	"github.com/kplane/kplane/stacks/platform"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -89,12 +89,12 @@ func BenchmarkPlatformStack(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Stop()
-	cfg, err := runner.LoadEnvironment("../../environments", "dev", "platform")
+	cfg, err := automation.LoadEnvironment("../../environments", "dev", "platform")
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}
-	s, err := runner.Open(ctx, runner.Options{Project: platform.Project, Stack: "bench", Program: platform.Program, Config: cfg, StateDir: dir})
+	s, err := automation.Open(ctx, automation.Options{Project: platform.Project, Stack: "bench", Program: platform.Program, Config: cfg, StateDir: dir})
 	if err != nil {
 		b.Fatal(err)
 	}

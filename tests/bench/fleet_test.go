@@ -11,9 +11,9 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
-	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/components/fleetmember/rollout"
 	"github.com/kplane/kplane/stacks/fleet"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -74,7 +74,7 @@ func BenchmarkFleet(b *testing.B) {
 				Labels: map[string]string{"region": fmt.Sprintf("r%d", i%3)}, Values: map[string]any{"index": i}})
 		}
 		raw, _ := json.Marshal(cfg)
-		s, err := runner.Open(ctx, runner.Options{Project: fleet.Project, Stack: fmt.Sprintf("bench-%d", n), Program: fleet.Program, StateDir: dir,
+		s, err := automation.Open(ctx, automation.Options{Project: fleet.Project, Stack: fmt.Sprintf("bench-%d", n), Program: fleet.Program, StateDir: dir,
 			Config: auto.ConfigMap{"kplane:fleet": auto.ConfigValue{Value: string(raw)}}})
 		if err != nil {
 			b.Fatal(err)
@@ -82,7 +82,7 @@ func BenchmarkFleet(b *testing.B) {
 		timeIt(b, fmt.Sprintf("pulumi preview, fleet of %d (preflight of every member)", n), fmt.Sprintf("s/preview-%d", n), func() error { _, err := s.Preview(ctx); return err })
 		timeIt(b, fmt.Sprintf("pulumi up, fleet of %d (registers every member)", n), fmt.Sprintf("s/up-%d", n), func() error { _, err := s.Up(ctx); return err })
 		if n == 50 {
-			r := &member.Rollout{Clusters: cfg.Members(), Batch: 5, Management: cs, StateFile: filepath.Join(dir, "rollout.json")}
+			r := &rollout.Rollout{Clusters: cfg.Members(), Batch: 5, Management: cs, StateFile: filepath.Join(dir, "rollout.json")}
 			start := time.Now()
 			st, err := r.Run(ctx, false)
 			if err != nil {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/components/identity/realmsync"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -77,7 +77,7 @@ func BenchmarkIdentity(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	s, err := runner.Open(ctx, runner.Options{Project: "kplane-bench", Stack: "identity", StateDir: dir, Program: func(ctx *pulumi.Context) error {
+	s, err := automation.Open(ctx, automation.Options{Project: "kplane-bench", Stack: "identity", StateDir: dir, Program: func(ctx *pulumi.Context) error {
 		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
 		if err != nil {
 			return err

@@ -14,9 +14,9 @@ import (
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/mesh"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -33,7 +33,7 @@ func BenchmarkMesh(b *testing.B) {
 	}
 	defer c.Stop()
 	args := meshOf(b, 20, 10)
-	s, err := runner.Open(ctx, runner.Options{Project: "kplane-bench", Stack: "mesh", StateDir: dir, Program: func(ctx *pulumi.Context) error {
+	s, err := automation.Open(ctx, automation.Options{Project: "kplane-bench", Stack: "mesh", StateDir: dir, Program: func(ctx *pulumi.Context) error {
 		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
 		if err != nil {
 			return err
@@ -63,10 +63,10 @@ func meshOf(b *testing.B, teams, per int) mesh.Args {
 	charts := filepath.Join(istioModule(b), "manifests", "charts")
 	digest := "@sha256:" + strings.Repeat("c", 64)
 	a := mesh.Args{
-		BaseChart: chart.Source{Path: filepath.Join(charts, "base")},
-		CNIChart:  chart.Source{Path: filepath.Join(charts, "istio-cni")},
+		BaseChart: addon.Chart{Path: filepath.Join(charts, "base")},
+		CNIChart:  addon.Chart{Path: filepath.Join(charts, "istio-cni")},
 		Revisions: []mesh.Revision{{Name: "bench", PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest,
-			Chart: chart.Source{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
+			Chart: addon.Chart{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
 	}
 	for t := 0; t < teams; t++ {
 		team := mesh.Team{Namespace: fmt.Sprintf("team-%02d", t)}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
@@ -175,8 +176,8 @@ func TestAdmissionBaseline(t *testing.T) {
 	require.NoError(t, err)
 
 	vap := get(t, dc, schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"}, "", "kplane-read-only-root")
-	assert.Contains(t, vap.GetAnnotations()["kplane.io/exceptions"], `"reason":"writes to /tmp until v2"`, "active exceptions stay listed on the policy")
-	assert.NotContains(t, vap.GetAnnotations()["kplane.io/exceptions"], `"workload":"old"`, "expired exceptions are not applied")
+	assert.Contains(t, vap.GetAnnotations()[wellknown.ExceptionsAnnotation], `"reason":"writes to /tmp until v2"`, "active exceptions stay listed on the policy")
+	assert.NotContains(t, vap.GetAnnotations()[wellknown.ExceptionsAnnotation], `"workload":"old"`, "expired exceptions are not applied")
 	assert.Contains(t, up.StdOut+up.StdErr, "expired on 2020-01-01 and no longer applies")
 
 	b.check(t, dc)
@@ -225,7 +226,7 @@ func expireExceptions(t *testing.T, c *testbed.Cluster, dc dynamic.Interface, ap
 	_, err = dc.Resource(gvr).Namespace(apps).Create(ctx, obj, dryRun)
 	require.NoError(t, err, "the exception covers legacy-worker until its last day")
 	run := func(day time.Time) string {
-		cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/components/hardenedcluster/exceptions/cmd/kplane-admission"),
+		cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/cmd/kplane-admission"),
 			append(args, "--kubeconfig="+serviceAccountKubeconfig(t, c, hardenedcluster.ExceptionExpiryNamespace, "kplane-exception-expiry"), "--today="+day.Format("2006-01-02"))...)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", out)

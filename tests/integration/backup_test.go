@@ -192,7 +192,7 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	drillCron, err := src.cs.BatchV1().CronJobs("velero").Get(ctx, "kplane-restore-drill-shop", metav1.GetOptions{})
 	require.NoError(t, err)
 	evidence := filepath.Join(t.TempDir(), "evidence.json")
-	cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/components/backup/cmd/kplane-backup"),
+	cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/cmd/kplane-backup"),
 		append(drillCron.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, "--kubeconfig="+serviceAccountKubeconfig(t, src.c, "velero", "kplane-restore-drill"),
 			"--evidence="+evidence)...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=kplane", "AWS_SECRET_ACCESS_KEY=kplane-secret")

@@ -77,7 +77,7 @@ func TestCatalogPortal(t *testing.T) {
 	require.NoError(t, os.WriteFile(caFile, li.ca, 0o600))
 
 	dir := catalogDir(t)
-	bin := buildCommand(t, "github.com/kplane/kplane/components/gateway/catalog/cmd/kplane-catalog")
+	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-catalog")
 	out, err := exec.Command(bin, "validate", "--dir", dir).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	t.Logf("%s", out)

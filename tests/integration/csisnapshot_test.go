@@ -21,6 +21,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/csisnap"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -73,7 +74,7 @@ func TestCSISnapshots(t *testing.T) {
 
 	// The CronJob's command as its ServiceAccount: the Role suffices, nothing more is needed.
 	saKubeconfig := serviceAccountKubeconfig(t, c, "data", "kplane-snapshot-daily")
-	bin := buildCommand(t, "github.com/kplane/kplane/components/backup/cmd/kplane-backup")
+	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-backup")
 	snaps := dyn.Resource(csisnap.VolumeSnapshots).Namespace("data")
 	var all [][]string
 	for run := range 4 {
@@ -97,7 +98,7 @@ func TestCSISnapshots(t *testing.T) {
 	var names []string
 	for _, s := range list.Items {
 		names = append(names, s.GetName())
-		assert.Equal(t, "db", s.GetLabels()[csisnap.ClaimLabel])
+		assert.Equal(t, "db", s.GetLabels()[wellknown.ClaimLabel])
 	}
 	slices.Sort(names)
 	// Each run keeps the two newest ready snapshots and anything newer not ready yet (its own):

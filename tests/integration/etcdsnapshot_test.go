@@ -114,7 +114,7 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 
 	// The CronJob's own command on the restored member: snapshot, verify, upload, keep one.
 	rpki := filepath.Join(restored.Dir, "pki")
-	cmd := exec.Command(buildCommand(t, "github.com/kplane/kplane/components/backup/etcdsnapshot/cmd/kplane-etcd-snapshot"), "save",
+	cmd := exec.Command(buildCommand(t, "github.com/kplane/kplane/cmd/kplane-etcd-snapshot"), "save",
 		fmt.Sprintf("--endpoint=https://127.0.0.1:%d", restored.EtcdPort), "--cacert="+filepath.Join(rpki, "etcd-ca.crt"),
 		"--cert="+filepath.Join(rpki, "apiserver-etcd-client.crt"), "--key="+filepath.Join(rpki, "apiserver-etcd-client.key"),
 		"--bucket=backups", "--prefix=etcd/test", "--s3-endpoint="+s3URL, "--keep=1", "--work-dir="+t.TempDir())

@@ -28,7 +28,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/components/fleetmember"
+	"github.com/kplane/kplane/components/fleetmember/rollout"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -142,7 +144,7 @@ func TestFleet(t *testing.T) {
 	envs, state := t.TempDir(), t.TempDir()
 	bin, fleet := fleetCLI(t, envs, state)
 	registered := func() int {
-		list, err := mcs.CoreV1().Secrets("argocd").List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
+		list, err := mcs.CoreV1().Secrets("argocd").List(ctx, metav1.ListOptions{LabelSelector: wellknown.MemberLabel})
 		require.NoError(t, err)
 		return len(list.Items)
 	}
@@ -224,7 +226,7 @@ func TestFleet(t *testing.T) {
 		params, err := cs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "kplane-policy-parameters", metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, map[string]string{"cluster": names[i], "mode": modes[i], "environment": "test"}, params.Data)
-		assert.True(t, strings.HasPrefix(dep.Annotations["argocd.argoproj.io/tracking-id"], member.ApplicationSetName("test")+"-"+names[i]+":"),
+		assert.True(t, strings.HasPrefix(dep.Annotations["argocd.argoproj.io/tracking-id"], fleetmember.ApplicationSetName("test")+"-"+names[i]+":"),
 			"%s: tracked by its Application: %v", names[i], dep.Annotations)
 	}
 
@@ -233,16 +235,16 @@ func TestFleet(t *testing.T) {
 		secret, err := mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-"+names[i], metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, "cluster", secret.Labels["argocd.argoproj.io/secret-type"])
-		assert.Equal(t, "enabled", secret.Labels[member.RolloutLabel])
+		assert.Equal(t, "enabled", secret.Labels[wellknown.RolloutLabel])
 		assert.Equal(t, names[i], secret.Labels["region"])
-		assert.Contains(t, secret.Annotations[member.ValuesAnnotation], "replicas:")
+		assert.Contains(t, secret.Annotations[wellknown.ValuesAnnotation], "replicas:")
 		entryIsNarrow(t, secret, "")
 	}
 	mdyn, err := mgmt.Dynamic()
 	require.NoError(t, err)
-	appset := get(t, mdyn, schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}, "argocd", member.ApplicationSetName("test"))
+	appset := get(t, mdyn, schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}, "argocd", fleetmember.ApplicationSetName("test"))
 	raw, _ := json.Marshal(appset.Object["spec"])
-	assert.Contains(t, string(raw), `"kplane.io/rollout":"enabled"`, "the ApplicationSet selects enabled members only")
+	assert.Contains(t, string(raw), `wellknown.RolloutLabel:"enabled"`, "the ApplicationSet selects enabled members only")
 	out, err = fleet("health", "--json")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, `"healthy": 3`)
@@ -253,11 +255,11 @@ func TestFleet(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, watch.Start())
 	t.Cleanup(func() { _ = watch.Process.Kill(); _ = watch.Wait() })
-	reports := make(chan []member.Health, 100)
+	reports := make(chan []rollout.Health, 100)
 	go func() {
 		dec := json.NewDecoder(bufio.NewReader(pipe))
 		for {
-			var r struct{ Clusters []member.Health }
+			var r struct{ Clusters []rollout.Health }
 			if dec.Decode(&r) != nil {
 				close(reports)
 				return
@@ -268,7 +270,7 @@ func TestFleet(t *testing.T) {
 	<-reports // one report while all run
 	require.NoError(t, clusters[2].Stop())
 	stopped := time.Now()
-	var red *member.Health
+	var red *rollout.Health
 	for n := 1; n <= 3 && red == nil; n++ {
 		for _, h := range <-reports {
 			if h.Cluster == "daejeon" && !h.Healthy {
@@ -318,7 +320,7 @@ func TestFleet(t *testing.T) {
 	assert.True(t, apierrors.IsNotFound(err), "its Argo CD entry is gone: %v", err)
 	apps := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
 	require.Eventually(t, func() bool {
-		_, err := mdyn.Resource(apps).Namespace("argocd").Get(ctx, member.ApplicationSetName("test")+"-busan", metav1.GetOptions{})
+		_, err := mdyn.Resource(apps).Namespace("argocd").Get(ctx, fleetmember.ApplicationSetName("test")+"-busan", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}, 60*time.Second, time.Second, "the ApplicationSet removed busan's Application")
 	out, err = fleet("down", "--yes")
@@ -356,14 +358,14 @@ func TestFleetPull(t *testing.T) {
 	jdyn, err := jeju.Dynamic()
 	require.NoError(t, err)
 	apps := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
-	platformApp := member.ApplicationSetName("test") + "-jeju"
+	platformApp := fleetmember.ApplicationSetName("test") + "-jeju"
 
 	// Without Argo CD on the member: refused, nothing made.
 	env(2)
 	out, err := fleet("up")
 	require.Error(t, err, out)
 	assert.Contains(t, out, "cluster jeju (mode pull: its own Argo CD syncs it): no Argo CD in namespace argocd (argocd-cm not found)")
-	_, err = jcs.CoreV1().Namespaces().Get(ctx, member.MemberNamespace, metav1.GetOptions{})
+	_, err = jcs.CoreV1().Namespaces().Get(ctx, fleetmember.MemberNamespace, metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "nothing half-registered: %v", err)
 
 	startArgoCD(t, jeju, "jeju's Argo CD's", testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}, WithoutApplicationSets: true})
@@ -382,7 +384,7 @@ func TestFleetPull(t *testing.T) {
 	// kplane made for Argo CD on jeju.
 	creds := kubeconfigCredentials(t, mgmt.Kubeconfig)
 	maps.Copy(creds, kubeconfigCredentials(t, jeju.Kubeconfig))
-	token, err := jcs.CoreV1().Secrets(member.MemberNamespace).Get(ctx, "kplane-argocd-token", metav1.GetOptions{})
+	token, err := jcs.CoreV1().Secrets(fleetmember.MemberNamespace).Get(ctx, "kplane-argocd-token", metav1.GetOptions{})
 	require.NoError(t, err)
 	creds["jeju's Argo CD token"] = token.Data["token"]
 	noCredentialsInState(t, state, creds)
@@ -390,7 +392,7 @@ func TestFleetPull(t *testing.T) {
 	// Nothing of jeju, and no Argo CD, on the management cluster.
 	mcs, err := mgmt.Clientset()
 	require.NoError(t, err)
-	secrets, err := mcs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
+	secrets, err := mcs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: wellknown.MemberLabel})
 	require.NoError(t, err)
 	assert.Empty(t, secrets.Items)
 	_, err = mcs.Discovery().ServerResourcesForGroupVersion("argoproj.io/v1alpha1")
@@ -431,7 +433,7 @@ func TestFleetPull(t *testing.T) {
 	out, err = fleet("down")
 	require.Error(t, err, out)
 	assert.Contains(t, out, `kplane-fleet down destroys environment "test" on its clusters (jeju) and the management cluster: add --yes to confirm`)
-	_, err = jcs.CoreV1().Namespaces().Get(ctx, member.MemberNamespace, metav1.GetOptions{})
+	_, err = jcs.CoreV1().Namespaces().Get(ctx, fleetmember.MemberNamespace, metav1.GetOptions{})
 	require.NoError(t, err, "nothing deregistered")
 
 	// Deregistered: nothing of kplane on jeju, its Applications and AppProject included.
@@ -440,7 +442,7 @@ func TestFleetPull(t *testing.T) {
 	noKplaneOn(t, jeju)
 	for _, res := range []string{"applications", "appprojects"} {
 		list, err := jdyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: res}).Namespace("argocd").
-			List(ctx, metav1.ListOptions{LabelSelector: member.MemberLabel})
+			List(ctx, metav1.ListOptions{LabelSelector: wellknown.MemberLabel})
 		require.NoError(t, err)
 		assert.Empty(t, list.Items, res)
 	}
@@ -537,7 +539,7 @@ func TestFleetRancher(t *testing.T) {
 // fleetCLI builds kplane-fleet and returns it and a runner of its verbs on the environment "test"
 // of envs (a wave waits at most 3 minutes for its sync unless args say otherwise).
 func fleetCLI(t *testing.T, envs, state string) (string, func(args ...string) (string, error)) {
-	bin := buildCommand(t, "github.com/kplane/kplane/stacks/fleet/cmd/kplane-fleet")
+	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-fleet")
 	return bin, func(args ...string) (string, error) {
 		cmd := exec.CommandContext(t.Context(), bin, append([]string{args[0], "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m"}, args[1:]...)...)
 		out, err := cmd.CombinedOutput()
@@ -578,7 +580,7 @@ func noKplaneOn(t *testing.T, c *testbed.Cluster) {
 	ctx := context.Background()
 	cs, err := c.Clientset()
 	require.NoError(t, err)
-	sel := metav1.ListOptions{LabelSelector: member.MemberLabel}
+	sel := metav1.ListOptions{LabelSelector: wellknown.MemberLabel}
 	require.Eventually(t, func() bool {
 		ns, err := cs.CoreV1().Namespaces().List(ctx, sel)
 		require.NoError(t, err)

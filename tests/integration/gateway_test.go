@@ -140,7 +140,7 @@ func TestGateway(t *testing.T) {
 		for name, raw := range cm.BinaryData {
 			require.NoError(t, os.WriteFile(filepath.Join(deployed, name), raw, 0o644))
 		}
-		out, err := exec.Command(buildCommand(t, "github.com/kplane/kplane/components/gateway/catalog/cmd/kplane-catalog"), "validate", "--dir", deployed).CombinedOutput()
+		out, err := exec.Command(buildCommand(t, "github.com/kplane/kplane/cmd/kplane-catalog"), "validate", "--dir", deployed).CombinedOutput()
 		require.NoError(t, err, "%s", out)
 		assert.Contains(t, string(out), "catalog: 4 products, 5 versions loaded and validated")
 		t.Logf("%s: ConfigMap of %d documents, %d bytes gzipped", engine, len(cm.BinaryData), size(cm.BinaryData))

@@ -31,7 +31,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -55,7 +55,7 @@ func integration(t *testing.T) {
 
 // openStack opens a stack on a per-test local backend, logging the engine's output to a file
 // that is printed when the test fails.
-func openStack(t *testing.T, stack string, program pulumi.RunFunc, cfg auto.ConfigMap, stateDir string) *runner.Stack {
+func openStack(t *testing.T, stack string, program pulumi.RunFunc, cfg auto.ConfigMap, stateDir string) *automation.Stack {
 	t.Helper()
 	logPath := filepath.Join(stateDir, stack+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -69,7 +69,7 @@ func openStack(t *testing.T, stack string, program pulumi.RunFunc, cfg auto.Conf
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s, err := runner.Open(ctx, runner.Options{
+	s, err := automation.Open(ctx, automation.Options{
 		Project: "kplane-it", Stack: stack, Program: program, Config: cfg, StateDir: stateDir, Output: logf,
 	})
 	require.NoError(t, err)
@@ -110,7 +110,7 @@ func gone(t *testing.T, dc dynamic.Interface, gvr schema.GroupVersionResource, n
 // hardenedStack opens a stack (on its own temporary backend) whose program installs a
 // HardenedCluster with args on cluster c, after whatever setup creates (it may be nil), and
 // exports the component's outputs.
-func hardenedStack(t *testing.T, c *testbed.Cluster, stack string, args *hardenedcluster.Args, setup func(*pulumi.Context, pulumi.ProviderResource) ([]pulumi.Resource, error)) *runner.Stack {
+func hardenedStack(t *testing.T, c *testbed.Cluster, stack string, args *hardenedcluster.Args, setup func(*pulumi.Context, pulumi.ProviderResource) ([]pulumi.Resource, error)) *automation.Stack {
 	t.Helper()
 	program := func(ctx *pulumi.Context) error {
 		k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})

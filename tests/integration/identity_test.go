@@ -146,7 +146,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 	_, err = s.Up(ctx)
 	require.NoError(t, err)
 	// What the component declares passes kplane's own policy pack (realm settings, MFA, RBAC, pods).
-	res, err := s.Preview(ctx, optpreview.PolicyPacks(buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")))
+	res, err := s.Preview(ctx, optpreview.PolicyPacks(buildCommand(t, "github.com/kplane/kplane/cmd/kplane-kubernetes")))
 	require.NoError(t, err)
 	assert.NotContains(t, res.StdOut, "mandatory")
 
@@ -168,7 +168,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, []string{"KEYCLOAK_URL", "KEYCLOAK_ADMIN_USER", "KEYCLOAK_ADMIN_PASSWORD", "KPLANE_LDAP_BIND_CREDENTIAL", "KPLANE_IDP_SECRET_CORP", "KEYCLOAK_CA_FILE"}, envNames)
-	bin := buildCommand(t, "github.com/kplane/kplane/components/identity/realmsync/cmd/kplane-realm-sync")
+	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-realm-sync")
 	realmSync := func(flags ...string) string {
 		cmd := exec.Command(bin, append([]string{"--realm=" + filepath.Join(job, "realm.json")}, flags...)...)
 		cmd.Env = append(os.Environ(), "KEYCLOAK_URL="+kc.URL, "KEYCLOAK_CA_FILE="+filepath.Join(job, "ca.crt"), "KEYCLOAK_ADMIN_USER="+kc.AdminUser,

@@ -20,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8sclient "k8s.io/client-go/kubernetes"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/mesh"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
@@ -32,13 +32,13 @@ import (
 func meshArgs(t *testing.T, ca *mesh.SecretCA) mesh.Args {
 	charts := filepath.Join(moduleDir(t, "istio.io/istio@"+pinned(t, "ISTIO_VERSION")), "manifests", "charts")
 	return mesh.Args{
-		BaseChart: chart.Source{Path: filepath.Join(charts, "base")},
-		CNIChart:  chart.Source{Path: filepath.Join(charts, "istio-cni")},
+		BaseChart: addon.Chart{Path: filepath.Join(charts, "base")},
+		CNIChart:  addon.Chart{Path: filepath.Join(charts, "istio-cni")},
 		Revisions: []mesh.Revision{{Name: "1-29-2", PilotImage: "registry.example.com/istio/pilot" + fixtures.Digest,
-			ProxyImage: "registry.example.com/istio/proxyv2" + fixtures.Digest, Chart: chart.Source{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
+			ProxyImage: "registry.example.com/istio/proxyv2" + fixtures.Digest, Chart: addon.Chart{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
 		// The gateway's pods get their proxy from istiod's injection webhook, which cannot run
 		// here: its Deployment is applied without waiting for pods.
-		Gateways: []mesh.Gateway{{Name: "ingress", Namespace: "istio-ingress", Chart: chart.Source{Path: filepath.Join(charts, "gateway")},
+		Gateways: []mesh.Gateway{{Name: "ingress", Namespace: "istio-ingress", Chart: addon.Chart{Path: filepath.Join(charts, "gateway")},
 			Values: map[string]any{"annotations": map[string]any{"pulumi.com/skipAwait": "true"}}}},
 		Certificates: mesh.Certificates{CA: &mesh.CA{Secret: ca}},
 		Teams: []mesh.Team{{Namespace: "mesh-shop", Services: []mesh.Service{

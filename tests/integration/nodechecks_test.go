@@ -22,6 +22,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/report"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
@@ -79,7 +80,7 @@ func TestNodeChecks(t *testing.T) {
 	for name, content := range map[string]string{"config.yaml": kubelet, "kubelet.conf": "apiVersion: v1\nkind: Config\n", "10-kubeadm.conf": "[Service]\n"} {
 		require.NoError(t, os.WriteFile(filepath.Join(node, name), []byte(content), 0o600))
 	}
-	bin := buildCommand(t, "github.com/kplane/kplane/components/hardenedcluster/nodecheck/cmd/kplane-nodecheck")
+	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-nodecheck")
 	check := func(t *testing.T) nodecheck.Report {
 		cmd := exec.Command(bin, "--node=kwok-node-0", "--report="+ns, "--kubeconfig="+saConfig,
 			"--kubelet-config="+filepath.Join(node, "config.yaml"), "--kubelet-kubeconfig="+filepath.Join(node, "kubelet.conf"),
@@ -105,7 +106,7 @@ func TestNodeChecks(t *testing.T) {
 	cm, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "node-check-kwok-node-0", k8smeta.GetOptions{})
 	require.NoError(t, err, "the report is filed for auditors")
 	assert.Contains(t, cm.Data["report.json"], `"id": "1.2.1"`)
-	assert.Contains(t, cm.Annotations["kplane.io/totals"], "FAIL=1")
+	assert.Contains(t, cm.Annotations[wellknown.TotalsAnnotation], "FAIL=1")
 
 	// The compliance report reads it: the test bed's one finding shows under CIS 1.1.12 and KISA Master-16.
 	nodes, err := report.ReadNodeReports(ctx, cs)
@@ -121,7 +122,7 @@ func TestNodeChecks(t *testing.T) {
 	r = check(t)
 	cm, err = cs.CoreV1().ConfigMaps(ns).Get(ctx, "node-check-kwok-node-0", k8smeta.GetOptions{})
 	require.NoError(t, err)
-	assert.Contains(t, cm.Annotations["kplane.io/totals"], "FAIL=2")
+	assert.Contains(t, cm.Annotations[wellknown.TotalsAnnotation], "FAIL=2")
 	assert.Contains(t, cm.Data["report.json"], "config.yaml is 0644")
 
 	// The check's identity can write its reports and nothing else.

@@ -12,8 +12,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/stacks/platform"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -26,7 +27,7 @@ func TestPlatformStack(t *testing.T) {
 	ctx := context.Background()
 	state := t.TempDir()
 
-	cfg, err := runner.LoadEnvironment("../../environments", "dev", "platform")
+	cfg, err := automation.LoadEnvironment("../../environments", "dev", "platform")
 	require.NoError(t, err)
 	cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}
 	s := openStack(t, "dev", platform.Program, cfg, state)
@@ -40,7 +41,7 @@ func TestPlatformStack(t *testing.T) {
 	require.NoError(t, err)
 	for ns, team := range map[string]string{"payments": "payments", "web": "web", "kplane-system": "platform"} {
 		obj := get(t, dc, gvrNamespace, "", ns)
-		assert.Equal(t, team, obj.GetLabels()["kplane.io/team"])
+		assert.Equal(t, team, obj.GetLabels()[wellknown.TeamLabel])
 		assert.Equal(t, "restricted", obj.GetLabels()["pod-security.kubernetes.io/enforce"])
 	}
 	storefront := get(t, dc, gvrSA, "web", "storefront")
@@ -72,7 +73,7 @@ func TestPlatformStack(t *testing.T) {
 
 	// Bad input on another stack of the same cluster: refused with the field and the fix, and
 	// nothing is created.
-	bad, err := runner.LoadEnvironment("../../environments", "dev", "platform")
+	bad, err := automation.LoadEnvironment("../../environments", "dev", "platform")
 	require.NoError(t, err)
 	bad["kplane:environment"] = auto.ConfigValue{Value: "bad"}
 	bad["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/fixture"
 	k8spolicies "github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/tests/fixtures"
@@ -38,7 +39,7 @@ func TestPolicyFixturesPreview(t *testing.T) {
 	kong := "github.com/kong/kubernetes-ingress-controller@" + pinned(t, "KONG_CRD_VERSION")
 	upstreamCRD(t, c, kong, "railgun/config/crd/bases/configuration.konghq.com_kongplugins.yaml")
 	upstreamCRD(t, c, kong, "railgun/config/crd/bases/configuration.konghq.com_kongclusterplugins.yaml")
-	packBin := buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
+	packBin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-kubernetes")
 
 	p, err := k8spolicies.Pack()
 	require.NoError(t, err)
@@ -103,7 +104,7 @@ func TestPolicyFixturesPreview(t *testing.T) {
 
 	// The resource policies' violations, all in one preview.
 	manifests, objs = nil, []any{map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": "fx-workloads",
-		"labels": map[string]any{"pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/enforce-version": "v1.37", "app.kubernetes.io/managed-by": "kplane"}}}}
+		"labels": map[string]any{"pod-security.kubernetes.io/enforce": "privileged", "pod-security.kubernetes.io/enforce-version": "v1.37", wellknown.ManagedByLabel: wellknown.ManagedBy}}}}
 	for _, cs := range cases {
 		if !stackPolicy[cs.Policy] {
 			manifests = append(manifests, cs.FailYAML)

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/stacks/platform"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -33,7 +33,7 @@ func TestKubernetesPolicyPack(t *testing.T) {
 	integration(t)
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
 	ctx := context.Background()
-	packBin := buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
+	packBin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-kubernetes")
 
 	privileged := false
 	program := func(ctx *pulumi.Context) error {
@@ -104,7 +104,7 @@ func TestKubernetesPolicyPack(t *testing.T) {
 	}
 
 	// The dev environment's platform stack previews clean under the pack.
-	cfg, err := runner.LoadEnvironment("../../environments", "dev", "platform")
+	cfg, err := automation.LoadEnvironment("../../environments", "dev", "platform")
 	require.NoError(t, err)
 	cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}
 	dev := openStack(t, "dev-policy", platform.Program, cfg, t.TempDir())
@@ -119,8 +119,8 @@ func TestKubernetesPolicyPack(t *testing.T) {
 func TestPreviewReport(t *testing.T) {
 	integration(t)
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
-	packBin := buildCommand(t, "github.com/kplane/kplane/policies/cmd/kplane-kubernetes")
-	kplane := buildCommand(t, "github.com/kplane/kplane/stacks/kplane")
+	packBin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-kubernetes")
+	kplane := buildCommand(t, "github.com/kplane/kplane/cmd/kplane")
 	envs := t.TempDir()
 	dev, err := os.ReadFile("../../environments/dev/platform.yaml")
 	require.NoError(t, err)

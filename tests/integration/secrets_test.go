@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/kplane/kplane/components/chart"
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -52,7 +52,7 @@ func TestServiceSecrets(t *testing.T) {
 		Teams:    []hardenedcluster.Team{{Name: "pay", Namespaces: []string{"sec-payments"}}},
 		Services: []hardenedcluster.Service{{Name: "ledger", Namespace: "sec-payments", Secrets: []hardenedcluster.ServiceSecret{{Name: "db"}}}},
 		Secrets: hardenedcluster.SecretsArgs{VaultAddress: "https://vault.example.com:8200", RefreshInterval: "15m", Operator: hardenedcluster.OperatorArgs{
-			Chart:  chart.Source{Path: esoChart(t, moduleDir(t, eso))},
+			Chart:  addon.Chart{Path: esoChart(t, moduleDir(t, eso))},
 			Values: map[string]any{"webhook": map[string]any{"create": false}, "certController": map[string]any{"create": false}},
 		}},
 	}, nil)

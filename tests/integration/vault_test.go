@@ -72,7 +72,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond, "the reviewer's token is issued")
 	require.NoError(t, os.WriteFile(filepath.Join(job, "vault-ca.crt"), v.CA, 0o600))
 
-	bin := buildCommand(t, "github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap/cmd/kplane-vault")
+	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-vault")
 	kplaneVault := func(token string, args ...string) (string, error) {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = append(os.Environ(), "VAULT_ADDR="+v.URL, "VAULT_CACERT="+filepath.Join(job, "vault-ca.crt"), "VAULT_TOKEN="+token)

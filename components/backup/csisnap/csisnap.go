@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplane/kplane/components/wellknown"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -20,12 +21,6 @@ import (
 var VolumeSnapshots = schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshots"}
 
 var pvcs = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
-
-// Labels on kplane's snapshots.
-const (
-	PolicyLabel = "kplane.io/snapshot-policy"
-	ClaimLabel  = "kplane.io/pvc"
-)
 
 // Policy selects claims and says how many snapshots of each to keep.
 type Policy struct {
@@ -65,7 +60,7 @@ func Run(ctx context.Context, dyn dynamic.Interface, p Policy, now time.Time) (R
 		}
 		_, err := dyn.Resource(VolumeSnapshots).Namespace(p.Namespace).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-			"metadata": map[string]any{"name": name, "labels": map[string]any{PolicyLabel: p.Name, ClaimLabel: c.GetName(), "app.kubernetes.io/managed-by": "kplane"}},
+			"metadata": map[string]any{"name": name, "labels": map[string]any{wellknown.SnapshotPolicyLabel: p.Name, wellknown.ClaimLabel: c.GetName(), wellknown.ManagedByLabel: wellknown.ManagedBy}},
 			"spec":     spec}}, metav1.CreateOptions{})
 		if err != nil {
 			return res, fmt.Errorf("policy %s: snapshot of %s/%s: %w", p.Name, p.Namespace, c.GetName(), err)
@@ -82,7 +77,7 @@ func Run(ctx context.Context, dyn dynamic.Interface, p Policy, now time.Time) (R
 
 func prune(ctx context.Context, dyn dynamic.Interface, p Policy, claim string) ([]string, error) {
 	list, err := dyn.Resource(VolumeSnapshots).Namespace(p.Namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(map[string]string{PolicyLabel: p.Name, ClaimLabel: claim}).String()})
+		LabelSelector: labels.SelectorFromSet(map[string]string{wellknown.SnapshotPolicyLabel: p.Name, wellknown.ClaimLabel: claim}).String()})
 	if err != nil {
 		return nil, err
 	}

@@ -31,10 +31,8 @@ import (
 
 	"github.com/kplane/kplane/components/backup/inventory"
 	"github.com/kplane/kplane/components/backup/objstore"
+	"github.com/kplane/kplane/components/wellknown"
 )
-
-// SealAnnotation on a Backup holds its tarball's SHA-256 as first seen.
-const SealAnnotation = "kplane.io/tarball-sha256"
 
 // AccessBinding is the RoleBinding a scheduled drill's scratch namespace holds (the backup
 // component makes both): the drill's only rights to read what it restored, in that namespace
@@ -225,14 +223,14 @@ func (d *Drill) Seal(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if sum := b.GetAnnotations()[SealAnnotation]; sum != "" {
+	if sum := b.GetAnnotations()[wellknown.SealAnnotation]; sum != "" {
 		return sum, nil
 	}
 	sum, _, err := d.contents(ctx, name)
 	if err != nil {
 		return "", err
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, SealAnnotation, sum)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, wellknown.SealAnnotation, sum)
 	_, err = d.Dynamic.Resource(backups).Namespace(d.ns()).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	return sum, err
 }
@@ -254,7 +252,7 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 		return ev, err
 	}
 	ev.TarballSHA256 = sum
-	if sealed := b.GetAnnotations()[SealAnnotation]; sealed != "" {
+	if sealed := b.GetAnnotations()[wellknown.SealAnnotation]; sealed != "" {
 		ev.Sealed = true
 		if sealed != sum {
 			return ev, fmt.Errorf("backup %s: tampered: its tarball's SHA-256 is %s, sealed %s when it was taken; restore nothing from it", name, sum, sealed)
@@ -278,7 +276,7 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	ev.RestoreStart = time.Now().UTC()
 	ev.RPOSeconds = ev.RestoreStart.Sub(ev.BackupTaken).Seconds()
 	_, err = d.Dynamic.Resource(restores).Namespace(d.ns()).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": map[string]any{"name": restore, "labels": map[string]any{"kplane.io/drill": "true"}},
+		"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": map[string]any{"name": restore, "labels": map[string]any{wellknown.DrillLabel: "true"}},
 		"spec": map[string]any{"backupName": name, "includedNamespaces": []any{ns}, "namespaceMapping": map[string]any{ns: scratch}}}}, metav1.CreateOptions{})
 	if err != nil {
 		return ev, err

@@ -2,7 +2,7 @@
 // programs: the same Program function users' `pulumi up` runs, with the environment's stack
 // config, the local file backend by default, and the CLI and providers from kplane's tool cache.
 // `make up`, the integration tests and the fleet automation all go through it.
-package runner
+package automation
 
 import (
 	"context"

@@ -33,10 +33,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	member "github.com/kplane/kplane/components/fleet"
+	"github.com/kplane/kplane/components/fleetmember/rollout"
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/stacks/fleet"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 )
 
 const usage = `usage: kplane-fleet up|health|rollout|run|down --env ENV [flags] (kplane-fleet <command> -h for the flags)
@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	cfgMap, err := runner.LoadEnvironment(*envs, *env, "fleet")
+	cfgMap, err := automation.LoadEnvironment(*envs, *env, "fleet")
 	if err != nil {
 		return err
 	}
@@ -83,10 +83,10 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	stack := func() (*runner.Stack, error) {
-		return runner.Open(ctx, runner.Options{Project: fleet.Project, Stack: *env, Program: fleet.Program, Config: cfgMap, StateDir: *state, Output: os.Stderr})
+	stack := func() (*automation.Stack, error) {
+		return automation.Open(ctx, automation.Options{Project: fleet.Project, Stack: *env, Program: fleet.Program, Config: cfgMap, StateDir: *state, Output: os.Stderr})
 	}
-	rollout := func() error {
+	runRollout := func() error {
 		kc, err := clientcmd.BuildConfigFromFlags("", c.Management)
 		if err != nil {
 			return fmt.Errorf("management kubeconfig: %w", err)
@@ -98,7 +98,7 @@ func run(ctx context.Context, args []string) error {
 		if err := os.MkdirAll(*state, 0o700); err != nil {
 			return err
 		}
-		r := &member.Rollout{Clusters: c.Members(), Batch: *batch, Management: mgmt, ArgoCDNamespace: c.ArgoCDNamespace, Timeout: *timeout,
+		r := &rollout.Rollout{Clusters: c.Members(), Batch: *batch, Management: mgmt, ArgoCDNamespace: c.ArgoCDNamespace, Timeout: *timeout,
 			StateFile: filepath.Join(*state, "fleet-"+*env+"-rollout.json"), Log: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
 		if c.Platform != nil {
 			r.ApplicationSets = c.Platform.ApplicationSets()
@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
-			r.Sync = &member.SyncGate{Applications: dyn, Timeout: *syncTimeout}
+			r.Sync = &rollout.SyncGate{Applications: dyn, Timeout: *syncTimeout}
 		}
 		s, err := r.Run(ctx, *resume)
 		fmt.Printf("enabled: %d of %d clusters\n", len(s.Enabled), len(c.Clusters))
@@ -137,7 +137,7 @@ func run(ctx context.Context, args []string) error {
 			fmt.Printf("applied Rancher's registration on %d clusters in %.1f s\n", len(pending), time.Since(start).Seconds())
 		}
 		if args[0] == "run" {
-			return rollout()
+			return runRollout()
 		}
 		return nil
 	case "down":
@@ -155,25 +155,25 @@ func run(ctx context.Context, args []string) error {
 		_, err = s.Destroy(ctx)
 		return err
 	case "rollout":
-		return rollout()
+		return runRollout()
 	}
 	// health
-	var last []member.Health
+	var last []rollout.Health
 	if *metrics != "" {
 		srv := &http.Server{Addr: *metrics, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			_ = member.WriteMetrics(w, last)
+			_ = rollout.WriteMetrics(w, last)
 		})}
 		go func() { _ = srv.ListenAndServe() }()
 		defer srv.Close()
 	}
 	for {
-		last = member.CheckAll(ctx, c.Members(), *timeout)
+		last = rollout.CheckAll(ctx, c.Members(), *timeout)
 		if *asJSON {
-			err = member.WriteJSON(os.Stdout, last)
+			err = rollout.WriteJSON(os.Stdout, last)
 		} else {
 			fmt.Printf("%s\n", time.Now().Format(time.RFC3339))
-			err = member.WriteTable(os.Stdout, last)
+			err = rollout.WriteTable(os.Stdout, last)
 		}
 		if err != nil {
 			return err
@@ -196,12 +196,12 @@ func run(ctx context.Context, args []string) error {
 
 // waitRancher returns once Rancher has issued the registration of every cluster named.
 func waitRancher(ctx context.Context, c *fleet.Config, clusters []any, timeout time.Duration) error {
-	mgmt := member.Cluster{Name: "management", Kubeconfig: c.Management}
+	mgmt := rollout.Cluster{Name: "management", Kubeconfig: c.Management}
 	workspace := cmp.Or(c.Rancher.Workspace, "fleet-default")
 	deadline := time.Now().Add(timeout)
 	for _, name := range clusters {
 		for {
-			manifest, err := member.RancherRegistration(ctx, mgmt, workspace, fmt.Sprint(name), 10*time.Second)
+			manifest, err := rollout.RancherRegistration(ctx, mgmt, workspace, fmt.Sprint(name), 10*time.Second)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package runner
+package automation
 
 import (
 	"encoding/json"

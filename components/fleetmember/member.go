@@ -3,7 +3,7 @@
 // the labels and values that drive the platform chart and policy templates per cluster
 // (ApplicationSets, platform.go); or, in pull mode, the entry and the member's Applications
 // beside the member's own Argo CD. The wave runner (health.go, rollout.go) gates the rollout.
-package fleet
+package fleetmember
 
 import (
 	"cmp"
@@ -22,18 +22,11 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
-// Labels kplane puts on a member's Argo CD entry.
 const (
-	MemberLabel      = "kplane.io/fleet-member"
-	EnvironmentLabel = "kplane.io/environment"
-	// RolloutLabel gates the platform's ApplicationSets: the wave runner sets it to "enabled" on a
-	// member once it is healthy (it is not declared by the stack, so `pulumi up` leaves it alone).
-	RolloutLabel = "kplane.io/rollout"
-	// ValuesAnnotation holds the member's layer of the platform chart's values (YAML).
-	ValuesAnnotation = "kplane.io/values"
 	// MemberNamespace holds what kplane puts on a member for the fleet.
 	MemberNamespace = "kplane-fleet"
 )
@@ -129,7 +122,7 @@ func (a MemberArgs) Validate() error {
 		}
 	}
 	for k := range a.Labels {
-		if !labelKey.MatchString(k) || strings.HasPrefix(k, "kplane.io/") {
+		if !labelKey.MatchString(k) || strings.HasPrefix(k, wellknown.Prefix) {
 			return fmt.Errorf("cluster %s: label %q: a label key (kplane.io/ is kplane's)", a.Name, k)
 		}
 	}
@@ -201,7 +194,7 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 		return nil, err
 	}
 	on := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Member)}
-	managed := pulumi.StringMap{"app.kubernetes.io/managed-by": pulumi.String("kplane"), MemberLabel: pulumi.String(a.Name)}
+	managed := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.MemberLabel: pulumi.String(a.Name)}
 	// kplane's namespaces on the member hold the restricted Pod Security Standard, pinned.
 	nsLabels := pulumi.StringMap{"pod-security.kubernetes.io/enforce": pulumi.String("restricted"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}
 	for k, v := range managed {
@@ -258,8 +251,8 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	if a.Mode == Pull {
 		argo = on
 	}
-	labels := pulumi.StringMap{"argocd.argoproj.io/secret-type": pulumi.String("cluster"), MemberLabel: pulumi.String(a.Name),
-		EnvironmentLabel: pulumi.String(a.Environment), "app.kubernetes.io/managed-by": pulumi.String("kplane")}
+	labels := pulumi.StringMap{"argocd.argoproj.io/secret-type": pulumi.String("cluster"), wellknown.MemberLabel: pulumi.String(a.Name),
+		wellknown.EnvironmentLabel: pulumi.String(a.Environment), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 		labels[k] = pulumi.String(a.Labels[k])
 	}
@@ -281,7 +274,7 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	}).(pulumi.StringOutput)
 	entry, err := corev1.NewSecret(ctx, name+"-argocd-cluster", &corev1.SecretArgs{
 		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-cluster-" + a.Name), Namespace: pulumi.String(a.ArgoCDNamespace), Labels: labels,
-			Annotations: pulumi.StringMap{ValuesAnnotation: pulumi.String(string(values))}},
+			Annotations: pulumi.StringMap{wellknown.ValuesAnnotation: pulumi.String(string(values))}},
 		StringData: pulumi.StringMap{"name": pulumi.String(a.Name), "server": pulumi.String(a.Server),
 			"namespaces": pulumi.String(strings.Join(a.Namespaces, ",")), "clusterResources": pulumi.String("false"),
 			"config": pulumi.ToSecret(config).(pulumi.StringOutput)},
@@ -306,7 +299,7 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 		}
 	}
 	if rc := a.Rancher; rc != nil {
-		rl := map[string]any{MemberLabel: a.Name, EnvironmentLabel: a.Environment}
+		rl := map[string]any{wellknown.MemberLabel: a.Name, wellknown.EnvironmentLabel: a.Environment}
 		for k, v := range a.Labels {
 			rl[k] = v
 		}

@@ -2,7 +2,7 @@
 // a pinned version, rendered by the Kubernetes provider (helm/v4 Chart: every object becomes a
 // Pulumi resource, so previews show them and policy packs check them), with a source override
 // for air-gapped users (a mirror repository or a local chart directory or archive).
-package chart
+package addon
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
 
-// Source says where a chart comes from. Components fill the official repository, name and
+// Chart says where a chart comes from. Components fill the official repository, name and
 // version; users override what they must.
-type Source struct {
+type Chart struct {
 	// Repo is the chart repository (https://... or oci://...), e.g. a mirror.
 	Repo string `json:"repo,omitempty"`
 	// Name is the chart's name in Repo.
@@ -29,7 +29,7 @@ type Source struct {
 
 // Or returns s with its empty fields taken from def (the component's pinned official chart).
 // A Path given by the user replaces the repository entirely.
-func (s Source) Or(def Source) Source {
+func (s Chart) Or(def Chart) Chart {
 	if s.Path != "" {
 		if s.Version == "" {
 			s.Version = def.Version
@@ -49,7 +49,7 @@ func (s Source) Or(def Source) Source {
 }
 
 // Validate checks a source after Or; field names the argument in errors ("Gatekeeper.Chart").
-func (s Source) Validate(field string) error {
+func (s Chart) Validate(field string) error {
 	if s.Path != "" {
 		if _, err := os.Stat(s.Path); err != nil {
 			return fmt.Errorf("%s.Path %q: no such chart directory or archive; give the path of the unpacked chart (the folder with Chart.yaml)", field, s.Path)
@@ -70,7 +70,7 @@ func (s Source) Validate(field string) error {
 }
 
 // Args are the helm/v4 Chart arguments installing this source as release into namespace.
-func (s Source) Args(release, namespace string, values map[string]any) *helmv4.ChartArgs {
+func (s Chart) Args(release, namespace string, values map[string]any) *helmv4.ChartArgs {
 	args := &helmv4.ChartArgs{
 		Name:      pulumi.String(release),
 		Namespace: pulumi.String(namespace),

@@ -28,7 +28,7 @@ import (
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/stacks/platform"
-	"github.com/kplane/kplane/stacks/runner"
+	"github.com/kplane/kplane/internal/automation"
 )
 
 const usage = `usage: kplane <preview|up|refresh|down> --env NAME [--kubeconfig PATH] [flags] (kplane <command> -h for the flags)
@@ -61,7 +61,7 @@ func run(args []string) error {
 	default:
 		return fmt.Errorf("unknown command %q: use preview, up, refresh or down", verb)
 	}
-	cfg, err := runner.LoadEnvironment(*envDir, *env, "platform")
+	cfg, err := automation.LoadEnvironment(*envDir, *env, "platform")
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()
-	s, err := runner.Open(ctx, runner.Options{
+	s, err := automation.Open(ctx, automation.Options{
 		Project: platform.Project, Stack: *env, Program: platform.Program,
 		Config: cfg, StateDir: *state, Backend: os.Getenv("PULUMI_BACKEND_URL"), Output: os.Stdout, SecretsProvider: *secrets,
 	})

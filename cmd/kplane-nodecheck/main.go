@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/cli"
 )
 
@@ -86,10 +87,10 @@ func store(kubeconfig, namespace string, r nodecheck.Report, report []byte) erro
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-check-" + r.Node, Namespace: namespace, Labels: map[string]string{
-			"app.kubernetes.io/managed-by": "kplane", "kplane.io/node-check": "report",
+			wellknown.ManagedByLabel: wellknown.ManagedBy, wellknown.NodeCheckLabel: wellknown.NodeCheckReport,
 		}, Annotations: map[string]string{
-			"kplane.io/checked-at": time.Now().UTC().Format(time.RFC3339),
-			"kplane.io/totals":     fmt.Sprintf("PASS=%d FAIL=%d WARN=%d SKIP=%d", r.Totals[nodecheck.Pass], r.Totals[nodecheck.Fail], r.Totals[nodecheck.Warn], r.Totals[nodecheck.Skip]),
+			wellknown.CheckedAtAnnotation: time.Now().UTC().Format(time.RFC3339),
+			wellknown.TotalsAnnotation:    fmt.Sprintf("PASS=%d FAIL=%d WARN=%d SKIP=%d", r.Totals[nodecheck.Pass], r.Totals[nodecheck.Fail], r.Totals[nodecheck.Warn], r.Totals[nodecheck.Skip]),
 		}},
 		Data: map[string]string{"report.json": string(report)},
 	}

@@ -1,4 +1,4 @@
-package chart
+package addon
 
 import (
 	"testing"
@@ -7,28 +7,28 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var official = Source{Repo: "https://charts.example.org", Name: "thing", Version: "1.2.3"}
+var official = Chart{Repo: "https://charts.example.org", Name: "thing", Version: "1.2.3"}
 
 func TestOrKeepsThePinnedOfficialChart(t *testing.T) {
-	assert.Equal(t, official, Source{}.Or(official))
-	mirror := Source{Repo: "oci://mirror.example.com/charts"}.Or(official)
-	assert.Equal(t, Source{Repo: "oci://mirror.example.com/charts", Name: "thing", Version: "1.2.3"}, mirror)
-	local := Source{Path: t.TempDir()}.Or(official)
+	assert.Equal(t, official, Chart{}.Or(official))
+	mirror := Chart{Repo: "oci://mirror.example.com/charts"}.Or(official)
+	assert.Equal(t, Chart{Repo: "oci://mirror.example.com/charts", Name: "thing", Version: "1.2.3"}, mirror)
+	local := Chart{Path: t.TempDir()}.Or(official)
 	assert.Empty(t, local.Repo, "a local chart does not use the repository")
 	assert.Equal(t, "1.2.3", local.Version)
 }
 
 func TestValidate(t *testing.T) {
 	require.NoError(t, official.Validate("X.Chart"))
-	require.NoError(t, Source{Path: t.TempDir()}.Validate("X.Chart"))
+	require.NoError(t, Chart{Path: t.TempDir()}.Validate("X.Chart"))
 	for _, c := range []struct {
-		src  Source
+		src  Chart
 		want string
 	}{
-		{Source{Path: "/no/such/chart"}, `X.Chart.Path "/no/such/chart": no such chart directory`},
-		{Source{Repo: "charts.example.org", Name: "thing", Version: "1"}, `X.Chart.Repo "charts.example.org": give a chart repository URL`},
-		{Source{Repo: "https://charts.example.org", Version: "1"}, `X.Chart.Name "": give the chart's name`},
-		{Source{Repo: "https://charts.example.org", Name: "thing"}, "X.Chart.Version: required; pin the chart version"},
+		{Chart{Path: "/no/such/chart"}, `X.Chart.Path "/no/such/chart": no such chart directory`},
+		{Chart{Repo: "charts.example.org", Name: "thing", Version: "1"}, `X.Chart.Repo "charts.example.org": give a chart repository URL`},
+		{Chart{Repo: "https://charts.example.org", Version: "1"}, `X.Chart.Name "": give the chart's name`},
+		{Chart{Repo: "https://charts.example.org", Name: "thing"}, "X.Chart.Version: required; pin the chart version"},
 	} {
 		err := c.src.Validate("X.Chart")
 		require.Error(t, err)
@@ -37,7 +37,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestArgs(t *testing.T) {
-	oci := Source{Repo: "oci://mirror.example.com/charts/", Name: "thing", Version: "1.2.3"}.Args("r", "ns", nil)
+	oci := Chart{Repo: "oci://mirror.example.com/charts/", Name: "thing", Version: "1.2.3"}.Args("r", "ns", nil)
 	assert.Nil(t, oci.RepositoryOpts, "an OCI chart is addressed by its reference")
 	https := official.Args("r", "ns", nil)
 	assert.NotNil(t, https.RepositoryOpts)

@@ -1,4 +1,4 @@
-package fleet
+package rollout
 
 import (
 	"cmp"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplane/kplane/components/fleetmember"
+	"github.com/kplane/kplane/components/wellknown"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -289,7 +291,7 @@ func (r *Rollout) enable(ctx context.Context, c Cluster) error {
 	opts := metav1.PatchOptions{FieldManager: "kplane-fleet", Force: &force}
 	if !c.Pull {
 		patch, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Secret",
-			"metadata": map[string]any{"name": "kplane-cluster-" + c.Name, "namespace": r.ArgoCDNamespace, "labels": map[string]any{RolloutLabel: "enabled"}}})
+			"metadata": map[string]any{"name": "kplane-cluster-" + c.Name, "namespace": r.ArgoCDNamespace, "labels": map[string]any{wellknown.RolloutLabel: wellknown.RolloutEnabled}}})
 		if _, err := r.Management.CoreV1().Secrets(r.ArgoCDNamespace).Patch(ctx, "kplane-cluster-"+c.Name, types.ApplyPatchType, patch, opts); err != nil {
 			return fmt.Errorf("cluster %s: enabling its rollout on the management cluster: %w (is it registered?)", c.Name, err)
 		}
@@ -303,7 +305,7 @@ func (r *Rollout) enable(ctx context.Context, c Cluster) error {
 		name := set + "-" + c.Name
 		patch, _ := json.Marshal(map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
 			"metadata": map[string]any{"name": name, "namespace": c.argoCDNamespace()},
-			"spec":     map[string]any{"syncPolicy": map[string]any{"automated": AutomatedSync}}})
+			"spec":     map[string]any{"syncPolicy": map[string]any{"automated": fleetmember.AutomatedSync}}})
 		if _, err := client.Resource(applications).Namespace(c.argoCDNamespace()).Patch(ctx, name, types.ApplyPatchType, patch, opts); err != nil {
 			return fmt.Errorf("cluster %s: enabling its Application %s on the member: %s (is it registered in pull mode?)", c.Name, name, firstLine(err.Error()))
 		}

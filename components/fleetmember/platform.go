@@ -1,4 +1,4 @@
-package fleet
+package fleetmember
 
 import (
 	"cmp"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -117,21 +118,21 @@ func (a PlatformArgs) policyHelm(cluster, mode string) map[string]any {
 // Objects are the AppProject and the two ApplicationSets (on the management cluster).
 func (a PlatformArgs) Objects() []map[string]any {
 	a = a.withDefaults()
-	labels := map[string]any{"app.kubernetes.io/managed-by": "kplane", EnvironmentLabel: a.Environment}
+	labels := map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy, wellknown.EnvironmentLabel: a.Environment}
 	// Members of the environment the wave runner enabled, and nothing else.
 	generators := []any{map[string]any{"clusters": map[string]any{"selector": map[string]any{"matchLabels": map[string]any{
-		EnvironmentLabel: a.Environment, RolloutLabel: "enabled", "argocd.argoproj.io/secret-type": "cluster"}}}}}
+		wellknown.EnvironmentLabel: a.Environment, wellknown.RolloutLabel: wellknown.RolloutEnabled, "argocd.argoproj.io/secret-type": "cluster"}}}}}
 	set := func(name, path string, helm map[string]any) map[string]any {
 		return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
 			"metadata": map[string]any{"name": name, "namespace": a.ArgoCDNamespace, "labels": labels},
 			"spec": map[string]any{"goTemplate": true, "goTemplateOptions": []any{"missingkey=error"}, "generators": generators,
 				"template": map[string]any{
-					"metadata": map[string]any{"name": name + "-{{.name}}", "labels": map[string]any{MemberLabel: "{{.name}}"}},
+					"metadata": map[string]any{"name": name + "-{{.name}}", "labels": map[string]any{wellknown.MemberLabel: "{{.name}}"}},
 					"spec":     a.application(path, helm, "{{.server}}", true)}}}
 	}
 	return []map[string]any{
 		a.project("*", labels),
-		set(ApplicationSetName(a.Environment), a.ChartPath, a.platformHelm(`{{ index .metadata.annotations "`+ValuesAnnotation+`" }}`)),
+		set(ApplicationSetName(a.Environment), a.ChartPath, a.platformHelm(`{{ index .metadata.annotations "`+wellknown.ValuesAnnotation+`" }}`)),
 		set(PolicyApplicationSetName(a.Environment), a.PolicyChartPath, a.policyHelm("{{.name}}", `{{ index .metadata.labels "policy-mode" | default "enforce" }}`)),
 	}
 }
@@ -141,7 +142,7 @@ func (a PlatformArgs) Objects() []map[string]any {
 // would generate for it, without automated sync: the wave runner enables it.
 func (a PlatformArgs) MemberObjects(cluster, server, values, policyMode string) []map[string]any {
 	a = a.withDefaults()
-	labels := map[string]any{"app.kubernetes.io/managed-by": "kplane", EnvironmentLabel: a.Environment, MemberLabel: cluster}
+	labels := map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy, wellknown.EnvironmentLabel: a.Environment, wellknown.MemberLabel: cluster}
 	app := func(set, path string, helm map[string]any) map[string]any {
 		return map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
 			"metadata": map[string]any{"name": set + "-" + cluster, "namespace": a.ArgoCDNamespace, "labels": labels},

@@ -1,0 +1,116 @@
+// Package wellknown is kplane's vocabulary on Kubernetes objects: every label, annotation and
+// value kplane defines, one constant each, saying who sets it and who reads it. It is not a
+// component; components, run-time commands, policies and tests all speak it, and it imports
+// nothing, so any layer may import it.
+//
+// kplane's own keys live under kplane.io/. A key another project defines (app.kubernetes.io/*,
+// Argo CD's) is here only when kplane sets or reads it in more than one place.
+package wellknown
+
+// Keys kplane shares with the Kubernetes recommended labels.
+const (
+	// ManagedByLabel is set to ManagedBy on every object a kplane component creates; the
+	// drills, reports and tests select kplane's objects with it.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedBy is ManagedByLabel's value.
+	ManagedBy = "kplane"
+	// NameLabel names the program a workload runs (kplane-nodecheck, kplane-catalog ...).
+	NameLabel = "app.kubernetes.io/name"
+)
+
+// Hardened cluster.
+const (
+	// TeamLabel is set by the hardened cluster on each team namespace (value: the team's name).
+	// The admission rules, the identity realm's RoleBindings and the mesh's team policies read
+	// which team owns a namespace from it.
+	TeamLabel = "kplane.io/team"
+	// ServiceLabel is set by the hardened cluster on each service's ServiceAccount, Role and
+	// RoleBinding (value: the service's name); the RBAC policies report by it.
+	ServiceLabel = "kplane.io/service"
+	// WildcardReasonAnnotation is set by the hardened cluster on a Role or ClusterRole whose rules
+	// use a wildcard the arguments allowed, with the reason given; the RBAC policies accept a
+	// wildcard only where it is present.
+	WildcardReasonAnnotation = "kplane.io/wildcard-reason"
+	// ControlsAnnotation is set on admission policies, Gatekeeper constraints and network
+	// policies: the CIS, KISA and ISMS-P controls the object implements. Reports read it.
+	ControlsAnnotation = "kplane.io/controls"
+	// DescriptionAnnotation is set on each admission policy: the rule in one English sentence.
+	DescriptionAnnotation = "kplane.io/description"
+	// ExceptionsAnnotation is set on each admission policy: its exceptions (JSON), for auditors.
+	ExceptionsAnnotation = "kplane.io/exceptions"
+	// ExpiredExceptionsAnnotation is set by the exception-expiry CronJob (kplane-admission
+	// expire) on a policy whose exceptions it removed (JSON list); the policy pack's
+	// kplane-exception-expired fails the preview while the arguments still hold them.
+	ExpiredExceptionsAnnotation = "kplane.io/expired-exceptions"
+	// NodePoolLabel is set by the hardened cluster on the node-check pods (value: the pool).
+	NodePoolLabel = "kplane.io/node-pool"
+	// NodeCheckLabel is set to NodeCheckReport by kplane-nodecheck on the ConfigMap holding its
+	// report; the compliance report lists the reports by it.
+	NodeCheckLabel = "kplane.io/node-check"
+	// NodeCheckReport is NodeCheckLabel's value.
+	NodeCheckReport = "report"
+	// CheckedAtAnnotation is set by kplane-nodecheck on its report: when the node was checked.
+	CheckedAtAnnotation = "kplane.io/checked-at"
+	// TotalsAnnotation is set by kplane-nodecheck on its report: PASS/FAIL/WARN/SKIP counts.
+	TotalsAnnotation = "kplane.io/totals"
+	// PurposeAnnotation says why a generated secret or bucket exists, for whoever finds it.
+	PurposeAnnotation = "kplane.io/purpose"
+)
+
+// Identity realm.
+const (
+	// RealmLabel is set by the identity realm on the ConfigMap whose realm.json is a Keycloak
+	// realm representation (value: the realm's name); kplane-realm-sync and the identity
+	// policies find realms by it.
+	RealmLabel = "kplane.io/keycloak-realm"
+)
+
+// Gateway and mesh.
+const (
+	// ExposureAnnotation on a route or Ingress: "internal" marks a route that is not public (the
+	// route policies skip it); "login" marks a public application that authenticates its users
+	// itself (the developer portal). Set by the gateway component, read by the route policies.
+	ExposureAnnotation = "kplane.io/exposure"
+	// ExposureInternal and ExposureLogin are ExposureAnnotation's values.
+	ExposureInternal = "internal"
+	ExposureLogin    = "login"
+)
+
+// Backup stack.
+const (
+	// SnapshotPolicyLabel is set by kplane-backup on each VolumeSnapshot it takes (value: the
+	// snapshot policy's name); its retention prunes by it.
+	SnapshotPolicyLabel = "kplane.io/snapshot-policy"
+	// ClaimLabel is set by kplane-backup on each VolumeSnapshot: the PersistentVolumeClaim's name.
+	ClaimLabel = "kplane.io/pvc"
+	// SealAnnotation is set by the restore drill on a Velero Backup: the SHA-256 of its tarball
+	// when first verified. A later drill refuses a backup whose tarball no longer matches.
+	SealAnnotation = "kplane.io/tarball-sha256"
+	// DrillLabel is set to "true" by the restore drill on the Velero Restores it makes.
+	DrillLabel = "kplane.io/drill"
+	// DrillOfLabel is set by the backup stack on a drill's scratch namespace (value: the
+	// namespace it restores).
+	DrillOfLabel = "kplane.io/drill-of"
+)
+
+// Fleet member.
+const (
+	// MemberLabel is set by the fleet member on its Argo CD cluster entry and on what it puts on
+	// the member (value: the member's name); the platform's ApplicationSets template by it.
+	MemberLabel = "kplane.io/fleet-member"
+	// EnvironmentLabel is set by the fleet member on its Argo CD cluster entry (value: the
+	// environment); each environment's ApplicationSets select their members by it.
+	EnvironmentLabel = "kplane.io/environment"
+	// RolloutLabel gates the platform's ApplicationSets: the wave runner sets it to
+	// RolloutEnabled on a member once it is healthy. The stack does not declare it, so
+	// `pulumi up` leaves it alone.
+	RolloutLabel = "kplane.io/rollout"
+	// RolloutEnabled is RolloutLabel's value.
+	RolloutEnabled = "enabled"
+	// ValuesAnnotation is set by the fleet member on its Argo CD cluster entry: the member's
+	// layer of the platform chart's values (YAML), which the ApplicationSets pass to Helm.
+	ValuesAnnotation = "kplane.io/values"
+)
+
+// Prefix is the prefix of every key kplane defines; users may not set keys under it.
+const Prefix = "kplane.io/"
