@@ -3,14 +3,13 @@ package hardenedcluster
 import (
 	"testing"
 
+	"github.com/kplane/kplane/tests/testbed/pki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kplane/kplane/tests/fixtures"
 )
 
 func TestAPIAccessValidate(t *testing.T) {
-	ca := string(fixtures.Certificate(t, "team-ca", nil, true, nil).PEM)
+	ca := string(pki.Certificate(t, "team-ca", nil, true, nil).PEM)
 	caller := func(a *Args) {
 		a.Teams = []Team{{Name: "ops", Namespaces: []string{"ops"}}}
 		a.Services = []Service{{Name: "reporter", Namespace: "ops", AutomountToken: true}}
@@ -27,7 +26,7 @@ func TestAPIAccessValidate(t *testing.T) {
 		"host bits":            {func(a *Args) { a.APIAccess.AllowedCIDRs = []string{"203.0.113.7/24"} }, "host bits set; did you mean 203.0.113.0/24?"},
 		"open to everyone":     {func(a *Args) { a.APIAccess.AllowedCIDRs = []string{"0.0.0.0/0"} }, "opens the API endpoint to everyone (KISA Master-01)"},
 		"bad endpoint":         {func(a *Args) { a.APIAccess.EndpointCIDRs = []string{"api.example.com"} }, `APIAccess.EndpointCIDRs[0] "api.example.com": not a CIDR`},
-		"leaf, not a CA":       {func(a *Args) { a.APIAccess.ClientCAs = string(fixtures.Certificate(t, "leaf", nil, false, nil).PEM) }, "APIAccess.ClientCAs: PEM block 0 is not a CA certificate"},
+		"leaf, not a CA":       {func(a *Args) { a.APIAccess.ClientCAs = string(pki.Certificate(t, "leaf", nil, false, nil).PEM) }, "APIAccess.ClientCAs: PEM block 0 is not a CA certificate"},
 		"no PEM":               {func(a *Args) { a.APIAccess.ClientCAs = "MIIB..." }, "APIAccess.ClientCAs: no PEM certificate found"},
 		"caller isolated":      {caller, `Services[0] "reporter" mounts a token, but namespace "ops" is isolated from the API server`},
 		"caller with endpoint": {func(a *Args) { caller(a); a.APIAccess.EndpointCIDRs = []string{"10.96.0.1/32"} }, ""},

@@ -3,14 +3,13 @@ package hardenedcluster
 import (
 	"testing"
 
+	"github.com/kplane/kplane/tests/testbed/pki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/kplane/kplane/tests/fixtures"
 )
 
 func TestImageTrustValidate(t *testing.T) {
-	pub := fixtures.CosignPublicKey(t)
+	pub := pki.CosignPublicKey(t)
 	cases := map[string]struct {
 		args Args
 		want string
@@ -34,7 +33,7 @@ func TestImageTrustValidate(t *testing.T) {
 }
 
 func TestImageTrustGraph(t *testing.T) {
-	pub := fixtures.CosignPublicKey(t)
+	pub := pki.CosignPublicKey(t)
 	rec, err := run(t, &Args{
 		Teams:      []Team{{Name: "web", Namespaces: []string{"web"}}},
 		Admission:  AdmissionArgs{AllowedRegistries: []string{"registry.example.com/team/"}},

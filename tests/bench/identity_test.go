@@ -19,8 +19,8 @@ import (
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/components/identity/realmsync"
 	"github.com/kplane/kplane/internal/automation"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
 
 // BenchmarkIdentity: Keycloak's start, the realm sync (create, and a run with nothing to do),
@@ -29,7 +29,7 @@ import (
 func BenchmarkIdentity(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	ldap, err := testbed.StartLDAP(ctx, filepath.Join(dir, "ldap"), "dc=example,dc=org", fixtures.DemoOrg)
+	ldap, err := testbed.StartLDAP(ctx, filepath.Join(dir, "ldap"), "dc=example,dc=org", identitydemo.DemoOrg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func BenchmarkIdentity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	args := fixtures.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
+	args := identitydemo.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
 	sync := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
 	for _, what := range []string{"realm sync, create", "realm sync, nothing to change"} {
 		start = time.Now()
@@ -102,7 +102,7 @@ func BenchmarkIdentity(b *testing.B) {
 	var logins, requests []float64
 	for range 10 {
 		start = time.Now()
-		token, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
+		token, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", identitydemo.AlicePassword, false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,13 +16,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/pki"
 )
 
 // whoami asks the API server who a client certificate authenticates as (SelfSubjectReview,
 // allowed to every authenticated user). It returns the HTTP status and the user name.
-func whoami(t *testing.T, c *testbed.Cluster, id *fixtures.Cert) (int, string, []string) {
+func whoami(t *testing.T, c *testbed.Cluster, id *pki.Cert) (int, string, []string) {
 	caPEM, err := os.ReadFile(filepath.Join(c.Dir, "pki", "ca.crt"))
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
@@ -52,9 +52,9 @@ func whoami(t *testing.T, c *testbed.Cluster, id *fixtures.Cert) (int, string, [
 func TestAPIClientCA(t *testing.T) {
 	integration(t)
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
-	teamCA := fixtures.Certificate(t, "platform-team-ca", nil, true, nil)
-	alice := fixtures.Certificate(t, "alice", []string{"platform-admins"}, false, teamCA)
-	mallory := fixtures.Certificate(t, "mallory", nil, false, fixtures.Certificate(t, "stranger-ca", nil, true, nil))
+	teamCA := pki.Certificate(t, "platform-team-ca", nil, true, nil)
+	alice := pki.Certificate(t, "alice", []string{"platform-admins"}, false, teamCA)
+	mallory := pki.Certificate(t, "mallory", nil, false, pki.Certificate(t, "stranger-ca", nil, true, nil))
 
 	status, _, _ := whoami(t, c, alice)
 	assert.Equal(t, http.StatusUnauthorized, status, "before: the team CA is not trusted")

@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
 
 // catalogDir is a catalog of real public documents: the Swagger Petstore (OpenAPI 3), Stripe's
@@ -102,9 +102,9 @@ func TestCatalogPortal(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "no token, no catalog")
 	redirect := portal + "/callback"
-	alice, err := fixtures.OIDCAccessToken(httpClient, issuer, "api-catalog", redirect, "alice", fixtures.AlicePassword, false)
+	alice, err := identitydemo.OIDCAccessToken(httpClient, issuer, "api-catalog", redirect, "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
-	carol, err := fixtures.OIDCAccessToken(httpClient, issuer, "api-catalog", redirect, "carol", fixtures.CarolPassword, true)
+	carol, err := identitydemo.OIDCAccessToken(httpClient, issuer, "api-catalog", redirect, "carol", identitydemo.CarolPassword, true)
 	require.NoError(t, err)
 	call := func(token, path string, into any) int {
 		req, _ := http.NewRequest(http.MethodGet, portal+path, nil)
@@ -129,9 +129,9 @@ func TestCatalogPortal(t *testing.T) {
 	}
 	// Tokens Keycloak issued for something else are refused: another tool's access token and an
 	// ID token of the catalog used as a bearer.
-	other, err := fixtures.OIDCAccessToken(httpClient, issuer, "grafana", "https://127.0.0.1:3000/login/generic_oauth", "alice", fixtures.AlicePassword, false)
+	other, err := identitydemo.OIDCAccessToken(httpClient, issuer, "grafana", "https://127.0.0.1:3000/login/generic_oauth", "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
-	idToken, err := fixtures.OIDCLogin(httpClient, issuer, "api-catalog", redirect, "alice", fixtures.AlicePassword, false)
+	idToken, err := identitydemo.OIDCLogin(httpClient, issuer, "api-catalog", redirect, "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusUnauthorized, call(other, "/api/products", nil), "grafana's access token")
 	assert.Equal(t, http.StatusUnauthorized, call(idToken, "/api/products", nil), "an ID token")
@@ -174,7 +174,7 @@ func TestCatalogPortal(t *testing.T) {
 	start := time.Now()
 	require.NoError(t, chromedp.Do(browser, chromedp.Navigate(portal+"/"),
 		chromedp.WaitVisible(css("#username")), // Keycloak's login page
-		chromedp.SendKeys(css("#username"), "alice"), chromedp.SendKeys(css("#password"), fixtures.AlicePassword), chromedp.Click(css("#kc-login")),
+		chromedp.SendKeys(css("#username"), "alice"), chromedp.SendKeys(css("#password"), identitydemo.AlicePassword), chromedp.Click(css("#kc-login")),
 		chromedp.WaitVisible(css("#products"))))
 	productRows := count("#products tbody tr")
 	shot("products")

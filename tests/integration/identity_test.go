@@ -28,6 +28,7 @@ import (
 	"github.com/kplane/kplane/components/identity/realmsync"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
 
 // TestIdentityClusterLogin: real OpenLDAP and Keycloak; the realm the identity component
@@ -37,7 +38,7 @@ import (
 func TestIdentityClusterLogin(t *testing.T) {
 	integration(t)
 	ctx := context.Background()
-	ldap, err := testbed.StartLDAP(ctx, t.TempDir(), "dc=example,dc=org", fixtures.DemoOrg)
+	ldap, err := testbed.StartLDAP(ctx, t.TempDir(), "dc=example,dc=org", identitydemo.DemoOrg)
 	require.NoError(t, err)
 	t.Cleanup(ldap.Stop)
 	kc, err := testbed.StartKeycloak(ctx, t.TempDir())
@@ -52,7 +53,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 	httpClient, err := kc.HTTPClient()
 	require.NoError(t, err)
 
-	args := fixtures.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
+	args := identitydemo.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
 	args.Tools = []identity.Tool{{Name: "grafana", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"Admin": {"platform-admins"}, "Editor": {"team-a", "team-b"}, "Viewer": {"auditors"}}},
 		// The business (developer) console: the teams' people, not the auditors.
 		{Name: "business-console", RedirectURIs: []string{"http://127.0.0.1:8000"}, Roles: map[string][]string{"developer": {"team-a", "team-b"}}}}
@@ -239,7 +240,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 		edit, err := cs.RbacV1().ClusterRoles().Get(ctx, "edit", metav1.GetOptions{})
 		return err == nil && len(edit.Rules) > 0
 	}, 60*time.Second, 200*time.Millisecond)
-	token, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
+	token, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
 	alice := asUser(t, c.Kubeconfig, token)
 	// The API server started before the realm existed: its authenticator retries the issuer's
@@ -250,7 +251,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 		return !apierrors.IsUnauthorized(err)
 	}, 90*time.Second, 500*time.Millisecond, "the API server trusts the realm once it exists")
 	t.Logf("the API server accepted the realm's tokens %.1f s after the first try", time.Since(start).Seconds())
-	assert.NoError(t, err, "team A works in its namespace; token claims: %s", fixtures.Claims(token))
+	assert.NoError(t, err, "team A works in its namespace; token claims: %s", identitydemo.Claims(token))
 	_, err = alice.CoreV1().ConfigMaps("b-apps").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "and not in team B's: %v", err)
 	assert.Contains(t, fmt.Sprint(err), `User "oidc:alice"`, "the username carries the prefix")
@@ -263,9 +264,9 @@ func TestIdentityClusterLogin(t *testing.T) {
 
 	// A user in no group has no groups claim: the API server refuses the token and says why in
 	// its log (the client only sees 401, as for any refused token).
-	frank, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "frank", fixtures.FrankPassword, false)
+	frank, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "frank", identitydemo.FrankPassword, false)
 	require.NoError(t, err)
-	assert.NotContains(t, fixtures.Claims(frank), `"groups"`)
+	assert.NotContains(t, identitydemo.Claims(frank), `"groups"`)
 	_, err = asUser(t, c.Kubeconfig, frank).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsUnauthorized(err), "no groups claim: %v", err)
 	require.Eventually(t, func() bool {
@@ -280,38 +281,38 @@ func TestIdentityClusterLogin(t *testing.T) {
 	}
 	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/kplane/clients", map[string]any{"clientId": "other-app", "publicClient": true,
 		"standardFlowEnabled": true, "redirectUris": []string{"http://127.0.0.1:8000"}, "attributes": map[string]any{"pkce.code.challenge.method": "S256"}}, nil))
-	other, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "other-app", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
+	other, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "other-app", "http://127.0.0.1:8000", "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
-	assert.Contains(t, fixtures.Claims(other), `"aud":"other-app"`)
+	assert.Contains(t, identitydemo.Claims(other), `"aud":"other-app"`)
 	refused("another client's token", other)
 
 	// The same identity in a tool: the Grafana client's token carries her team's role there.
-	grafana, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
+	grafana, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
-	assert.Contains(t, fixtures.Claims(grafana), `"roles":["Editor"]`)
+	assert.Contains(t, identitydemo.Claims(grafana), `"roles":["Editor"]`)
 	// Keycloak itself refuses a tool to whoever holds none of its roles: frank (in no group) gets
 	// no Grafana token, the teams get the business console and an auditor does not.
-	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "frank", fixtures.FrankPassword, false)
+	_, err = identitydemo.OIDCLogin(httpClient, args.Issuer(), "grafana", "http://127.0.0.1:8000", "frank", identitydemo.FrankPassword, false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no code (HTTP 401", "frank is denied access: %v", err)
-	business, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "business-console", "http://127.0.0.1:8000", "bob", fixtures.BobPassword, false)
+	business, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "business-console", "http://127.0.0.1:8000", "bob", identitydemo.BobPassword, false)
 	require.NoError(t, err)
-	assert.Contains(t, fixtures.Claims(business), `"roles":["developer"]`)
-	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "business-console", "http://127.0.0.1:8000", "erin", fixtures.ErinPassword, false)
+	assert.Contains(t, identitydemo.Claims(business), `"roles":["developer"]`)
+	_, err = identitydemo.OIDCLogin(httpClient, args.Issuer(), "business-console", "http://127.0.0.1:8000", "erin", identitydemo.ErinPassword, false)
 	require.Error(t, err, "auditors have no business console")
 	assert.Contains(t, err.Error(), "no code (HTTP 401")
 
 	// Several identity providers at once: dora logs in at the partner's provider and works as team A.
-	dora, err := fixtures.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp", "dora", "Dora-pass-2026!", false)
+	dora, err := identitydemo.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp", "dora", "Dora-pass-2026!", false)
 	require.NoError(t, err)
-	assert.Contains(t, fixtures.Claims(dora), `"groups":["team-a"]`)
+	assert.Contains(t, identitydemo.Claims(dora), `"groups":["team-a"]`)
 	_, err = asUser(t, c.Kubeconfig, dora).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 	assert.NoError(t, err, "a brokered user of team A works in its namespace")
 
-	dan, err := fixtures.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp-saml", "dan", "Dan-pass-2026!", false)
+	dan, err := identitydemo.OIDCLoginVia(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "corp-saml", "dan", "Dan-pass-2026!", false)
 	require.NoError(t, err, "a SAML login through the partner")
-	assert.Contains(t, fixtures.Claims(dan), `"preferred_username":"dan"`)
-	assert.Contains(t, fixtures.Claims(dan), `"groups":["team-a"]`)
+	assert.Contains(t, identitydemo.Claims(dan), `"preferred_username":"dan"`)
+	assert.Contains(t, identitydemo.Claims(dan), `"groups":["team-a"]`)
 	_, err = asUser(t, c.Kubeconfig, dan).CoreV1().ConfigMaps("a-apps").List(ctx, metav1.ListOptions{})
 	assert.NoError(t, err, "a SAML-brokered user of team A works in its namespace")
 
@@ -321,12 +322,12 @@ func TestIdentityClusterLogin(t *testing.T) {
 	require.NoError(t, admin.Do(ctx, "POST", "/admin/realms/elsewhere/users", map[string]any{"username": "alice", "enabled": true,
 		"email": "alice@elsewhere.example", "firstName": "Alice", "lastName": "Elsewhere", "emailVerified": true,
 		"credentials": []any{map[string]any{"type": "password", "value": "Elsewhere-pass-2026!", "temporary": false}}}, nil))
-	other, err = fixtures.OIDCLogin(httpClient, otherRealm.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Elsewhere-pass-2026!", false)
+	other, err = identitydemo.OIDCLogin(httpClient, otherRealm.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", "Elsewhere-pass-2026!", false)
 	require.NoError(t, err)
 	refused("another issuer's token", other)
 
 	require.NoError(t, admin.Do(ctx, "PUT", "/admin/realms/kplane", map[string]any{"realm": "kplane", "accessTokenLifespan": 2}, nil))
-	short, err := fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
+	short, err := identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
 	time.Sleep(3 * time.Second)
 	refused("an expired token", short)
@@ -346,12 +347,12 @@ func TestIdentityClusterLogin(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	erin, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "erin", fixtures.ErinPassword, false)
+	erin, err := identitydemo.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "erin", identitydemo.ErinPassword, false)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusOK, asAdminAPI(erin, "GET", "/admin/realms/kplane/users"), "auditors read users")
 	assert.Equal(t, http.StatusOK, asAdminAPI(erin, "GET", "/admin/realms/kplane/events"), "and login events")
 	assert.Equal(t, http.StatusForbidden, asAdminAPI(erin, "PUT", "/admin/realms/kplane"), "but change nothing")
-	aliceConsole, err := fixtures.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "alice", fixtures.AlicePassword, false)
+	aliceConsole, err := identitydemo.OIDCAccessToken(httpClient, args.Issuer(), "security-admin-console", console, "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusForbidden, asAdminAPI(aliceConsole, "GET", "/admin/realms/kplane/users"), "team members have no admin console")
 
@@ -377,12 +378,12 @@ func TestIdentityClusterLogin(t *testing.T) {
 	// An administrator gets no token with a password alone: the browser flow asks for a second
 	// factor (here: to set one up). With a TOTP code computed from the enrolment's secret, she
 	// gets in, with the admin group's rights.
-	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", fixtures.CarolPassword, false)
+	_, err = identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", identitydemo.CarolPassword, false)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "second factor required")
-	token, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", fixtures.CarolPassword, true)
+	token, err = identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "carol", identitydemo.CarolPassword, true)
 	require.NoError(t, err)
-	assert.Contains(t, fixtures.Claims(token), `"groups":["platform-admins"]`)
+	assert.Contains(t, identitydemo.Claims(token), `"groups":["platform-admins"]`)
 	_, err = asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("b-apps").List(ctx, metav1.ListOptions{})
 	assert.NoError(t, err, "administrators work in every namespace")
 
@@ -391,7 +392,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 	// logins, a failed one, and the realm sync's administration.
 	_, err = asUser(t, c.Kubeconfig, token).CoreV1().ConfigMaps("b-apps").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "by-carol"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	_, err = fixtures.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "bob", "not-bobs-password", false)
+	_, err = identitydemo.OIDCLogin(httpClient, args.Issuer(), "kubernetes", "http://127.0.0.1:8000", "bob", "not-bobs-password", false)
 	require.Error(t, err)
 	apiAudit := filepath.Join(c.Dir, "audit", "audit.log")
 	trail := []struct {

@@ -10,8 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/pki"
 )
 
 // TestImageTrustPolicy: the ClusterImagePolicy kplane renders is accepted by sigstore
@@ -21,7 +21,7 @@ func TestImageTrustPolicy(t *testing.T) {
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
 	upstreamCRD(t, c, "github.com/sigstore/policy-controller@"+pinned(t, "POLICY_CONTROLLER_VERSION"), "config/300-clusterimagepolicy.yaml")
 
-	pub := fixtures.CosignPublicKey(t)
+	pub := pki.CosignPublicKey(t)
 
 	s := hardenedStack(t, c, "imagetrust", &hardenedcluster.Args{
 		Teams:      []hardenedcluster.Team{{Name: "web", Namespaces: []string{"trust-web"}}},

@@ -17,8 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
 
 // TestLocalIdentity: what `make up` does for an environment whose realm is on this machine —
@@ -36,9 +36,9 @@ func TestLocalIdentity(t *testing.T) {
 	c, err := testbed.Start(ctx, "local-identity", t.TempDir(), testbed.Options{NoNodes: true, AuthenticationConfig: filepath.Join(li.state, "dev", "authentication-config.yaml")})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Stop() })
-	token, err := fixtures.OIDCLogin(li.client, li.issuer, "kubernetes", "http://127.0.0.1:8000", "alice", fixtures.AlicePassword, false)
+	token, err := identitydemo.OIDCLogin(li.client, li.issuer, "kubernetes", "http://127.0.0.1:8000", "alice", identitydemo.AlicePassword, false)
 	require.NoError(t, err)
-	assert.Contains(t, fixtures.Claims(token), `"groups":["payments"]`)
+	assert.Contains(t, identitydemo.Claims(token), `"groups":["payments"]`)
 	var review *authnv1.SelfSubjectReview
 	require.Eventually(t, func() bool {
 		review, err = asUser(t, c.Kubeconfig, token).AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})

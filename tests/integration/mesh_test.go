@@ -24,6 +24,7 @@ import (
 	"github.com/kplane/kplane/components/mesh"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/pki"
 )
 
 // meshArgs is a mesh on Istio's own charts (from the istio.io/istio module: the official
@@ -207,8 +208,8 @@ func meshApps(t *testing.T, ctx context.Context, cs k8sclient.Interface) {
 // testCA is a root and an intermediate for istiod (the plugged-in CA).
 func testCA(t *testing.T) *mesh.SecretCA {
 	t.Helper()
-	root := fixtures.Certificate(t, "kplane test mesh root", nil, true, nil)
-	inter := fixtures.Certificate(t, "kplane test mesh intermediate", nil, true, root)
+	root := pki.Certificate(t, "kplane test mesh root", nil, true, nil)
+	inter := pki.Certificate(t, "kplane test mesh intermediate", nil, true, root)
 	key, err := inter.KeyPEM()
 	require.NoError(t, err)
 	return &mesh.SecretCA{RootCert: pulumi.String(root.PEM), CertChain: pulumi.String(string(inter.PEM) + string(root.PEM)),

@@ -13,8 +13,8 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/wellknown"
-	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/internal/automation"
+	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )

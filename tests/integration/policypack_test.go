@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/internal/automation"
+	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )

@@ -19,12 +19,13 @@ import (
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/vaultapi"
 )
 
 // TestVaultBootstrapAndRotation: the component's Vault route end to end, with the Job's own
 // commands (kplane-vault bootstrap and rotate, run here as processes since no pod runs) and the
 // official Vault API client, against the real API server for every identity check. Vault cannot
-// run here (see fixtures.VaultAPI), so a stand-in of its HTTP API answers.
+// run here (see vaultapi.Server), so a stand-in of its HTTP API answers.
 // Shown: the bootstrap configures the auth method, KV v2, policies and roles from the plan the
 // component stored in the cluster, and a second run changes nothing; a service reads its own
 // path and not its neighbour's, and cannot log in as another role; the rotation CronJob's command
@@ -36,7 +37,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 	eso := "github.com/external-secrets/external-secrets@" + pinned(t, "EXTERNAL_SECRETS_VERSION")
 	upstreamCRD(t, c, eso, "config/crds/bases/external-secrets.io_secretstores.yaml")
 	upstreamCRD(t, c, eso, "config/crds/bases/external-secrets.io_externalsecrets.yaml")
-	v := fixtures.NewVaultAPI()
+	v := vaultapi.New()
 	t.Cleanup(v.Close)
 	clusterCA, err := os.ReadFile(filepath.Join(c.Dir, "pki", "ca.crt"))
 	require.NoError(t, err)
@@ -148,7 +149,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 	require.NoError(t, err)
 }
 
-func vaultClient(t *testing.T, v *fixtures.VaultAPI, token string) *vault.Client {
+func vaultClient(t *testing.T, v *vaultapi.Server, token string) *vault.Client {
 	t.Helper()
 	cfg := vault.DefaultConfig()
 	cfg.Address = v.URL

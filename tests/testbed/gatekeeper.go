@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/tests/testbed/pki"
 )
 
 // Gatekeeper is the real Gatekeeper manager (from the tool cache) run against a test-bed
@@ -34,11 +34,11 @@ func NewGatekeeper(dir string) (*Gatekeeper, error) {
 	if err != nil {
 		return nil, err
 	}
-	ca, err := fixtures.Issue("kplane test webhook CA", nil, true, nil)
+	ca, err := pki.Issue("kplane test webhook CA", nil, true, nil)
 	if err != nil {
 		return nil, err
 	}
-	serving, err := fixtures.Issue("gatekeeper-webhook", nil, false, ca, net.ParseIP("127.0.0.1"))
+	serving, err := pki.Issue("gatekeeper-webhook", nil, false, ca, net.ParseIP("127.0.0.1"))
 	if err != nil {
 		return nil, err
 	}

@@ -25,8 +25,8 @@ import (
 
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/components/identity/realmsync"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
+	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
 
 // state is what a started identity keeps on disk (0600: it holds the local admin passwords).
@@ -176,7 +176,7 @@ func startServices(ctx context.Context, dir string, a identity.Args) (*state, er
 		}
 		var port int
 		fmt.Sscan(u.Port(), &port)
-		ldap, err := testbed.StartLDAPWith(ctx, filepath.Join(dir, "ldap"), base, fixtures.Org(base, a.Teams[0].Name, a.Teams[min(1, len(a.Teams)-1)].Name),
+		ldap, err := testbed.StartLDAPWith(ctx, filepath.Join(dir, "ldap"), base, identitydemo.Org(base, a.Teams[0].Name, a.Teams[min(1, len(a.Teams)-1)].Name),
 			testbed.ServiceOptions{Port: port, Detached: true})
 		if err != nil {
 			return nil, err
