@@ -34,9 +34,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kplane/kplane/components/fleetmember/rollout"
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/stacks/fleet"
-	"github.com/kplane/kplane/internal/automation"
 )
 
 const usage = `usage: kplane-fleet up|health|rollout|run|down --env ENV [flags] (kplane-fleet <command> -h for the flags)

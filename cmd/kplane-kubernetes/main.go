@@ -12,7 +12,7 @@ package main
 
 import (
 	"github.com/kplane/kplane/internal/cli"
-	"github.com/kplane/kplane/policies/kubernetes"
+	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -20,7 +20,7 @@ const usage = "usage: kplane-kubernetes ENGINE-ADDRESS (a policy pack: pulumi pr
 
 func main() {
 	cli.Main("kplane-kubernetes", usage, func([]string) error {
-		p, err := kubernetes.Pack()
+		p, err := policies.Pack()
 		if err != nil {
 			return err
 		}

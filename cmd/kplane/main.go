@@ -25,10 +25,10 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/stacks/platform"
-	"github.com/kplane/kplane/internal/automation"
 )
 
 const usage = `usage: kplane <preview|up|refresh|down> --env NAME [--kubeconfig PATH] [flags] (kplane <command> -h for the flags)

@@ -17,7 +17,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
-	"github.com/kplane/kplane/policies/kubernetes"
+	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/policies/report"
 )
@@ -77,7 +77,7 @@ func checkPackConfig(path string) error {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return fmt.Errorf("--policy-pack-config %s: not a JSON object of policy -> level: %v", path, err)
 	}
-	k8s, err := kubernetes.Pack()
+	k8s, err := policies.Pack()
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func readCoverage(path string) []string {
 // the cluster behind kubeconfig (if given) and the admission exceptions of security (the
 // environment's kplane:security, JSON).
 func writeReport(dir, env, lang, kubeconfig, security string, findings []report.Finding, applied []string) error {
-	k8s, err := kubernetes.Pack()
+	k8s, err := policies.Pack()
 	if err != nil {
 		return err
 	}

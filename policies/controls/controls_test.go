@@ -9,6 +9,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/kubernetes"
 )
 
@@ -53,7 +54,7 @@ func TestEveryReferenceExists(t *testing.T) {
 	}
 	pack, err := kubernetes.WorkloadPolicies(args)
 	require.NoError(t, err)
-	full, err := kubernetes.Pack()
+	full, err := policies.Pack()
 	require.NoError(t, err)
 	for _, p := range append(pack, full.Policies...) {
 		for _, ref := range p.Controls {

@@ -11,12 +11,12 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
-	"github.com/kplane/kplane/policies/kubernetes"
+	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/pack"
 )
 
 func build(t *testing.T, lang string, findings []Finding) *Report {
-	p, err := kubernetes.Pack()
+	p, err := policies.Pack()
 	require.NoError(t, err)
 	r, err := Build("staging", lang, []*pack.Pack{p}, findings, nil, nil, time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
 	require.NoError(t, err)
@@ -95,7 +95,7 @@ func TestNodeResults(t *testing.T) {
 
 // TestNotApplied: a policy with nothing to judge in the stack does not pass its controls.
 func TestNotApplied(t *testing.T) {
-	p, err := kubernetes.Pack()
+	p, err := policies.Pack()
 	require.NoError(t, err)
 	var applied []string
 	for _, pol := range p.Policies {

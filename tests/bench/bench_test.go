@@ -18,8 +18,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
 
-	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/internal/automation"
+	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/tests/testbed"
 )
 

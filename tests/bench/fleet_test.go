@@ -12,8 +12,8 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
 	"github.com/kplane/kplane/components/fleetmember/rollout"
-	"github.com/kplane/kplane/stacks/fleet"
 	"github.com/kplane/kplane/internal/automation"
+	"github.com/kplane/kplane/stacks/fleet"
 	"github.com/kplane/kplane/tests/testbed"
 )
 

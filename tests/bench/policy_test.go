@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/fixture"
-	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/tests/fixtures"
 )
@@ -17,7 +17,7 @@ import (
 // RPC): 800 Deployments and 200 platform objects (the policy fixtures' compliant namespaces,
 // realms, backups, routes, roles) judged by the stack policies too.
 func BenchmarkPolicyPack(b *testing.B) {
-	p, err := kubernetes.Pack()
+	p, err := policies.Pack()
 	if err != nil {
 		b.Fatal(err)
 	}

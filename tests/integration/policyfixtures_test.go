@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/fixture"
-	k8spolicies "github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -41,7 +41,7 @@ func TestPolicyFixturesPreview(t *testing.T) {
 	upstreamCRD(t, c, kong, "railgun/config/crd/bases/configuration.konghq.com_kongclusterplugins.yaml")
 	packBin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-kubernetes")
 
-	p, err := k8spolicies.Pack()
+	p, err := policies.Pack()
 	require.NoError(t, err)
 	stackPolicy := map[string]bool{}
 	for _, pol := range p.Policies {

@@ -1,4 +1,4 @@
-package kubernetes
+package policies
 
 import (
 	"slices"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/fixture"
+	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/tests/fixtures"
 )
@@ -20,14 +21,14 @@ import (
 func TestPolicyFixtures(t *testing.T) {
 	p, err := Pack()
 	require.NoError(t, err)
-	cases, err := fixture.Load("../testdata")
+	cases, err := fixture.Load("testdata")
 	require.NoError(t, err)
 	byPolicy := map[string]fixture.Case{}
 	for _, c := range cases {
 		byPolicy[c.Policy] = c
 	}
 
-	workload, err := WorkloadPolicies(&hardenedcluster.Args{})
+	workload, err := kubernetes.WorkloadPolicies(&hardenedcluster.Args{})
 	require.NoError(t, err)
 	var covered []string
 	for _, v := range fixtures.Violations() {
