@@ -9,10 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/policies/fixture"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
-	"github.com/kplane/kplane/tests/fixtures"
 )
 
 // TestPolicyFixtures: every policy of the pack has a compliant and a violating fixture. The
@@ -31,7 +31,7 @@ func TestPolicyFixtures(t *testing.T) {
 	workload, err := kubernetes.WorkloadPolicies(&hardenedcluster.Args{})
 	require.NoError(t, err)
 	var covered []string
-	for _, v := range fixtures.Violations() {
+	for _, v := range rules.Samples() {
 		covered = append(covered, v.Policy)
 	}
 	for _, pol := range p.Policies {

@@ -12,11 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func policyNames(ps []policyDef) []string {
+func policyNames(ps []rules.Policy) []string {
 	var names []string
 	for _, p := range ps {
 		names = append(names, p.Name)
@@ -30,7 +31,7 @@ func TestPolicySelection(t *testing.T) {
 	assert.Contains(t, names, "kplane-image-digest", "digests are required by default")
 	assert.NotContains(t, names, "kplane-allowed-registries", "no registries given: no registry policy")
 	assert.NotContains(t, names, "kplane-allowed-namespaces", "no teams: no namespace allow-list")
-	assert.Len(t, names, len(catalog())+1)
+	assert.Len(t, names, len(rules.All())-2)
 
 	a = &Args{
 		Teams:     []Team{{Name: "web", Namespaces: []string{"web"}}},
@@ -154,12 +155,7 @@ func TestRenderedPolicies(t *testing.T) {
 	}
 	var out []rendered
 	for _, p := range a.policies() {
-		r := rendered{Name: p.Name, Description: p.Description, Controls: p.Controls}
-		for _, v := range p.Validations {
-			expr, msg := p.celExpression(v, literals)
-			r.Validations = append(r.Validations, [2]string{expr, msg})
-		}
-		out = append(out, r)
+		out = append(out, rendered{Name: p.Name, Description: p.Description, Controls: p.Controls, Validations: p.CEL(rules.Literals)})
 	}
 	got, err := json.MarshalIndent(out, "", "  ")
 	require.NoError(t, err)

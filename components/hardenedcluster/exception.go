@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 )
 
 // DefaultMaxExceptionDays caps an exception's lifetime unless MaxExceptionDays says otherwise.
@@ -57,10 +59,10 @@ func (e Exception) namePatterns() (name, generateName string) {
 
 // exceptionCondition is a CEL match condition that is false for the excepted workload.
 func (e Exception) exceptionCondition() string {
-	cond := "request.namespace == " + celString(e.Namespace)
+	cond := "request.namespace == " + rules.CELString(e.Namespace)
 	if e.Workload != "" {
 		name, generated := e.namePatterns()
-		cond += " && (object.metadata.name.matches(" + celString(name) + ") || (has(object.metadata.generateName) && object.metadata.generateName.matches(" + celString(generated) + ")))"
+		cond += " && (object.metadata.name.matches(" + rules.CELString(name) + ") || (has(object.metadata.generateName) && object.metadata.generateName.matches(" + rules.CELString(generated) + ")))"
 	}
 	return "!(" + cond + ")"
 }

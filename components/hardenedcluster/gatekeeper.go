@@ -2,7 +2,6 @@ package hardenedcluster
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/internal/k8sobj"
@@ -83,15 +83,14 @@ func templateKind(policy string) string {
 }
 
 // gatekeeperTemplate renders one policy as a ConstraintTemplate (templates.gatekeeper.sh/v1).
-func gatekeeperTemplate(p policyDef) map[string]any {
+func gatekeeperTemplate(p rules.Policy) map[string]any {
 	variables := []any{}
-	for _, v := range append(append([][2]string{}, celVariables...), gatekeeperVariables...) {
+	for _, v := range slices.Concat(rules.Variables, gatekeeperVariables) {
 		variables = append(variables, map[string]any{"name": v[0], "expression": v[1]})
 	}
 	validations := []any{}
-	for _, r := range p.Validations {
-		expr, msg := p.celExpression(r, constraintParams)
-		validations = append(validations, map[string]any{"expression": "variables.excepted || variables.unchanged || (" + expr + ")", "messageExpression": msg})
+	for _, v := range p.CEL(rules.ConstraintParams) {
+		validations = append(validations, map[string]any{"expression": "variables.excepted || variables.unchanged || (" + v[0] + ")", "messageExpression": v[1]})
 	}
 	stringList := map[string]any{"type": "array", "items": map[string]any{"type": "string"}}
 	properties := map[string]any{"exceptions": map[string]any{"type": "array", "items": map[string]any{
@@ -102,7 +101,7 @@ func gatekeeperTemplate(p policyDef) map[string]any {
 			"reason": map[string]any{"type": "string"}, "expires": map[string]any{"type": "string"},
 		},
 	}}}
-	for name := range p.Params {
+	for _, name := range p.Params {
 		properties[name] = stringList
 	}
 	kind := templateKind(p.Name)
@@ -135,7 +134,7 @@ func gatekeeperTemplate(p policyDef) map[string]any {
 
 // gatekeeperConstraint renders the constraint of a policy for these arguments: its parameters
 // and the exceptions in force at now (with reason and expiry, so they stay listed).
-func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
+func (a *Args) gatekeeperConstraint(p rules.Policy, now time.Time) map[string]any {
 	excluded := []any{}
 	for _, ns := range a.ExemptNamespacesFor(p.Name) {
 		excluded = append(excluded, ns)
@@ -145,8 +144,8 @@ func (a *Args) gatekeeperConstraint(p policyDef, now time.Time) map[string]any {
 		action = "warn"
 	}
 	params := map[string]any{}
-	for _, name := range slices.Sorted(maps.Keys(p.Params)) {
-		params[name] = anymap.Of(p.Params[name])
+	for _, name := range p.Params {
+		params[name] = anymap.Of(p.Values[name])
 	}
 	active, expired := a.activeExceptions(p.Name, now)
 	exceptions := []any{}

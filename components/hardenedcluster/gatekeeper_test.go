@@ -1,6 +1,7 @@
 package hardenedcluster
 
 import (
+	"cmp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/fixtures"
 )
 
@@ -40,15 +42,8 @@ func gatekeeperLibrary(t *testing.T) map[string][]byte {
 	put := func(path string, v any) {
 		b, err := yaml.Marshal(v)
 		require.NoError(t, err)
-		files[path] = append([]byte("# Generated from components/hardenedcluster by `go test -update`; do not edit.\n"), b...)
+		files[path] = append([]byte("# Generated from components/hardenedcluster/rules by `go test -update`; do not edit.\n"), b...)
 	}
-	violations := map[string][]fixtures.Violation{}
-	for _, v := range fixtures.Violations() {
-		violations[v.Policy] = append(violations[v.Policy], v)
-	}
-	// Where a workload runs is not a pod-spec change: the allowed-namespaces sample.
-	violations["kplane-allowed-namespaces"] = []fixtures.Violation{{Name: "outside-team-namespaces", Policy: "kplane-allowed-namespaces",
-		Mutate: func(map[string]any) {}, Want: "namespace elsewhere: not a team namespace (CIS 5.6.4); deploy into one of apps"}}
 	a := libraryArgs()
 	for _, p := range a.policies() {
 		dir := p.Name
@@ -66,21 +61,17 @@ func gatekeeperLibrary(t *testing.T) map[string][]byte {
 			put(dir+"/samples/"+name+".yaml", obj)
 			cases = append(cases, map[string]any{"name": name, "object": "samples/" + name + ".yaml", "assertions": []any{assertion}})
 		}
-		sample("allowed-pod", "apps", fixtures.GoodPodSpec(), map[string]any{"violations": "no"})
-		sample("allowed-deployment", "apps", fixtures.GoodPodSpec(), map[string]any{"violations": "no"})
-		require.NotEmpty(t, violations[p.Name], "policy %s has no disallowed fixture in tests/fixtures", p.Name)
-		for _, v := range violations[p.Name] {
-			spec, ns := fixtures.GoodPodSpec(), "apps"
-			if p.Name == "kplane-allowed-namespaces" {
-				ns = "elsewhere"
-			}
+		sample("allowed-pod", "apps", rules.GoodPodSpec(), map[string]any{"violations": "no"})
+		sample("allowed-deployment", "apps", rules.GoodPodSpec(), map[string]any{"violations": "no"})
+		for _, v := range p.Samples {
+			spec, ns := rules.GoodPodSpec(), cmp.Or(v.Namespace, "apps")
 			v.Mutate(spec)
 			sample(v.Name, ns, spec, map[string]any{"violations": 1, "message": regexp.QuoteMeta(p.Name + ": " + v.Want)}, v.Annotations)
 		}
-		if p.Name != "kplane-allowed-namespaces" { // an exception names a team namespace
-			spec := fixtures.GoodPodSpec()
-			violations[p.Name][0].Mutate(spec)
-			sample("legacy-excepted", "apps", spec, map[string]any{"violations": "no"}, violations[p.Name][0].Annotations)
+		if first := p.Samples[0]; first.Namespace == "" { // an exception names a team namespace
+			spec := rules.GoodPodSpec()
+			first.Mutate(spec)
+			sample("legacy-excepted", "apps", spec, map[string]any{"violations": "no"}, first.Annotations)
 		}
 		put(dir+"/suite.yaml", map[string]any{
 			"apiVersion": "test.gatekeeper.sh/v1alpha1", "kind": "Suite", "metadata": map[string]any{"name": p.Name},

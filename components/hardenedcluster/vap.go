@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	admissionv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/admissionregistration/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -55,7 +56,7 @@ func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ..
 		actions = []string{"Warn", "Audit"}
 	}
 	variables := admissionv1.VariableArray{}
-	for _, v := range celVariables {
+	for _, v := range rules.Variables {
 		variables = append(variables, admissionv1.VariableArgs{Name: pulumi.String(v[0]), Expression: pulumi.String(v[1])})
 	}
 	var names []string
@@ -69,10 +70,9 @@ func newVAP(ctx *pulumi.Context, name string, args *Args, now time.Time, opts ..
 			})
 		}
 		validations := admissionv1.ValidationArray{}
-		for _, r := range p.Validations {
-			expr, msg := p.celExpression(r, literals)
+		for _, v := range p.CEL(rules.Literals) {
 			validations = append(validations, admissionv1.ValidationArgs{
-				Expression: pulumi.String(expr), MessageExpression: pulumi.String(msg), Reason: pulumi.String("Forbidden"),
+				Expression: pulumi.String(v[0]), MessageExpression: pulumi.String(v[1]), Reason: pulumi.String("Forbidden"),
 			})
 		}
 		listed, err := json.Marshal(active)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -47,7 +48,7 @@ func strs(v resource.PropertyValue) []string {
 
 func TestAdmissionGraphDefaults(t *testing.T) {
 	policies, bindings := admissionResources(t, &Args{})
-	assert.Len(t, policies, len(catalog())+1, "catalog + image digest")
+	assert.Len(t, policies, len(rules.All())-2, "catalog + image digest")
 	require.Len(t, bindings, len(policies), "one binding per policy")
 	for _, b := range bindings {
 		spec := b.Inputs["spec"].ObjectValue()
@@ -60,7 +61,7 @@ func TestAdmissionGraphDefaults(t *testing.T) {
 	spec := p.Inputs["spec"].ObjectValue()
 	assert.Equal(t, "Fail", spec["failurePolicy"].StringValue(), "fail closed")
 	assert.Len(t, spec["matchConditions"].ArrayValue(), 1, "only the spec-changed condition without exceptions")
-	assert.Len(t, spec["variables"].ArrayValue(), len(celVariables))
+	assert.Len(t, spec["variables"].ArrayValue(), len(rules.Variables))
 	assert.Equal(t, "CIS 5.2.2, KISA Master-12, PSS baseline", p.Inputs["metadata"].ObjectValue()["annotations"].ObjectValue()[wellknown.ControlsAnnotation].StringValue())
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/tests/fixtures"
 )
@@ -42,7 +43,7 @@ func TestPodSecurityConformance(t *testing.T) {
 		}
 		allowed := fixtures.PodSecurityPlatformOnly
 		if level == "baseline" {
-			allowed = append(slices.Clone(allowed), hardenedcluster.RestrictedOnly...)
+			allowed = append(slices.Clone(allowed), rules.RestrictedOnly()...)
 		}
 		for name, pod := range fixturesOf(level, "pass") {
 			n++

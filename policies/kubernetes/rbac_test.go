@@ -5,8 +5,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/policies/pack"
-	"github.com/kplane/kplane/tests/fixtures"
 )
 
 func role(kind string, rules ...map[string]any) pack.Resource {
@@ -60,10 +60,10 @@ func TestRBACPolicies(t *testing.T) {
 	assert.Equal(t, pack.Advisory, got[0].Level, "an upstream chart's objects are reported, not blocking")
 	assert.Contains(t, got[0].Message, "upstream Helm chart")
 
-	limited := fixtures.GoodPodSpec()
-	fixtures.Container(limited)["resources"] = map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}, "limits": map[string]any{"memory": "64Mi"}}
+	limited := rules.GoodPodSpec()
+	rules.Container(limited)["resources"] = map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "32Mi"}, "limits": map[string]any{"memory": "64Mi"}}
 	assert.Empty(t, names(resource(t, "Deployment", "apps", "web", limited)))
 	assert.Equal(t, []string{"kplane-resource-limits: Deployment web container app: resources.requests.cpu/memory and limits.memory must be set"},
-		names(resource(t, "Deployment", "apps", "web", fixtures.GoodPodSpec())))
-	assert.Len(t, names(resource(t, "CronJob", "apps", "nightly", fixtures.GoodPodSpec())), 1, "CronJobs' containers too")
+		names(resource(t, "Deployment", "apps", "web", rules.GoodPodSpec())))
+	assert.Len(t, names(resource(t, "CronJob", "apps", "nightly", rules.GoodPodSpec())), 1, "CronJobs' containers too")
 }

@@ -24,29 +24,6 @@ var workloadKinds = map[string]bool{
 	"kubernetes:apps/v1:DaemonSet": true, "kubernetes:batch/v1:Job": true, "kubernetes:batch/v1:CronJob": true,
 }
 
-// korean are the policies' descriptions and remediations in Korean.
-var korean = map[string][2]string{
-	"kplane-no-privileged":        {"컨테이너는 특권(privileged) 모드로 실행할 수 없습니다", "securityContext.privileged를 제거하거나 false로 설정하십시오"},
-	"kplane-host-namespaces":      {"파드는 호스트의 네트워크·PID·IPC 네임스페이스를 공유할 수 없습니다", "hostNetwork, hostPID, hostIPC를 제거하고 Service로 포트를 노출하십시오"},
-	"kplane-host-path":            {"파드는 호스트 경로(hostPath)를 마운트할 수 없습니다", "PersistentVolumeClaim, emptyDir, configMap 또는 secret 볼륨을 사용하십시오"},
-	"kplane-host-ports":           {"컨테이너는 호스트 포트를 사용할 수 없습니다", "hostPort를 제거하고 Service로 노출하십시오"},
-	"kplane-privilege-escalation": {"컨테이너는 권한 상승을 명시적으로 금지해야 합니다", "securityContext.allowPrivilegeEscalation: false를 설정하십시오"},
-	"kplane-run-as-non-root":      {"컨테이너는 root가 아닌 사용자로 실행해야 합니다(명시적 선언)", "runAsNonRoot: true와 0이 아닌 runAsUser를 설정하십시오"},
-	"kplane-read-only-root":       {"컨테이너의 루트 파일시스템은 읽기 전용이어야 합니다", "readOnlyRootFilesystem: true를 설정하고 쓰기 경로에 emptyDir를 마운트하십시오"},
-	"kplane-capabilities":         {"컨테이너는 모든 커널 권한(capabilities)을 제거하고 NET_BIND_SERVICE만 추가할 수 있습니다", "capabilities.drop: [ALL]을 설정하고 다른 추가 권한을 제거하십시오"},
-	"kplane-seccomp":              {"seccomp 프로파일은 RuntimeDefault 또는 Localhost여야 합니다", "securityContext.seccompProfile.type: RuntimeDefault를 설정하십시오"},
-	"kplane-apparmor":             {"AppArmor 프로파일은 RuntimeDefault 또는 Localhost여야 합니다", "appArmorProfile의 Unconfined를 제거하십시오"},
-	"kplane-selinux":              {"SELinux 옵션은 컨테이너 유형만 허용하며 user·role을 지정할 수 없습니다", "seLinuxOptions의 type을 container_t 등으로 하고 user·role을 제거하십시오"},
-	"kplane-proc-mount":           {"컨테이너는 기본 /proc 마운트를 유지해야 합니다", "procMount를 제거하거나 Default로 설정하십시오"},
-	"kplane-sysctls":              {"파드는 안전한 네임스페이스 sysctl만 설정할 수 있습니다", "허용 목록에 없는 sysctl을 제거하십시오"},
-	"kplane-host-process":         {"Windows HostProcess 컨테이너는 허용되지 않습니다", "windowsOptions.hostProcess를 제거하십시오"},
-	"kplane-probe-host":           {"프로브와 라이프사이클 핸들러는 다른 호스트를 대상으로 할 수 없습니다", "httpGet.host와 tcpSocket.host를 제거하십시오"},
-	"kplane-volume-types":         {"파드는 restricted 프로파일이 허용하는 볼륨 유형만 사용할 수 있습니다", "스토리지에는 PersistentVolumeClaim을 사용하십시오"},
-	"kplane-image-digest":         {"이미지는 다이제스트(@sha256)로 고정해야 합니다", "이미지를 name@sha256:... 형식으로 참조하십시오"},
-	"kplane-allowed-registries":   {"이미지는 허용된 레지스트리에서만 가져올 수 있습니다", "이미지를 허용된 레지스트리에 올리고 그곳에서 참조하십시오"},
-	"kplane-allowed-namespaces":   {"워크로드는 팀 네임스페이스에서만 실행할 수 있습니다", "팀 네임스페이스에 배포하거나 네임스페이스를 팀에 추가하십시오"},
-}
-
 type program struct {
 	variables []struct {
 		name string
@@ -107,10 +84,9 @@ func WorkloadPolicies(args *hardenedcluster.Args) ([]pack.Policy, error) {
 			}
 			return p, nil
 		})
-		ko := korean[cp.Name]
 		policies = append(policies, pack.Policy{
-			Name: cp.Name, Description: cp.Description, DescriptionKo: ko[0], RemediationKo: ko[1],
-			Remediation: "change the field the message names as it says; the hardened cluster refuses the same workload at admission",
+			Name: cp.Name, Description: cp.Description, DescriptionKo: cp.DescriptionKo,
+			Remediation: cp.Remediation + " (the hardened cluster refuses the same workload at admission)", RemediationKo: cp.RemediationKo,
 			Enforcement: pack.Mandatory, Controls: controls(cp.Controls),
 			Check: func(r pack.Resource) []string {
 				p, err := compiled()

@@ -1,6 +1,7 @@
 package kubernetes
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/policies/pack"
 	"github.com/kplane/kplane/tests/fixtures"
 )
@@ -47,12 +49,12 @@ func testPack(t *testing.T) *pack.Pack {
 func TestWorkloadPolicies(t *testing.T) {
 	p := testPack(t)
 	for _, kind := range []string{"Pod", "Deployment", "StatefulSet", "DaemonSet", "CronJob"} {
-		assert.Empty(t, p.Evaluate(resource(t, kind, "apps", "good", fixtures.GoodPodSpec()), nil), kind)
+		assert.Empty(t, p.Evaluate(resource(t, kind, "apps", "good", rules.GoodPodSpec()), nil), kind)
 	}
-	for _, v := range fixtures.Violations() {
-		spec := fixtures.GoodPodSpec()
+	for _, v := range rules.Samples() {
+		spec := rules.GoodPodSpec()
 		v.Mutate(spec)
-		r := resource(t, "Deployment", "apps", v.Name, spec)
+		r := resource(t, "Deployment", cmp.Or(v.Namespace, "apps"), v.Name, spec)
 		fixtures.Annotate(r.Props, v.Annotations)
 		got := p.Evaluate(r, nil)
 		var msgs []string
@@ -61,7 +63,7 @@ func TestWorkloadPolicies(t *testing.T) {
 		}
 		assert.Contains(t, strings.Join(msgs, "\n"), v.Policy+": "+v.Want, v.Name)
 	}
-	stray := p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), nil)
+	stray := p.Evaluate(resource(t, "Deployment", "default", "stray", rules.GoodPodSpec()), nil)
 	require.Len(t, stray, 1)
 	assert.Contains(t, stray[0].Message, "kplane-allowed-namespaces: namespace default: not a team namespace")
 	assert.Equal(t, pack.Mandatory, stray[0].Level)
@@ -69,19 +71,19 @@ func TestWorkloadPolicies(t *testing.T) {
 	assert.Empty(t, p.Evaluate(resource(t, "CronJob", hardenedcluster.NodeCheckNamespace, "node-check-general", map[string]any{"hostPID": false,
 		"volumes": []any{map[string]any{"name": "etc", "hostPath": map[string]any{"path": "/etc"}}}, "containers": []any{}}), nil), "the node checks' namespace")
 
-	advisory := p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Advisory})
+	advisory := p.Evaluate(resource(t, "Deployment", "default", "stray", rules.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Advisory})
 	assert.Equal(t, pack.Advisory, advisory[0].Level, "the pack configuration sets the level")
-	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "default", "stray", fixtures.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Disabled}))
+	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "default", "stray", rules.GoodPodSpec()), map[string]pack.Enforcement{"kplane-allowed-namespaces": pack.Disabled}))
 }
 
 // TestNullFields: a field set to null is absent, as the API server decodes it (the pack sees
 // declared inputs, which may carry nulls).
 func TestNullFields(t *testing.T) {
 	p := testPack(t)
-	spec := fixtures.GoodPodSpec()
-	fixtures.SC(spec)["procMount"] = nil
-	fixtures.SC(spec)["seLinuxOptions"] = nil
-	fixtures.PodSC(spec)["appArmorProfile"] = nil
+	spec := rules.GoodPodSpec()
+	rules.SC(spec)["procMount"] = nil
+	rules.SC(spec)["seLinuxOptions"] = nil
+	rules.PodSC(spec)["appArmorProfile"] = nil
 	spec["hostNetwork"] = nil
 	assert.Empty(t, p.Evaluate(resource(t, "Deployment", "apps", "nulls", spec), nil))
 }
@@ -93,10 +95,10 @@ func TestBaselineTeam(t *testing.T) {
 		{Name: "apps", Namespaces: []string{"apps"}}, {Name: "legacy", Namespaces: []string{"legacy"}, PodSecurity: "baseline"}}})
 	require.NoError(t, err)
 	p := &pack.Pack{Name: "t", Version: "0", Policies: policies}
-	spec := fixtures.GoodPodSpec()
+	spec := rules.GoodPodSpec()
 	spec["securityContext"] = map[string]any{}
-	fixtures.SC(spec)["capabilities"] = map[string]any{"add": []any{"CHOWN"}}
-	delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+	rules.SC(spec)["capabilities"] = map[string]any{"add": []any{"CHOWN"}}
+	delete(rules.SC(spec), "allowPrivilegeEscalation")
 	names := func(ns string, spec map[string]any) []string {
 		var out []string
 		for _, v := range p.Evaluate(resource(t, "Deployment", ns, "old", spec), nil) {
@@ -107,6 +109,6 @@ func TestBaselineTeam(t *testing.T) {
 	}
 	assert.Empty(t, names("legacy", spec), "baseline team: the restricted-only rules do not apply")
 	assert.Equal(t, []string{"kplane-capabilities", "kplane-privilege-escalation", "kplane-run-as-non-root", "kplane-seccomp"}, names("apps", spec))
-	fixtures.SC(spec)["privileged"] = true
+	rules.SC(spec)["privileged"] = true
 	assert.Contains(t, names("legacy", spec), "kplane-no-privileged", "baseline still refuses privileged")
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
@@ -90,7 +91,7 @@ func BenchmarkAdmission(b *testing.B) {
 var podGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 
 func benchPod(i int) *unstructured.Unstructured {
-	obj, _, _ := fixtures.Workload("Pod", "bench", fmt.Sprintf("p%d", i), fixtures.GoodPodSpec())
+	obj, _, _ := fixtures.Workload("Pod", "bench", fmt.Sprintf("p%d", i), rules.GoodPodSpec())
 	return &unstructured.Unstructured{Object: obj}
 }
 

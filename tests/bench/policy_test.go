@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/fixture"
 	"github.com/kplane/kplane/policies/pack"
@@ -36,9 +37,9 @@ func BenchmarkPolicyPack(b *testing.B) {
 	}
 	resources := make([]pack.Resource, 800, 1000)
 	for i := range resources {
-		spec := fixtures.GoodPodSpec()
+		spec := rules.GoodPodSpec()
 		if i%10 == 0 {
-			fixtures.SC(spec)["runAsUser"] = int64(0) // one in ten violates
+			rules.SC(spec)["runAsUser"] = int64(0) // one in ten violates
 		}
 		obj, _, _ := fixtures.Workload("Deployment", "apps", fmt.Sprintf("w%d", i), spec)
 		raw, _ := json.Marshal(obj)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/anymap"
 	"github.com/kplane/kplane/tests/fixtures"
@@ -50,7 +51,7 @@ func (b baseline) args() *hardenedcluster.Args {
 	// The CronJob check's privileged job breaks escalation too, by necessity.
 	exceptions = append(exceptions, hardenedcluster.Exception{Policy: "kplane-privilege-escalation", Namespace: b.apps(), Workload: "privileged-nightly",
 		Reason: "test isolation", Owner: "apps", Ticket: "SEC-102", Expires: exceptionEnd()})
-	for _, v := range fixtures.Violations() {
+	for _, v := range rules.Samples() {
 		if v.Also != "" {
 			exceptions = append(exceptions, hardenedcluster.Exception{Policy: v.Also, Namespace: b.apps(), Workload: v.Name, Reason: "test isolation",
 				Owner: "apps", Ticket: "SEC-102", Expires: exceptionEnd()})
@@ -64,7 +65,7 @@ func (b baseline) args() *hardenedcluster.Args {
 			AllowedRegistries: []string{"registry.example.com"},
 			ExemptNamespaces:  []string{b.agents()},
 			Exceptions:        exceptions,
-			ExpiryImage:       "registry.example.com/kplane-admission" + fixtures.Digest,
+			ExpiryImage:       "registry.example.com/kplane-admission" + rules.Digest,
 		},
 	}
 }
@@ -89,9 +90,12 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 	create := func(obj *unstructured.Unstructured, gvr schema.GroupVersionResource, ns string) func() error {
 		return func() error { _, err := dc.Resource(gvr).Namespace(ns).Create(ctx, obj, dryRun); return err }
 	}
-	for _, v := range fixtures.Violations() {
+	for _, v := range rules.Samples() {
+		if v.Namespace != "" {
+			continue // where a workload runs: the namespace cases below
+		}
 		t.Run("denied/"+v.Name, func(t *testing.T) {
-			spec := fixtures.GoodPodSpec()
+			spec := rules.GoodPodSpec()
 			v.Mutate(spec)
 			obj, gvr := workloadObject("Deployment", apps, v.Name, spec)
 			fixtures.Annotate(obj.Object, v.Annotations)
@@ -99,40 +103,40 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 		})
 	}
 	t.Run("denied/expired exception", func(t *testing.T) {
-		spec := fixtures.GoodPodSpec()
-		delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+		spec := rules.GoodPodSpec()
+		delete(rules.SC(spec), "readOnlyRootFilesystem")
 		obj, gvr := workloadObject("Deployment", apps, "old-app", spec)
 		refused(t, create(obj, gvr, apps), "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
 	})
 	t.Run("denied/another workload sharing the excepted name's prefix", func(t *testing.T) {
-		spec := fixtures.GoodPodSpec()
-		delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+		spec := rules.GoodPodSpec()
+		delete(rules.SC(spec), "readOnlyRootFilesystem")
 		obj, gvr := workloadObject("Deployment", apps, "cacheadmin", spec)
 		refused(t, create(obj, gvr, apps), "kplane-read-only-root: container app: securityContext.readOnlyRootFilesystem must be true")
 	})
 	t.Run("denied/cronjob", func(t *testing.T) {
-		spec := fixtures.GoodPodSpec()
-		fixtures.SC(spec)["privileged"] = true
-		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+		spec := rules.GoodPodSpec()
+		rules.SC(spec)["privileged"] = true
+		delete(rules.SC(spec), "allowPrivilegeEscalation")
 		obj, gvr := workloadObject("CronJob", apps, "privileged-nightly", spec)
 		refused(t, create(obj, gvr, apps), "kplane-no-privileged: container app")
 	})
 	t.Run("baseline team", func(t *testing.T) {
 		// Held to baseline, not to restricted's extra rules: admitted without them ...
-		spec := fixtures.GoodPodSpec()
+		spec := rules.GoodPodSpec()
 		spec["securityContext"] = map[string]any{}
-		fixtures.SC(spec)["capabilities"] = map[string]any{"add": []any{"CHOWN"}}
-		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+		rules.SC(spec)["capabilities"] = map[string]any{"add": []any{"CHOWN"}}
+		delete(rules.SC(spec), "allowPrivilegeEscalation")
 		obj, gvr := workloadObject("Deployment", b.legacy(), "old-style", spec)
 		require.Eventually(t, func() bool { return create(obj, gvr, b.legacy())() == nil }, 30*time.Second, 200*time.Millisecond,
 			"a baseline team's workload without restricted's settings is admitted")
 		// ... while baseline's own rules still refuse.
-		fixtures.SC(spec)["privileged"] = true
+		rules.SC(spec)["privileged"] = true
 		privileged, gvr := workloadObject("Deployment", b.legacy(), "old-privileged", spec)
 		refused(t, create(privileged, gvr, b.legacy()), "kplane-no-privileged: container app")
 	})
 	t.Run("denied/outside team namespaces", func(t *testing.T) {
-		obj, gvr := workloadObject("Deployment", "default", "stray", fixtures.GoodPodSpec())
+		obj, gvr := workloadObject("Deployment", "default", "stray", rules.GoodPodSpec())
 		refused(t, create(obj, gvr, "default"), "kplane-allowed-namespaces: namespace default: not a team namespace (CIS 5.6.4); deploy into one of "+apps)
 	})
 
@@ -142,15 +146,15 @@ func (b baseline) check(t *testing.T, dc dynamic.Interface) {
 		{"DaemonSet", b.agents(), "node-agent"}, {"Deployment", apps, "legacy-api"}, {"Deployment", apps, "cache"},
 	}
 	for _, a := range admitted {
-		spec := fixtures.GoodPodSpec()
+		spec := rules.GoodPodSpec()
 		switch a.name {
 		case "node-agent": // an exempt namespace: a privileged host agent is allowed there
-			fixtures.SC(spec)["privileged"] = true
-			delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+			rules.SC(spec)["privileged"] = true
+			delete(rules.SC(spec), "allowPrivilegeEscalation")
 			spec["hostPID"] = true
 			spec["volumes"] = []any{map[string]any{"name": "host", "hostPath": map[string]any{"path": "/var/log"}}}
 		case "legacy-api", "cache": // covered by the active exceptions (legacy-*, cache by its whole name)
-			delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+			delete(rules.SC(spec), "readOnlyRootFilesystem")
 		}
 		obj, gvr := workloadObject(a.kind, a.ns, a.name, spec)
 		_, err := dc.Resource(gvr).Namespace(a.ns).Create(ctx, obj, k8smeta.CreateOptions{})
@@ -219,8 +223,8 @@ func expireExceptions(t *testing.T, c *testbed.Cluster, dc dynamic.Interface, ap
 	args := anymap.Strings(containers[0].(map[string]any)["args"])
 	end, err := time.Parse("2006-01-02", exceptionEnd())
 	require.NoError(t, err)
-	spec := fixtures.GoodPodSpec()
-	delete(fixtures.SC(spec), "readOnlyRootFilesystem")
+	spec := rules.GoodPodSpec()
+	delete(rules.SC(spec), "readOnlyRootFilesystem")
 	obj, gvr := workloadObject("Deployment", apps, "legacy-worker", spec)
 	dryRun := k8smeta.CreateOptions{DryRun: []string{"All"}}
 	_, err = dc.Resource(gvr).Namespace(apps).Create(ctx, obj, dryRun)
@@ -246,7 +250,7 @@ func expireExceptions(t *testing.T, c *testbed.Cluster, dc dynamic.Interface, ap
 func debugRefused(t *testing.T, dc dynamic.Interface, apps string) {
 	t.Helper()
 	ctx := context.Background()
-	target, _ := workloadObject("Pod", apps, "debug-target", fixtures.GoodPodSpec())
+	target, _ := workloadObject("Pod", apps, "debug-target", rules.GoodPodSpec())
 	_, err := dc.Resource(gvrPod).Namespace(apps).Create(ctx, target, k8smeta.CreateOptions{})
 	require.NoError(t, err)
 	refused(t, func() error {
@@ -254,7 +258,7 @@ func debugRefused(t *testing.T, dc dynamic.Interface, apps string) {
 		if err != nil {
 			return err
 		}
-		debugger := map[string]any{"name": "debugger", "image": "registry.example.com/tools" + fixtures.Digest,
+		debugger := map[string]any{"name": "debugger", "image": "registry.example.com/tools" + rules.Digest,
 			"securityContext": map[string]any{"allowPrivilegeEscalation": false, "capabilities": map[string]any{"drop": []any{"ALL"}}}}
 		require.NoError(t, unstructured.SetNestedSlice(live.Object, []any{debugger}, "spec", "ephemeralContainers"))
 		_, err = dc.Resource(gvrPod).Namespace(apps).Update(ctx, live, k8smeta.UpdateOptions{}, "ephemeralcontainers")

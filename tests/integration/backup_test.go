@@ -34,7 +34,7 @@ import (
 	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/backup/inventory"
 	"github.com/kplane/kplane/components/backup/objstore"
-	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -108,7 +108,7 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 			if sd.name == "source" {
 				args.SnapshotLocations = []backup.SnapshotLocation{{Name: "ebs", Region: "ap-northeast-2"}}
 				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h", SnapshotLocations: []string{"ebs"}}}
-				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + fixtures.Digest,
+				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + rules.Digest,
 					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3URL, CredentialsSecret: "drill-credentials",
 					Resources: []string{"shop.example.com/widgets"}},
 					pulumi.Provider(k8s)); err != nil {
@@ -329,7 +329,7 @@ func shop(t *testing.T, ctx context.Context, cs k8sclient.Interface, dyn dynamic
 	_, err = cs.AppsV1().Deployments("shop").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{
 		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-			Containers: []corev1.Container{{Name: "web", Image: "registry.example.com/web" + fixtures.Digest}}}}}}, metav1.CreateOptions{})
+			Containers: []corev1.Container{{Name: "web", Image: "registry.example.com/web" + rules.Digest}}}}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	_, err = cs.CoreV1().Services("shop").Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
 		Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}}}, metav1.CreateOptions{})

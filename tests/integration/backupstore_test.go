@@ -17,7 +17,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/objstore"
-	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -73,7 +73,7 @@ func TestBackupStores(t *testing.T) {
 			return err
 		}
 		if _, err := backup.NewNFSStore(ctx, "nfs-store", &backup.NFSStoreArgs{Server: "nfs.internal.example.com", Path: "/exports/backups",
-			Image: "registry.example.com/seaweedfs" + fixtures.Digest, Bucket: "backups", CredentialsSecret: "nfs-store", TLSSecret: "nfs-store-tls"},
+			Image: "registry.example.com/seaweedfs" + rules.Digest, Bucket: "backups", CredentialsSecret: "nfs-store", TLSSecret: "nfs-store-tls"},
 			pulumi.Provider(k8s)); err != nil {
 			return err
 		}

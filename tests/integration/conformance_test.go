@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -60,7 +61,7 @@ func conformanceCases(t *testing.T, ns string) []conformanceCase {
 				}
 				allowed := fixtures.PodSecurityPlatformOnly
 				if level == "baseline" {
-					allowed = append(slices.Clone(allowed), hardenedcluster.RestrictedOnly...)
+					allowed = append(slices.Clone(allowed), rules.RestrictedOnly()...)
 				}
 				cases = append(cases, conformanceCase{file: file, name: name, pod: pod, pass: outcome == "pass", allowed: allowed})
 			}

@@ -21,8 +21,8 @@ import (
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/csisnap"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -57,7 +57,7 @@ func TestCSISnapshots(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = backup.NewCSISnapshots(ctx, "snap", &backup.CSISnapshotsArgs{Image: "registry.example.com/kplane-backup" + fixtures.Digest,
+		_, err = backup.NewCSISnapshots(ctx, "snap", &backup.CSISnapshotsArgs{Image: "registry.example.com/kplane-backup" + rules.Digest,
 			Class:    &backup.SnapshotClass{Name: "csi-snapshots", Driver: "ebs.csi.aws.com"},
 			Policies: []backup.SnapshotPolicy{{Policy: policy, Schedule: "30 2 * * *"}}}, pulumi.Provider(k8s))
 		return err

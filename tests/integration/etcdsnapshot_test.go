@@ -20,7 +20,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/backup/etcdsnapshot"
-	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -139,7 +139,7 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = backup.NewEtcdSnapshots(ctx, "etcd", &backup.EtcdSnapshotsArgs{Image: "registry.example.com/kplane-etcd-snapshot" + fixtures.Digest,
+		_, err = backup.NewEtcdSnapshots(ctx, "etcd", &backup.EtcdSnapshotsArgs{Image: "registry.example.com/kplane-etcd-snapshot" + rules.Digest,
 			Bucket: "backups", CredentialsSecret: "etcd-backup", S3Endpoint: "https://s3.internal.example.com"}, pulumi.Provider(k8s))
 		return err
 	}, nil, t.TempDir())

@@ -30,8 +30,8 @@ import (
 
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -88,7 +88,7 @@ spec:
       securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
       containers:
         - name: agent
-          image: registry.example.com/platform-agent` + fixtures.Digest + `
+          image: registry.example.com/platform-agent` + rules.Digest + `
           args: ["--log-level={{ .Values.logLevel }}"]
           securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
 ---
@@ -200,7 +200,7 @@ func TestFleet(t *testing.T) {
 	labels := map[string]string{"app": "agent"}
 	_, err = cs2.AppsV1().Deployments("kplane-system").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Spec: appsv1.DeploymentSpec{
 		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.example.com/agent" + fixtures.Digest}}}}}}, metav1.CreateOptions{})
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.example.com/agent" + rules.Digest}}}}}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	start := time.Now()
 	out, err = fleet("run", "--batch", "2")

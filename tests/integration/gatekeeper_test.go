@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -46,7 +46,7 @@ func TestGatekeeperEnforces(t *testing.T) {
 	})
 
 	// A workload that predates the policies, outside the team namespaces: audit must find it.
-	stray, gvr := workloadObject("Deployment", "default", "predates-policies", fixtures.GoodPodSpec())
+	stray, gvr := workloadObject("Deployment", "default", "predates-policies", rules.GoodPodSpec())
 	_, err = dc.Resource(gvr).Namespace("default").Create(ctx, stray, k8smeta.CreateOptions{})
 	require.NoError(t, err)
 

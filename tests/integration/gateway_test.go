@@ -18,7 +18,7 @@ import (
 
 	"github.com/kplane/kplane/components/gateway"
 	"github.com/kplane/kplane/components/gateway/catalog"
-	"github.com/kplane/kplane/tests/fixtures"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -41,7 +41,7 @@ func gatewayArgs(t *testing.T, engine, prefix string) gateway.Args {
 				Versions: []gateway.Version{{Version: "1.0", Spec: "asana-1.0.yaml", Upstream: gateway.Upstream{Service: "tasks", Namespace: prefix + "-shop", Port: 80}}}},
 		},
 		Consumers: []gateway.Consumer{{ClientID: "shop-web", Plan: "free", APIs: []string{"petstore", "batch"}}, {ClientID: "partner.acme", Plan: "gold", APIs: []string{"payments"}}},
-		Catalog:   &gateway.Catalog{Image: "registry.example.com/kplane-catalog" + fixtures.Digest, Host: "developers.example.com", SessionKeySecret: "catalog-session"},
+		Catalog:   &gateway.Catalog{Image: "registry.example.com/kplane-catalog" + rules.Digest, Host: "developers.example.com", SessionKeySecret: "catalog-session"},
 		KubeAPI:   &gateway.KubeAPI{Host: "kube.example.com", AllowedCIDRs: []string{"203.0.113.0/24"}},
 	}
 	if engine == "istio" {

@@ -24,9 +24,9 @@ import (
 	k8sclient "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/components/identity/realmsync"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
@@ -124,7 +124,7 @@ func TestIdentityClusterLogin(t *testing.T) {
 	assert.Contains(t, err.Error(), "LDAP federation ldap: bind to "+ldap.URL+" as "+ldap.BindDN+" failed (check the URL and the bind password Secret)")
 	assert.NotContains(t, err.Error(), "not-the-password", "the password never shows")
 	// A cluster whose API server trusts the realm (a KWOK node: up waits for the sync Job).
-	args.Sync = &identity.Sync{Image: "registry.example.com/kplane-realm-sync" + fixtures.Digest, AdminSecret: "keycloak-admin", LDAPSecret: "ldap-bind", IdentityProviderSecret: "idp-secrets"}
+	args.Sync = &identity.Sync{Image: "registry.example.com/kplane-realm-sync" + rules.Digest, AdminSecret: "keycloak-admin", LDAPSecret: "ldap-bind", IdentityProviderSecret: "idp-secrets"}
 	authn, err := identity.AuthenticationConfiguration(args)
 	require.NoError(t, err)
 	authnFile := filepath.Join(t.TempDir(), "authentication.yaml")

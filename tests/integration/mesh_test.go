@@ -21,8 +21,8 @@ import (
 	k8sclient "k8s.io/client-go/kubernetes"
 
 	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/mesh"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 	"github.com/kplane/kplane/tests/testbed/pki"
 )
@@ -35,8 +35,8 @@ func meshArgs(t *testing.T, ca *mesh.SecretCA) mesh.Args {
 	return mesh.Args{
 		BaseChart: addon.Chart{Path: filepath.Join(charts, "base")},
 		CNIChart:  addon.Chart{Path: filepath.Join(charts, "istio-cni")},
-		Revisions: []mesh.Revision{{Name: "1-29-2", PilotImage: "registry.example.com/istio/pilot" + fixtures.Digest,
-			ProxyImage: "registry.example.com/istio/proxyv2" + fixtures.Digest, Chart: addon.Chart{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
+		Revisions: []mesh.Revision{{Name: "1-29-2", PilotImage: "registry.example.com/istio/pilot" + rules.Digest,
+			ProxyImage: "registry.example.com/istio/proxyv2" + rules.Digest, Chart: addon.Chart{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
 		// The gateway's pods get their proxy from istiod's injection webhook, which cannot run
 		// here: its Deployment is applied without waiting for pods.
 		Gateways: []mesh.Gateway{{Name: "ingress", Namespace: "istio-ingress", Chart: addon.Chart{Path: filepath.Join(charts, "gateway")},
@@ -198,7 +198,7 @@ func meshApps(t *testing.T, ctx context.Context, cs k8sclient.Interface) {
 			_, err = cs.AppsV1().Deployments(app.ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: app.name + "-" + v}, Spec: appsv1.DeploymentSpec{
 				Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{ServiceAccountName: app.name,
-					Containers: []corev1.Container{{Name: app.name, Image: "registry.example.com/" + app.name + fixtures.Digest,
+					Containers: []corev1.Container{{Name: app.name, Image: "registry.example.com/" + app.name + rules.Digest,
 						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}}}}}, metav1.CreateOptions{})
 			require.NoError(t, err)
 		}

@@ -22,9 +22,9 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/report"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -41,7 +41,7 @@ func TestNodeChecks(t *testing.T) {
 	s := hardenedStack(t, c, "nodechecks", &hardenedcluster.Args{
 		PodSecurityVersion: "v1.37",
 		NodeChecks: hardenedcluster.NodeCheckArgs{
-			Image: "registry.example.com/kplane-nodecheck" + fixtures.Digest,
+			Image: "registry.example.com/kplane-nodecheck" + rules.Digest,
 			Pools: []hardenedcluster.NodePool{{Name: "general", Nodes: 1}},
 		},
 	}, nil)

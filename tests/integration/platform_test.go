@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/stacks/platform"
@@ -106,11 +107,11 @@ func TestPlatformStack(t *testing.T) {
 // podObject is a pod of the web team's storefront service meeting the baseline, or a
 // privileged one.
 func podObject(name string, privileged bool) *unstructured.Unstructured {
-	spec := fixtures.GoodPodSpec()
+	spec := rules.GoodPodSpec()
 	spec["serviceAccountName"] = "storefront"
 	if privileged {
-		fixtures.SC(spec)["privileged"] = true
-		delete(fixtures.SC(spec), "allowPrivilegeEscalation")
+		rules.SC(spec)["privileged"] = true
+		delete(rules.SC(spec), "allowPrivilegeEscalation")
 	}
 	obj, _, _ := fixtures.Workload("Pod", "web", name, spec)
 	return &unstructured.Unstructured{Object: obj}

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/fixture"
@@ -112,9 +113,9 @@ func TestPolicyFixturesPreview(t *testing.T) {
 	}
 	// (Allowed registries and namespaces take the environment's arguments; the pack's defaults
 	// restrict neither.)
-	violations := slices.DeleteFunc(fixtures.Violations(), func(v fixtures.Violation) bool { return v.Policy == "kplane-allowed-registries" })
+	violations := slices.DeleteFunc(rules.Samples(), func(v rules.Sample) bool { return v.Policy == rules.AllowedRegistries || v.Policy == rules.AllowedNamespaces })
 	for _, v := range violations {
-		spec := fixtures.GoodPodSpec()
+		spec := rules.GoodPodSpec()
 		v.Mutate(spec)
 		obj, _, _ := fixtures.Workload("Deployment", "fx-workloads", v.Name, spec)
 		fixtures.Annotate(obj, v.Annotations)

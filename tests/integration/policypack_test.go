@@ -19,9 +19,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/stacks/platform"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -64,7 +64,7 @@ func TestKubernetesPolicyPack(t *testing.T) {
 						SecurityContext: &corev1.PodSecurityContextArgs{RunAsNonRoot: pulumi.Bool(true), RunAsUser: pulumi.Int(10001),
 							SeccompProfile: &corev1.SeccompProfileArgs{Type: pulumi.String("RuntimeDefault")}},
 						Containers: corev1.ContainerArray{corev1.ContainerArgs{Name: pulumi.String("app"),
-							Image: pulumi.String("registry.example.com/web" + fixtures.Digest), SecurityContext: sc}},
+							Image: pulumi.String("registry.example.com/web" + rules.Digest), SecurityContext: sc}},
 					},
 				},
 			},

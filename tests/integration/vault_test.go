@@ -16,8 +16,8 @@ import (
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
-	"github.com/kplane/kplane/tests/fixtures"
 	"github.com/kplane/kplane/tests/testbed"
 	"github.com/kplane/kplane/tests/testbed/vaultapi"
 )
@@ -51,7 +51,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 			{Name: "reporter", Namespace: "vlt-payments", Secrets: []hardenedcluster.ServiceSecret{{Name: "smtp"}}},
 		},
 		Secrets: hardenedcluster.SecretsArgs{VaultAddress: v.URL, VaultCABundle: string(v.CA), Operator: hardenedcluster.OperatorArgs{External: true}, Bootstrap: &hardenedcluster.VaultBootstrapArgs{
-			Image: "registry.example.com/kplane-vault" + fixtures.Digest, TokenSecret: "vault-admin", KubernetesHost: apiURL, KubernetesCACert: string(clusterCA),
+			Image: "registry.example.com/kplane-vault" + rules.Digest, TokenSecret: "vault-admin", KubernetesHost: apiURL, KubernetesCACert: string(clusterCA),
 		}},
 	}, nil)
 	_, err = s.Up(ctx)
