@@ -13,8 +13,10 @@ import (
 	"github.com/kplane/kplane/components/backup/csisnap"
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/policies/pack"
+	"github.com/kplane/kplane/tests/fixtures"
 )
 
 const ownDigest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -100,4 +102,34 @@ func TestKplaneObjectsPassKplanePolicies(t *testing.T) {
 		assert.Positive(t, kinds[kind], "the components made %s", kind)
 	}
 	t.Logf("%d resources of %d types judged", len(rec.Resources), len(kinds))
+}
+
+// TestPackJudgesByTheStacksArguments: served to a stack whose config holds kplane:security, the
+// pack judges by those arguments (its registries, its exceptions), as the cluster will.
+func TestPackJudgesByTheStacksArguments(t *testing.T) {
+	p, err := Pack()
+	require.NoError(t, err)
+	require.NotNil(t, p.ForStack)
+	spec := rules.GoodPodSpec()
+	rules.Container(spec)["image"] = "docker.io/library/nginx" + rules.Digest
+	obj, _, _ := fixtures.Workload("Deployment", "apps", "web", spec)
+	r := pack.Resource{Type: "kubernetes:apps/v1:Deployment", Name: "web", Props: obj}
+	judged := func(p *pack.Pack) []string {
+		var names []string
+		for _, v := range p.Evaluate(r, nil) {
+			names = append(names, v.Policy.Name)
+		}
+		return names
+	}
+	assert.NotContains(t, judged(p), rules.AllowedRegistries, "the defaults allow every registry")
+
+	stack, err := p.ForStack(map[string]string{SecurityConfig: `{"teams":[{"name":"apps","namespaces":["apps"]}],"admission":{"allowedRegistries":["registry.example.com"]}}`})
+	require.NoError(t, err)
+	assert.Contains(t, judged(stack), rules.AllowedRegistries)
+
+	_, err = p.ForStack(map[string]string{SecurityConfig: `{"admision":{}}`})
+	require.ErrorContains(t, err, `config kplane:security: json: unknown field "admision"`)
+	other, err := p.ForStack(map[string]string{"kplane:environment": "dev"})
+	require.NoError(t, err)
+	assert.NotContains(t, judged(other), rules.AllowedRegistries, "no kplane:security: the defaults")
 }

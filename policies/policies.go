@@ -5,7 +5,10 @@
 package policies
 
 import (
+	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/policies/aws"
@@ -18,7 +21,35 @@ import (
 // the admission baseline, RBAC, resource limits, the platform's guard rails, the platform
 // services (backups, identity realms, mesh mTLS, public routes), and the managed control plane
 // and buckets where they are AWS.
-func Pack() (*pack.Pack, error) { return PackFor(&hardenedcluster.Args{}) }
+// Served by the policy pack, it judges each stack by that stack's own admission arguments
+// (SecurityConfig): the rules, registries, exceptions and exempt namespaces its cluster enforces.
+func Pack() (*pack.Pack, error) {
+	p, err := PackFor(&hardenedcluster.Args{})
+	if err != nil {
+		return nil, err
+	}
+	p.ForStack = forStack
+	return p, nil
+}
+
+// SecurityConfig is the platform stack's config key holding the hardened cluster's arguments.
+const SecurityConfig = "kplane:security"
+
+// forStack is the pack for a stack whose config holds SecurityConfig; a stack without it is
+// judged at the defaults.
+func forStack(config map[string]string) (*pack.Pack, error) {
+	raw, ok := config[SecurityConfig]
+	if !ok {
+		return PackFor(&hardenedcluster.Args{})
+	}
+	var args hardenedcluster.Args
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&args); err != nil {
+		return nil, fmt.Errorf("config %s: %v (see docs/components/hardenedcluster.md for the fields)", SecurityConfig, err)
+	}
+	return PackFor(&args)
+}
 
 // PackFor is the pack whose admission baseline is the one args install (registries,
 // exceptions, exempt namespaces, disabled rules).

@@ -127,6 +127,10 @@ type Pack struct {
 	Name     string
 	Version  string
 	Policies []Policy
+	// ForStack, when set, is the pack for the stack being analysed, built from its config (keys
+	// "project:name", values as the engine passes them). The engine configures the stack before
+	// it asks for the pack's policies, so the stack's pack is the one it reports and applies.
+	ForStack func(config map[string]string) (*Pack, error)
 }
 
 // Validate refuses a pack whose policies are incomplete (every policy must say what it checks,
@@ -242,18 +246,37 @@ func (a *analyzer) Handshake(context.Context, *pulumirpc.AnalyzerHandshakeReques
 	return &pulumirpc.AnalyzerHandshakeResponse{}, nil
 }
 
-func (a *analyzer) ConfigureStack(context.Context, *pulumirpc.AnalyzerStackConfigureRequest) (*pulumirpc.AnalyzerStackConfigureResponse, error) {
+func (a *analyzer) ConfigureStack(_ context.Context, req *pulumirpc.AnalyzerStackConfigureRequest) (*pulumirpc.AnalyzerStackConfigureResponse, error) {
+	p := a.current()
+	if p.ForStack == nil {
+		return &pulumirpc.AnalyzerStackConfigureResponse{}, nil
+	}
+	stack, err := p.ForStack(req.GetConfig())
+	if err != nil {
+		return nil, fmt.Errorf("policy pack %s: stack %s: %w", p.Name, req.GetStack(), err)
+	}
+	a.mu.Lock()
+	a.pack = stack
+	a.mu.Unlock()
 	return &pulumirpc.AnalyzerStackConfigureResponse{}, nil
 }
 
+// current is the pack in force: the stack's once it is configured.
+func (a *analyzer) current() *Pack {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pack
+}
+
 func (a *analyzer) GetPluginInfo(context.Context, *pbempty.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: a.pack.Version}, nil
+	return &pulumirpc.PluginInfo{Version: a.current().Version}, nil
 }
 
 func (a *analyzer) GetAnalyzerInfo(context.Context, *pbempty.Empty) (*pulumirpc.AnalyzerInfo, error) {
-	info := &pulumirpc.AnalyzerInfo{Name: a.pack.Name, DisplayName: a.pack.Name, Version: a.pack.Version, SupportsConfig: true,
+	pack := a.current()
+	info := &pulumirpc.AnalyzerInfo{Name: pack.Name, DisplayName: pack.Name, Version: pack.Version, SupportsConfig: true,
 		InitialConfig: map[string]*pulumirpc.PolicyConfig{}}
-	for _, p := range a.pack.Policies {
+	for _, p := range a.current().Policies {
 		var controls []string
 		for _, c := range p.Controls {
 			controls = append(controls, c.String())
@@ -272,7 +295,7 @@ func (a *analyzer) GetAnalyzerInfo(context.Context, *pbempty.Empty) (*pulumirpc.
 // does not have is an error (a misspelt name must not silently leave a policy at its default).
 func (a *analyzer) Configure(_ context.Context, req *pulumirpc.ConfigureAnalyzerRequest) (*pbempty.Empty, error) {
 	known := map[string]bool{}
-	for _, p := range a.pack.Policies {
+	for _, p := range a.current().Policies {
 		known[p.Name] = true
 	}
 	levels := map[string]Enforcement{}
@@ -281,7 +304,7 @@ func (a *analyzer) Configure(_ context.Context, req *pulumirpc.ConfigureAnalyzer
 			continue
 		}
 		if !known[name] {
-			return nil, fmt.Errorf("policy pack %s configuration: no policy %q; known: %s", a.pack.Name, name, strings.Join(a.names(), ", "))
+			return nil, fmt.Errorf("policy pack %s configuration: no policy %q; known: %s", a.current().Name, name, strings.Join(a.names(), ", "))
 		}
 		switch cfg.GetEnforcementLevel() {
 		case pulumirpc.EnforcementLevel_ADVISORY:
@@ -300,7 +323,7 @@ func (a *analyzer) Configure(_ context.Context, req *pulumirpc.ConfigureAnalyzer
 
 func (a *analyzer) names() []string {
 	var n []string
-	for _, p := range a.pack.Policies {
+	for _, p := range a.current().Policies {
 		n = append(n, p.Name)
 	}
 	sort.Strings(n)
@@ -312,14 +335,14 @@ func (a *analyzer) Analyze(_ context.Context, req *pulumirpc.AnalyzeRequest) (*p
 	levels := a.levels
 	a.mu.Unlock()
 	r := Resource{Type: req.GetType(), Name: req.GetName(), URN: req.GetUrn(), Props: req.GetProperties().AsMap()}
-	return a.diagnostics(a.pack.Evaluate(r, levels)), nil
+	return a.diagnostics(a.current().Evaluate(r, levels)), nil
 }
 
 func (a *analyzer) diagnostics(vs []Violation) *pulumirpc.AnalyzeResponse {
 	resp := &pulumirpc.AnalyzeResponse{}
 	for _, v := range vs {
 		resp.Diagnostics = append(resp.Diagnostics, &pulumirpc.AnalyzeDiagnostic{
-			PolicyName: v.Policy.Name, PolicyPackName: a.pack.Name, PolicyPackVersion: a.pack.Version,
+			PolicyName: v.Policy.Name, PolicyPackName: a.current().Name, PolicyPackVersion: a.current().Version,
 			Description: v.Policy.Description, Message: v.Message + "; fix: " + v.Policy.Remediation,
 			EnforcementLevel: level(v.Level), Urn: v.URN,
 		})
@@ -341,12 +364,12 @@ func (a *analyzer) AnalyzeStack(_ context.Context, req *pulumirpc.AnalyzeStackRe
 		rs = append(rs, Resource{Type: x.GetType(), Name: x.GetName(), URN: x.GetUrn(), Props: x.GetProperties().AsMap(), Deps: deps})
 	}
 	if path := os.Getenv(CoverageEnv); path != "" {
-		raw, _ := json.Marshal(a.pack.Applicable(rs))
+		raw, _ := json.Marshal(a.current().Applicable(rs))
 		if err := os.WriteFile(path, raw, 0o600); err != nil {
-			return nil, fmt.Errorf("policy pack %s: %s: %w", a.pack.Name, CoverageEnv, err)
+			return nil, fmt.Errorf("policy pack %s: %s: %w", a.current().Name, CoverageEnv, err)
 		}
 	}
-	return a.diagnostics(a.pack.EvaluateStack(rs, levels)), nil
+	return a.diagnostics(a.current().EvaluateStack(rs, levels)), nil
 }
 
 // Main serves p as the analyzer plugin the engine started (argument: the engine's address):
