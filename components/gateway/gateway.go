@@ -289,10 +289,10 @@ type Gateway struct {
 	CatalogURL pulumi.StringOutput `pulumi:"catalogURL"`
 }
 
-// New validates args (every OpenAPI document read and checked), then registers the gateway's
+// NewGateway validates args (every OpenAPI document read and checked), then registers the gateway's
 // namespace, Kong's chart (when asked), the routes with token validation, plans and consumers,
 // and the catalog.
-func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Gateway, error) {
+func NewGateway(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Gateway, error) {
 	if args == nil {
 		args = &Args{}
 	}

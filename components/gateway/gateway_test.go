@@ -76,7 +76,7 @@ func TestNothingCreatedOnBadInput(t *testing.T) {
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		a := sample("kong")
 		a.APIs[0].Anonymous = true
-		_, err := New(ctx, "gw", &a)
+		_, err := NewGateway(ctx, "gw", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m))
 	require.ErrorContains(t, err, "a public route without authentication")
@@ -87,7 +87,7 @@ func graph(t *testing.T, engine string) (*pack.Recorder, map[string]string) {
 	m := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		a := sample(engine)
-		_, err := New(ctx, "gw", &a)
+		_, err := NewGateway(ctx, "gw", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m)))
 	out := map[string]string{}

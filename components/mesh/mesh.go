@@ -184,10 +184,10 @@ type Mesh struct {
 	Tag pulumi.StringOutput `pulumi:"tag"`
 }
 
-// New validates args, then installs Istio's CRDs, each istiod revision (the stable one with
+// NewMesh validates args, then installs Istio's CRDs, each istiod revision (the stable one with
 // the tag), the mesh-wide STRICT PeerAuthentication, the gateways, the observability add-ons
 // and the teams.
-func New(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Mesh, error) {
+func NewMesh(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Mesh, error) {
 	if args == nil {
 		args = &Args{}
 	}

@@ -88,7 +88,7 @@ func TestNothingCreatedOnBadInput(t *testing.T) {
 	err := pulumi.RunErr(func(ctx *pulumi.Context) error {
 		a := sample()
 		a.Teams[0].Services[1].Route.Weights[0].Percent = 50
-		_, err := New(ctx, "mesh", &a)
+		_, err := NewMesh(ctx, "mesh", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m))
 	require.ErrorContains(t, err, `mesh "mesh": teams shop: service cart: route: weights: they sum to 60`)
@@ -101,7 +101,7 @@ func TestGraph(t *testing.T) {
 		a := sample()
 		a.Certificates.CA = &CA{CertManager: &CertManagerCA{IssuerName: "platform-root"}}
 		a.Observability = &Observability{GrafanaAdminSecret: "grafana-admin", TraceSampling: 5}
-		_, err := New(ctx, "mesh", &a)
+		_, err := NewMesh(ctx, "mesh", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m)))
 	in := m.Inputs()
@@ -187,7 +187,7 @@ func TestPolicies(t *testing.T) {
 	rec := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
 		a := sample()
-		_, err := New(ctx, "mesh", &a)
+		_, err := NewMesh(ctx, "mesh", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", rec)))
 	assert.Empty(t, p.EvaluateStack(rec.Resources, nil), "kplane's mesh policies pass")
@@ -218,7 +218,7 @@ func TestCanaryRevisions(t *testing.T) {
 			a.Revisions = append(a.Revisions, Revision{Name: "1-30-0", PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest})
 			a.StableRevision = stable
 			a.Teams[1].Revision = "1-30-0"
-			_, err := New(ctx, "mesh", &a)
+			_, err := NewMesh(ctx, "mesh", &a)
 			return err
 		}, pulumi.WithMocks("kplane", "dev", m)))
 		out := map[string]string{}

@@ -38,7 +38,7 @@ func BenchmarkMesh(b *testing.B) {
 		if err != nil {
 			return err
 		}
-		_, err = mesh.New(ctx, "mesh", &args, pulumi.Provider(k8s))
+		_, err = mesh.NewMesh(ctx, "mesh", &args, pulumi.Provider(k8s))
 		return err
 	}})
 	if err != nil {

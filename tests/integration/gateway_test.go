@@ -87,7 +87,7 @@ func TestGateway(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = gateway.New(ctx, "gw", &args, pulumi.Provider(k8s))
+			_, err = gateway.NewGateway(ctx, "gw", &args, pulumi.Provider(k8s))
 			return err
 		}, nil, t.TempDir())
 		good := args

@@ -79,7 +79,7 @@ func TestMesh(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = mesh.New(ctx, "mesh", &args, pulumi.Provider(k8s))
+		_, err = mesh.NewMesh(ctx, "mesh", &args, pulumi.Provider(k8s))
 		return err
 	}, nil, t.TempDir())
 
