@@ -113,7 +113,9 @@ func TestPolicyFixturesPreview(t *testing.T) {
 	}
 	// (Allowed registries and namespaces take the environment's arguments; the pack's defaults
 	// restrict neither.)
-	violations := slices.DeleteFunc(rules.Samples(), func(v rules.Sample) bool { return v.Policy == rules.AllowedRegistries || v.Policy == rules.AllowedNamespaces })
+	violations := slices.DeleteFunc(rules.Samples(), func(v rules.Sample) bool {
+		return v.Policy == rules.AllowedRegistries || v.Policy == rules.AllowedNamespaces
+	})
 	for _, v := range violations {
 		spec := rules.GoodPodSpec()
 		v.Mutate(spec)
