@@ -242,7 +242,7 @@ func TestFleet(t *testing.T) {
 	require.NoError(t, err)
 	appset := get(t, mdyn, schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}, "argocd", fleetmember.ApplicationSetName("test"))
 	raw, _ := json.Marshal(appset.Object["spec"])
-	assert.Contains(t, string(raw), `wellknown.RolloutLabel:"enabled"`, "the ApplicationSet selects enabled members only")
+	assert.Contains(t, string(raw), `"kplane.io/rollout":"enabled"`, "the ApplicationSet selects enabled members only")
 	out, err = fleet("health", "--json")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, `"healthy": 3`)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 )
 
 var (
@@ -38,7 +39,8 @@ func ParseTarget(s string) Target {
 }
 
 // Expire removes from each target the exceptions whose last day is before today (UTC) and
-// returns a line per exception removed.
+// returns a line per exception removed. A target another writer changed meanwhile (the API
+// server records a policy's type checking in its status) is read again and retried.
 func Expire(ctx context.Context, dyn dynamic.Interface, targets []Target, today time.Time) ([]string, error) {
 	day := today.UTC().Format("2006-01-02")
 	var removed []string
@@ -47,23 +49,13 @@ func Expire(ctx context.Context, dyn dynamic.Interface, targets []Target, today 
 		if t.Resource != "" {
 			res = schema.GroupVersionResource{Group: "constraints.gatekeeper.sh", Version: "v1beta1", Resource: t.Resource}
 		}
-		obj, err := dyn.Resource(res).Get(ctx, t.Name, metav1.GetOptions{})
-		if err != nil {
-			return removed, fmt.Errorf("%s %s: %w", res.Resource, t.Name, err)
-		}
 		var gone []string
-		if t.Resource == "" {
-			gone, err = expireConditions(obj, day)
-		} else {
-			gone, err = expireParameters(obj, day)
-		}
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var err error
+			gone, err = expireOne(ctx, dyn.Resource(res), t, day)
+			return err
+		})
 		if err != nil {
-			return removed, fmt.Errorf("%s %s: %w", res.Resource, t.Name, err)
-		}
-		if len(gone) == 0 {
-			continue
-		}
-		if _, err := dyn.Resource(res).Update(ctx, obj, metav1.UpdateOptions{FieldManager: "kplane-exception-expiry"}); err != nil {
 			return removed, fmt.Errorf("%s %s: %w", res.Resource, t.Name, err)
 		}
 		for _, g := range gone {
@@ -71,6 +63,27 @@ func Expire(ctx context.Context, dyn dynamic.Interface, targets []Target, today 
 		}
 	}
 	return removed, nil
+}
+
+// expireOne reads the target, removes its expired exceptions and writes it back if any were.
+func expireOne(ctx context.Context, client dynamic.NamespaceableResourceInterface, t Target, day string) ([]string, error) {
+	obj, err := client.Get(ctx, t.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	if t.Resource == "" {
+		gone, err = expireConditions(obj, day)
+	} else {
+		gone, err = expireParameters(obj, day)
+	}
+	if err != nil || len(gone) == 0 {
+		return nil, err
+	}
+	if _, err := client.Update(ctx, obj, metav1.UpdateOptions{FieldManager: "kplane-exception-expiry"}); err != nil {
+		return nil, err
+	}
+	return gone, nil
 }
 
 func expireConditions(obj *unstructured.Unstructured, day string) ([]string, error) {

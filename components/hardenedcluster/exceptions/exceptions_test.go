@@ -2,16 +2,19 @@ package exceptions
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestExpire(t *testing.T) {
@@ -43,7 +46,16 @@ func TestExpire(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, removed, "an exception applies through its last day")
 
+	// The API server writes a policy's status meanwhile: the first update conflicts, the retry reads it again.
+	conflicts := 0
+	dyn.PrependReactor("update", "validatingadmissionpolicies", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts++; conflicts == 1 {
+			return true, nil, apierrors.NewConflict(policies.GroupResource(), "kplane-read-only-root", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
 	removed, err = Expire(ctx, dyn, targets, time.Date(2026, 12, 7, 0, 5, 0, 0, time.UTC))
+	assert.Equal(t, 2, conflicts, "retried after the conflict")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"kplane-read-only-root: exception expired on 2026-12-06 (exception-0-expires-2026-12-06)",
 		"kplane-host-path: exception expired on 2026-12-06 (db/backup)"}, removed)

@@ -1,0 +1,38 @@
+package field
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+type mode string
+
+func TestPathsAndMessages(t *testing.T) {
+	p := Root().Child("teams").Index(0).Child("name")
+	assert.Equal(t, "teams[0].name", p.String())
+	assert.Equal(t, "labels[kplane.io/x]", Root().Child("labels").Key("kplane.io/x").String())
+	assert.Equal(t, `teams[0].name "Payments": must be a DNS-1123 label`, Invalid(p, "Payments", "must be a DNS-1123 label").Error())
+	assert.Equal(t, "storage.bucket: required; the bucket's name", Required(Root().Child("storage", "bucket"), "the bucket's name").Error())
+	assert.Equal(t, `admission.mode "deny": use one of "enforce", "audit"`, NotSupported(NewPath("admission", "mode"), mode("deny"), "enforce", "audit").Error())
+	assert.Nil(t, Enum(NewPath("mode"), mode(""), "", "enforce"))
+	assert.Equal(t, `teams[1].name "web": declared twice`, Duplicate(Root().Child("teams").Index(1).Child("name"), "web").Error())
+}
+
+func TestEveryErrorAtOnceUnderTheConfigKey(t *testing.T) {
+	var errs ErrorList
+	assert.NoError(t, errs.OrNil())
+	errs.Add(nil, Required(Root().Child("environment"), "the environment's name"))
+	errs.Addf(Root().Child("teams").Index(0), 3, "a team, not %d", 3)
+	errs.Merge(Root().Child("admission"), ErrorList{Invalid(Root().Child("mode"), "x", "bad")})
+	errs.Merge(Root().Child("chart"), errors.New("plain"))
+	err := Under("kplane:security", errs.OrNil())
+	assert.Equal(t, "4 errors:\n"+
+		"  kplane:security.environment: required; the environment's name\n"+
+		"  kplane:security.teams[0] 3: a team, not 3\n"+
+		`  kplane:security.admission.mode "x": bad`+"\n"+
+		"  kplane:security.chart: plain", err.Error())
+	assert.EqualError(t, Under("kplane:fleet", errors.New("x")), "kplane:fleet: x")
+	assert.NoError(t, Under("k", nil))
+}
