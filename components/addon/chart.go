@@ -5,11 +5,11 @@
 package addon
 
 import (
-	"fmt"
 	"net/url"
 	"os"
 	"strings"
 
+	"github.com/kplane/kplane/internal/field"
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 )
@@ -48,25 +48,27 @@ func (s Chart) Or(def Chart) Chart {
 	return s
 }
 
-// Validate checks a source after Or; field names the argument in errors ("Gatekeeper.Chart").
-func (s Chart) Validate(field string) error {
+// Validate checks a chart after Or; the errors' paths are the chart's keys (repo, path ...),
+// for the caller to put under the argument (field.ErrorList.Merge).
+func (s Chart) Validate() error {
+	var errs field.ErrorList
 	if s.Path != "" {
 		if _, err := os.Stat(s.Path); err != nil {
-			return fmt.Errorf("%s.Path %q: no such chart directory or archive; give the path of the unpacked chart (the folder with Chart.yaml)", field, s.Path)
+			errs.Add(field.Invalid(field.Root().Child("path"), s.Path, "no such chart directory or archive; give the path of the unpacked chart (the folder with Chart.yaml)"))
 		}
-		return nil
+		return errs.OrNil()
 	}
 	u, err := url.Parse(s.Repo)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "oci") || u.Host == "" {
-		return fmt.Errorf("%s.Repo %q: give a chart repository URL (https://... or oci://...), or Path for a local chart", field, s.Repo)
+		errs.Add(field.Invalid(field.Root().Child("repo"), s.Repo, "give a chart repository URL (https://... or oci://...), or path for a local chart"))
 	}
 	if s.Name == "" || strings.ContainsAny(s.Name, "/ ") {
-		return fmt.Errorf("%s.Name %q: give the chart's name in the repository", field, s.Name)
+		errs.Add(field.Invalid(field.Root().Child("name"), s.Name, "give the chart's name in the repository"))
 	}
 	if s.Version == "" {
-		return fmt.Errorf("%s.Version: required; pin the chart version", field)
+		errs.Add(field.Required(field.Root().Child("version"), "pin the chart version"))
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // Args are the helm/v4 Chart arguments installing this source as release into namespace.

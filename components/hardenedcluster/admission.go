@@ -1,13 +1,13 @@
 package hardenedcluster
 
 import (
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/kplane/kplane/components/hardenedcluster/rules"
+	"github.com/kplane/kplane/internal/field"
 )
 
 // AdmissionArgs configure the admission baseline: Pod Security Standards controls and the
@@ -18,11 +18,11 @@ type AdmissionArgs struct {
 	// server, no extra component to run) or "gatekeeper" (the same rules as Gatekeeper
 	// ConstraintTemplates and constraints, Gatekeeper installed from its official chart: audit of
 	// existing objects and violation reports).
-	Engine string `json:"engine,omitempty"`
+	Engine AdmissionEngine `json:"engine,omitempty"`
 	// Gatekeeper configures the Gatekeeper installation when Engine is "gatekeeper".
 	Gatekeeper GatekeeperArgs `json:"gatekeeper,omitempty"`
 	// Mode is "enforce" (default: deny) or "audit" (warn the client and record in the audit log).
-	Mode string `json:"mode,omitempty"`
+	Mode AdmissionMode `json:"mode,omitempty"`
 	// Disabled lists policies switched off by name (see PolicyNames). An unknown name is an error.
 	Disabled []string `json:"disabled,omitempty"`
 	// AllowedRegistries are the registries (or repositories in one) workloads may use:
@@ -131,87 +131,101 @@ func (a *Args) exemptNamespaces() []string {
 	return ns
 }
 
-func (a *Args) validateAdmission() error {
+// AdmissionEngine is how the admission rules are enforced.
+type AdmissionEngine string
+
+// The engines: ValidatingAdmissionPolicies in the API server, or Gatekeeper.
+const (
+	EngineVAP        AdmissionEngine = "vap"
+	EngineGatekeeper AdmissionEngine = "gatekeeper"
+)
+
+// AdmissionMode is what a violation does.
+type AdmissionMode string
+
+// The modes: deny, or warn the client and record in the audit log.
+const (
+	ModeEnforce AdmissionMode = "enforce"
+	ModeAudit   AdmissionMode = "audit"
+)
+
+func (a *Args) validateAdmission() field.ErrorList {
 	ad := a.Admission
-	switch ad.Mode {
-	case "", "enforce", "audit":
-	default:
-		return fmt.Errorf("Admission.Mode %q: use \"enforce\" (default) or \"audit\"", ad.Mode)
-	}
-	switch ad.Engine {
-	case "", "vap":
-	case "gatekeeper":
+	p := field.Root().Child("admission")
+	var errs field.ErrorList
+	errs.Add(field.Enum(p.Child("mode"), ad.Mode, "", ModeEnforce, ModeAudit))
+	errs.Add(field.Enum(p.Child("engine"), ad.Engine, "", EngineVAP, EngineGatekeeper))
+	if ad.Engine == EngineGatekeeper {
 		if !dns1123Label.MatchString(ad.Gatekeeper.namespace()) {
-			return fmt.Errorf("Admission.Gatekeeper.Namespace %q: must be a DNS-1123 label", ad.Gatekeeper.Namespace)
+			errs.Add(field.Invalid(p.Child("gatekeeper", "namespace"), ad.Gatekeeper.Namespace, "must be a DNS-1123 label"))
 		}
 		if !ad.Gatekeeper.External {
-			if err := ad.Gatekeeper.Chart.Or(GatekeeperChart).Validate("Admission.Gatekeeper.Chart"); err != nil {
-				return err
-			}
+			errs.Merge(p.Child("gatekeeper", "chart"), ad.Gatekeeper.Chart.Or(GatekeeperChart).Validate())
 		}
-	default:
-		return fmt.Errorf("Admission.Engine %q: use \"vap\" (default, in-process) or \"gatekeeper\"", ad.Engine)
 	}
-	known := map[string]bool{}
-	for _, n := range PolicyNames() {
-		known[n] = true
-	}
+	known := "known: " + strings.Join(PolicyNames(), ", ")
 	for i, d := range ad.Disabled {
-		if !known[d] {
-			return fmt.Errorf("Admission.Disabled[%d] %q: no such policy; known: %s", i, d, strings.Join(PolicyNames(), ", "))
+		if !slices.Contains(PolicyNames(), d) {
+			errs.Add(field.Invalid(p.Child("disabled").Index(i), d, "no such policy; "+known))
 		}
 	}
 	for i, r := range ad.AllowedRegistries {
 		host, _, _ := strings.Cut(r, "/")
 		if r == "" || strings.ContainsAny(r, "'\"\\ @") || !(strings.ContainsAny(host, ".:") || host == "localhost") {
-			return fmt.Errorf("Admission.AllowedRegistries[%d] %q: give a registry host, optionally with a repository, like \"registry.example.com\" or \"registry.example.com/team\" (Docker Hub is \"docker.io/library\")", i, r)
+			errs.Add(field.Invalid(p.Child("allowedRegistries").Index(i), r, `give a registry host, optionally with a repository, like "registry.example.com" or "registry.example.com/team" (Docker Hub is "docker.io/library")`))
 		}
 	}
 	for i, ns := range ad.ExemptNamespaces {
 		if !dns1123Label.MatchString(ns) {
-			return fmt.Errorf("Admission.ExemptNamespaces[%d] %q: must be a DNS-1123 label", i, ns)
+			errs.Add(field.Invalid(p.Child("exemptNamespaces").Index(i), ns, "must be a DNS-1123 label"))
 		}
 	}
 	for i, e := range ad.Exceptions {
-		f := fmt.Sprintf("Admission.Exceptions[%d]", i)
-		if !known[e.Policy] {
-			return fmt.Errorf("%s.Policy %q: no such policy; known: %s", f, e.Policy, strings.Join(PolicyNames(), ", "))
-		}
-		if !dns1123Label.MatchString(e.Namespace) {
-			return fmt.Errorf("%s.Namespace %q: required, a DNS-1123 label", f, e.Namespace)
-		}
-		prefix, wildcard := strings.CutSuffix(e.Workload, "*")
-		if e.Workload != "" && !(regexpWorkload.MatchString(e.Workload) || (wildcard && workloadPrefix.MatchString(prefix))) {
-			return fmt.Errorf("%s.Workload %q: a workload's whole name (lowercase letters, digits, '-', '.'), or a prefix ending in '*'", f, e.Workload)
-		}
-		if strings.TrimSpace(e.Reason) == "" {
-			return fmt.Errorf("%s.Reason: required; say why the workload needs the exception (auditors read it)", f)
-		}
-		if strings.TrimSpace(e.Owner) == "" {
-			return fmt.Errorf("%s.Owner: required; the team or person who answers for the exception", f)
-		}
-		if strings.TrimSpace(e.Ticket) == "" {
-			return fmt.Errorf("%s.Ticket: required; the change or risk-acceptance record that approved the exception", f)
-		}
-		if e.Expires == "" {
-			return fmt.Errorf("%s.Expires: required; an exception without an end date is a permanent hole (use YYYY-MM-DD)", f)
-		}
-		until, err := time.Parse("2006-01-02", e.Expires)
-		if err != nil {
-			return fmt.Errorf("%s.Expires %q: use a date like 2026-12-31", f, e.Expires)
-		}
-		if limit := today().AddDate(0, 0, ad.maxExceptionDays()); until.After(limit) {
-			return fmt.Errorf("%s.Expires %q: more than %d days ahead (the latest is %s); renew the exception when it ends, or raise Admission.MaxExceptionDays",
-				f, e.Expires, ad.maxExceptionDays(), limit.Format("2006-01-02"))
-		}
+		errs.Add(e.validate(p.Child("exceptions").Index(i), ad.maxExceptionDays())...)
 	}
 	if len(ad.Exceptions) > 0 && !strings.Contains(ad.ExpiryImage, "@sha256:") {
-		return fmt.Errorf("Admission.ExpiryImage %q: exceptions need the expiry CronJob (kplane-admission, pinned by digest) so they end on their own", ad.ExpiryImage)
+		errs.Add(field.Invalid(p.Child("expiryImage"), ad.ExpiryImage, "exceptions need the expiry CronJob (kplane-admission, pinned by digest) so they end on their own"))
 	}
 	if ad.MaxExceptionDays < 0 {
-		return fmt.Errorf("Admission.MaxExceptionDays %d: a number of days, or 0 for the default %d", ad.MaxExceptionDays, DefaultMaxExceptionDays)
+		errs.Addf(p.Child("maxExceptionDays"), ad.MaxExceptionDays, "a number of days, or 0 for the default %d", DefaultMaxExceptionDays)
 	}
-	return nil
+	return errs
+}
+
+// validate checks one exception; maxDays caps how far ahead it may expire.
+func (e Exception) validate(p *field.Path, maxDays int) field.ErrorList {
+	var errs field.ErrorList
+	if !slices.Contains(PolicyNames(), e.Policy) {
+		errs.Add(field.Invalid(p.Child("policy"), e.Policy, "no such policy; known: "+strings.Join(PolicyNames(), ", ")))
+	}
+	if !dns1123Label.MatchString(e.Namespace) {
+		errs.Add(field.Invalid(p.Child("namespace"), e.Namespace, "required, a DNS-1123 label"))
+	}
+	prefix, wildcard := strings.CutSuffix(e.Workload, "*")
+	if e.Workload != "" && !(regexpWorkload.MatchString(e.Workload) || (wildcard && workloadPrefix.MatchString(prefix))) {
+		errs.Add(field.Invalid(p.Child("workload"), e.Workload, "a workload's whole name (lowercase letters, digits, '-', '.'), or a prefix ending in '*'"))
+	}
+	for _, r := range []struct{ key, value, why string }{
+		{"reason", e.Reason, "say why the workload needs the exception (auditors read it)"},
+		{"owner", e.Owner, "the team or person who answers for the exception"},
+		{"ticket", e.Ticket, "the change or risk-acceptance record that approved the exception"},
+	} {
+		if strings.TrimSpace(r.value) == "" {
+			errs.Add(field.Required(p.Child(r.key), r.why))
+		}
+	}
+	if e.Expires == "" {
+		return append(errs, field.Required(p.Child("expires"), "an exception without an end date is a permanent hole (use YYYY-MM-DD)"))
+	}
+	until, err := time.Parse("2006-01-02", e.Expires)
+	if err != nil {
+		return append(errs, field.Invalid(p.Child("expires"), e.Expires, "use a date like 2026-12-31"))
+	}
+	if limit := today().AddDate(0, 0, maxDays); until.After(limit) {
+		errs.Addf(p.Child("expires"), e.Expires, "more than %d days ahead (the latest is %s); renew the exception when it ends, or raise admission.maxExceptionDays",
+			maxDays, limit.Format("2006-01-02"))
+	}
+	return errs
 }
 
 // RegistryPrefixes are the image prefixes an allowed registry entry admits, each ending at a

@@ -82,26 +82,26 @@ func TestAdmissionValidate(t *testing.T) {
 		admission AdmissionArgs
 		want      string
 	}{
-		"bad mode":            {AdmissionArgs{Mode: "dryrun"}, `Admission.Mode "dryrun": use "enforce" (default) or "audit"`},
-		"unknown disabled":    {AdmissionArgs{Disabled: []string{"kplane-no-priviledged"}}, `Admission.Disabled[0] "kplane-no-priviledged": no such policy; known: kplane-allowed-namespaces`},
-		"unknown policy":      {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Policy = "no-root"; return e }()}}, `Admission.Exceptions[0].Policy "no-root": no such policy`},
-		"no expiry":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = ""; return e }()}}, "Admission.Exceptions[0].Expires: required; an exception without an end date is a permanent hole"},
-		"bad date":            {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "31/01/2027"; return e }()}}, `Admission.Exceptions[0].Expires "31/01/2027": use a date like 2026-12-31`},
-		"no reason":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Reason = " "; return e }()}}, "Admission.Exceptions[0].Reason: required"},
-		"no namespace":        {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Namespace = ""; return e }()}}, "Admission.Exceptions[0].Namespace \"\": required"},
-		"registry with quote": {AdmissionArgs{AllowedRegistries: []string{"evil'/"}}, `Admission.AllowedRegistries[0] "evil'/"`},
-		"short name registry": {AdmissionArgs{AllowedRegistries: []string{"library"}}, `Admission.AllowedRegistries[0] "library": give a registry host`},
-		"exempt ns":           {AdmissionArgs{ExemptNamespaces: []string{"Agents"}}, `Admission.ExemptNamespaces[0] "Agents"`},
+		"bad mode":            {AdmissionArgs{Mode: "dryrun"}, `admission.mode "dryrun": use "enforce" or "audit", or leave it unset`},
+		"unknown disabled":    {AdmissionArgs{Disabled: []string{"kplane-no-priviledged"}}, `admission.disabled[0] "kplane-no-priviledged": no such policy; known: kplane-allowed-namespaces`},
+		"unknown policy":      {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Policy = "no-root"; return e }()}}, `admission.exceptions[0].policy "no-root": no such policy`},
+		"no expiry":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = ""; return e }()}}, "admission.exceptions[0].expires: required; an exception without an end date is a permanent hole"},
+		"bad date":            {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "31/01/2027"; return e }()}}, `admission.exceptions[0].expires "31/01/2027": use a date like 2026-12-31`},
+		"no reason":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Reason = " "; return e }()}}, "admission.exceptions[0].reason: required"},
+		"no namespace":        {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Namespace = ""; return e }()}}, "admission.exceptions[0].namespace \"\": required"},
+		"registry with quote": {AdmissionArgs{AllowedRegistries: []string{"evil'/"}}, `admission.allowedRegistries[0] "evil'/"`},
+		"short name registry": {AdmissionArgs{AllowedRegistries: []string{"library"}}, `admission.allowedRegistries[0] "library": give a registry host`},
+		"exempt ns":           {AdmissionArgs{ExemptNamespaces: []string{"Agents"}}, `admission.exemptNamespaces[0] "Agents"`},
 		"valid":               {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{ok}, Mode: "audit"}, ""},
-		"no owner":            {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Owner = ""; return e }()}}, "Admission.Exceptions[0].Owner: required"},
-		"no ticket":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Ticket = ""; return e }()}}, "Admission.Exceptions[0].Ticket: required"},
-		"too far ahead":       {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "2027-03-01"; return e }()}}, `Admission.Exceptions[0].Expires "2027-03-01": more than 90 days ahead (the latest is 2027-02-25)`},
+		"no owner":            {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Owner = ""; return e }()}}, "admission.exceptions[0].owner: required"},
+		"no ticket":           {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Ticket = ""; return e }()}}, "admission.exceptions[0].ticket: required"},
+		"too far ahead":       {AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "2027-03-01"; return e }()}}, `admission.exceptions[0].expires "2027-03-01": more than 90 days ahead (the latest is 2027-02-25)`},
 		"raised cap":          {AdmissionArgs{ExpiryImage: expiryImage, MaxExceptionDays: 180, Exceptions: []Exception{func() Exception { e := ok; e.Expires = "2027-03-01"; return e }()}}, ""},
-		"no expiry job":       {AdmissionArgs{Exceptions: []Exception{ok}}, `Admission.ExpiryImage "": exceptions need the expiry CronJob`},
-		"unknown engine":      {AdmissionArgs{Engine: "kyverno"}, `Admission.Engine "kyverno": use "vap" (default, in-process) or "gatekeeper"`},
-		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Path: "/no/chart"}}}, `Admission.Gatekeeper.Chart.Path "/no/chart": no such chart directory`},
-		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Repo: "ftp://mirror"}}}, `Admission.Gatekeeper.Chart.Repo "ftp://mirror"`},
-		"gatekeeper ns":       {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Namespace: "GK"}}, `Admission.Gatekeeper.Namespace "GK"`},
+		"no expiry job":       {AdmissionArgs{Exceptions: []Exception{ok}}, `admission.expiryImage "": exceptions need the expiry CronJob`},
+		"unknown engine":      {AdmissionArgs{Engine: "kyverno"}, `admission.engine "kyverno": use "vap" or "gatekeeper", or leave it unset`},
+		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Path: "/no/chart"}}}, `admission.gatekeeper.chart.path "/no/chart": no such chart directory`},
+		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Repo: "ftp://mirror"}}}, `admission.gatekeeper.chart.repo "ftp://mirror"`},
+		"gatekeeper ns":       {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Namespace: "GK"}}, `admission.gatekeeper.namespace "GK"`},
 		"external gatekeeper": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{External: true, Chart: addon.Chart{Path: "/not/used"}}}, ""},
 	}
 	for name, tc := range cases {
@@ -111,7 +111,7 @@ func TestAdmissionValidate(t *testing.T) {
 	}
 	err := (&Args{Teams: []Team{{Name: "a", Namespaces: []string{"a"}}}, Services: []Service{{Name: "s", Namespace: "a",
 		Rules: []Rule{{Resources: []string{"pods"}, Verbs: []string{"lsit"}}}}}}).Validate()
-	assert.ErrorContains(t, err, `Services[0].Rules[0]: unknown verb "lsit"`)
+	assert.ErrorContains(t, err, `services[0].rules[0].verbs[0] "lsit": unknown verb`)
 }
 
 // TestExceptionNames: an exception covers its workload's whole name and what its controllers
@@ -134,7 +134,7 @@ func TestExceptionNames(t *testing.T) {
 	assert.True(t, matches(wild, "batch-nightly", ""))
 	assert.False(t, matches(wild, "batcher", ""))
 	expectValidation(t, &Args{Admission: AdmissionArgs{ExpiryImage: expiryImage, Exceptions: []Exception{{Policy: "kplane-host-path", Namespace: "db",
-		Workload: "b*a*", Reason: "r", Owner: "o", Ticket: "t", Expires: "2026-12-31"}}}}, `Admission.Exceptions[0].Workload "b*a*"`)
+		Workload: "b*a*", Reason: "r", Owner: "o", Ticket: "t", Expires: "2026-12-31"}}}}, `admission.exceptions[0].workload "b*a*"`)
 }
 
 // TestRegistryPrefixes: an entry admits its registry or repository at a path boundary only.

@@ -5,6 +5,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/netip"
+
+	"github.com/kplane/kplane/internal/field"
 )
 
 // APIAccessArgs describe who may reach the Kubernetes API endpoint (CIS 1.2.x, KISA Master-01/06):
@@ -24,52 +26,34 @@ type APIAccessArgs struct {
 	EndpointCIDRs []string `json:"endpointCidrs,omitempty"`
 }
 
-func parseCIDRs(field string, cidrs []string) ([]netip.Prefix, error) {
+func parseCIDRs(p *field.Path, cidrs []string) ([]netip.Prefix, field.ErrorList) {
 	var out []netip.Prefix
+	var errs field.ErrorList
 	for i, c := range cidrs {
-		p, err := netip.ParsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("%s[%d] %q: not a CIDR (e.g. 203.0.113.0/24)", field, i, c)
+		prefix, err := netip.ParsePrefix(c)
+		switch {
+		case err != nil:
+			errs.Add(field.Invalid(p.Index(i), c, "not a CIDR (e.g. 203.0.113.0/24)"))
+		case prefix.Masked() != prefix:
+			errs.Addf(p.Index(i), c, "host bits set; did you mean %s?", prefix.Masked())
+		default:
+			out = append(out, prefix)
 		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("%s[%d] %q: host bits set; did you mean %s?", field, i, c, p.Masked())
-		}
-		out = append(out, p)
 	}
-	return out, nil
+	return out, errs
 }
 
-func (a *Args) validateAPIAccess() error {
-	allowed, err := parseCIDRs("APIAccess.AllowedCIDRs", a.APIAccess.AllowedCIDRs)
-	if err != nil {
-		return err
-	}
-	for i, p := range allowed {
-		if p.Bits() == 0 {
-			return fmt.Errorf("APIAccess.AllowedCIDRs[%d] %q: opens the API endpoint to everyone (KISA Master-01); list the networks that need it", i, p)
+func (a *Args) validateAPIAccess() field.ErrorList {
+	p := field.Root().Child("apiAccess")
+	allowed, errs := parseCIDRs(p.Child("allowedCidrs"), a.APIAccess.AllowedCIDRs)
+	for i, prefix := range allowed {
+		if prefix.Bits() == 0 {
+			errs.Add(field.Invalid(p.Child("allowedCidrs").Index(i), prefix.String(), "opens the API endpoint to everyone (KISA Master-01); list the networks that need it"))
 		}
 	}
-	if _, err := parseCIDRs("APIAccess.EndpointCIDRs", a.APIAccess.EndpointCIDRs); err != nil {
-		return err
-	}
-	if a.APIAccess.ClientCAs != "" {
-		rest, n := []byte(a.APIAccess.ClientCAs), 0
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			cert, err := x509.ParseCertificate(block.Bytes)
-			if block.Type != "CERTIFICATE" || err != nil || !cert.IsCA {
-				return fmt.Errorf("APIAccess.ClientCAs: PEM block %d is not a CA certificate; give the CA certificates only, never keys", n)
-			}
-			n++
-		}
-		if n == 0 {
-			return fmt.Errorf("APIAccess.ClientCAs: no PEM certificate found")
-		}
-	}
+	_, endpointErrs := parseCIDRs(p.Child("endpointCidrs"), a.APIAccess.EndpointCIDRs)
+	errs = append(errs, endpointErrs...)
+	errs.Add(validateClientCAs(p.Child("clientCAs"), a.APIAccess.ClientCAs))
 	// A service that mounts a token exists to call the API; its namespace's isolation must let it.
 	open := map[string]bool{}
 	for _, t := range a.Teams {
@@ -79,8 +63,32 @@ func (a *Args) validateAPIAccess() error {
 	}
 	for i, s := range a.Services {
 		if s.AutomountToken && !open[s.Namespace] && len(a.APIAccess.EndpointCIDRs) == 0 {
-			return fmt.Errorf("Services[%d] %q mounts a token, but namespace %q is isolated from the API server: set APIAccess.EndpointCIDRs (the API endpoint as pods reach it) or the team's OpenNetwork", i, s.Name, s.Namespace)
+			errs.Addf(field.Root().Child("services").Index(i), s.Name, "mounts a token, but namespace %q is isolated from the API server: set apiAccess.endpointCidrs (the API endpoint as pods reach it) or the team's openNetwork", s.Namespace)
 		}
+	}
+	return errs
+}
+
+// validateClientCAs: PEM CA certificates only, at least one when set.
+func validateClientCAs(p *field.Path, pemCAs string) *field.Error {
+	if pemCAs == "" {
+		return nil
+	}
+	rest, n := []byte(pemCAs), 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if block.Type != "CERTIFICATE" || err != nil || !cert.IsCA {
+			return field.Invalid(p, nil, fmt.Sprintf("PEM block %d is not a CA certificate; give the CA certificates only, never keys", n))
+		}
+		n++
+	}
+	if n == 0 {
+		return field.Invalid(p, nil, "no PEM certificate found")
 	}
 	return nil
 }

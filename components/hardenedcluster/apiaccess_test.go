@@ -22,13 +22,13 @@ func TestAPIAccessValidate(t *testing.T) {
 		"valid": {func(a *Args) {
 			a.APIAccess = APIAccessArgs{AllowedCIDRs: []string{"203.0.113.0/24"}, ClientCAs: ca + ca}
 		}, ""},
-		"not a CIDR":           {func(a *Args) { a.APIAccess.AllowedCIDRs = []string{"203.0.113.0"} }, `APIAccess.AllowedCIDRs[0] "203.0.113.0": not a CIDR`},
+		"not a CIDR":           {func(a *Args) { a.APIAccess.AllowedCIDRs = []string{"203.0.113.0"} }, `apiAccess.allowedCidrs[0] "203.0.113.0": not a CIDR`},
 		"host bits":            {func(a *Args) { a.APIAccess.AllowedCIDRs = []string{"203.0.113.7/24"} }, "host bits set; did you mean 203.0.113.0/24?"},
 		"open to everyone":     {func(a *Args) { a.APIAccess.AllowedCIDRs = []string{"0.0.0.0/0"} }, "opens the API endpoint to everyone (KISA Master-01)"},
-		"bad endpoint":         {func(a *Args) { a.APIAccess.EndpointCIDRs = []string{"api.example.com"} }, `APIAccess.EndpointCIDRs[0] "api.example.com": not a CIDR`},
-		"leaf, not a CA":       {func(a *Args) { a.APIAccess.ClientCAs = string(pki.Certificate(t, "leaf", nil, false, nil).PEM) }, "APIAccess.ClientCAs: PEM block 0 is not a CA certificate"},
-		"no PEM":               {func(a *Args) { a.APIAccess.ClientCAs = "MIIB..." }, "APIAccess.ClientCAs: no PEM certificate found"},
-		"caller isolated":      {caller, `Services[0] "reporter" mounts a token, but namespace "ops" is isolated from the API server`},
+		"bad endpoint":         {func(a *Args) { a.APIAccess.EndpointCIDRs = []string{"api.example.com"} }, `apiAccess.endpointCidrs[0] "api.example.com": not a CIDR`},
+		"leaf, not a CA":       {func(a *Args) { a.APIAccess.ClientCAs = string(pki.Certificate(t, "leaf", nil, false, nil).PEM) }, "apiAccess.clientCAs: PEM block 0 is not a CA certificate"},
+		"no PEM":               {func(a *Args) { a.APIAccess.ClientCAs = "MIIB..." }, "apiAccess.clientCAs: no PEM certificate found"},
+		"caller isolated":      {caller, `services[0] "reporter": mounts a token, but namespace "ops" is isolated from the API server`},
 		"caller with endpoint": {func(a *Args) { caller(a); a.APIAccess.EndpointCIDRs = []string{"10.96.0.1/32"} }, ""},
 		"caller in open team":  {func(a *Args) { caller(a); a.Teams[0].OpenNetwork = true }, ""},
 	}

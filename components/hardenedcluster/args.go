@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/kplane/kplane/internal/field"
 )
 
 // Args configures a HardenedCluster. The zero value is the hardened result: every namespace
@@ -44,7 +46,7 @@ type Team struct {
 	// PodSecurity is the Pod Security Standards level enforced in the team's namespaces:
 	// "restricted" (default; CIS 5.2.x, KISA Master-12) or "baseline". "privileged" is refused:
 	// such workloads belong in a platform namespace with an audited exception.
-	PodSecurity string `json:"podSecurity,omitempty"`
+	PodSecurity PodSecurityLevel `json:"podSecurity,omitempty"`
 }
 
 // Service is one workload identity with the Kubernetes API access it needs, no more.
@@ -86,114 +88,115 @@ var (
 // dangerousVerbs allow privilege escalation through RBAC itself (CIS 5.1.8).
 var dangerousVerbs = map[string]bool{"bind": true, "escalate": true, "impersonate": true}
 
-// Validate checks the arguments and returns an error naming the field and the fix.
+// PodSecurityLevel is a team namespace's Pod Security level.
+type PodSecurityLevel string
+
+// The levels a team namespace may have (privileged is refused).
+const (
+	Restricted PodSecurityLevel = "restricted"
+	Baseline   PodSecurityLevel = "baseline"
+)
+
+// Validate checks the arguments and returns every error, each naming the argument's path
+// (teams[0].name) and the fix.
 func (a *Args) Validate() error {
-	owners := map[string]string{}
-	teams := map[string]bool{}
-	for i, t := range a.Teams {
-		f := fmt.Sprintf("Teams[%d]", i)
-		if !dns1123Label.MatchString(t.Name) {
-			return fmt.Errorf("%s.Name %q: must be a DNS-1123 label (lowercase letters, digits, '-')", f, t.Name)
-		}
-		if teams[t.Name] {
-			return fmt.Errorf("%s.Name %q: declared twice; merge the two teams", f, t.Name)
-		}
-		teams[t.Name] = true
-		if len(t.Namespaces) == 0 {
-			return fmt.Errorf("%s.Namespaces: team %q owns no namespace; list at least one", f, t.Name)
-		}
-		switch t.PodSecurity {
-		case "", "restricted", "baseline":
-		case "privileged":
-			return fmt.Errorf("%s.PodSecurity \"privileged\": refused for team namespaces; use \"baseline\" or \"restricted\" and grant a Gatekeeper exception to the one workload that needs more", f)
-		default:
-			return fmt.Errorf("%s.PodSecurity %q: use \"restricted\" (default) or \"baseline\"", f, t.PodSecurity)
-		}
-		for j, ns := range t.Namespaces {
-			if !dns1123Label.MatchString(ns) {
-				return fmt.Errorf("%s.Namespaces[%d] %q: must be a DNS-1123 label", f, j, ns)
-			}
-			if strings.HasPrefix(ns, "kube-") || ns == "default" {
-				return fmt.Errorf("%s.Namespaces[%d] %q: system namespaces cannot be team namespaces; choose another name", f, j, ns)
-			}
-			if other, ok := owners[ns]; ok {
-				return fmt.Errorf("%s.Namespaces[%d] %q: already owned by team %q; a namespace has one owner", f, j, ns, other)
-			}
-			owners[ns] = t.Name
-		}
-	}
+	var errs field.ErrorList
+	owners := a.validateTeams(&errs)
 	seen := map[string]bool{}
 	for i, s := range a.Services {
-		f := fmt.Sprintf("Services[%d]", i)
+		p := field.Root().Child("services").Index(i)
 		if !dns1123Label.MatchString(s.Name) {
-			return fmt.Errorf("%s.Name %q: must be a DNS-1123 label", f, s.Name)
+			errs.Add(field.Invalid(p.Child("name"), s.Name, "must be a DNS-1123 label"))
 		}
 		if _, ok := owners[s.Namespace]; !ok {
-			return fmt.Errorf("%s.Namespace %q: not a team namespace; add it to a team's Namespaces (known: %s)", f, s.Namespace, strings.Join(slices.Sorted(maps.Keys(owners)), ", "))
+			errs.Addf(p.Child("namespace"), s.Namespace, "not a team namespace; add it to a team's namespaces (known: %s)", strings.Join(slices.Sorted(maps.Keys(owners)), ", "))
 		}
 		key := s.Namespace + "/" + s.Name
 		if seen[key] {
-			return fmt.Errorf("%s: service %q declared twice in namespace %q", f, s.Name, s.Namespace)
+			errs.Addf(p.Child("name"), s.Name, "declared twice in namespace %q", s.Namespace)
 		}
 		seen[key] = true
 		wildcards := strings.TrimSpace(s.WildcardReason) != ""
 		for j, r := range s.Rules {
-			if err := r.validate(fmt.Sprintf("%s.Rules[%d]", f, j), wildcards); err != nil {
-				return err
-			}
+			errs.Add(r.validate(p.Child("rules").Index(j), wildcards)...)
 		}
 		for j, r := range s.ClusterRules {
-			if err := r.validate(fmt.Sprintf("%s.ClusterRules[%d]", f, j), wildcards); err != nil {
-				return err
-			}
+			errs.Add(r.validate(p.Child("clusterRules").Index(j), wildcards)...)
 		}
 	}
-	if err := a.validateAdmission(); err != nil {
-		return err
-	}
-	if err := a.validateImageTrust(); err != nil {
-		return err
-	}
-	if err := a.validateAPIAccess(); err != nil {
-		return err
-	}
-	if err := a.validateSecrets(); err != nil {
-		return err
-	}
-	if err := a.validateNodeChecks(); err != nil {
-		return err
-	}
+	errs.Add(a.validateAdmission()...)
+	errs.Add(a.validateImageTrust()...)
+	errs.Add(a.validateAPIAccess()...)
+	errs.Add(a.validateSecrets()...)
+	errs.Add(a.validateNodeChecks()...)
 	if v := a.PodSecurityVersion; v != "" && v != "latest" && !regexp.MustCompile(`^v1\.[0-9]+$`).MatchString(v) {
-		return fmt.Errorf("PodSecurityVersion %q: use \"latest\" or a Kubernetes minor version like \"v1.37\"", v)
+		errs.Add(field.Invalid(field.Root().Child("podSecurityVersion"), v, `use "latest" or a Kubernetes minor version like "v1.37"`))
 	}
-	return nil
+	return errs.OrNil()
 }
 
-func (r Rule) validate(f string, wildcards bool) error {
-	if len(r.Resources) == 0 || len(r.Verbs) == 0 {
-		return fmt.Errorf("%s: needs Resources and Verbs", f)
-	}
-	for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
-		for _, v := range list {
-			if v == "*" && !wildcards {
-				return fmt.Errorf("%s: wildcard \"*\" refused (CIS 5.1.3); list the API groups, resources and verbs the service needs, or set the service's WildcardReason", f)
+// validateTeams checks the teams and returns the owner of each team namespace.
+func (a *Args) validateTeams(errs *field.ErrorList) map[string]string {
+	owners := map[string]string{}
+	teams := map[string]bool{}
+	for i, t := range a.Teams {
+		p := field.Root().Child("teams").Index(i)
+		if !dns1123Label.MatchString(t.Name) {
+			errs.Add(field.Invalid(p.Child("name"), t.Name, "must be a DNS-1123 label (lowercase letters, digits, '-')"))
+		}
+		if teams[t.Name] {
+			errs.Add(field.Invalid(p.Child("name"), t.Name, "declared twice; merge the two teams"))
+		}
+		teams[t.Name] = true
+		if len(t.Namespaces) == 0 {
+			errs.Add(field.Required(p.Child("namespaces"), fmt.Sprintf("team %q owns no namespace; list at least one", t.Name)))
+		}
+		if t.PodSecurity == "privileged" {
+			errs.Add(field.Invalid(p.Child("podSecurity"), t.PodSecurity, `refused for team namespaces; use "baseline" or "restricted" and grant an exception to the one workload that needs more`))
+		} else {
+			errs.Add(field.Enum(p.Child("podSecurity"), t.PodSecurity, "", Restricted, Baseline))
+		}
+		for j, ns := range t.Namespaces {
+			q := p.Child("namespaces").Index(j)
+			switch other, owned := owners[ns]; {
+			case !dns1123Label.MatchString(ns):
+				errs.Add(field.Invalid(q, ns, "must be a DNS-1123 label"))
+			case strings.HasPrefix(ns, "kube-") || ns == "default":
+				errs.Add(field.Invalid(q, ns, "system namespaces cannot be team namespaces; choose another name"))
+			case owned:
+				errs.Addf(q, ns, "already owned by team %q; a namespace has one owner", other)
+			default:
+				owners[ns] = t.Name
 			}
 		}
 	}
-	for _, v := range r.Verbs {
+	return owners
+}
+
+func (r Rule) validate(p *field.Path, wildcards bool) field.ErrorList {
+	var errs field.ErrorList
+	if len(r.Resources) == 0 || len(r.Verbs) == 0 {
+		errs.Add(field.Required(p, "a rule needs resources and verbs"))
+	}
+	for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
+		if slices.Contains(list, "*") && !wildcards {
+			errs.Add(field.Invalid(p, "*", `wildcard refused (CIS 5.1.3); list the API groups, resources and verbs the service needs, or set the service's wildcardReason`))
+			break
+		}
+	}
+	for j, v := range r.Verbs {
 		if dangerousVerbs[v] {
-			return fmt.Errorf("%s: verb %q lets a service escalate its own privileges (CIS 5.1.8); remove it", f, v)
-		}
-		if !validVerbs[v] && !(v == "*" && wildcards) {
-			return fmt.Errorf("%s: unknown verb %q; use get, list, watch, create, update, patch, delete or deletecollection", f, v)
+			errs.Add(field.Invalid(p.Child("verbs").Index(j), v, "lets a service escalate its own privileges (CIS 5.1.8); remove it"))
+		} else if v != "*" && !validVerbs[v] {
+			errs.Add(field.Invalid(p.Child("verbs").Index(j), v, "unknown verb; use get, list, watch, create, update, patch, delete or deletecollection"))
 		}
 	}
-	for _, res := range r.Resources {
+	for j, res := range r.Resources {
 		if res == "nodes/proxy" {
-			return fmt.Errorf("%s: nodes/proxy bypasses admission and audit (CIS 5.1.10 area); remove it", f)
+			errs.Add(field.Invalid(p.Child("resources").Index(j), res, "bypasses admission and audit (CIS 5.1.10 area); remove it"))
 		}
 	}
-	return nil
+	return errs
 }
 
 func (a *Args) podSecurityVersion() string {

@@ -24,20 +24,20 @@ func TestValidate(t *testing.T) {
 	}{
 		{"zero value is valid", func(a *Args) { *a = Args{} }, ""},
 		{"valid", func(a *Args) {}, ""},
-		{"bad team name", func(a *Args) { a.Teams[0].Name = "Payments" }, `Teams[0].Name "Payments": must be a DNS-1123 label`},
-		{"duplicate team", func(a *Args) { a.Teams = append(a.Teams, Team{Name: "payments", Namespaces: []string{"x"}}) }, `Teams[1].Name "payments": declared twice`},
-		{"team without namespace", func(a *Args) { a.Teams[0].Namespaces = nil }, "Teams[0].Namespaces: team \"payments\" owns no namespace"},
-		{"privileged refused", func(a *Args) { a.Teams[0].PodSecurity = "privileged" }, `Teams[0].PodSecurity "privileged": refused`},
-		{"unknown level", func(a *Args) { a.Teams[0].PodSecurity = "strict" }, `Teams[0].PodSecurity "strict"`},
+		{"bad team name", func(a *Args) { a.Teams[0].Name = "Payments" }, `teams[0].name "Payments": must be a DNS-1123 label`},
+		{"duplicate team", func(a *Args) { a.Teams = append(a.Teams, Team{Name: "payments", Namespaces: []string{"x"}}) }, `teams[1].name "payments": declared twice`},
+		{"team without namespace", func(a *Args) { a.Teams[0].Namespaces = nil }, "teams[0].namespaces: required; team \"payments\" owns no namespace"},
+		{"privileged refused", func(a *Args) { a.Teams[0].PodSecurity = "privileged" }, `teams[0].podSecurity "privileged": refused`},
+		{"unknown level", func(a *Args) { a.Teams[0].PodSecurity = "strict" }, `teams[0].podSecurity "strict"`},
 		{"system namespace", func(a *Args) { a.Teams[0].Namespaces = []string{"kube-system"} }, "system namespaces cannot be team namespaces"},
 		{"namespace owned twice", func(a *Args) {
 			a.Teams = append(a.Teams, Team{Name: "web", Namespaces: []string{"payments"}})
-		}, `Teams[1].Namespaces[0] "payments": already owned by team "payments"`},
-		{"service in unknown namespace", func(a *Args) { a.Services[0].Namespace = "web" }, `Services[0].Namespace "web": not a team namespace; add it to a team's Namespaces (known: payments)`},
-		{"wildcard verb", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"*"} }, `Services[0].Rules[0]: wildcard "*" refused (CIS 5.1.3)`},
+		}, `teams[1].namespaces[0] "payments": already owned by team "payments"`},
+		{"service in unknown namespace", func(a *Args) { a.Services[0].Namespace = "web" }, `services[0].namespace "web": not a team namespace; add it to a team's namespaces (known: payments)`},
+		{"wildcard verb", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"*"} }, `services[0].rules[0] "*": wildcard refused (CIS 5.1.3)`},
 		{"wildcard resource in cluster rule", func(a *Args) {
 			a.Services[0].ClusterRules = []Rule{{Resources: []string{"*"}, Verbs: []string{"get"}}}
-		}, `Services[0].ClusterRules[0]: wildcard`},
+		}, `services[0].clusterRules[0] "*": wildcard`},
 		{"wildcard with a reason", func(a *Args) {
 			a.Services[0].Rules[0].Verbs = []string{"*"}
 			a.Services[0].WildcardReason = "operator manages arbitrary CRs"
@@ -45,12 +45,12 @@ func TestValidate(t *testing.T) {
 		{"escalate even with a wildcard reason", func(a *Args) {
 			a.Services[0].Rules[0].Verbs = []string{"escalate"}
 			a.Services[0].WildcardReason = "x"
-		}, `verb "escalate" lets a service escalate`},
-		{"escalate", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"escalate"} }, `verb "escalate" lets a service escalate its own privileges (CIS 5.1.8)`},
+		}, `verbs[0] "escalate": lets a service escalate`},
+		{"escalate", func(a *Args) { a.Services[0].Rules[0].Verbs = []string{"escalate"} }, `verbs[0] "escalate": lets a service escalate its own privileges (CIS 5.1.8)`},
 		{"nodes/proxy", func(a *Args) { a.Services[0].Rules[0].Resources = []string{"nodes/proxy"} }, "nodes/proxy"},
-		{"empty rule", func(a *Args) { a.Services[0].Rules[0].Verbs = nil }, "Services[0].Rules[0]: needs Resources and Verbs"},
-		{"duplicate service", func(a *Args) { a.Services = append(a.Services, a.Services[0]) }, `Services[1]: service "ledger" declared twice`},
-		{"bad PSS version", func(a *Args) { a.PodSecurityVersion = "1.37" }, `PodSecurityVersion "1.37"`},
+		{"empty rule", func(a *Args) { a.Services[0].Rules[0].Verbs = nil }, "services[0].rules[0]: required; a rule needs resources and verbs"},
+		{"duplicate service", func(a *Args) { a.Services = append(a.Services, a.Services[0]) }, `services[1].name "ledger": declared twice in namespace`},
+		{"bad PSS version", func(a *Args) { a.PodSecurityVersion = "1.37" }, `podSecurityVersion "1.37"`},
 		{"pinned PSS version", func(a *Args) { a.PodSecurityVersion = "v1.37" }, ""},
 	}
 	for _, tc := range cases {

@@ -161,7 +161,7 @@ func NamespaceLabels(t Team, version string) map[string]string {
 		wellknown.ManagedByLabel: wellknown.ManagedBy,
 	}
 	for _, mode := range []string{"enforce", "audit", "warn"} {
-		labels["pod-security.kubernetes.io/"+mode] = level
+		labels["pod-security.kubernetes.io/"+mode] = string(level)
 		labels["pod-security.kubernetes.io/"+mode+"-version"] = version
 	}
 	// Audit and warn always at restricted, so a baseline namespace still reports what keeps it

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apiextensions"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -23,7 +24,7 @@ type ImageTrustArgs struct {
 	// Admission.AllowedRegistries prefix followed by "**".
 	Images []string `json:"images,omitempty"`
 	// Mode is "enforce" (default: unsigned images are refused) or "warn".
-	Mode string `json:"mode,omitempty"`
+	Mode ImageTrustMode `json:"mode,omitempty"`
 	// MaxSeverity also requires a vulnerability scan of the image, attested with the same keys
 	// (trivy image --format cosign-vuln, then cosign attest --type vuln), with no finding at or
 	// above this severity: "CRITICAL" or "HIGH" (the usual limits), "MEDIUM" or "LOW".
@@ -79,41 +80,46 @@ func (a *Args) imageGlobs() []string {
 	return globs
 }
 
-func (a *Args) validateImageTrust() error {
-	it := a.ImageTrust
+// ImageTrustMode is what an unsigned image does.
+type ImageTrustMode string
+
+// The modes: refuse the pod, or admit it with a warning.
+const (
+	TrustEnforce ImageTrustMode = "enforce"
+	TrustWarn    ImageTrustMode = "warn"
+)
+
+func (a *Args) validateImageTrust() field.ErrorList {
+	it, p := a.ImageTrust, field.Root().Child("imageTrust")
+	var errs field.ErrorList
 	if len(it.Keys) == 0 {
 		if len(it.Images) > 0 || it.Mode != "" {
-			return fmt.Errorf("ImageTrust.Keys: Images and Mode need at least one cosign public key")
+			errs.Add(field.Required(p.Child("keys"), "images and mode need at least one cosign public key"))
 		}
-		return nil
+		return errs
 	}
-	switch it.Mode {
-	case "", "enforce", "warn":
-	default:
-		return fmt.Errorf("ImageTrust.Mode %q: use \"enforce\" (default) or \"warn\"", it.Mode)
-	}
+	errs.Add(field.Enum(p.Child("mode"), it.Mode, "", TrustEnforce, TrustWarn))
 	if _, ok := severityRank[it.MaxSeverity]; it.MaxSeverity != "" && !ok {
-		return fmt.Errorf("ImageTrust.MaxSeverity %q: use CRITICAL, HIGH, MEDIUM or LOW (Trivy's severities), or leave it empty", it.MaxSeverity)
+		errs.Add(field.Invalid(p.Child("maxSeverity"), it.MaxSeverity, "use CRITICAL, HIGH, MEDIUM or LOW (Trivy's severities), or leave it empty"))
 	}
 	seen := map[string]bool{}
 	for i, k := range it.Keys {
-		f := fmt.Sprintf("ImageTrust.Keys[%d]", i)
+		q := p.Child("keys").Index(i)
 		if !dns1123Label.MatchString(k.Name) || seen[k.Name] {
-			return fmt.Errorf("%s.Name %q: a unique DNS-1123 label naming the key", f, k.Name)
+			errs.Add(field.Invalid(q.Child("name"), k.Name, "a unique DNS-1123 label naming the key"))
 		}
 		seen[k.Name] = true
 		block, _ := pem.Decode([]byte(k.PublicKey))
 		if block == nil || block.Type != "PUBLIC KEY" {
-			return fmt.Errorf("%s.PublicKey: not a PEM public key; paste the content of cosign.pub (-----BEGIN PUBLIC KEY-----)", f)
-		}
-		if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
-			return fmt.Errorf("%s.PublicKey: %v", f, err)
+			errs.Add(field.Invalid(q.Child("publicKey"), nil, "not a PEM public key; paste the content of cosign.pub (-----BEGIN PUBLIC KEY-----)"))
+		} else if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+			errs.Add(field.Invalid(q.Child("publicKey"), nil, err.Error()))
 		}
 	}
 	if len(a.imageGlobs()) == 0 {
-		return fmt.Errorf("ImageTrust.Images: say which images must be signed (e.g. \"registry.example.com/**\"), or set Admission.AllowedRegistries")
+		errs.Add(field.Required(p.Child("images"), `say which images must be signed (e.g. "registry.example.com/**"), or set admission.allowedRegistries`))
 	}
-	return nil
+	return errs
 }
 
 // newImageTrust creates the ClusterImagePolicy. policy-controller's CRDs must exist (its chart).

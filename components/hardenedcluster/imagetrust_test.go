@@ -15,13 +15,13 @@ func TestImageTrustValidate(t *testing.T) {
 		want string
 	}{
 		"off":                {Args{}, ""},
-		"images without key": {Args{ImageTrust: ImageTrustArgs{Images: []string{"r/**"}}}, "ImageTrust.Keys: Images and Mode need at least one cosign public key"},
-		"not PEM":            {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "ssh-ed25519 AAAA"}}, Images: []string{"r/**"}}}, "ImageTrust.Keys[0].PublicKey: not a PEM public key; paste the content of cosign.pub"},
+		"images without key": {Args{ImageTrust: ImageTrustArgs{Images: []string{"r/**"}}}, "imageTrust.keys: required; images and mode need at least one cosign public key"},
+		"not PEM":            {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "ssh-ed25519 AAAA"}}, Images: []string{"r/**"}}}, "imageTrust.keys[0].publicKey: not a PEM public key; paste the content of cosign.pub"},
 		"private key":        {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}}, Images: []string{"r/**"}}}, "not a PEM public key"},
-		"duplicate name":     {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "a", PublicKey: pub}, {Name: "a", PublicKey: pub}}, Images: []string{"r/**"}}}, `ImageTrust.Keys[1].Name "a"`},
-		"no images":          {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, "ImageTrust.Images: say which images must be signed"},
-		"bad mode":           {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, Mode: "audit"}}, `ImageTrust.Mode "audit"`},
-		"bad severity":       {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "SEVERE"}}, `ImageTrust.MaxSeverity "SEVERE": use CRITICAL, HIGH, MEDIUM or LOW`},
+		"duplicate name":     {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "a", PublicKey: pub}, {Name: "a", PublicKey: pub}}, Images: []string{"r/**"}}}, `imageTrust.keys[1].name "a"`},
+		"no images":          {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, "imageTrust.images: required; say which images must be signed"},
+		"bad mode":           {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, Mode: "audit"}}, `imageTrust.mode "audit"`},
+		"bad severity":       {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "SEVERE"}}, `imageTrust.maxSeverity "SEVERE": use CRITICAL, HIGH, MEDIUM or LOW`},
 		"images from registries": {Args{Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
 			ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, ""},
 	}

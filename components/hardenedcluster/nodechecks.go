@@ -1,7 +1,6 @@
 package hardenedcluster
 
 import (
-	"fmt"
 	"strings"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 )
 
 // NodeCheckArgs schedule the CIS 1.12 / KISA node check (package nodecheck) on every node pool.
@@ -43,35 +43,36 @@ type NodePool struct {
 // hostPath) as root. Nothing else runs there.
 const NodeCheckNamespace = "kplane-node-checks"
 
-func (a *Args) validateNodeChecks() error {
-	nc := a.NodeChecks
+func (a *Args) validateNodeChecks() field.ErrorList {
+	nc, p := a.NodeChecks, field.Root().Child("nodeChecks")
+	var errs field.ErrorList
 	if nc.Image == "" {
 		if len(nc.Pools) > 0 {
-			return fmt.Errorf("NodeChecks.Image: required with Pools; build cmd/kplane-nodecheck into an image and give its digest")
+			errs.Add(field.Required(p.Child("image"), "with pools; build cmd/kplane-nodecheck into an image and give its digest"))
 		}
-		return nil
+		return errs
 	}
 	if !a.Admission.AllowImageTags && !strings.Contains(nc.Image, "@sha256:") {
-		return fmt.Errorf("NodeChecks.Image %q: pin it by digest (image@sha256:...), as every image of the cluster", nc.Image)
+		errs.Add(field.Invalid(p.Child("image"), nc.Image, "pin it by digest (image@sha256:...), as every image of the cluster"))
 	}
 	if nc.Schedule != "" && len(strings.Fields(nc.Schedule)) != 5 {
-		return fmt.Errorf("NodeChecks.Schedule %q: a cron schedule of five fields, e.g. \"17 3 * * *\"", nc.Schedule)
+		errs.Add(field.Invalid(p.Child("schedule"), nc.Schedule, `a cron schedule of five fields, e.g. "17 3 * * *"`))
 	}
 	if len(nc.Pools) == 0 {
-		return fmt.Errorf("NodeChecks.Pools: list the node pools to check, e.g. {Name: \"general\", Nodes: 3}")
+		errs.Add(field.Required(p.Child("pools"), `list the node pools to check, e.g. {name: general, nodes: 3}`))
 	}
 	seen := map[string]bool{}
-	for i, p := range nc.Pools {
-		f := fmt.Sprintf("NodeChecks.Pools[%d]", i)
-		if !dns1123Label.MatchString(p.Name) || seen[p.Name] {
-			return fmt.Errorf("%s.Name %q: a DNS-1123 label, unique among the pools", f, p.Name)
+	for i, pool := range nc.Pools {
+		q := p.Child("pools").Index(i)
+		if !dns1123Label.MatchString(pool.Name) || seen[pool.Name] {
+			errs.Add(field.Invalid(q.Child("name"), pool.Name, "a DNS-1123 label, unique among the pools"))
 		}
-		seen[p.Name] = true
-		if p.Nodes < 1 {
-			return fmt.Errorf("%s.Nodes %d: the number of nodes in the pool (at least 1)", f, p.Nodes)
+		seen[pool.Name] = true
+		if pool.Nodes < 1 {
+			errs.Add(field.Invalid(q.Child("nodes"), pool.Nodes, "the number of nodes in the pool (at least 1)"))
 		}
 	}
-	return nil
+	return errs
 }
 
 // newNodeChecks creates the namespace, the checker's identity (it may only write its reports)

@@ -61,12 +61,12 @@ func TestNodeChecksValidate(t *testing.T) {
 		nc   NodeCheckArgs
 		want string
 	}{
-		"pools without image": {NodeCheckArgs{Pools: pool}, "NodeChecks.Image: required with Pools"},
-		"tag":                 {NodeCheckArgs{Image: "registry.example.com/nodecheck:1.0", Pools: pool}, `NodeChecks.Image "registry.example.com/nodecheck:1.0": pin it by digest`},
-		"no pools":            {NodeCheckArgs{Image: checkImage}, "NodeChecks.Pools: list the node pools"},
-		"pool size":           {NodeCheckArgs{Image: checkImage, Pools: []NodePool{{Name: "general"}}}, "NodeChecks.Pools[0].Nodes 0"},
-		"duplicate pool":      {NodeCheckArgs{Image: checkImage, Pools: append(pool, pool...)}, `NodeChecks.Pools[1].Name "general"`},
-		"schedule":            {NodeCheckArgs{Image: checkImage, Pools: pool, Schedule: "daily"}, `NodeChecks.Schedule "daily"`},
+		"pools without image": {NodeCheckArgs{Pools: pool}, "nodeChecks.image: required; with pools"},
+		"tag":                 {NodeCheckArgs{Image: "registry.example.com/nodecheck:1.0", Pools: pool}, `nodeChecks.image "registry.example.com/nodecheck:1.0": pin it by digest`},
+		"no pools":            {NodeCheckArgs{Image: checkImage}, "nodeChecks.pools: required; list the node pools"},
+		"pool size":           {NodeCheckArgs{Image: checkImage, Pools: []NodePool{{Name: "general"}}}, "nodeChecks.pools[0].nodes 0"},
+		"duplicate pool":      {NodeCheckArgs{Image: checkImage, Pools: append(pool, pool...)}, `nodeChecks.pools[1].name "general"`},
+		"schedule":            {NodeCheckArgs{Image: checkImage, Pools: pool, Schedule: "daily"}, `nodeChecks.schedule "daily"`},
 		"valid":               {NodeCheckArgs{Image: checkImage, Pools: pool, Schedule: "0 2 * * 0"}, ""},
 	} {
 		t.Run(name, func(t *testing.T) { expectValidation(t, &Args{NodeChecks: tc.nc}, tc.want) })

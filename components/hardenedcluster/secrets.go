@@ -17,6 +17,7 @@ import (
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 )
 
 // SecretsArgs keep service secrets in Vault and sync them into the cluster with the External
@@ -107,44 +108,44 @@ func (a *Args) secretsDefaults() SecretsArgs {
 	return s
 }
 
-func (a *Args) validateSecrets() error {
+func (a *Args) validateSecrets() field.ErrorList {
+	var errs field.ErrorList
 	uses := false
 	for i, svc := range a.Services {
 		seen := map[string]bool{}
 		for j, sec := range svc.Secrets {
 			uses = true
 			if !dns1123Label.MatchString(sec.Name) || seen[sec.Name] {
-				return fmt.Errorf("Services[%d].Secrets[%d].Name %q: a unique DNS-1123 label", i, j, sec.Name)
+				errs.Add(field.Invalid(field.Root().Child("services").Index(i).Child("secrets").Index(j).Child("name"), sec.Name, "a unique DNS-1123 label"))
 			}
 			seen[sec.Name] = true
 		}
 	}
+	p := field.Root().Child("secrets")
 	if !uses {
 		if a.Secrets.Bootstrap != nil {
-			return fmt.Errorf("Secrets.Bootstrap: no service declares secrets; remove it or add Services[].Secrets")
+			errs.Add(field.Invalid(p.Child("bootstrap"), nil, "no service declares secrets; remove it or add services[].secrets"))
 		}
-		return nil
+		return errs
 	}
 	s := a.secretsDefaults()
 	u, err := url.Parse(s.VaultAddress)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("Secrets.VaultAddress %q: services declare secrets, so give Vault's https:// address (secrets never travel in clear text)", s.VaultAddress)
+		errs.Add(field.Invalid(p.Child("vaultAddress"), s.VaultAddress, "services declare secrets, so give Vault's https:// address (secrets never travel in clear text)"))
 	}
 	d, err := time.ParseDuration(s.RefreshInterval)
 	if err != nil || d < time.Minute || d > 24*time.Hour {
-		return fmt.Errorf("Secrets.RefreshInterval %q: a duration between 1m and 24h (e.g. \"1h\"); it bounds how long a rotated secret takes to reach the cluster", s.RefreshInterval)
+		errs.Add(field.Invalid(p.Child("refreshInterval"), s.RefreshInterval, `a duration between 1m and 24h (e.g. "1h"); it bounds how long a rotated secret takes to reach the cluster`))
 	}
 	if !s.Operator.External {
-		if err := s.Operator.Chart.Or(ExternalSecretsChart).Validate("Secrets.Operator.Chart"); err != nil {
-			return err
+		errs.Merge(p.Child("operator", "chart"), s.Operator.Chart.Or(ExternalSecretsChart).Validate())
+	}
+	for _, m := range []struct{ key, v string }{{"kubernetesAuthPath", s.KubernetesAuthPath}, {"kvMount", s.KVMount}} {
+		if strings.ContainsAny(m.v, " *\"'") || strings.HasPrefix(m.v, "/") {
+			errs.Add(field.Invalid(p.Child(m.key), m.v, `a Vault mount path like "kubernetes" or "kv/team"`))
 		}
 	}
-	for _, p := range []struct{ field, v string }{{"KubernetesAuthPath", s.KubernetesAuthPath}, {"KVMount", s.KVMount}} {
-		if strings.ContainsAny(p.v, " *\"'") || strings.HasPrefix(p.v, "/") {
-			return fmt.Errorf("Secrets.%s %q: a Vault mount path like \"kubernetes\" or \"kv/team\"", p.field, p.v)
-		}
-	}
-	return a.validateVaultBootstrap()
+	return append(errs, a.validateVaultBootstrap()...)
 }
 
 // vaultRole is the Vault role of a service: bound to its ServiceAccount in its namespace.

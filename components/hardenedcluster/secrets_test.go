@@ -22,12 +22,12 @@ func TestSecretsValidate(t *testing.T) {
 	}{
 		"valid":       {func(a *Args) {}, ""},
 		"no secrets":  {func(a *Args) { a.Services[0].Secrets = nil; a.Secrets = SecretsArgs{} }, ""},
-		"no vault":    {func(a *Args) { a.Secrets.VaultAddress = "" }, `Secrets.VaultAddress "": services declare secrets, so give Vault's https:// address`},
+		"no vault":    {func(a *Args) { a.Secrets.VaultAddress = "" }, `secrets.vaultAddress "": services declare secrets, so give Vault's https:// address`},
 		"http":        {func(a *Args) { a.Secrets.VaultAddress = "http://vault:8200" }, "secrets never travel in clear text"},
-		"bad refresh": {func(a *Args) { a.Secrets.RefreshInterval = "90d" }, `Secrets.RefreshInterval "90d": a duration between 1m and 24h`},
+		"bad refresh": {func(a *Args) { a.Secrets.RefreshInterval = "90d" }, `secrets.refreshInterval "90d": a duration between 1m and 24h`},
 		"too slow":    {func(a *Args) { a.Secrets.RefreshInterval = "48h" }, "between 1m and 24h"},
-		"duplicate":   {func(a *Args) { a.Services[0].Secrets = append(a.Services[0].Secrets, ServiceSecret{Name: "db"}) }, `Services[0].Secrets[2].Name "db": a unique DNS-1123 label`},
-		"bad mount":   {func(a *Args) { a.Secrets.KVMount = "/secret" }, `Secrets.KVMount "/secret"`},
+		"duplicate":   {func(a *Args) { a.Services[0].Secrets = append(a.Services[0].Secrets, ServiceSecret{Name: "db"}) }, `services[0].secrets[2].name "db": a unique DNS-1123 label`},
+		"bad mount":   {func(a *Args) { a.Secrets.KVMount = "/secret" }, `secrets.kvMount "/secret"`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -82,13 +82,13 @@ func TestVaultBootstrapValidate(t *testing.T) {
 		want   string
 	}{
 		"valid":              {func(a *Args) {}, ""},
-		"rotate w/o boot":    {func(a *Args) { a.Secrets.Bootstrap = nil }, "Services[0].Secrets[0].Rotate: rotation runs with the Vault bootstrap; set Secrets.Bootstrap"},
-		"no keys":            {func(a *Args) { a.Services[0].Secrets[0].Rotate.Keys = nil }, "Services[0].Secrets[0].Rotate.Keys: list the keys"},
-		"bad schedule":       {func(a *Args) { a.Services[0].Secrets[0].Rotate.Schedule = "monthly" }, `Rotate.Schedule "monthly"`},
-		"short":              {func(a *Args) { a.Services[0].Secrets[0].Rotate.Length = 8 }, "Rotate.Length 8: between 16 and 128"},
+		"rotate w/o boot":    {func(a *Args) { a.Secrets.Bootstrap = nil }, "services[0].secrets[0].rotate: rotation runs with the Vault bootstrap; set secrets.bootstrap"},
+		"no keys":            {func(a *Args) { a.Services[0].Secrets[0].Rotate.Keys = nil }, "services[0].secrets[0].rotate.keys: required; list the keys"},
+		"bad schedule":       {func(a *Args) { a.Services[0].Secrets[0].Rotate.Schedule = "monthly" }, `rotate.schedule "monthly"`},
+		"short":              {func(a *Args) { a.Services[0].Secrets[0].Rotate.Length = 8 }, "rotate.length 8: between 16 and 128"},
 		"image tag":          {func(a *Args) { a.Secrets.Bootstrap.Image = "registry.example.com/kplane-vault:1" }, "pin it by digest"},
-		"no token secret":    {func(a *Args) { a.Secrets.Bootstrap.TokenSecret = "" }, `Secrets.Bootstrap.TokenSecret "": the name of a Secret in kplane-secrets`},
-		"no kubernetes host": {func(a *Args) { a.Secrets.Bootstrap.KubernetesHost = "api:6443" }, `Secrets.Bootstrap.KubernetesHost "api:6443"`},
+		"no token secret":    {func(a *Args) { a.Secrets.Bootstrap.TokenSecret = "" }, `secrets.bootstrap.tokenSecret "": the name of a Secret in kplane-secrets`},
+		"no kubernetes host": {func(a *Args) { a.Secrets.Bootstrap.KubernetesHost = "api:6443" }, `secrets.bootstrap.kubernetesHost "api:6443"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			a := bootstrapArgs()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/jobpod"
 )
 
@@ -56,7 +57,8 @@ const (
 	rotatorAccount  = "kplane-secret-rotator"
 )
 
-func (a *Args) validateVaultBootstrap() error {
+func (a *Args) validateVaultBootstrap() field.ErrorList {
+	var errs field.ErrorList
 	b := a.Secrets.Bootstrap
 	for i, svc := range a.Services {
 		for j, sec := range svc.Secrets {
@@ -64,39 +66,40 @@ func (a *Args) validateVaultBootstrap() error {
 			if r == nil {
 				continue
 			}
-			f := fmt.Sprintf("Services[%d].Secrets[%d].Rotate", i, j)
+			p := field.Root().Child("services").Index(i).Child("secrets").Index(j).Child("rotate")
 			if b == nil {
-				return fmt.Errorf("%s: rotation runs with the Vault bootstrap; set Secrets.Bootstrap", f)
+				errs.Add(field.Invalid(p, nil, "rotation runs with the Vault bootstrap; set secrets.bootstrap"))
 			}
 			if len(r.Keys) == 0 {
-				return fmt.Errorf("%s.Keys: list the keys to regenerate, e.g. [\"password\"]", f)
+				errs.Add(field.Required(p.Child("keys"), `list the keys to regenerate, e.g. ["password"]`))
 			}
-			for _, k := range r.Keys {
-				if k == "" || strings.ContainsAny(k, ", ") {
-					return fmt.Errorf("%s.Keys: %q is not a key name", f, k)
+			for k, key := range r.Keys {
+				if key == "" || strings.ContainsAny(key, ", ") {
+					errs.Add(field.Invalid(p.Child("keys").Index(k), key, "not a key name"))
 				}
 			}
 			if len(strings.Fields(r.Schedule)) != 5 {
-				return fmt.Errorf("%s.Schedule %q: a cron schedule of five fields, e.g. \"0 4 1 * *\"", f, r.Schedule)
+				errs.Add(field.Invalid(p.Child("schedule"), r.Schedule, `a cron schedule of five fields, e.g. "0 4 1 * *"`))
 			}
 			if r.Length != 0 && (r.Length < 16 || r.Length > 128) {
-				return fmt.Errorf("%s.Length %d: between 16 and 128 random bytes", f, r.Length)
+				errs.Add(field.Invalid(p.Child("length"), r.Length, "between 16 and 128 random bytes"))
 			}
 		}
 	}
 	if b == nil {
-		return nil
+		return errs
 	}
+	p := field.Root().Child("secrets", "bootstrap")
 	if !a.Admission.AllowImageTags && !strings.Contains(b.Image, "@sha256:") {
-		return fmt.Errorf("Secrets.Bootstrap.Image %q: build kplane-vault into an image and pin it by digest (image@sha256:...)", b.Image)
+		errs.Add(field.Invalid(p.Child("image"), b.Image, "build kplane-vault into an image and pin it by digest (image@sha256:...)"))
 	}
 	if !dns1123Label.MatchString(b.TokenSecret) {
-		return fmt.Errorf("Secrets.Bootstrap.TokenSecret %q: the name of a Secret in %s holding a Vault token (key \"token\")", b.TokenSecret, SecretsNamespace)
+		errs.Addf(p.Child("tokenSecret"), b.TokenSecret, `the name of a Secret in %s holding a Vault token (key "token")`, SecretsNamespace)
 	}
 	if u, err := url.Parse(b.KubernetesHost); err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("Secrets.Bootstrap.KubernetesHost %q: the API server's https:// URL as Vault reaches it", b.KubernetesHost)
+		errs.Add(field.Invalid(p.Child("kubernetesHost"), b.KubernetesHost, "the API server's https:// URL as Vault reaches it"))
 	}
-	return nil
+	return errs
 }
 
 // rotated lists the rotated secrets' KV paths with their service and settings.

@@ -6,11 +6,13 @@
 package identity
 
 import (
-	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/kplane/kplane/internal/field"
 )
 
 // Args of an identity realm.
@@ -119,11 +121,11 @@ type Team struct {
 
 // LDAP is a read-only user federation with a group mapper.
 type LDAP struct {
-	URL      string `json:"url"`              // ldap:// or ldaps://
-	Vendor   string `json:"vendor,omitempty"` // other (OpenLDAP, default) or ad
-	BindDN   string `json:"bindDN"`
-	UsersDN  string `json:"usersDN"`
-	GroupsDN string `json:"groupsDN"`
+	URL      string     `json:"url"`              // ldap:// or ldaps://
+	Vendor   LDAPVendor `json:"vendor,omitempty"` // other (OpenLDAP, default) or ad
+	BindDN   string     `json:"bindDN"`
+	UsersDN  string     `json:"usersDN"`
+	GroupsDN string     `json:"groupsDN"`
 	// The bind password is not an argument: the realm sync reads it from its Secret (a Pulumi
 	// secret in the stack), so it never enters the realm representation or a ConfigMap.
 }
@@ -163,104 +165,129 @@ func (a Args) withDefaults() Args {
 // Validate refuses arguments that cannot make a working realm, naming the argument and the fix.
 func (a Args) Validate() error {
 	a = a.withDefaults()
+	root := field.Root()
+	var errs field.ErrorList
 	u, err := url.Parse(a.KeycloakURL)
 	switch {
 	case a.KeycloakURL == "":
-		return fmt.Errorf("keycloakURL: required (Keycloak's public base URL, e.g. https://sso.example.com)")
+		errs.Add(field.Required(root.Child("keycloakURL"), "Keycloak's public base URL, e.g. https://sso.example.com"))
 	case err != nil || u.Scheme != "https" || u.Host == "":
-		return fmt.Errorf("keycloakURL %q: must be an https:// URL (the API server accepts only https issuers)", a.KeycloakURL)
-	case !name.MatchString(a.Realm):
-		return fmt.Errorf("realm %q: lower-case letters, digits and dashes", a.Realm)
-	case strings.HasPrefix(a.Prefix, "system:") || !strings.HasSuffix(a.Prefix, ":"):
-		return fmt.Errorf("prefix %q: must end with ':' and not start with 'system:' (it keeps Keycloak's names apart from Kubernetes' own)", a.Prefix)
+		errs.Add(field.Invalid(root.Child("keycloakURL"), a.KeycloakURL, "must be an https:// URL (the API server accepts only https issuers)"))
 	}
-	seen := map[string]bool{a.AdminGroup: true, a.AuditorGroup: true}
+	if !name.MatchString(a.Realm) {
+		errs.Add(field.Invalid(root.Child("realm"), a.Realm, "lower-case letters, digits and dashes"))
+	}
+	if strings.HasPrefix(a.Prefix, "system:") || !strings.HasSuffix(a.Prefix, ":") {
+		errs.Add(field.Invalid(root.Child("prefix"), a.Prefix, "must end with ':' and not start with 'system:' (it keeps Keycloak's names apart from Kubernetes' own)"))
+	}
+	groups := a.validateTeams(&errs)
+	a.validateTools(&errs, groups)
+	a.validateIdentityProviders(&errs, groups)
+	a.validateSync(&errs)
+	if a.Audit != nil {
+		errs = append(errs, a.Audit.validate(a)...)
+	}
+	if l := a.LDAP; l != nil {
+		p := root.Child("ldap")
+		if lu, err := url.Parse(l.URL); err != nil || (lu.Scheme != "ldap" && lu.Scheme != "ldaps") || lu.Host == "" {
+			errs.Add(field.Invalid(p.Child("url"), l.URL, "ldap:// or ldaps:// with a host"))
+		}
+		if l.BindDN == "" || l.UsersDN == "" || l.GroupsDN == "" {
+			errs.Add(field.Required(p, "bindDN, usersDN and groupsDN"))
+		}
+		errs.Add(field.Enum(p.Child("vendor"), l.Vendor, "", LDAPOther, LDAPActiveDirectory))
+	}
+	return errs.OrNil()
+}
+
+// validateTeams checks the teams and returns every group name: the teams, administrators and auditors.
+func (a Args) validateTeams(errs *field.ErrorList) map[string]bool {
+	groups := map[string]bool{a.AdminGroup: true, a.AuditorGroup: true}
 	for i, t := range a.Teams {
+		p := field.Root().Child("teams").Index(i)
 		switch {
 		case !name.MatchString(t.Name):
-			return fmt.Errorf("teams[%d].name %q: lower-case letters, digits and dashes (group names are flat: no '/')", i, t.Name)
-		case seen[t.Name]:
-			return fmt.Errorf("teams[%d].name %q: used twice (or as the admin/auditor group)", i, t.Name)
-		case len(t.Namespaces) == 0:
-			return fmt.Errorf("teams[%d] %s: namespaces: at least one", i, t.Name)
+			errs.Add(field.Invalid(p.Child("name"), t.Name, "lower-case letters, digits and dashes (group names are flat: no '/')"))
+		case groups[t.Name]:
+			errs.Add(field.Invalid(p.Child("name"), t.Name, "used twice (or as the admin/auditor group)"))
 		}
-		seen[t.Name] = true
-	}
-	groups := map[string]bool{a.AdminGroup: true, a.AuditorGroup: true}
-	for _, t := range a.Teams {
+		if len(t.Namespaces) == 0 {
+			errs.Add(field.Required(p.Child("namespaces"), "at least one"))
+		}
 		groups[t.Name] = true
 	}
+	return groups
+}
+
+func (a Args) validateTools(errs *field.ErrorList, groups map[string]bool) {
 	for i, t := range a.Tools {
-		switch {
-		case !name.MatchString(t.Name) || t.Name == a.ClusterClientID:
-			return fmt.Errorf("tools[%d].name %q: a client ID of lower-case letters, digits and dashes, not the cluster client's", i, t.Name)
-		case len(t.RedirectURIs) == 0:
-			return fmt.Errorf("tools[%d] %s: redirectURIs: at least one (the tool's OAuth callback)", i, t.Name)
+		p := field.Root().Child("tools").Index(i)
+		if !name.MatchString(t.Name) || t.Name == a.ClusterClientID {
+			errs.Add(field.Invalid(p.Child("name"), t.Name, "a client ID of lower-case letters, digits and dashes, not the cluster client's"))
 		}
-		for role, gs := range t.Roles {
-			for _, g := range gs {
+		if len(t.RedirectURIs) == 0 {
+			errs.Add(field.Required(p.Child("redirectURIs"), "at least one (the tool's OAuth callback)"))
+		}
+		for _, role := range slices.Sorted(maps.Keys(t.Roles)) {
+			for j, g := range t.Roles[role] {
 				if !groups[g] {
-					return fmt.Errorf("tools[%d] %s: role %s: no group %q (groups: the teams, %s, %s)", i, t.Name, role, g, a.AdminGroup, a.AuditorGroup)
+					errs.Addf(p.Child("roles").Key(role).Index(j), g, "no such group (groups: the teams, %s, %s)", a.AdminGroup, a.AuditorGroup)
 				}
 			}
 		}
 	}
+}
+
+func (a Args) validateIdentityProviders(errs *field.ErrorList, groups map[string]bool) {
 	aliases := map[string]bool{}
-	for i, p := range a.IdentityProviders {
-		switch {
-		case !name.MatchString(p.Alias) || aliases[p.Alias]:
-			return fmt.Errorf("identityProviders[%d].alias %q: unique, lower-case letters, digits and dashes", i, p.Alias)
-		case p.Type == "oidc" && (p.ClientID == "" || (p.Issuer == "" && (p.AuthorizationURL == "" || p.TokenURL == "" || p.JWKSURL == ""))):
-			return fmt.Errorf("identityProviders[%d] %s: oidc needs clientID and issuer (or authorizationURL, tokenURL and jwksURL)", i, p.Alias)
-		case p.Type == "saml" && (p.SingleSignOnURL == "" || p.EntityID == "" || p.SigningCertificate == ""):
-			return fmt.Errorf("identityProviders[%d] %s: saml needs singleSignOnURL, entityID and signingCertificate (assertions are verified)", i, p.Alias)
-		case p.Type != "oidc" && p.Type != "saml":
-			return fmt.Errorf("identityProviders[%d] %s: type %q: oidc or saml", i, p.Alias, p.Type)
+	for i, idp := range a.IdentityProviders {
+		p := field.Root().Child("identityProviders").Index(i)
+		if !name.MatchString(idp.Alias) || aliases[idp.Alias] {
+			errs.Add(field.Invalid(p.Child("alias"), idp.Alias, "unique, lower-case letters, digits and dashes"))
 		}
-		for attr := range p.Attributes {
-			if p.Type != "saml" || (attr != "email" && attr != "firstName" && attr != "lastName") {
-				return fmt.Errorf("identityProviders[%d] %s: attributes[%q]: SAML providers map email, firstName and lastName", i, p.Alias, attr)
+		aliases[idp.Alias] = true
+		switch {
+		case idp.Type == "oidc" && (idp.ClientID == "" || (idp.Issuer == "" && (idp.AuthorizationURL == "" || idp.TokenURL == "" || idp.JWKSURL == ""))):
+			errs.Add(field.Required(p, "oidc needs clientID and issuer (or authorizationURL, tokenURL and jwksURL)"))
+		case idp.Type == "saml" && (idp.SingleSignOnURL == "" || idp.EntityID == "" || idp.SigningCertificate == ""):
+			errs.Add(field.Required(p, "saml needs singleSignOnURL, entityID and signingCertificate (assertions are verified)"))
+		case idp.Type != "oidc" && idp.Type != "saml":
+			errs.Add(field.NotSupported(p.Child("type"), idp.Type, "oidc", "saml"))
+		}
+		for _, attr := range slices.Sorted(maps.Keys(idp.Attributes)) {
+			if idp.Type != "saml" || (attr != "email" && attr != "firstName" && attr != "lastName") {
+				errs.Add(field.Invalid(p.Child("attributes").Key(attr), idp.Attributes[attr], "SAML providers map email, firstName and lastName"))
 			}
 		}
-		for value, g := range p.Groups {
-			switch {
+		for _, value := range slices.Sorted(maps.Keys(idp.Groups)) {
+			switch g := idp.Groups[value]; {
 			case !groups[g]:
-				return fmt.Errorf("identityProviders[%d] %s: groups[%q]: no group %q", i, p.Alias, value, g)
+				errs.Add(field.Invalid(p.Child("groups").Key(value), g, "no such group"))
 			case g == a.AdminGroup:
-				return fmt.Errorf("identityProviders[%d] %s: groups[%q]: a brokered login cannot make an administrator (administrators log in with kplane's second factor)", i, p.Alias, value)
+				errs.Add(field.Invalid(p.Child("groups").Key(value), g, "a brokered login cannot make an administrator (administrators log in with kplane's second factor)"))
 			}
 		}
-		aliases[p.Alias] = true
 	}
-	if s := a.Sync; s != nil {
-		switch {
-		case !strings.Contains(s.Image, "@sha256:"):
-			return fmt.Errorf("sync.image %q: pin kplane-realm-sync by digest (<registry>/kplane-realm-sync@sha256:...)", s.Image)
-		case s.AdminSecret == "":
-			return fmt.Errorf("sync.adminSecret: required (a Secret with the Keycloak administrator's username and password)")
-		case a.LDAP != nil && s.LDAPSecret == "":
-			return fmt.Errorf("sync.ldapSecret: required with ldap (a Secret with the bind password, key bindPassword)")
-		case slices.ContainsFunc(a.IdentityProviders, func(p IdentityProvider) bool { return p.Type == "oidc" }) && s.IdentityProviderSecret == "":
-			return fmt.Errorf("sync.identityProviderSecret: required with OIDC identity providers (a Secret with each one's client secret under its alias)")
-		}
+}
+
+func (a Args) validateSync(errs *field.ErrorList) {
+	s := a.Sync
+	if s == nil {
+		return
 	}
-	if a.Audit != nil {
-		if err := a.Audit.validate(a); err != nil {
-			return err
-		}
+	p := field.Root().Child("sync")
+	if !strings.Contains(s.Image, "@sha256:") {
+		errs.Add(field.Invalid(p.Child("image"), s.Image, "pin kplane-realm-sync by digest (<registry>/kplane-realm-sync@sha256:...)"))
 	}
-	if l := a.LDAP; l != nil {
-		lu, err := url.Parse(l.URL)
-		switch {
-		case err != nil || (lu.Scheme != "ldap" && lu.Scheme != "ldaps") || lu.Host == "":
-			return fmt.Errorf("ldap.url %q: ldap:// or ldaps:// with a host", l.URL)
-		case l.BindDN == "" || l.UsersDN == "" || l.GroupsDN == "":
-			return fmt.Errorf("ldap: bindDN, usersDN and groupsDN are required")
-		case l.Vendor != "" && l.Vendor != "other" && l.Vendor != "ad":
-			return fmt.Errorf("ldap.vendor %q: other (OpenLDAP) or ad", l.Vendor)
-		}
+	if s.AdminSecret == "" {
+		errs.Add(field.Required(p.Child("adminSecret"), "a Secret with the Keycloak administrator's username and password"))
 	}
-	return nil
+	if a.LDAP != nil && s.LDAPSecret == "" {
+		errs.Add(field.Required(p.Child("ldapSecret"), "with ldap (a Secret with the bind password, key bindPassword)"))
+	}
+	if slices.ContainsFunc(a.IdentityProviders, func(p IdentityProvider) bool { return p.Type == "oidc" }) && s.IdentityProviderSecret == "" {
+		errs.Add(field.Required(p.Child("identityProviderSecret"), "with OIDC identity providers (a Secret with each one's client secret under its alias)"))
+	}
 }
 
 // Issuer is the realm's issuer URL.
@@ -268,3 +295,12 @@ func (a Args) Issuer() string {
 	a = a.withDefaults()
 	return strings.TrimSuffix(a.KeycloakURL, "/") + "/realms/" + a.Realm
 }
+
+// LDAPVendor is the directory's kind: the attribute mappings Keycloak uses.
+type LDAPVendor string
+
+// The directories: OpenLDAP and its kin, or Active Directory.
+const (
+	LDAPOther           LDAPVendor = "other"
+	LDAPActiveDirectory LDAPVendor = "ad"
+)

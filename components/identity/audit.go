@@ -2,11 +2,14 @@ package identity
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -86,49 +89,48 @@ func (au Audit) withDefaults(stack string) Audit {
 
 var retention = regexp.MustCompile(`^[1-9][0-9]*h$`)
 
-func (au Audit) validate(a Args) error {
+func (au Audit) validate(a Args) field.ErrorList {
 	au = au.withDefaults("x")
-	switch {
-	case !strings.HasPrefix(au.GrafanaURL, "https://"):
-		return fmt.Errorf("audit.grafanaURL %q: Grafana's public https:// URL (its OAuth callback is <url>/login/generic_oauth)", au.GrafanaURL)
-	case au.GrafanaAdminSecret == "":
-		return fmt.Errorf("audit.grafanaAdminSecret: required (a Secret with keys admin-user and admin-password for the break-glass administrator)")
-	case !retention.MatchString(au.Retention):
-		return fmt.Errorf("audit.retention %q: hours, e.g. 8760h (a year)", au.Retention)
-	case !strings.HasPrefix(au.AuditLogPath, "/"):
-		return fmt.Errorf("audit.auditLogPath %q: an absolute path on the control-plane nodes", au.AuditLogPath)
-	case !name.MatchString(au.Namespace) || !name.MatchString(au.KeycloakNamespace):
-		return fmt.Errorf("audit.namespace %q / audit.keycloakNamespace %q: namespace names", au.Namespace, au.KeycloakNamespace)
+	p := field.Root().Child("audit")
+	var errs field.ErrorList
+	if !strings.HasPrefix(au.GrafanaURL, "https://") {
+		errs.Add(field.Invalid(p.Child("grafanaURL"), au.GrafanaURL, "Grafana's public https:// URL (its OAuth callback is <url>/login/generic_oauth)"))
 	}
-	g, ok := grafanaTool(a)
-	if !ok {
-		return fmt.Errorf("audit: add a tool named \"grafana\" (tools) so people log in to Grafana through the realm")
+	if au.GrafanaAdminSecret == "" {
+		errs.Add(field.Required(p.Child("grafanaAdminSecret"), "a Secret with keys admin-user and admin-password for the break-glass administrator"))
 	}
-	for role := range g.Roles {
-		if role != "admin" && role != "edit" && role != "view" {
-			return fmt.Errorf("tools grafana: role %q: Grafana's roles are admin, edit and view (Admin, Editor, Viewer)", role)
+	if !retention.MatchString(au.Retention) {
+		errs.Add(field.Invalid(p.Child("retention"), au.Retention, "hours, e.g. 8760h (a year)"))
+	}
+	if !strings.HasPrefix(au.AuditLogPath, "/") {
+		errs.Add(field.Invalid(p.Child("auditLogPath"), au.AuditLogPath, "an absolute path on the control-plane nodes"))
+	}
+	for key, ns := range map[string]string{"namespace": au.Namespace, "keycloakNamespace": au.KeycloakNamespace} {
+		if !name.MatchString(ns) {
+			errs.Add(field.Invalid(p.Child(key), ns, "a namespace name"))
 		}
 	}
-	for field, s := range map[string]addon.Chart{"audit.fluentBit": au.FluentBit, "audit.loki": au.Loki, "audit.grafana": au.Grafana} {
-		if err := s.Validate(field); err != nil {
-			return err
+	if i := slices.IndexFunc(a.Tools, func(t Tool) bool { return t.Name == "grafana" }); i < 0 {
+		errs.Add(field.Required(field.Root().Child("tools"), `with audit, add a tool named "grafana", so people log in to Grafana through the realm`))
+	} else {
+		for _, role := range slices.Sorted(maps.Keys(a.Tools[i].Roles)) {
+			if role != "admin" && role != "edit" && role != "view" {
+				errs.Add(field.Invalid(field.Root().Child("tools").Index(i).Child("roles").Key(role), nil, "Grafana's roles are admin, edit and view (Admin, Editor, Viewer)"))
+			}
 		}
 	}
-	for k := range au.Values {
+	for _, c := range []struct {
+		key   string
+		chart addon.Chart
+	}{{"fluentBit", au.FluentBit}, {"loki", au.Loki}, {"grafana", au.Grafana}} {
+		errs.Merge(p.Child(c.key), c.chart.Validate())
+	}
+	for _, k := range slices.Sorted(maps.Keys(au.Values)) {
 		if k != "fluent-bit" && k != "loki" && k != "grafana" {
-			return fmt.Errorf("audit.values[%q]: values are per chart: fluent-bit, loki or grafana", k)
+			errs.Add(field.Invalid(p.Child("values").Key(k), nil, "values are per chart: fluent-bit, loki or grafana"))
 		}
 	}
-	return nil
-}
-
-func grafanaTool(a Args) (Tool, bool) {
-	for _, t := range a.Tools {
-		if t.Name == "grafana" {
-			return t, true
-		}
-	}
-	return Tool{}, false
+	return errs
 }
 
 func (au Audit) lokiURL() (host string, port int) {

@@ -31,9 +31,9 @@ func TestAuditValidate(t *testing.T) {
 		{func(a *Args) { a.Audit.GrafanaAdminSecret = "" }, "audit.grafanaAdminSecret: required"},
 		{func(a *Args) { a.Audit.Retention = "1y" }, `audit.retention "1y"`},
 		{func(a *Args) { a.Audit.AuditLogPath = "audit.log" }, "audit.auditLogPath"},
-		{func(a *Args) { a.Audit.Values = map[string]map[string]any{"promtail": {}} }, `audit.values["promtail"]`},
-		{func(a *Args) { a.Audit.Loki.Version = ""; a.Audit.Loki.Repo = "ftp://x" }, "audit.loki.Repo"},
-		{func(a *Args) { a.Tools[0].Roles = map[string][]string{"owner": {"platform-admins"}} }, `role "owner": Grafana's roles are admin, edit and view`},
+		{func(a *Args) { a.Audit.Values = map[string]map[string]any{"promtail": {}} }, `audit.values[promtail]`},
+		{func(a *Args) { a.Audit.Loki.Version = ""; a.Audit.Loki.Repo = "ftp://x" }, "audit.loki.repo"},
+		{func(a *Args) { a.Tools[0].Roles = map[string][]string{"owner": {"platform-admins"}} }, `roles[owner]: Grafana's roles are admin, edit and view`},
 	} {
 		a := auditArgs()
 		au := *a.Audit

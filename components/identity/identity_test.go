@@ -33,7 +33,7 @@ func TestValidate(t *testing.T) {
 		{func(a *Args) { a.Prefix = "system:" }, `prefix "system:"`},
 		{func(a *Args) { a.Teams[0].Name = "org/team-a" }, "group names are flat"},
 		{func(a *Args) { a.Teams = append(a.Teams, a.Teams[0]) }, "used twice"},
-		{func(a *Args) { a.Teams[0].Namespaces = nil }, "namespaces: at least one"},
+		{func(a *Args) { a.Teams[0].Namespaces = nil }, "namespaces: required; at least one"},
 		{func(a *Args) { a.LDAP.URL = "ldapx://x" }, "ldap.url"},
 		{func(a *Args) { a.LDAP.GroupsDN = "" }, "groupsDN"},
 		{func(a *Args) { a.Teams[0].Name = "platform-admins" }, "used twice (or as the admin/auditor group)"},
@@ -49,12 +49,12 @@ func TestValidate(t *testing.T) {
 		}, "a brokered login cannot make an administrator"},
 		{func(a *Args) {
 			a.Tools = []Tool{{Name: "grafana", RedirectURIs: []string{"https://g"}, Roles: map[string][]string{"Admin": {"nobody"}}}}
-		}, `no group "nobody"`},
+		}, `"nobody": no such group`},
 		{func(a *Args) {
 			a.IdentityProviders = []IdentityProvider{{Alias: "p", Type: "oidc", Issuer: "https://p", ClientID: "c", Attributes: map[string]string{"email": "mail"}}}
-		}, `attributes["email"]: SAML providers map email, firstName and lastName`},
+		}, `attributes[email] "mail": SAML providers map email, firstName and lastName`},
 		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), LDAPSecret: "l"} }, "sync.adminSecret: required"},
-		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), AdminSecret: "a"} }, "sync.ldapSecret: required with ldap"},
+		{func(a *Args) { a.Sync = &Sync{Image: "r/s@sha256:" + strings.Repeat("a", 64), AdminSecret: "a"} }, "sync.ldapSecret: required; with ldap"},
 	} {
 		a := testArgs()
 		a.Teams = append([]Team{}, a.Teams...)

@@ -81,7 +81,7 @@ func Representation(args Args) map[string]any {
 		rep["components"] = map[string]any{"org.keycloak.storage.UserStorageProvider": []any{map[string]any{
 			"name": "ldap", "providerId": "ldap",
 			"config": map[string]any{
-				"enabled": list("true"), "vendor": list(vendor), "connectionUrl": list(l.URL), "authType": list("simple"),
+				"enabled": list("true"), "vendor": list(string(vendor)), "connectionUrl": list(l.URL), "authType": list("simple"),
 				"bindDn": list(l.BindDN), "bindCredential": list(BindCredentialPlaceholder), "usersDn": list(l.UsersDN),
 				"usernameLDAPAttribute": list(user), "rdnLDAPAttribute": list(user), "uuidLDAPAttribute": list(uuid),
 				"userObjectClasses": list(classes), "searchScope": list("1"), "editMode": list("READ_ONLY"),

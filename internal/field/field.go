@@ -9,6 +9,7 @@ package field
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,13 +73,13 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	switch v := e.Value.(type) {
-	case nil:
+	switch v := reflect.ValueOf(e.Value); {
+	case e.Value == nil:
 		return e.Path + ": " + e.Detail
-	case string:
-		return fmt.Sprintf("%s %q: %s", e.Path, v, e.Detail)
+	case v.Kind() == reflect.String: // typed enums too
+		return fmt.Sprintf("%s %q: %s", e.Path, v.String(), e.Detail)
 	default:
-		return fmt.Sprintf("%s %v: %s", e.Path, v, e.Detail)
+		return fmt.Sprintf("%s %v: %s", e.Path, e.Value, e.Detail)
 	}
 }
 
@@ -92,13 +93,25 @@ func Required(p *Path, detail string) *Error {
 	return &Error{Path: p.String(), Detail: "required; " + detail}
 }
 
-// NotSupported: value at p is not one of allowed.
+// NotSupported: value at p is not one of allowed ("" among them: the value may be left unset).
 func NotSupported[T ~string](p *Path, value T, allowed ...T) *Error {
-	quoted := make([]string, len(allowed))
-	for i, a := range allowed {
-		quoted[i] = strconv.Quote(string(a))
+	var quoted []string
+	optional := false
+	for _, a := range allowed {
+		if a == "" {
+			optional = true
+			continue
+		}
+		quoted = append(quoted, strconv.Quote(string(a)))
 	}
-	return &Error{Path: p.String(), Value: string(value), Detail: "use one of " + strings.Join(quoted, ", ")}
+	detail := "use " + strings.Join(quoted, " or ")
+	if len(quoted) > 2 {
+		detail = "use one of " + strings.Join(quoted, ", ")
+	}
+	if optional {
+		detail += ", or leave it unset for the default"
+	}
+	return &Error{Path: p.String(), Value: string(value), Detail: detail}
 }
 
 // Duplicate: value at p was declared before.

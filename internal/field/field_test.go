@@ -15,8 +15,10 @@ func TestPathsAndMessages(t *testing.T) {
 	assert.Equal(t, "labels[kplane.io/x]", Root().Child("labels").Key("kplane.io/x").String())
 	assert.Equal(t, `teams[0].name "Payments": must be a DNS-1123 label`, Invalid(p, "Payments", "must be a DNS-1123 label").Error())
 	assert.Equal(t, "storage.bucket: required; the bucket's name", Required(Root().Child("storage", "bucket"), "the bucket's name").Error())
-	assert.Equal(t, `admission.mode "deny": use one of "enforce", "audit"`, NotSupported(NewPath("admission", "mode"), mode("deny"), "enforce", "audit").Error())
+	assert.Equal(t, `admission.mode "deny": use "enforce" or "audit"`, NotSupported(NewPath("admission", "mode"), mode("deny"), "enforce", "audit").Error())
 	assert.Nil(t, Enum(NewPath("mode"), mode(""), "", "enforce"))
+	assert.Equal(t, `engine "x": use one of "vap", "gatekeeper", "kyverno", or leave it unset for the default`, Enum(NewPath("engine"), mode("x"), "", "vap", "gatekeeper", "kyverno").Error())
+	assert.Equal(t, `teams[0].podSecurity "privileged": refused`, Invalid(NewPath("teams").Index(0).Child("podSecurity"), mode("privileged"), "refused").Error())
 	assert.Equal(t, `teams[1].name "web": declared twice`, Duplicate(Root().Child("teams").Index(1).Child("name"), "web").Error())
 }
 

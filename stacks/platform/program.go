@@ -13,6 +13,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/identity"
+	"github.com/kplane/kplane/internal/field"
 )
 
 // Project is the Pulumi project name; config keys are "kplane:<key>".
@@ -70,13 +71,13 @@ func Program(ctx *pulumi.Context) error {
 	}
 	// Validate every component's arguments before the first resource is registered, so bad
 	// input creates nothing.
-	if err := c.Security.Validate(); err != nil {
-		return fmt.Errorf("config kplane:security: %w", err)
-	}
+	var errs field.ErrorList
+	errs.Merge(field.NewPath(Project+":security"), c.Security.Validate())
 	if c.Identity != nil {
-		if err := c.Identity.Validate(); err != nil {
-			return fmt.Errorf("config kplane:identity: %w", err)
-		}
+		errs.Merge(field.NewPath(Project+":identity"), c.Identity.Validate())
+	}
+	if err := errs.OrNil(); err != nil {
+		return err
 	}
 	k8s, err := kubernetes.NewProvider(ctx, "cluster", &kubernetes.ProviderArgs{
 		Kubeconfig:               c.Kubeconfig,
