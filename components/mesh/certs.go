@@ -9,6 +9,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -84,51 +85,43 @@ func (c Certificates) withDefaults() Certificates {
 }
 
 func (c Certificates) validate() error {
+	var errs field.ErrorList
 	d := c.withDefaults()
-	ttl, err := duration("certificates.workloadTTL", d.WorkloadTTL)
-	if err != nil {
-		return err
-	}
-	maxTTL, err := duration("certificates.maxWorkloadTTL", d.MaxWorkloadTTL)
-	if err != nil {
-		return err
-	}
+	ttl, bad := duration(field.At("certificates.workloadTTL"), d.WorkloadTTL)
+	errs.Add(bad)
+	maxTTL, bad := duration(field.At("certificates.maxWorkloadTTL"), d.MaxWorkloadTTL)
+	errs.Add(bad)
 	switch {
 	case ttl > maxTTL:
-		return fmt.Errorf("certificates.workloadTTL %s is longer than maxWorkloadTTL %s: istiod would cut it; raise maxWorkloadTTL or shorten workloadTTL", d.WorkloadTTL, d.MaxWorkloadTTL)
+		errs.Add(field.Invalid(field.At("certificates.workloadTTL"), d.WorkloadTTL, fmt.Sprintf("longer than maxWorkloadTTL %s: istiod would cut it; raise maxWorkloadTTL or shorten workloadTTL", d.MaxWorkloadTTL)))
 	case d.RotateAt <= 0 || d.RotateAt >= 1:
-		return fmt.Errorf("certificates.rotateAt %v: the share of the lifetime after which proxies renew, between 0 and 1 (e.g. 0.5)", c.RotateAt)
+		errs.Add(field.Invalid(field.At("certificates.rotateAt"), c.RotateAt, "the share of the lifetime after which proxies renew, between 0 and 1 (e.g. 0.5)"))
 	case d.ExpiryAlertDays < 1:
-		return fmt.Errorf("certificates.expiryAlertDays %d: at least 1", c.ExpiryAlertDays)
+		errs.Add(field.Invalid(field.At("certificates.expiryAlertDays"), c.ExpiryAlertDays, "at least 1"))
 	}
 	if ca := d.CA; ca != nil {
 		switch {
 		case (ca.Secret == nil) == (ca.CertManager == nil):
-			return fmt.Errorf("certificates.ca: give exactly one of secret or certManager")
+			errs.Add(field.Invalid(field.At("certificates.ca"), nil, "give exactly one of secret or certManager"))
 		case ca.Secret != nil && (ca.Secret.RootCert == nil || ca.Secret.CertChain == nil || ca.Secret.CACert == nil || ca.Secret.CAKey == nil):
-			return fmt.Errorf("certificates.ca.secret: rootCert, certChain, caCert and caKey are all required (PEM)")
+			errs.Add(field.Invalid(field.At("certificates.ca.secret"), nil, "rootCert, certChain, caCert and caKey are all required (PEM)"))
 		case ca.CertManager != nil:
 			cm := ca.CertManager
 			if !dnsLabel.MatchString(cm.IssuerName) {
-				return fmt.Errorf("certificates.ca.certManager.issuerName %q: the issuer's name", cm.IssuerName)
+				errs.Add(field.Invalid(field.At("certificates.ca.certManager.issuerName"), cm.IssuerName, "the issuer's name"))
 			}
 			if cm.IssuerKind != "ClusterIssuer" && cm.IssuerKind != "Issuer" {
-				return fmt.Errorf("certificates.ca.certManager.issuerKind %q: ClusterIssuer or Issuer", cm.IssuerKind)
+				errs.Add(field.Invalid(field.At("certificates.ca.certManager.issuerKind"), cm.IssuerKind, "ClusterIssuer or Issuer"))
 			}
-			life, err := duration("certificates.ca.certManager.duration", cm.Duration)
-			if err != nil {
-				return err
-			}
-			renew, err := duration("certificates.ca.certManager.renewBefore", cm.RenewBefore)
-			if err != nil {
-				return err
-			}
-			if renew >= life || life < 2*maxTTL {
-				return fmt.Errorf("certificates.ca.certManager: renewBefore %s must be shorter than duration %s, and duration at least twice maxWorkloadTTL", cm.RenewBefore, cm.Duration)
+			life, badLife := duration(field.At("certificates.ca.certManager.duration"), cm.Duration)
+			renew, badRenew := duration(field.At("certificates.ca.certManager.renewBefore"), cm.RenewBefore)
+			errs.Add(badLife, badRenew)
+			if badLife == nil && badRenew == nil && (renew >= life || life < 2*maxTTL) {
+				errs.Add(field.Invalid(field.At("certificates.ca.certManager"), nil, fmt.Sprintf("renewBefore %s must be shorter than duration %s, and duration at least twice maxWorkloadTTL", cm.RenewBefore, cm.Duration)))
 			}
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // istiodEnv: the lifetimes istiod grants.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -100,62 +101,52 @@ var (
 
 // Validate names the argument and the fix; nothing is created when it fails.
 func (a Args) Validate() error {
+	var errs field.ErrorList
 	if len(a.Revisions) == 0 {
-		return fmt.Errorf("revisions: at least one istiod revision (name, pilotImage, proxyImage)")
+		errs.Add(field.Invalid(field.At("revisions"), nil, "at least one istiod revision (name, pilotImage, proxyImage)"))
 	}
 	revs := map[string]bool{}
 	for i, r := range a.Revisions {
 		switch {
 		case !dnsLabel.MatchString(r.Name) || revs[r.Name] || r.Name == "default":
-			return fmt.Errorf("revisions[%d].name %q: unique lower-case letters, digits and dashes, e.g. 1-29-2 (not \"default\")", i, r.Name)
+			errs.Add(field.Invalid(field.At("revisions[%d].name", i), r.Name, "unique lower-case letters, digits and dashes, e.g. 1-29-2 (not \"default\")"))
 		case !pinned.MatchString(r.PilotImage):
-			return fmt.Errorf("revisions[%d].pilotImage %q: pin istiod by digest (<registry>/pilot@sha256:...)", i, r.PilotImage)
+			errs.Add(field.Invalid(field.At("revisions[%d].pilotImage", i), r.PilotImage, "pin istiod by digest (<registry>/pilot@sha256:...)"))
 		case !pinned.MatchString(r.ProxyImage):
-			return fmt.Errorf("revisions[%d].proxyImage %q: pin the sidecar proxy by digest (<registry>/proxyv2@sha256:...)", i, r.ProxyImage)
+			errs.Add(field.Invalid(field.At("revisions[%d].proxyImage", i), r.ProxyImage, "pin the sidecar proxy by digest (<registry>/proxyv2@sha256:...)"))
 		}
-		if err := r.Chart.Or(IstiodChart).Validate(fmt.Sprintf("revisions[%d].chart", i)); err != nil {
-			return err
-		}
+		errs.Merge(field.At("revisions[%d].chart", i), r.Chart.Or(IstiodChart).Validate())
 		revs[r.Name] = true
 	}
 	if a.StableRevision != "" && !revs[a.StableRevision] {
-		return fmt.Errorf("stableRevision %q: not one of revisions (%s)", a.StableRevision, strings.Join(slices.Sorted(maps.Keys(revs)), ", "))
+		errs.Add(field.Invalid(field.At("stableRevision"), a.StableRevision, fmt.Sprintf("not one of revisions (%s)", strings.Join(slices.Sorted(maps.Keys(revs)), ", "))))
 	}
 	if a.Tag != "" && (!dnsLabel.MatchString(a.Tag) || revs[a.Tag]) {
-		return fmt.Errorf("tag %q: lower-case letters, digits and dashes, not a revision's name", a.Tag)
+		errs.Add(field.Invalid(field.At("tag"), a.Tag, "lower-case letters, digits and dashes, not a revision's name"))
 	}
-	if err := a.BaseChart.Or(BaseChart).Validate("baseChart"); err != nil {
-		return err
-	}
-	if err := a.CNIChart.Or(CNIChart).Validate("cniChart"); err != nil {
-		return err
-	}
-	if err := a.Certificates.validate(); err != nil {
-		return err
-	}
+	errs.Merge(field.At("baseChart"), a.BaseChart.Or(BaseChart).Validate())
+	errs.Merge(field.At("cniChart"), a.CNIChart.Or(CNIChart).Validate())
+	errs.Merge(nil, a.Certificates.validate())
 	gws := map[string]bool{}
 	for i, g := range a.Gateways {
 		switch {
 		case !dnsLabel.MatchString(g.Name) || gws[g.Name]:
-			return fmt.Errorf("gateways[%d].name %q: unique lower-case letters, digits and dashes", i, g.Name)
+			errs.Add(field.Invalid(field.At("gateways[%d].name", i), g.Name, "unique lower-case letters, digits and dashes"))
 		case !dnsLabel.MatchString(g.Namespace):
-			return fmt.Errorf("gateways[%d] %s: namespace %q: required (a namespace of its own, e.g. istio-ingress)", i, g.Name, g.Namespace)
+			errs.Add(field.Invalid(field.At("gateways[%d].namespace", i), g.Namespace, "required (a namespace of its own, e.g. istio-ingress)"))
 		case g.ServiceType != "" && !slices.Contains([]string{"LoadBalancer", "ClusterIP", "NodePort"}, g.ServiceType):
-			return fmt.Errorf("gateways[%d] %s: serviceType %q: LoadBalancer, ClusterIP or NodePort", i, g.Name, g.ServiceType)
+			errs.Add(field.Invalid(field.At("gateways[%d].serviceType", i), g.ServiceType, "LoadBalancer, ClusterIP or NodePort"))
 		case g.Revision != "" && !revs[g.Revision]:
-			return fmt.Errorf("gateways[%d] %s: revision %q: not one of revisions", i, g.Name, g.Revision)
+			errs.Add(field.Invalid(field.At("gateways[%d].revision", i), g.Revision, "not one of revisions"))
 		}
-		if err := g.Chart.Or(GatewayChart).Validate(fmt.Sprintf("gateways[%d].chart", i)); err != nil {
-			return err
-		}
+		errs.Merge(field.At("gateways[%d].chart", i), g.Chart.Or(GatewayChart).Validate())
 		gws[g.Name] = true
 	}
 	if o := a.Observability; o != nil {
-		if err := o.validate(); err != nil {
-			return err
-		}
+		errs.Merge(nil, o.validate())
 	}
-	return validateTeams(a.Teams, revs, gws)
+	errs.Merge(nil, validateTeams(a.Teams, revs, gws))
+	return errs.OrNil()
 }
 
 func (a Args) withDefaults() Args {
@@ -314,10 +305,17 @@ func (a Args) istiodValues(rev Revision) map[string]any {
 }
 
 // duration parses Go-style durations ("24h", "90m") that Istio accepts.
-func duration(field, v string) (time.Duration, error) {
+// duration parses the positive duration at p.
+func duration(p *field.Path, v string) (time.Duration, *field.Error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return 0, fmt.Errorf("%s %q: a positive duration such as 24h or 1h30m", field, v)
+		return 0, field.Invalid(p, v, "a positive duration such as 24h or 1h30m")
 	}
 	return d, nil
+}
+
+// checkDuration is duration's error.
+func checkDuration(p *field.Path, v string) *field.Error {
+	_, bad := duration(p, v)
+	return bad
 }

@@ -54,20 +54,20 @@ func TestValidate(t *testing.T) {
 		{func(a *Args) { a.Revisions[0].PilotImage = "istio/pilot:1.29.2" }, "pin istiod by digest"},
 		{func(a *Args) { a.Revisions[0].Name = "1.29" }, `revisions[0].name "1.29"`},
 		{func(a *Args) { a.StableRevision = "1-30-0" }, `stableRevision "1-30-0": not one of revisions (1-29-2)`},
-		{func(a *Args) { cart(a).Weights[1].Percent = 20 }, "teams shop: service cart: route: weights: they sum to 110; make them sum to 100"},
-		{func(a *Args) { cart(a).Weights[1].Subset = "beta" }, `route: weights[1]: subset "beta" does not exist (subsets: canary, stable)`},
-		{func(a *Args) { cart(a).HeaderRoutes[0].Subset = "beta" }, `headerRoutes[0]: subset "beta" does not exist`},
+		{func(a *Args) { cart(a).Weights[1].Percent = 20 }, "teams[0].services[1].route.weights: they sum to 110; make them sum to 100"},
+		{func(a *Args) { cart(a).Weights[1].Subset = "beta" }, `route.weights[1].subset "beta": no such subset (subsets: canary, stable)`},
+		{func(a *Args) { cart(a).HeaderRoutes[0].Subset = "beta" }, `headerRoutes[0].subset "beta": no such subset`},
 		{func(a *Args) { cart(a).HeaderRoutes[0].Prefix = "a" }, "give exactly one of exact, prefix or regex"},
-		{func(a *Args) { cart(a).Mirror.Subset = "shadow" }, `mirror: subset "shadow" does not exist`},
+		{func(a *Args) { cart(a).Mirror.Subset = "shadow" }, `mirror.subset "shadow": no such subset`},
 		{func(a *Args) { cart(a).Fault.AbortStatus = 42 }, "fault.abortStatus 42"},
 		{func(a *Args) { cart(a).Timeout = "5 seconds" }, `timeout "5 seconds": a positive duration`},
 		{func(a *Args) { cart(a).CircuitBreaker.Consecutive5xx = 0 }, "circuitBreaker.consecutive5xx 0"},
-		{func(a *Args) { a.Teams[0].Services[1].Callers = []string{"webb"} }, `service cart: callers: "webb" is not a service of shop (known: cart, web)`},
+		{func(a *Args) { a.Teams[0].Services[1].Callers = []string{"webb"} }, `services[1].callers[0] "webb": not a service of shop (known: cart, web)`},
 		{func(a *Args) { a.Teams[0].Services[1].Callers = []string{"billing/invoice"} }, `"billing/invoice": namespace "billing" is not a team of the mesh`},
 		{func(a *Args) { a.Teams[0].Services[1].Callers = []string{"payments/refunds"} }, `"refunds" is not a service of payments (known: checkout)`},
 		{func(a *Args) { a.Teams[0].Services[0].Callers = []string{"gateway/egress"} }, `no gateway "egress" in gateways`},
 		{func(a *Args) { a.Teams[1].Namespace = "shop" }, `teams[1].namespace "shop": unique`},
-		{func(a *Args) { a.Certificates.WorkloadTTL = "72h" }, "certificates.workloadTTL 72h is longer than maxWorkloadTTL 48h"},
+		{func(a *Args) { a.Certificates.WorkloadTTL = "72h" }, "certificates.workloadTTL \"72h\": longer than maxWorkloadTTL 48h"},
 		{func(a *Args) { a.Certificates.CA = &CA{} }, "certificates.ca: give exactly one of secret or certManager"},
 		{func(a *Args) { a.Certificates.CA = &CA{Secret: &SecretCA{RootCert: pulumi.String("x")}} }, "rootCert, certChain, caCert and caKey are all required"},
 		{func(a *Args) {
@@ -91,7 +91,7 @@ func TestNothingCreatedOnBadInput(t *testing.T) {
 		_, err := NewMesh(ctx, "mesh", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m))
-	require.ErrorContains(t, err, `mesh "mesh": teams shop: service cart: route: weights: they sum to 60`)
+	require.ErrorContains(t, err, `mesh "mesh": teams[0].services[1].route.weights: they sum to 60`)
 	assert.Empty(t, m.Inputs())
 }
 

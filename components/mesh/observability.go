@@ -1,7 +1,8 @@
 package mesh
 
 import (
-	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -60,29 +62,30 @@ func (o Observability) withDefaults() Observability {
 }
 
 func (o Observability) validate() error {
+	var errs field.ErrorList
 	o = o.withDefaults()
 	switch {
 	case !dnsLabel.MatchString(o.Namespace):
-		return fmt.Errorf("observability.namespace %q: a namespace name", o.Namespace)
+		errs.Add(field.Invalid(field.At("observability.namespace"), o.Namespace, "a namespace name"))
 	case o.TraceSampling < 0 || o.TraceSampling > 100:
-		return fmt.Errorf("observability.traceSampling %v: a percentage, 0 to 100", o.TraceSampling)
+		errs.Add(field.Invalid(field.At("observability.traceSampling"), o.TraceSampling, "a percentage, 0 to 100"))
 	case o.GrafanaAdminSecret == "":
-		return fmt.Errorf("observability.grafanaAdminSecret: required (a Secret with admin-user and admin-password)")
+		errs.Add(field.Required(field.At("observability.grafanaAdminSecret"), "a Secret with admin-user and admin-password"))
 	case o.GrafanaURL != "" && !strings.HasPrefix(o.GrafanaURL, "https://"):
-		return fmt.Errorf("observability.grafanaURL %q: Grafana's public https:// URL", o.GrafanaURL)
+		errs.Add(field.Invalid(field.At("observability.grafanaURL"), o.GrafanaURL, "Grafana's public https:// URL"))
 	}
-	for field, s := range map[string]addon.Chart{"observability.prometheus": o.Prometheus, "observability.grafana": o.Grafana,
-		"observability.kiali": o.Kiali, "observability.jaeger": o.Jaeger} {
-		if err := s.Validate(field); err != nil {
-			return err
-		}
+	for _, c := range []struct {
+		key   string
+		chart addon.Chart
+	}{{"prometheus", o.Prometheus}, {"grafana", o.Grafana}, {"kiali", o.Kiali}, {"jaeger", o.Jaeger}} {
+		errs.Merge(field.At("observability.%s", c.key), c.chart.Validate())
 	}
-	for k := range o.Values {
+	for _, k := range slices.Sorted(maps.Keys(o.Values)) {
 		if k != "prometheus" && k != "grafana" && k != "kiali" && k != "jaeger" {
-			return fmt.Errorf("observability.values[%q]: values are per chart: prometheus, grafana, kiali or jaeger", k)
+			errs.Add(field.Invalid(field.At("observability.values").Key(k), nil, "values are per chart: prometheus, grafana, kiali or jaeger"))
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // In-cluster addresses of the add-ons (their releases are named after the chart).

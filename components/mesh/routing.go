@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/kplane/kplane/internal/field"
 )
 
 // Route is how requests to a service are routed: canary weights over subsets, header routes
@@ -79,34 +81,33 @@ type Mirror struct {
 }
 
 func (r Route) validate() error {
+	var errs field.ErrorList
 	subsets := map[string]bool{}
 	for i, s := range r.Subsets {
 		switch {
 		case !dnsLabel.MatchString(s.Name) || subsets[s.Name]:
-			return fmt.Errorf("subsets[%d].name %q: unique lower-case letters, digits and dashes", i, s.Name)
+			errs.Add(field.Invalid(field.At("subsets[%d].name", i), s.Name, "unique lower-case letters, digits and dashes"))
 		case len(s.Labels) == 0:
-			return fmt.Errorf("subsets[%d] %s: labels: the pods' labels that make the subset, e.g. version: v2", i, s.Name)
+			errs.Add(field.Required(field.At("subsets[%d].labels", i), "the pods' labels that make the subset, e.g. version: v2"))
 		}
 		subsets[s.Name] = true
 	}
-	known := func(field, s string) error {
+	known := func(p *field.Path, s string) *field.Error {
 		if !subsets[s] {
-			return fmt.Errorf("%s: subset %q does not exist (subsets: %s)", field, s, strings.Join(slices.Sorted(maps.Keys(subsets)), ", "))
+			return field.Invalid(p, s, fmt.Sprintf("no such subset (subsets: %s)", strings.Join(slices.Sorted(maps.Keys(subsets)), ", ")))
 		}
 		return nil
 	}
 	sum := 0
 	for i, w := range r.Weights {
-		if err := known(fmt.Sprintf("weights[%d]", i), w.Subset); err != nil {
-			return err
-		}
+		errs.Add(known(field.At("weights[%d].subset", i), w.Subset))
 		if w.Percent < 0 || w.Percent > 100 {
-			return fmt.Errorf("weights[%d] %s: percent %d: 0 to 100", i, w.Subset, w.Percent)
+			errs.Add(field.Invalid(field.At("weights[%d].percent", i), w.Percent, "0 to 100"))
 		}
 		sum += w.Percent
 	}
 	if len(r.Weights) > 0 && sum != 100 {
-		return fmt.Errorf("weights: they sum to %d; make them sum to 100", sum)
+		errs.Add(field.Invalid(field.At("weights"), nil, fmt.Sprintf("they sum to %d; make them sum to 100", sum)))
 	}
 	for i, h := range r.HeaderRoutes {
 		set := 0
@@ -117,72 +118,60 @@ func (r Route) validate() error {
 		}
 		switch {
 		case !headerName.MatchString(h.Header):
-			return fmt.Errorf("headerRoutes[%d].header %q: a lower-case header name", i, h.Header)
+			errs.Add(field.Invalid(field.At("headerRoutes[%d].header", i), h.Header, "a lower-case header name"))
 		case set != 1:
-			return fmt.Errorf("headerRoutes[%d] %s: give exactly one of exact, prefix or regex", i, h.Header)
+			errs.Add(field.Invalid(field.At("headerRoutes[%d]", i), nil, "give exactly one of exact, prefix or regex"))
 		}
-		if err := known(fmt.Sprintf("headerRoutes[%d]", i), h.Subset); err != nil {
-			return err
-		}
+		errs.Add(known(field.At("headerRoutes[%d].subset", i), h.Subset))
 	}
 	if r.Timeout != "" {
-		if _, err := duration("timeout", r.Timeout); err != nil {
-			return err
-		}
+		errs.Add(checkDuration(field.At("timeout"), r.Timeout))
 	}
 	if rt := r.Retries; rt != nil {
 		if rt.Attempts < 1 || rt.Attempts > 10 {
-			return fmt.Errorf("retries.attempts %d: 1 to 10", rt.Attempts)
+			errs.Add(field.Invalid(field.At("retries.attempts"), rt.Attempts, "1 to 10"))
 		}
 		if rt.PerTryTimeout != "" {
-			if _, err := duration("retries.perTryTimeout", rt.PerTryTimeout); err != nil {
-				return err
-			}
+			errs.Add(checkDuration(field.At("retries.perTryTimeout"), rt.PerTryTimeout))
 		}
 	}
 	if cb := r.CircuitBreaker; cb != nil {
 		switch {
 		case cb.Consecutive5xx < 1:
-			return fmt.Errorf("circuitBreaker.consecutive5xx %d: errors in a row that eject a pod (at least 1)", cb.Consecutive5xx)
+			errs.Add(field.Invalid(field.At("circuitBreaker.consecutive5xx"), cb.Consecutive5xx, "errors in a row that eject a pod (at least 1)"))
 		case cb.MaxConnections < 0 || cb.MaxPendingRequests < 0:
-			return fmt.Errorf("circuitBreaker: maxConnections and maxPendingRequests are not negative")
+			errs.Add(field.Invalid(field.At("circuitBreaker"), nil, "maxConnections and maxPendingRequests are not negative"))
 		case cb.MaxEjectionPercent < 0 || cb.MaxEjectionPercent > 100:
-			return fmt.Errorf("circuitBreaker.maxEjectionPercent %d: 0 to 100", cb.MaxEjectionPercent)
+			errs.Add(field.Invalid(field.At("circuitBreaker.maxEjectionPercent"), cb.MaxEjectionPercent, "0 to 100"))
 		}
-		for field, v := range map[string]string{"circuitBreaker.interval": cb.Interval, "circuitBreaker.baseEjectionTime": cb.BaseEjectionTime} {
+		for key, v := range map[string]string{"circuitBreaker.interval": cb.Interval, "circuitBreaker.baseEjectionTime": cb.BaseEjectionTime} {
 			if v != "" {
-				if _, err := duration(field, v); err != nil {
-					return err
-				}
+				errs.Add(checkDuration(field.At("%s", key), v))
 			}
 		}
 	}
 	if f := r.Fault; f != nil {
 		switch {
 		case f.DelayPercent < 0 || f.DelayPercent > 100 || f.AbortPercent < 0 || f.AbortPercent > 100:
-			return fmt.Errorf("fault: delayPercent and abortPercent are percentages, 0 to 100")
+			errs.Add(field.Invalid(field.At("fault"), nil, "delayPercent and abortPercent are percentages, 0 to 100"))
 		case f.DelayPercent > 0 && f.Delay == "":
-			return fmt.Errorf("fault.delay: required with delayPercent (e.g. 2s)")
+			errs.Add(field.Required(field.At("fault.delay"), "with delayPercent (e.g. 2s)"))
 		case f.AbortPercent > 0 && (f.AbortStatus < 200 || f.AbortStatus > 599):
-			return fmt.Errorf("fault.abortStatus %d: an HTTP status, e.g. 503", f.AbortStatus)
+			errs.Add(field.Invalid(field.At("fault.abortStatus"), f.AbortStatus, "an HTTP status, e.g. 503"))
 		case f.DelayPercent == 0 && f.AbortPercent == 0:
-			return fmt.Errorf("fault: give delayPercent or abortPercent (or leave fault out)")
+			errs.Add(field.Invalid(field.At("fault"), nil, "give delayPercent or abortPercent (or leave fault out)"))
 		}
 		if f.Delay != "" {
-			if _, err := duration("fault.delay", f.Delay); err != nil {
-				return err
-			}
+			errs.Add(checkDuration(field.At("fault.delay"), f.Delay))
 		}
 	}
 	if m := r.Mirror; m != nil {
-		if err := known("mirror", m.Subset); err != nil {
-			return err
-		}
+		errs.Add(known(field.At("mirror.subset"), m.Subset))
 		if m.Percent <= 0 || m.Percent > 100 {
-			return fmt.Errorf("mirror.percent %v: more than 0, at most 100", m.Percent)
+			errs.Add(field.Invalid(field.At("mirror.percent"), m.Percent, "more than 0, at most 100"))
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // destinationRule: the subsets, ISTIO_MUTUAL (a host's own rule replaces the namespace's), the

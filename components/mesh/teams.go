@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -63,57 +64,54 @@ func (s Service) selector() map[string]any {
 }
 
 func validateTeams(teams []Team, revs, gateways map[string]bool) error {
+	var errs field.ErrorList
 	services := map[string]map[string]bool{} // namespace -> services
 	for i, t := range teams {
 		switch {
 		case !dnsLabel.MatchString(t.Namespace) || services[t.Namespace] != nil:
-			return fmt.Errorf("teams[%d].namespace %q: unique namespace names", i, t.Namespace)
+			errs.Add(field.Invalid(field.At("teams[%d].namespace", i), t.Namespace, "unique namespace names"))
 		case t.Namespace == SystemNamespace:
-			return fmt.Errorf("teams[%d].namespace: %s is Istio's own", i, SystemNamespace)
+			errs.Add(field.Invalid(field.At("teams[%d].namespace", i), t.Namespace, "Istio's own namespace; choose another"))
 		case t.Revision != "" && !revs[t.Revision]:
-			return fmt.Errorf("teams[%d] %s: revision %q: not one of revisions", i, t.Namespace, t.Revision)
+			errs.Add(field.Invalid(field.At("teams[%d].revision", i), t.Revision, "not one of revisions"))
 		}
 		services[t.Namespace] = map[string]bool{}
 		for j, s := range t.Services {
 			if !dnsLabel.MatchString(s.Name) || services[t.Namespace][s.Name] {
-				return fmt.Errorf("teams[%d] %s: services[%d].name %q: unique lower-case letters, digits and dashes", i, t.Namespace, j, s.Name)
+				errs.Add(field.Invalid(field.At("teams[%d].services[%d].name", i, j), s.Name, "unique lower-case letters, digits and dashes"))
 			}
 			services[t.Namespace][s.Name] = true
 		}
 	}
-	for _, t := range teams {
-		for _, s := range t.Services {
-			where := fmt.Sprintf("teams %s: service %s", t.Namespace, s.Name)
-			for _, c := range s.Callers {
-				if err := knownCaller(c, t.Namespace, services, gateways); err != nil {
-					return fmt.Errorf("%s: callers: %w", where, err)
-				}
+	for i, t := range teams {
+		for j, s := range t.Services {
+			p := field.At("teams[%d].services[%d]", i, j)
+			for k, c := range s.Callers {
+				errs.Add(knownCaller(p.Child("callers").Index(k), c, t.Namespace, services, gateways))
 			}
 			if s.Route != nil {
-				if err := s.Route.validate(); err != nil {
-					return fmt.Errorf("%s: route: %w", where, err)
-				}
+				errs.Merge(p.Child("route"), s.Route.validate())
 			}
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
-func knownCaller(c, ns string, services map[string]map[string]bool, gateways map[string]bool) error {
+func knownCaller(p *field.Path, c, ns string, services map[string]map[string]bool, gateways map[string]bool) *field.Error {
 	kind, name, qualified := strings.Cut(c, "/")
 	switch {
 	case !qualified:
 		if !services[ns][c] {
-			return fmt.Errorf("%q is not a service of %s (known: %s); another team's is \"<namespace>/<service>\"", c, ns, strings.Join(slices.Sorted(maps.Keys(services[ns])), ", "))
+			return field.Invalid(p, c, fmt.Sprintf(`not a service of %s (known: %s); another team's is "<namespace>/<service>"`, ns, strings.Join(slices.Sorted(maps.Keys(services[ns])), ", ")))
 		}
 	case kind == "gateway":
 		if !gateways[name] {
-			return fmt.Errorf("%q: no gateway %q in gateways", c, name)
+			return field.Invalid(p, c, fmt.Sprintf("no gateway %q in gateways", name))
 		}
 	case services[kind] == nil:
-		return fmt.Errorf("%q: namespace %q is not a team of the mesh", c, kind)
+		return field.Invalid(p, c, fmt.Sprintf("namespace %q is not a team of the mesh", kind))
 	case !services[kind][name]:
-		return fmt.Errorf("%q: %q is not a service of %s (known: %s)", c, name, kind, strings.Join(slices.Sorted(maps.Keys(services[kind])), ", "))
+		return field.Invalid(p, c, fmt.Sprintf("%q is not a service of %s (known: %s)", name, kind, strings.Join(slices.Sorted(maps.Keys(services[kind])), ", ")))
 	}
 	return nil
 }

@@ -206,3 +206,12 @@ func join(root, path string) string {
 	}
 	return root + "." + path
 }
+
+// At is the path written out, with fmt verbs for the indexes: At("revisions[%d].name", i).
+func At(format string, args ...any) *Path {
+	s := fmt.Sprintf(format, args...)
+	if s == "" {
+		return nil
+	}
+	return &Path{name: s}
+}
