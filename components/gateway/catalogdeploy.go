@@ -6,10 +6,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 
 	"github.com/kplane/kplane/components/gateway/catalog"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 )
 
 // Catalog deploys kplane-catalog: the developer portal and admin API on its own host, behind
@@ -29,15 +29,16 @@ type Catalog struct {
 }
 
 func (c Catalog) validate() error {
+	var errs field.ErrorList
 	switch {
 	case !pinned.MatchString(c.Image):
-		return fmt.Errorf("catalog.image %q: pin kplane-catalog by digest", c.Image)
+		errs.Add(field.Invalid(field.At("catalog.image"), c.Image, "pin kplane-catalog by digest"))
 	case !hostName.MatchString(c.Host):
-		return fmt.Errorf("catalog.host %q: the portal's host name, e.g. developers.example.com", c.Host)
+		errs.Add(field.Invalid(field.At("catalog.host"), c.Host, "the portal's host name, e.g. developers.example.com"))
 	case c.SessionKeySecret == "":
-		return fmt.Errorf("catalog.sessionKeySecret: required (a Secret with session-key, 32 random bytes or more)")
+		errs.Add(field.Required(field.At("catalog.sessionKeySecret"), "a Secret with session-key, 32 random bytes or more"))
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // Manifest is the catalog's manifest of the gateway's APIs: the documents are named
@@ -46,7 +47,7 @@ func (a Args) Manifest() catalog.Manifest {
 	a = a.withDefaults()
 	m := catalog.Manifest{GatewayURL: "https://" + a.Host}
 	for _, api := range a.APIs {
-		p := catalog.Product{Name: api.Name, Title: api.Title, Owners: api.Owners, Visibility: api.Visibility, Plans: api.Plans}
+		p := catalog.Product{Name: api.Name, Title: api.Title, Owners: api.Owners, Visibility: string(api.Visibility), Plans: api.Plans}
 		for _, v := range api.Versions {
 			p.Versions = append(p.Versions, catalog.VersionRef{Version: v.Version, Spec: api.Name + "-" + v.Version + ".json.gz", Path: Path(api.Name, v.Version)})
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/gateway/catalog"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -30,7 +31,7 @@ var KongChart = addon.Chart{Repo: "https://charts.konghq.com", Name: "kong", Ver
 // Args: the gateway of one environment.
 type Args struct {
 	// Engine: kong (default) or istio.
-	Engine string `json:"engine,omitempty"`
+	Engine Engine `json:"engine,omitempty"`
 	// Namespace of the gateway's own objects (default kplane-gateway).
 	Namespace string `json:"namespace,omitempty"`
 	// Host is the APIs' public host name; TLSSecret its certificate (kubernetes.io/tls) in the
@@ -95,8 +96,8 @@ type API struct {
 	Name  string `json:"name"`
 	Title string `json:"title,omitempty"`
 	// Visibility: external (on the public host, in the developer portal) or internal.
-	Visibility string   `json:"visibility"`
-	Owners     []string `json:"owners,omitempty"`
+	Visibility Visibility `json:"visibility"`
+	Owners     []string   `json:"owners,omitempty"`
 	// Anonymous routes take no token: internal APIs only.
 	Anonymous bool           `json:"anonymous,omitempty"`
 	Plans     []catalog.Plan `json:"plans,omitempty"`
@@ -136,124 +137,153 @@ var (
 // Validate names the argument and the fix; nothing is created when it fails. It reads every
 // OpenAPI document (an invalid one is refused here).
 func (a Args) Validate() error {
+	var errs field.ErrorList
 	a = a.withDefaults()
+	errs.Add(field.Enum(field.At("engine"), a.Engine, EngineKong, EngineIstio))
+	if !hostName.MatchString(a.Host) {
+		errs.Add(field.Invalid(field.At("host"), a.Host, "the APIs' public host name, e.g. api.example.com"))
+	}
+	if a.TLSSecret == "" {
+		errs.Add(field.Required(field.At("tlsSecret"), "the host's certificate (kubernetes.io/tls): the gateway serves TLS only"))
+	}
+	if !strings.HasPrefix(a.Tokens.Issuer, "https://") {
+		errs.Add(field.Invalid(field.At("tokens.issuer"), a.Tokens.Issuer, "the Keycloak realm's https:// URL (the identity component's issuer)"))
+	}
 	switch {
-	case a.Engine != "kong" && a.Engine != "istio":
-		return fmt.Errorf("engine %q: kong or istio", a.Engine)
-	case !hostName.MatchString(a.Host):
-		return fmt.Errorf("host %q: the APIs' public host name, e.g. api.example.com", a.Host)
-	case a.TLSSecret == "":
-		return fmt.Errorf("tlsSecret: required (the host's certificate, kubernetes.io/tls): the gateway serves TLS only")
-	case !strings.HasPrefix(a.Tokens.Issuer, "https://"):
-		return fmt.Errorf("tokens.issuer %q: the Keycloak realm's https:// URL (the identity component's issuer)", a.Tokens.Issuer)
-	case a.Engine == "kong" && !strings.Contains(a.Tokens.PublicKey, "BEGIN PUBLIC KEY"):
-		return fmt.Errorf("tokens.publicKey: the realm's RSA public key (PEM, BEGIN PUBLIC KEY): Kong's jwt plugin checks tokens with it")
-	case a.Engine == "istio" && (a.Istio == nil || !dnsLabel.MatchString(a.Istio.Name) || !dnsLabel.MatchString(a.Istio.Namespace)):
-		return fmt.Errorf("istio: name and namespace of the mesh gateway the routes bind to (engine istio)")
-	case a.Engine == "istio" && a.Kong != nil:
-		return fmt.Errorf("kong: set only with engine kong")
-	case len(a.APIs) == 0:
-		return fmt.Errorf("apis: at least one API product")
+	case a.Engine == EngineKong && !strings.Contains(a.Tokens.PublicKey, "BEGIN PUBLIC KEY"):
+		errs.Add(field.Invalid(field.At("tokens.publicKey"), nil, "the realm's RSA public key (PEM, BEGIN PUBLIC KEY): Kong's jwt plugin checks tokens with it"))
+	case a.Engine == EngineIstio && (a.Istio == nil || !dnsLabel.MatchString(a.Istio.Name) || !dnsLabel.MatchString(a.Istio.Namespace)):
+		errs.Add(field.Required(field.At("istio"), "name and namespace of the mesh gateway the routes bind to (engine istio)"))
+	case a.Engine == EngineIstio && a.Kong != nil:
+		errs.Add(field.Invalid(field.At("kong"), nil, "set only with engine kong"))
 	}
 	if k := a.Kong; k != nil {
-		if !pinned.MatchString(k.Image) || !pinned.MatchString(k.ControllerImage) {
-			return fmt.Errorf("kong.image %q / kong.controllerImage %q: pin both by digest (<registry>/kong@sha256:...)", k.Image, k.ControllerImage)
+		for key, image := range map[string]string{"image": k.Image, "controllerImage": k.ControllerImage} {
+			if !pinned.MatchString(image) {
+				errs.Add(field.Invalid(field.At("kong.%s", key), image, "pin it by digest (<registry>/kong@sha256:...)"))
+			}
 		}
-		if err := k.Chart.Or(KongChart).Validate("kong.chart"); err != nil {
-			return err
-		}
+		errs.Merge(field.At("kong.chart"), k.Chart.Or(KongChart).Validate())
 	}
 	for i, c := range a.InternalCIDRs {
 		if _, _, err := net.ParseCIDR(c); err != nil {
-			return fmt.Errorf("internalCIDRs[%d] %q: a CIDR, e.g. 10.0.0.0/8", i, c)
+			errs.Add(field.Invalid(field.At("internalCIDRs[%d]", i), c, "a CIDR, e.g. 10.0.0.0/8"))
 		}
+	}
+	if len(a.APIs) == 0 {
+		errs.Add(field.Required(field.At("apis"), "at least one API product"))
 	}
 	apis := map[string]API{}
 	for i, api := range a.APIs {
-		where := fmt.Sprintf("apis[%d] %s", i, api.Name)
-		switch {
-		case !dnsLabel.MatchString(api.Name) || apis[api.Name].Name != "":
-			return fmt.Errorf("apis[%d].name %q: unique lower-case letters, digits and dashes", i, api.Name)
-		case api.Visibility != "external" && api.Visibility != "internal":
-			return fmt.Errorf("%s: visibility %q: external or internal", where, api.Visibility)
-		case api.Visibility == "external" && api.Anonymous:
-			return fmt.Errorf("%s: anonymous: a public route without authentication; remove anonymous (callers bring a Keycloak token) or make the API internal", where)
-		case api.Visibility == "external" && len(api.Plans) == 0:
-			return fmt.Errorf("%s: plans: a public API needs at least one plan with limits (requestsPerMinute, requestsPerMonth, ...)", where)
-		case len(api.Versions) == 0:
-			return fmt.Errorf("%s: versions: at least one", where)
-		}
-		plans := map[string]bool{}
-		for j, p := range api.Plans {
-			switch {
-			case !dnsLabel.MatchString(p.Name) || plans[p.Name]:
-				return fmt.Errorf("%s: plans[%d].name %q: unique lower-case letters, digits and dashes", where, j, p.Name)
-			case !p.Limited():
-				return fmt.Errorf("%s: plan %s has no limits: give requestsPerSecond, requestsPerMinute, requestsPerDay or requestsPerMonth", where, p.Name)
-			case a.Engine == "istio" && (p.RequestsPerDay > 0 || p.RequestsPerMonth > 0):
-				return fmt.Errorf("%s: plan %s: daily and monthly quotas per consumer need the kong engine (Istio's local rate limit counts per gateway pod, per second or minute)", where, p.Name)
-			}
-			plans[p.Name] = true
-		}
-		seen := map[string]bool{}
-		for j, v := range api.Versions {
-			vw := fmt.Sprintf("%s version %s", where, v.Version)
-			switch {
-			case !version.MatchString(v.Version) || seen[v.Version]:
-				return fmt.Errorf("%s: versions[%d].version %q: unique, lower-case letters, digits, dots and dashes (it is in the path)", where, j, v.Version)
-			case !dnsLabel.MatchString(v.Upstream.Service) || !dnsLabel.MatchString(v.Upstream.Namespace) || v.Upstream.Port < 1 || v.Upstream.Port > 65535:
-				return fmt.Errorf("%s: upstream: service, namespace and port of the Kubernetes Service behind it", vw)
-			}
-			if _, err := catalog.LoadSpec(context.Background(), a.spec(v)); err != nil {
-				return fmt.Errorf("%s: spec: %w", vw, err)
-			}
-			seen[v.Version] = true
-		}
+		errs = append(errs, a.validateAPI(field.At("apis[%d]", i), api, apis[api.Name].Name != "")...)
 		apis[api.Name] = api
 	}
+	a.validateConsumers(&errs, apis)
+	if c := a.Catalog; c != nil {
+		errs.Merge(nil, c.validate())
+	}
+	if k := a.KubeAPI; k != nil {
+		if !hostName.MatchString(k.Host) || k.Host == a.Host {
+			errs.Add(field.Invalid(field.At("kubeAPI.host"), k.Host, "a host name of its own for the API server (e.g. kube.example.com)"))
+		}
+		if len(k.AllowedCIDRs) == 0 {
+			errs.Add(field.Required(field.At("kubeAPI.allowedCidrs"), "the networks allowed to reach the API server"))
+		}
+		for i, c := range k.AllowedCIDRs {
+			if _, n, err := net.ParseCIDR(c); err != nil {
+				errs.Add(field.Invalid(field.At("kubeAPI.allowedCidrs[%d]", i), c, "a CIDR"))
+			} else if ones, _ := n.Mask.Size(); ones == 0 {
+				errs.Add(field.Invalid(field.At("kubeAPI.allowedCidrs[%d]", i), c, "the whole internet; name the networks allowed to reach the API server"))
+			}
+		}
+	}
+	return errs.OrNil()
+}
+
+// validateAPI checks one API product at p; duplicate says its name was used before.
+func (a Args) validateAPI(p *field.Path, api API, duplicate bool) field.ErrorList {
+	var errs field.ErrorList
+	if !dnsLabel.MatchString(api.Name) || duplicate {
+		errs.Add(field.Invalid(p.Child("name"), api.Name, "unique lower-case letters, digits and dashes"))
+	}
+	errs.Add(field.Enum(p.Child("visibility"), api.Visibility, External, Internal))
+	if api.Visibility == External && api.Anonymous {
+		errs.Add(field.Invalid(p.Child("anonymous"), nil, "a public route without authentication; remove anonymous (callers bring a Keycloak token) or make the API internal"))
+	}
+	if api.Visibility == External && len(api.Plans) == 0 {
+		errs.Add(field.Required(p.Child("plans"), "a public API needs at least one plan with limits (requestsPerMinute, requestsPerMonth, ...)"))
+	}
+	if len(api.Versions) == 0 {
+		errs.Add(field.Required(p.Child("versions"), "at least one"))
+	}
+	plans := map[string]bool{}
+	for j, plan := range api.Plans {
+		q := p.Child("plans").Index(j)
+		switch {
+		case !dnsLabel.MatchString(plan.Name) || plans[plan.Name]:
+			errs.Add(field.Invalid(q.Child("name"), plan.Name, "unique lower-case letters, digits and dashes"))
+		case !plan.Limited():
+			errs.Add(field.Invalid(q, nil, "no limits: give requestsPerSecond, requestsPerMinute, requestsPerDay or requestsPerMonth"))
+		case a.Engine == EngineIstio && (plan.RequestsPerDay > 0 || plan.RequestsPerMonth > 0):
+			errs.Add(field.Invalid(q, nil, "daily and monthly quotas per consumer need the kong engine (Istio's local rate limit counts per gateway pod, per second or minute)"))
+		}
+		plans[plan.Name] = true
+	}
+	seen := map[string]bool{}
+	for j, v := range api.Versions {
+		q := p.Child("versions").Index(j)
+		if !version.MatchString(v.Version) || seen[v.Version] {
+			errs.Add(field.Invalid(q.Child("version"), v.Version, "unique, lower-case letters, digits, dots and dashes (it is in the path)"))
+		}
+		if !dnsLabel.MatchString(v.Upstream.Service) || !dnsLabel.MatchString(v.Upstream.Namespace) || v.Upstream.Port < 1 || v.Upstream.Port > 65535 {
+			errs.Add(field.Required(q.Child("upstream"), "service, namespace and port of the Kubernetes Service behind it"))
+		}
+		if _, err := catalog.LoadSpec(context.Background(), a.spec(v)); err != nil {
+			errs.Add(field.Invalid(q.Child("spec"), v.Spec, err.Error()))
+		}
+		seen[v.Version] = true
+	}
+	return errs
+}
+
+func (a Args) validateConsumers(errs *field.ErrorList, apis map[string]API) {
 	clients := map[string]bool{}
 	for i, c := range a.Consumers {
-		switch {
-		case c.ClientID == "" || clients[c.ClientID]:
-			return fmt.Errorf("consumers[%d].clientId %q: the Keycloak client, once", i, c.ClientID)
-		case len(c.APIs) == 0:
-			return fmt.Errorf("consumers[%d] %s: apis: at least one", i, c.ClientID)
+		p := field.At("consumers[%d]", i)
+		if c.ClientID == "" || clients[c.ClientID] {
+			errs.Add(field.Invalid(p.Child("clientId"), c.ClientID, "the Keycloak client, once"))
 		}
-		for _, name := range c.APIs {
-			api, ok := apis[name]
-			if !ok {
-				return fmt.Errorf("consumers[%d] %s: api %q is not one of apis", i, c.ClientID, name)
-			}
-			if !slices.ContainsFunc(api.Plans, func(p catalog.Plan) bool { return p.Name == c.Plan }) {
-				return fmt.Errorf("consumers[%d] %s: plan %q is not a plan of %s", i, c.ClientID, c.Plan, name)
+		if len(c.APIs) == 0 {
+			errs.Add(field.Required(p.Child("apis"), "at least one"))
+		}
+		for j, name := range c.APIs {
+			if api, ok := apis[name]; !ok {
+				errs.Add(field.Invalid(p.Child("apis").Index(j), name, "not one of apis"))
+			} else if !slices.ContainsFunc(api.Plans, func(plan catalog.Plan) bool { return plan.Name == c.Plan }) {
+				errs.Add(field.Invalid(p.Child("plan"), c.Plan, fmt.Sprintf("not a plan of %s", name)))
 			}
 		}
 		clients[c.ClientID] = true
 	}
-	if c := a.Catalog; c != nil {
-		if err := c.validate(); err != nil {
-			return err
-		}
-	}
-	if k := a.KubeAPI; k != nil {
-		if !hostName.MatchString(k.Host) || k.Host == a.Host {
-			return fmt.Errorf("kubeAPI.host %q: a host name of its own for the API server (e.g. kube.example.com)", k.Host)
-		}
-		if len(k.AllowedCIDRs) == 0 {
-			return fmt.Errorf("kubeAPI.allowedCidrs: required (the networks allowed to reach the API server)")
-		}
-		for i, c := range k.AllowedCIDRs {
-			_, n, err := net.ParseCIDR(c)
-			if err != nil {
-				return fmt.Errorf("kubeAPI.allowedCidrs[%d] %q: a CIDR", i, c)
-			}
-			if ones, _ := n.Mask.Size(); ones == 0 {
-				return fmt.Errorf("kubeAPI.allowedCidrs[%d] %q: the whole internet; name the networks allowed to reach the API server", i, c)
-			}
-		}
-	}
-	return nil
 }
+
+// Engine is the gateway that serves the routes.
+type Engine string
+
+// The engines.
+const (
+	EngineKong  Engine = "kong"
+	EngineIstio Engine = "istio"
+)
+
+// Visibility says who may reach an API.
+type Visibility string
+
+// The visibilities: through the public host, or from inside (InternalCIDRs) only.
+const (
+	External Visibility = "external"
+	Internal Visibility = "internal"
+)
 
 func (a Args) withDefaults() Args {
 	if a.Engine == "" {

@@ -18,7 +18,7 @@ const publicKey = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY
 
 var digest = "@sha256:" + strings.Repeat("d", 64)
 
-func sample(engine string) Args {
+func sample(engine Engine) Args {
 	a := Args{Engine: engine, Host: "api.example.com", TLSSecret: "api-tls", SpecsDir: "catalog/testdata",
 		Tokens: Tokens{Issuer: "https://id.example.com/realms/kplane", PublicKey: publicKey},
 		APIs: []API{
@@ -49,23 +49,23 @@ func TestValidate(t *testing.T) {
 		mutate func(*Args)
 		want   string
 	}{
-		{"kong", func(a *Args) { a.APIs[0].Versions[1].Spec = "broken.yaml" }, "apis[0] orders version v2: spec: catalog/testdata/broken.yaml: not a readable OpenAPI document"},
-		{"kong", func(a *Args) { a.APIs[0].Plans = nil }, "apis[0] orders: plans: a public API needs at least one plan with limits"},
-		{"kong", func(a *Args) { a.APIs[0].Plans[0].RequestsPerMinute = 0 }, "apis[0] orders: plan bronze has no limits"},
-		{"kong", func(a *Args) { a.APIs[0].Anonymous = true }, "apis[0] orders: anonymous: a public route without authentication"},
+		{"kong", func(a *Args) { a.APIs[0].Versions[1].Spec = "broken.yaml" }, "apis[0].versions[1].spec \"broken.yaml\": catalog/testdata/broken.yaml: not a readable OpenAPI document"},
+		{"kong", func(a *Args) { a.APIs[0].Plans = nil }, "apis[0].plans: required; a public API needs at least one plan with limits"},
+		{"kong", func(a *Args) { a.APIs[0].Plans[0].RequestsPerMinute = 0 }, "apis[0].plans[0]: no limits"},
+		{"kong", func(a *Args) { a.APIs[0].Anonymous = true }, "apis[0].anonymous: a public route without authentication"},
 		{"kong", func(a *Args) { a.TLSSecret = "" }, "tlsSecret: required"},
 		{"kong", func(a *Args) { a.Tokens.PublicKey = "" }, "tokens.publicKey"},
-		{"kong", func(a *Args) { a.Consumers[0].Plan = "platinum" }, `consumers[0] shop-web: plan "platinum" is not a plan of orders`},
-		{"kong", func(a *Args) { a.Consumers[0].APIs = []string{"billing"} }, `api "billing" is not one of apis`},
-		{"kong", func(a *Args) { a.Kong.Image = "kong:3.9" }, "pin both by digest"},
-		{"kong", func(a *Args) { a.APIs[0].Versions[0].Upstream.Port = 0 }, "upstream: service, namespace and port"},
+		{"kong", func(a *Args) { a.Consumers[0].Plan = "platinum" }, `consumers[0].plan "platinum": not a plan of orders`},
+		{"kong", func(a *Args) { a.Consumers[0].APIs = []string{"billing"} }, `consumers[0].apis[0] "billing": not one of apis`},
+		{"kong", func(a *Args) { a.Kong.Image = "kong:3.9" }, "pin it by digest"},
+		{"kong", func(a *Args) { a.APIs[0].Versions[0].Upstream.Port = 0 }, "upstream: required; service, namespace and port"},
 		{"istio", func(a *Args) { a.APIs[0].Plans[0].RequestsPerMonth = 1000 }, "monthly quotas per consumer need the kong engine"},
-		{"istio", func(a *Args) { a.Istio = nil }, "istio: name and namespace of the mesh gateway"},
+		{"istio", func(a *Args) { a.Istio = nil }, "istio: required; name and namespace of the mesh gateway"},
 		{"kong", func(a *Args) { a.Catalog.Image = "kplane-catalog:latest" }, "catalog.image"},
 		{"kong", func(a *Args) { a.KubeAPI.AllowedCIDRs = []string{"0.0.0.0/0"} }, "the whole internet"},
 		{"istio", func(a *Args) { a.KubeAPI.AllowedCIDRs = nil }, "kubeAPI.allowedCidrs: required"},
 	} {
-		a := sample(c.engine)
+		a := sample(Engine(c.engine))
 		c.mutate(&a)
 		assert.ErrorContains(t, a.Validate(), c.want)
 	}
@@ -86,7 +86,7 @@ func TestNothingCreatedOnBadInput(t *testing.T) {
 func graph(t *testing.T, engine string) (*pack.Recorder, map[string]string) {
 	m := &pack.Recorder{}
 	require.NoError(t, pulumi.RunErr(func(ctx *pulumi.Context) error {
-		a := sample(engine)
+		a := sample(Engine(engine))
 		_, err := NewGateway(ctx, "gw", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m)))
