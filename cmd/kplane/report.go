@@ -151,7 +151,7 @@ func writeReport(dir, env, lang, kubeconfig, security string, findings []report.
 	if security != "" {
 		var args hardenedcluster.Args
 		if err := json.Unmarshal([]byte(security), &args); err != nil {
-			return fmt.Errorf("config kplane:security: %w", err)
+			return fmt.Errorf("config kplane:security: %w", err) // not JSON: the stack reports it too
 		}
 		r.WithExceptions(args.Admission.Exceptions, time.Now())
 	}

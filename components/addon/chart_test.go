@@ -19,18 +19,18 @@ func TestOrKeepsThePinnedOfficialChart(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	require.NoError(t, official.Validate("X.Chart"))
-	require.NoError(t, Chart{Path: t.TempDir()}.Validate("X.Chart"))
+	require.NoError(t, official.Validate())
+	require.NoError(t, Chart{Path: t.TempDir()}.Validate())
 	for _, c := range []struct {
 		src  Chart
 		want string
 	}{
-		{Chart{Path: "/no/such/chart"}, `X.Chart.Path "/no/such/chart": no such chart directory`},
-		{Chart{Repo: "charts.example.org", Name: "thing", Version: "1"}, `X.Chart.Repo "charts.example.org": give a chart repository URL`},
-		{Chart{Repo: "https://charts.example.org", Version: "1"}, `X.Chart.Name "": give the chart's name`},
-		{Chart{Repo: "https://charts.example.org", Name: "thing"}, "X.Chart.Version: required; pin the chart version"},
+		{Chart{Path: "/no/such/chart"}, `path "/no/such/chart": no such chart directory`},
+		{Chart{Repo: "charts.example.org", Name: "thing", Version: "1"}, `repo "charts.example.org": give a chart repository URL`},
+		{Chart{Repo: "https://charts.example.org", Version: "1"}, `name "": give the chart's name`},
+		{Chart{Repo: "https://charts.example.org", Name: "thing"}, "version: required; pin the chart version"},
 	} {
-		err := c.src.Validate("X.Chart")
+		err := c.src.Validate()
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), c.want)
 	}

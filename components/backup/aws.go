@@ -6,6 +6,7 @@ import (
 	"regexp"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -48,23 +49,25 @@ var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // Validate names the argument and the fix.
 func (a AWSBucketArgs) Validate() error {
-	switch {
-	case !bucketName.MatchString(a.Name):
-		return fmt.Errorf("name %q: an S3 bucket name (3-63 lower-case letters, digits, dots, dashes)", a.Name)
-	case a.KeepVersionsDays < 0:
-		return fmt.Errorf("keepVersionsDays %d: zero (default 30) or more", a.KeepVersionsDays)
+	var errs field.ErrorList
+	if !bucketName.MatchString(a.Name) {
+		errs.Add(field.Invalid(field.At("name"), a.Name, "an S3 bucket name (3-63 lower-case letters, digits, dots, dashes)"))
+	}
+	if a.KeepVersionsDays < 0 {
+		errs.Add(field.Invalid(field.At("keepVersionsDays"), a.KeepVersionsDays, "zero (default 30) or more"))
 	}
 	if l := a.ObjectLock; l != nil {
-		switch {
-		case l.Mode != "" && l.Mode != "GOVERNANCE" && l.Mode != "COMPLIANCE":
-			return fmt.Errorf("objectLock.mode %q: GOVERNANCE or COMPLIANCE", l.Mode)
-		case l.Days < 1:
-			return fmt.Errorf("objectLock.days %d: at least one day", l.Days)
-		case a.KeepVersionsDays > 0 && a.KeepVersionsDays < l.Days:
-			return fmt.Errorf("keepVersionsDays %d is shorter than objectLock.days %d: locked versions would outlive the rule that expires them", a.KeepVersionsDays, l.Days)
+		if l.Mode != "" && l.Mode != "GOVERNANCE" && l.Mode != "COMPLIANCE" {
+			errs.Add(field.Invalid(field.At("objectLock.mode"), l.Mode, "GOVERNANCE or COMPLIANCE"))
+		}
+		if l.Days < 1 {
+			errs.Add(field.Invalid(field.At("objectLock.days"), l.Days, "at least one day"))
+		}
+		if a.KeepVersionsDays > 0 && a.KeepVersionsDays < l.Days {
+			errs.Addf(field.At("keepVersionsDays"), a.KeepVersionsDays, "shorter than objectLock.days %d: locked versions would outlive the rule that expires them", l.Days)
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // NewAWSBucket registers the bucket (versioned, encrypted, never public, old versions expired,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup/csisnap"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -44,32 +45,35 @@ type SnapshotPolicy struct {
 
 // Validate names the argument and the fix.
 func (a CSISnapshotsArgs) Validate() error {
+	var errs field.ErrorList
 	if !strings.Contains(a.Image, "@sha256:") {
-		return fmt.Errorf("csiSnapshots.image %q: pin kplane-backup by digest", a.Image)
+		errs.Add(field.Invalid(field.At("csiSnapshots.image"), a.Image, "pin kplane-backup by digest"))
 	}
 	if c := a.Class; c != nil {
-		switch {
-		case !dnsName.MatchString(c.Name) || c.Driver == "":
-			return fmt.Errorf("csiSnapshots.class: name (DNS label) and driver (the CSI driver, e.g. ebs.csi.aws.com) are required")
-		case c.DeletionPolicy != "" && c.DeletionPolicy != "Retain" && c.DeletionPolicy != "Delete":
-			return fmt.Errorf("csiSnapshots.class.deletionPolicy %q: Retain or Delete", c.DeletionPolicy)
+		if !dnsName.MatchString(c.Name) || c.Driver == "" {
+			errs.Add(field.Invalid(field.At("csiSnapshots.class"), nil, "name (DNS label) and driver (the CSI driver, e.g. ebs.csi.aws.com) are required"))
+		}
+		if c.DeletionPolicy != "" && c.DeletionPolicy != "Retain" && c.DeletionPolicy != "Delete" {
+			errs.Add(field.Invalid(field.At("csiSnapshots.class.deletionPolicy"), c.DeletionPolicy, "Retain or Delete"))
 		}
 	}
 	seen := map[string]bool{}
 	for i, p := range a.Policies {
-		switch {
-		case !dnsName.MatchString(p.Name) || seen[p.Name]:
-			return fmt.Errorf("csiSnapshots.policies[%d].name %q: unique, lower-case letters, digits and dashes", i, p.Name)
-		case p.Namespace == "":
-			return fmt.Errorf("csiSnapshots.policies[%d] %s: namespace: required", i, p.Name)
-		case len(strings.Fields(p.Schedule)) != 5:
-			return fmt.Errorf("csiSnapshots.policies[%d] %s: schedule %q: five cron fields", i, p.Name, p.Schedule)
-		case p.Keep < 1:
-			return fmt.Errorf("csiSnapshots.policies[%d] %s: keep %d: at least one snapshot", i, p.Name, p.Keep)
+		if !dnsName.MatchString(p.Name) || seen[p.Name] {
+			errs.Add(field.Invalid(field.At("csiSnapshots.policies[%d].name", i), p.Name, "unique, lower-case letters, digits and dashes"))
+		}
+		if p.Namespace == "" {
+			errs.Add(field.Required(field.At("csiSnapshots.policies[%d].namespace", i), "the namespace whose claims are snapshotted"))
+		}
+		if len(strings.Fields(p.Schedule)) != 5 {
+			errs.Add(field.Invalid(field.At("csiSnapshots.policies[%d].schedule", i), p.Schedule, "five cron fields"))
+		}
+		if p.Keep < 1 {
+			errs.Add(field.Invalid(field.At("csiSnapshots.policies[%d].keep", i), p.Keep, "at least one snapshot"))
 		}
 		seen[p.Name] = true
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // CSISnapshots is the snapshot class and policies.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -79,21 +80,25 @@ func drillRules(extra []string) rbacv1.PolicyRuleArray {
 
 // Validate names the argument and the fix.
 func (a RestoreDrillArgs) Validate() error {
-	switch {
-	case !strings.Contains(a.Image, "@sha256:"):
-		return fmt.Errorf("restoreDrill.image %q: pin kplane-backup by digest", a.Image)
-	case len(a.Namespaces) == 0:
-		return fmt.Errorf("restoreDrill.namespaces: at least one namespace to drill")
-	case a.Bucket == "" || a.Prefix == "":
-		return fmt.Errorf("restoreDrill.bucket and prefix: the Velero location's (the drill reads the backups' content there)")
-	case a.CredentialsSecret == "":
-		return fmt.Errorf("restoreDrill.credentialsSecret: required (read access to the bucket)")
-	case a.Schedule != "" && len(strings.Fields(a.Schedule)) != 5:
-		return fmt.Errorf("restoreDrill.schedule %q: five cron fields", a.Schedule)
+	var errs field.ErrorList
+	if !strings.Contains(a.Image, "@sha256:") {
+		errs.Add(field.Invalid(field.At("restoreDrill.image"), a.Image, "pin kplane-backup by digest"))
+	}
+	if len(a.Namespaces) == 0 {
+		errs.Add(field.Invalid(field.At("restoreDrill.namespaces"), nil, "at least one namespace to drill"))
+	}
+	if a.Bucket == "" || a.Prefix == "" {
+		errs.Add(field.Required(field.At("restoreDrill.bucket"), "bucket and prefix: the Velero location's (the drill reads the backups' content there)"))
+	}
+	if a.CredentialsSecret == "" {
+		errs.Add(field.Required(field.At("restoreDrill.credentialsSecret"), "read access to the bucket"))
+	}
+	if a.Schedule != "" && len(strings.Fields(a.Schedule)) != 5 {
+		errs.Add(field.Invalid(field.At("restoreDrill.schedule"), a.Schedule, "five cron fields"))
 	}
 	for i, ns := range a.Namespaces {
 		if !dnsName.MatchString(ns) || len(ns) > 57 {
-			return fmt.Errorf("restoreDrill.namespaces[%d] %q: a namespace name of at most 57 characters (the drill adds -drill)", i, ns)
+			errs.Add(field.Invalid(field.At("restoreDrill.namespaces[%d]", i), ns, "a namespace name of at most 57 characters (the drill adds -drill)"))
 		}
 	}
 	for i, r := range a.Resources {
@@ -102,10 +107,10 @@ func (a RestoreDrillArgs) Validate() error {
 			group, resource = "", r
 		}
 		if strings.Contains(r, "*") || !dnsName.MatchString(resource) || (group != "" && !strings.Contains(group, ".")) {
-			return fmt.Errorf("restoreDrill.resources[%d] %q: name one resource as group/resource, e.g. \"shop.example.com/orders\" (no wildcards)", i, r)
+			errs.Add(field.Invalid(field.At("restoreDrill.resources[%d]", i), r, "name one resource as group/resource, e.g. \"shop.example.com/orders\" (no wildcards)"))
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
 // bucketCredentials are the environment variables of a bucket's credentials, from the Secret

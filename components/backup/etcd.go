@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -68,24 +69,30 @@ func (a EtcdSnapshotsArgs) withDefaults(stack string) EtcdSnapshotsArgs {
 
 // Validate names the argument and the fix.
 func (a EtcdSnapshotsArgs) Validate() error {
+	var errs field.ErrorList
 	a = a.withDefaults("x")
-	switch {
-	case !strings.Contains(a.Image, "@sha256:"):
-		return fmt.Errorf("etcdSnapshots.image %q: pin kplane-etcd-snapshot by digest (<registry>/kplane-etcd-snapshot@sha256:...)", a.Image)
-	case a.Bucket == "":
-		return fmt.Errorf("etcdSnapshots.bucket: required (the S3 bucket of the snapshots)")
-	case a.CredentialsSecret == "":
-		return fmt.Errorf("etcdSnapshots.credentialsSecret: required (a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
-	case a.Keep < 1:
-		return fmt.Errorf("etcdSnapshots.keep %d: keep at least one snapshot", a.Keep)
-	case len(strings.Fields(a.Schedule)) != 5:
-		return fmt.Errorf("etcdSnapshots.schedule %q: five cron fields, e.g. \"0 */6 * * *\"", a.Schedule)
-	case !strings.HasPrefix(a.Endpoint, "https://"):
-		return fmt.Errorf("etcdSnapshots.endpoint %q: etcd's client URL over TLS (https://...)", a.Endpoint)
-	case !strings.HasPrefix(a.PKIDir, "/"):
-		return fmt.Errorf("etcdSnapshots.pkiDir %q: an absolute path on the control-plane nodes", a.PKIDir)
+	if !strings.Contains(a.Image, "@sha256:") {
+		errs.Add(field.Invalid(field.At("etcdSnapshots.image"), a.Image, "pin kplane-etcd-snapshot by digest (<registry>/kplane-etcd-snapshot@sha256:...)"))
 	}
-	return nil
+	if a.Bucket == "" {
+		errs.Add(field.Required(field.At("etcdSnapshots.bucket"), "the S3 bucket of the snapshots"))
+	}
+	if a.CredentialsSecret == "" {
+		errs.Add(field.Required(field.At("etcdSnapshots.credentialsSecret"), "a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
+	}
+	if a.Keep < 1 {
+		errs.Add(field.Invalid(field.At("etcdSnapshots.keep"), a.Keep, "keep at least one snapshot"))
+	}
+	if len(strings.Fields(a.Schedule)) != 5 {
+		errs.Add(field.Invalid(field.At("etcdSnapshots.schedule"), a.Schedule, "five cron fields, e.g. \"0 */6 * * *\""))
+	}
+	if !strings.HasPrefix(a.Endpoint, "https://") {
+		errs.Add(field.Invalid(field.At("etcdSnapshots.endpoint"), a.Endpoint, "etcd's client URL over TLS (https://...)"))
+	}
+	if !strings.HasPrefix(a.PKIDir, "/") {
+		errs.Add(field.Invalid(field.At("etcdSnapshots.pkiDir"), a.PKIDir, "an absolute path on the control-plane nodes"))
+	}
+	return errs.OrNil()
 }
 
 // EtcdSnapshots is the scheduled snapshot of a cluster's etcd.

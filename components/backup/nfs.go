@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -48,28 +49,34 @@ var nfsServer = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$`)
 
 // Validate names the argument and the fix.
 func (a NFSStoreArgs) Validate() error {
-	switch {
-	case !nfsServer.MatchString(a.Server):
-		return fmt.Errorf("nfsStore.server %q: the NFS server's host name or IP address", a.Server)
-	case !path.IsAbs(a.Path) || path.Clean(a.Path) != a.Path:
-		return fmt.Errorf("nfsStore.path %q: the export's absolute path, e.g. /exports/backups", a.Path)
-	case !strings.Contains(a.Image, "@sha256:"):
-		return fmt.Errorf("nfsStore.image %q: pin SeaweedFS by digest (chrislusf/seaweedfs@sha256:...)", a.Image)
-	case a.CredentialsSecret == "":
-		return fmt.Errorf("nfsStore.credentialsSecret: required (a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: without an identity the store would accept anyone)")
-	case a.TLSSecret != "" && !dnsName.MatchString(a.TLSSecret):
-		return fmt.Errorf("nfsStore.tlsSecret %q: a Secret's name", a.TLSSecret)
-	case a.Bucket != "" && !dnsName.MatchString(a.Bucket):
-		return fmt.Errorf("nfsStore.bucket %q: lower-case letters, digits and dashes", a.Bucket)
-	case a.RunAsUser < 0:
-		return fmt.Errorf("nfsStore.runAsUser %d: the uid owning the export's files (not root)", a.RunAsUser)
+	var errs field.ErrorList
+	if !nfsServer.MatchString(a.Server) {
+		errs.Add(field.Invalid(field.At("nfsStore.server"), a.Server, "the NFS server's host name or IP address"))
+	}
+	if !path.IsAbs(a.Path) || path.Clean(a.Path) != a.Path {
+		errs.Add(field.Invalid(field.At("nfsStore.path"), a.Path, "the export's absolute path, e.g. /exports/backups"))
+	}
+	if !strings.Contains(a.Image, "@sha256:") {
+		errs.Add(field.Invalid(field.At("nfsStore.image"), a.Image, "pin SeaweedFS by digest (chrislusf/seaweedfs@sha256:...)"))
+	}
+	if a.CredentialsSecret == "" {
+		errs.Add(field.Required(field.At("nfsStore.credentialsSecret"), "a Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: without an identity the store would accept anyone"))
+	}
+	if a.TLSSecret != "" && !dnsName.MatchString(a.TLSSecret) {
+		errs.Add(field.Invalid(field.At("nfsStore.tlsSecret"), a.TLSSecret, "a Secret's name"))
+	}
+	if a.Bucket != "" && !dnsName.MatchString(a.Bucket) {
+		errs.Add(field.Invalid(field.At("nfsStore.bucket"), a.Bucket, "lower-case letters, digits and dashes"))
+	}
+	if a.RunAsUser < 0 {
+		errs.Add(field.Invalid(field.At("nfsStore.runAsUser"), a.RunAsUser, "the uid owning the export's files (not root)"))
 	}
 	for i, c := range a.Clients {
 		if !dnsName.MatchString(c) {
-			return fmt.Errorf("nfsStore.clients[%d] %q: a namespace name", i, c)
+			errs.Add(field.Invalid(field.At("nfsStore.clients[%d]", i), c, "a namespace name"))
 		}
 	}
-	return nil
+	return errs.OrNil()
 }
 
 func (a NFSStoreArgs) withDefaults() NFSStoreArgs {

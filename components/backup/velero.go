@@ -14,6 +14,7 @@ import (
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -114,64 +115,67 @@ var (
 
 // Validate names the argument and the fix.
 func (a VeleroArgs) Validate() error {
+	var errs field.ErrorList
 	s := a.Storage
-	switch {
-	case s.Bucket == "":
-		return fmt.Errorf("storage.bucket: required (the S3 bucket of the backups)")
-	case s.CredentialsSecret == "":
-		return fmt.Errorf("storage.credentialsSecret: required (a Secret with key \"cloud\": an AWS credentials file)")
-	case s.Name != "" && !dnsName.MatchString(s.Name):
-		return fmt.Errorf("storage.name %q: lower-case letters, digits and dashes", s.Name)
-	case s.WaitSeconds < -1:
-		return fmt.Errorf("storage.waitSeconds %d: seconds to wait for the location (-1: do not wait)", s.WaitSeconds)
+	if s.Bucket == "" {
+		errs.Add(field.Required(field.At("storage.bucket"), "the S3 bucket of the backups"))
+	}
+	if s.CredentialsSecret == "" {
+		errs.Add(field.Required(field.At("storage.credentialsSecret"), "a Secret with key \"cloud\": an AWS credentials file"))
+	}
+	if s.Name != "" && !dnsName.MatchString(s.Name) {
+		errs.Add(field.Invalid(field.At("storage.name"), s.Name, "lower-case letters, digits and dashes"))
+	}
+	if s.WaitSeconds < -1 {
+		errs.Add(field.Invalid(field.At("storage.waitSeconds"), s.WaitSeconds, "seconds to wait for the location (-1: do not wait)"))
 	}
 	if s.URL != "" {
 		u, err := url.Parse(s.URL)
 		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return fmt.Errorf("storage.url %q: the S3-compatible store's URL (https://...)", s.URL)
+			errs.Add(field.Invalid(field.At("storage.url"), s.URL, "the S3-compatible store's URL (https://...)"))
 		}
 	}
 	locations := map[string]bool{}
 	for i, l := range a.SnapshotLocations {
-		switch {
-		case !dnsName.MatchString(l.Name) || locations[l.Name]:
-			return fmt.Errorf("snapshotLocations[%d].name %q: unique, lower-case letters, digits and dashes", i, l.Name)
-		case (l.Provider == "" || l.Provider == "aws") && l.Region == "":
-			return fmt.Errorf("snapshotLocations[%d] %s: region: required for aws (EBS snapshots are regional)", i, l.Name)
+		if !dnsName.MatchString(l.Name) || locations[l.Name] {
+			errs.Add(field.Invalid(field.At("snapshotLocations[%d].name", i), l.Name, "unique, lower-case letters, digits and dashes"))
+		}
+		if (l.Provider == "" || l.Provider == "aws") && l.Region == "" {
+			errs.Add(field.Invalid(field.At("snapshotLocations[%d].region", i), nil, "required for aws (EBS snapshots are regional)"))
 		}
 		locations[l.Name] = true
 	}
 	seen := map[string]bool{}
 	for i, sc := range a.Schedules {
-		switch {
-		case !dnsName.MatchString(sc.Name) || seen[sc.Name]:
-			return fmt.Errorf("schedules[%d].name %q: unique, lower-case letters, digits and dashes", i, sc.Name)
-		case len(strings.Fields(sc.Cron)) != 5:
-			return fmt.Errorf("schedules[%d] %s: cron %q: five fields, e.g. \"0 1 * * *\"", i, sc.Name, sc.Cron)
-		case sc.TTL == "" || !duration.MatchString(sc.TTL):
-			return fmt.Errorf("schedules[%d] %s: ttl %q: how long backups are kept, e.g. 720h (required)", i, sc.Name, sc.TTL)
-		case len(sc.Namespaces) == 0:
-			return fmt.Errorf("schedules[%d] %s: namespaces: at least one (\"*\" for the whole cluster)", i, sc.Name)
+		if !dnsName.MatchString(sc.Name) || seen[sc.Name] {
+			errs.Add(field.Invalid(field.At("schedules[%d].name", i), sc.Name, "unique, lower-case letters, digits and dashes"))
+		}
+		if len(strings.Fields(sc.Cron)) != 5 {
+			errs.Add(field.Invalid(field.At("schedules[%d].cron", i), sc.Cron, "five fields, e.g. \"0 1 * * *\""))
+		}
+		if sc.TTL == "" || !duration.MatchString(sc.TTL) {
+			errs.Add(field.Invalid(field.At("schedules[%d].ttl", i), sc.TTL, "how long backups are kept, e.g. 720h (required)"))
+		}
+		if len(sc.Namespaces) == 0 {
+			errs.Add(field.Required(field.At("schedules[%d].namespaces", i), "at least one (\"*\" for the whole cluster)"))
 		}
 		for _, l := range sc.SnapshotLocations {
 			if !locations[l] {
-				return fmt.Errorf("schedules[%d] %s: snapshotLocations: %q is not one of snapshotLocations (declare it there)", i, sc.Name, l)
+				errs.Add(field.Invalid(field.At("schedules[%d].snapshotLocations", i), nil, fmt.Sprintf("%q is not one of snapshotLocations (declare it there)", l)))
 			}
 		}
 		seen[sc.Name] = true
 	}
 	if in := a.Install; in != nil {
-		switch {
-		case !strings.Contains(in.Image, "@sha256:"):
-			return fmt.Errorf("install.image %q: pin Velero by digest (velero/velero@sha256:...)", in.Image)
-		case !strings.Contains(in.PluginImage, "@sha256:"):
-			return fmt.Errorf("install.pluginImage %q: pin velero-plugin-for-aws by digest", in.PluginImage)
+		if !strings.Contains(in.Image, "@sha256:") {
+			errs.Add(field.Invalid(field.At("install.image"), in.Image, "pin Velero by digest (velero/velero@sha256:...)"))
 		}
-		if err := in.Chart.Or(VeleroChart).Validate("install.chart"); err != nil {
-			return err
+		if !strings.Contains(in.PluginImage, "@sha256:") {
+			errs.Add(field.Invalid(field.At("install.pluginImage"), in.PluginImage, "pin velero-plugin-for-aws by digest"))
 		}
+		errs.Merge(field.At("install.chart"), in.Chart.Or(VeleroChart).Validate())
 	}
-	return nil
+	return errs.OrNil()
 }
 
 func (a VeleroArgs) withDefaults(stack string) VeleroArgs {

@@ -25,9 +25,9 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) { a.Schedules[0].TTL = "" }, "ttl \"\": how long backups are kept"},
 		{func(a *VeleroArgs) { a.Schedules[0].TTL = "30d" }, "ttl \"30d\""},
 		{func(a *VeleroArgs) { a.Schedules[0].Cron = "@daily" }, "five fields"},
-		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: at least one"},
+		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: required; at least one"},
 		{func(a *VeleroArgs) { a.Schedules = append(a.Schedules, a.Schedules[0]) }, "unique"},
-		{func(a *VeleroArgs) { a.SnapshotLocations = []SnapshotLocation{{Name: "ebs"}} }, "snapshotLocations[0] ebs: region: required for aws"},
+		{func(a *VeleroArgs) { a.SnapshotLocations = []SnapshotLocation{{Name: "ebs"}} }, "snapshotLocations[0].region: required for aws"},
 		{func(a *VeleroArgs) { a.Schedules[0].SnapshotLocations = []string{"ebs"} }, `snapshotLocations: "ebs" is not one of snapshotLocations`},
 		{func(a *VeleroArgs) {
 			a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest}

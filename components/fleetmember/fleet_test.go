@@ -39,12 +39,12 @@ func TestMemberValidate(t *testing.T) {
 		{func(a *MemberArgs) { a.Name = "Seoul" }, `name "Seoul"`},
 		{func(a *MemberArgs) { a.Server = "10.0.0.1:6443" }, "server"},
 		{func(a *MemberArgs) { a.CAData = "" }, "caData"},
-		{func(a *MemberArgs) { a.Labels = map[string]string{wellknown.RolloutLabel: "enabled"} }, `label "kplane.io/rollout"`},
-		{func(a *MemberArgs) { a.Namespaces = []string{"kube-system"} }, `namespaces: "kube-system"`},
+		{func(a *MemberArgs) { a.Labels = map[string]string{wellknown.RolloutLabel: "enabled"} }, `labels[kplane.io/rollout]: not a label key of yours`},
+		{func(a *MemberArgs) { a.Namespaces = []string{"kube-system"} }, `namespaces[0] "kube-system": a namespace of the platform's`},
 		{func(a *MemberArgs) { a.Management = nil }, "member and management providers are both required"},
-		{func(a *MemberArgs) { a.Mode = "agent" }, `mode "agent": push`},
-		{func(a *MemberArgs) { a.Rancher, a.RancherAgent = nil, pulumi.String("kind: Namespace") }, "rancherAgent: set rancher too"},
-		{func(a *MemberArgs) { a.Mode = Pull }, "mode pull: platform is required"},
+		{func(a *MemberArgs) { a.Mode = "agent" }, `mode "agent": use "push" or "pull"`},
+		{func(a *MemberArgs) { a.Rancher, a.RancherAgent = nil, pulumi.String("kind: Namespace") }, "rancher: required; with rancherAgent"},
+		{func(a *MemberArgs) { a.Mode = Pull }, "platform: required; with mode pull"},
 		{func(a *MemberArgs) { a.Mode, a.Platform, a.Namespaces = Pull, &PlatformArgs{Environment: "prod"}, nil }, "platform.repoURL"},
 		{func(a *MemberArgs) {
 			a.Mode, a.Platform, a.Namespaces = Pull, pullPlatform(), []string{"kplane-addons"}

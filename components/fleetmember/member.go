@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -54,7 +55,7 @@ type MemberArgs struct {
 	// Mode is push (default): the management cluster's Argo CD syncs the member through its entry
 	// there; or pull: the member's own Argo CD syncs it from Git, with the same narrow credentials,
 	// and nothing of the member goes on the management cluster (docs/components/fleet.md).
-	Mode string `json:"mode,omitempty"`
+	Mode Mode `json:"mode,omitempty"`
 	// Platform is the environment's platform; pull mode puts its AppProject and the member's two
 	// Applications on the member (the ApplicationSets do it for push members).
 	Platform *PlatformArgs `json:"platform,omitempty"`
@@ -82,62 +83,74 @@ var (
 	labelKey = regexp.MustCompile(`^([a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$`)
 )
 
-// Pull and push are the members' modes.
+// Mode is how a member is synced.
+type Mode string
+
+// The modes: push (the management cluster's Argo CD syncs the member) or pull (its own does).
 const (
-	Push = "push"
-	Pull = "pull"
+	Push Mode = "push"
+	Pull Mode = "pull"
 )
 
 // InClusterServer is how Argo CD running in a cluster reaches that cluster's API server.
 const InClusterServer = "https://kubernetes.default.svc"
 
-// Validate names the argument and the fix.
+// Validate returns every error, each at its argument's path (name, labels[k] ...).
 func (a MemberArgs) Validate() error {
+	root := field.Root()
 	pull := a.Mode == Pull
-	switch {
-	case !dnsLabel.MatchString(a.Name) || len(a.Name) > 40:
-		return fmt.Errorf("name %q: lower-case letters, digits and dashes, at most 40", a.Name)
-	case !dnsLabel.MatchString(a.Environment):
-		return fmt.Errorf("cluster %s: environment %q: required, e.g. prod", a.Name, a.Environment)
-	case a.Mode != "" && a.Mode != Push && !pull:
-		return fmt.Errorf("cluster %s: mode %q: push (the management cluster's Argo CD syncs it) or pull (its own Argo CD does)", a.Name, a.Mode)
-	case !strings.HasPrefix(a.Server, "https://") && !(pull && a.Server == ""):
-		return fmt.Errorf("cluster %s: server %q: the API server's https:// URL as the management cluster reaches it", a.Name, a.Server)
-	case !strings.Contains(a.CAData, "BEGIN CERTIFICATE"):
-		return fmt.Errorf("cluster %s: caData: the API server's CA (PEM)", a.Name)
-	case a.Member == nil || (a.Management == nil && (!pull || a.Rancher != nil)):
-		return fmt.Errorf("cluster %s: member and management providers are both required (pull mode without Rancher: the member's alone)", a.Name)
-	case pull && a.Platform == nil:
-		return fmt.Errorf("cluster %s: mode pull: platform is required (the charts the member's own Argo CD syncs)", a.Name)
+	errs := memberFields(root, a.Name, a.Mode, a.Labels, a.Namespaces)
+	if !dnsLabel.MatchString(a.Environment) {
+		errs.Add(field.Invalid(root.Child("environment"), a.Environment, "required, e.g. prod"))
 	}
-	if pull {
-		if err := a.Platform.Validate(); err != nil {
-			return fmt.Errorf("cluster %s: %w", a.Name, err)
-		}
+	if !strings.HasPrefix(a.Server, "https://") && !(pull && a.Server == "") {
+		errs.Add(field.Invalid(root.Child("server"), a.Server, "the API server's https:// URL as the management cluster reaches it"))
+	}
+	if !strings.Contains(a.CAData, "BEGIN CERTIFICATE") {
+		errs.Add(field.Required(root.Child("caData"), "the API server's CA (PEM)"))
+	}
+	if a.Member == nil || (a.Management == nil && (!pull || a.Rancher != nil)) {
+		errs.Add(field.Required(root.Child("member"), "member and management providers are both required (pull mode without Rancher: the member's alone)"))
+	}
+	switch {
+	case pull && a.Platform == nil:
+		errs.Add(field.Required(root.Child("platform"), "with mode pull (the charts the member's own Argo CD syncs)"))
+	case pull:
+		errs.Merge(root.Child("platform"), a.Platform.Validate())
 		if ns := cmp.Or(a.Platform.Namespace, "kplane-system"); !slices.Contains(a.withDefaults().Namespaces, ns) {
-			return fmt.Errorf("cluster %s: namespaces %v: add the platform's namespace %s (Argo CD may deploy into these only)", a.Name, a.Namespaces, ns)
+			errs.Addf(root.Child("namespaces"), nil, "add the platform's namespace %s (Argo CD may deploy into these only)", ns)
 		}
 		if a.Platform.Environment != a.Environment {
-			return fmt.Errorf("cluster %s: platform.environment %q: the member's environment is %q", a.Name, a.Platform.Environment, a.Environment)
-		}
-	}
-	for k := range a.Labels {
-		if !labelKey.MatchString(k) || strings.HasPrefix(k, wellknown.Prefix) {
-			return fmt.Errorf("cluster %s: label %q: a label key (kplane.io/ is kplane's)", a.Name, k)
-		}
-	}
-	for _, ns := range a.Namespaces {
-		if !dnsLabel.MatchString(ns) || ns == MemberNamespace || ns == "kube-system" || ns == "default" {
-			return fmt.Errorf("cluster %s: namespaces: %q: a namespace of the platform's (not %s, kube-system or default)", a.Name, ns, MemberNamespace)
+			errs.Addf(root.Child("platform", "environment"), a.Platform.Environment, "the member's environment is %q", a.Environment)
 		}
 	}
 	if r := a.Rancher; r != nil && r.Workspace != "" && !dnsLabel.MatchString(r.Workspace) {
-		return fmt.Errorf("cluster %s: rancher.workspace %q", a.Name, r.Workspace)
+		errs.Add(field.Invalid(root.Child("rancher", "workspace"), r.Workspace, "a Rancher fleet workspace's name"))
 	}
 	if a.RancherAgent != nil && a.Rancher == nil {
-		return fmt.Errorf("cluster %s: rancherAgent: set rancher too (the agent registers with the Rancher that imports the cluster)", a.Name)
+		errs.Add(field.Required(root.Child("rancher"), "with rancherAgent (the agent registers with the Rancher that imports the cluster)"))
 	}
-	return nil
+	return errs.OrNil()
+}
+
+// memberFields checks what a member and its entry in the fleet's config share, at p.
+func memberFields(p *field.Path, name string, mode Mode, labels map[string]string, namespaces []string) field.ErrorList {
+	var errs field.ErrorList
+	if !dnsLabel.MatchString(name) || len(name) > 40 {
+		errs.Add(field.Invalid(p.Child("name"), name, "lower-case letters, digits and dashes, at most 40"))
+	}
+	errs.Add(field.Enum(p.Child("mode"), mode, "", Push, Pull))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if !labelKey.MatchString(k) || strings.HasPrefix(k, wellknown.Prefix) {
+			errs.Add(field.Invalid(p.Child("labels").Key(k), nil, "not a label key of yours (kplane.io/ is kplane's)"))
+		}
+	}
+	for i, ns := range namespaces {
+		if !dnsLabel.MatchString(ns) || ns == MemberNamespace || ns == "kube-system" || ns == "default" {
+			errs.Addf(p.Child("namespaces").Index(i), ns, "a namespace of the platform's (not %s, kube-system or default)", MemberNamespace)
+		}
+	}
+	return errs
 }
 
 func (a MemberArgs) withDefaults() MemberArgs {

@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
 
@@ -30,18 +31,22 @@ type PlatformArgs struct {
 
 // Validate names the argument and the fix.
 func (a PlatformArgs) Validate() error {
-	u, err := url.Parse(a.RepoURL)
-	switch {
-	case !dnsLabel.MatchString(a.Environment):
-		return fmt.Errorf("platform.environment %q: required", a.Environment)
-	case err != nil || (u.Scheme != "https" && u.Scheme != "ssh"):
-		return fmt.Errorf("platform.repoURL %q: the Git repository of the charts (https:// or ssh://)", a.RepoURL)
-	case a.Revision == "" || a.Revision == "HEAD":
-		return fmt.Errorf("platform.revision %q: pin a tag or commit (HEAD rolls out whatever is pushed)", a.Revision)
-	case a.ChartPath == "" || a.PolicyChartPath == "":
-		return fmt.Errorf("platform.chartPath and policyChartPath: the charts' folders in the repository")
+	var errs field.ErrorList
+	if !dnsLabel.MatchString(a.Environment) {
+		errs.Add(field.Invalid(field.At("environment"), a.Environment, "required, e.g. prod"))
 	}
-	return nil
+	if u, err := url.Parse(a.RepoURL); err != nil || (u.Scheme != "https" && u.Scheme != "ssh") {
+		errs.Add(field.Invalid(field.At("repoURL"), a.RepoURL, "the Git repository of the charts (https:// or ssh://)"))
+	}
+	if a.Revision == "" || a.Revision == "HEAD" {
+		errs.Add(field.Invalid(field.At("revision"), a.Revision, "pin a tag or commit (HEAD rolls out whatever is pushed)"))
+	}
+	for _, c := range []struct{ key, path string }{{"chartPath", a.ChartPath}, {"policyChartPath", a.PolicyChartPath}} {
+		if c.path == "" {
+			errs.Add(field.Required(field.At("%s", c.key), "the chart's folder in the repository"))
+		}
+	}
+	return errs.OrNil()
 }
 
 // Platform is the environment's ApplicationSets.

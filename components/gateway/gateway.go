@@ -158,9 +158,9 @@ func (a Args) Validate() error {
 		errs.Add(field.Invalid(field.At("kong"), nil, "set only with engine kong"))
 	}
 	if k := a.Kong; k != nil {
-		for key, image := range map[string]string{"image": k.Image, "controllerImage": k.ControllerImage} {
-			if !pinned.MatchString(image) {
-				errs.Add(field.Invalid(field.At("kong.%s", key), image, "pin it by digest (<registry>/kong@sha256:...)"))
+		for _, c := range []struct{ key, image string }{{"image", k.Image}, {"controllerImage", k.ControllerImage}} {
+			if !pinned.MatchString(c.image) {
+				errs.Add(field.Invalid(field.At("kong.%s", c.key), c.image, "pin it by digest (<registry>/kong@sha256:...)"))
 			}
 		}
 		errs.Merge(field.At("kong.chart"), k.Chart.Or(KongChart).Validate())

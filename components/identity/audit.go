@@ -105,9 +105,9 @@ func (au Audit) validate(a Args) field.ErrorList {
 	if !strings.HasPrefix(au.AuditLogPath, "/") {
 		errs.Add(field.Invalid(p.Child("auditLogPath"), au.AuditLogPath, "an absolute path on the control-plane nodes"))
 	}
-	for key, ns := range map[string]string{"namespace": au.Namespace, "keycloakNamespace": au.KeycloakNamespace} {
-		if !name.MatchString(ns) {
-			errs.Add(field.Invalid(p.Child(key), ns, "a namespace name"))
+	for _, c := range []struct{ key, ns string }{{"namespace", au.Namespace}, {"keycloakNamespace", au.KeycloakNamespace}} {
+		if !name.MatchString(c.ns) {
+			errs.Add(field.Invalid(p.Child(c.key), c.ns, "a namespace name"))
 		}
 	}
 	if i := slices.IndexFunc(a.Tools, func(t Tool) bool { return t.Name == "grafana" }); i < 0 {

@@ -144,9 +144,9 @@ func (r Route) validate() error {
 		case cb.MaxEjectionPercent < 0 || cb.MaxEjectionPercent > 100:
 			errs.Add(field.Invalid(field.At("circuitBreaker.maxEjectionPercent"), cb.MaxEjectionPercent, "0 to 100"))
 		}
-		for key, v := range map[string]string{"circuitBreaker.interval": cb.Interval, "circuitBreaker.baseEjectionTime": cb.BaseEjectionTime} {
-			if v != "" {
-				errs.Add(checkDuration(field.At("%s", key), v))
+		for _, c := range []struct{ key, v string }{{"circuitBreaker.interval", cb.Interval}, {"circuitBreaker.baseEjectionTime", cb.BaseEjectionTime}} {
+			if c.v != "" {
+				errs.Add(checkDuration(field.At("%s", c.key), c.v))
 			}
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
+	"github.com/kplane/kplane/internal/field"
 )
 
 // Project is the Pulumi project of the fleet stack.
@@ -30,32 +31,13 @@ const Project = "kplane-fleet"
 // issued yet when the program ran (the next up applies it on them).
 const RancherPendingOutput = "rancherPending"
 
-// Config is kplane:fleet.
+// Config is kplane:fleet: the fleet member component's FleetArgs.
 type Config struct {
-	Environment string `json:"environment"`
-	// Management is the management cluster's kubeconfig (Argo CD, Rancher).
-	Management      string                    `json:"management"`
-	ArgoCDNamespace string                    `json:"argoCDNamespace,omitempty"`
-	Platform        *fleetmember.PlatformArgs `json:"platform,omitempty"`
-	Clusters        []ClusterConfig           `json:"clusters"`
-	Rancher         *fleetmember.Rancher      `json:"rancher,omitempty"`
+	fleetmember.FleetArgs
 }
 
-// ClusterConfig is one member: its kubeconfig (an administrator's, for registration), the
-// server its syncing Argo CD reaches (push: default the kubeconfig's; pull: the in-cluster
-// address), labels, values, namespaces, and mode (push, the default, or pull: its own Argo CD
-// syncs it, in argoCDNamespace on the member).
-type ClusterConfig struct {
-	Name       string            `json:"name"`
-	Kubeconfig string            `json:"kubeconfig"`
-	Mode       string            `json:"mode,omitempty"`
-	Server     string            `json:"server,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Values     map[string]any    `json:"values,omitempty"`
-	Namespaces []string          `json:"namespaces,omitempty"`
-}
-
-// Parse reads kplane:fleet strictly (an unknown key is an error naming it).
+// Parse reads kplane:fleet strictly (an unknown key is an error naming it) and validates it,
+// every error at once at its path (kplane:fleet.clusters[1].name).
 func Parse(raw string) (*Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
@@ -63,29 +45,12 @@ func Parse(raw string) (*Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("config kplane:fleet: %v (see docs/components/fleet.md)", err)
 	}
-	seen := map[string]bool{}
-	for i, cl := range c.Clusters {
-		if seen[cl.Name] {
-			return nil, fmt.Errorf("config kplane:fleet: clusters[%d]: the name %q is used twice; each cluster needs its own", i, cl.Name)
-		}
-		if cl.Kubeconfig == "" {
-			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: kubeconfig: required (its path)", i, cl.Name)
-		}
-		if cl.Mode == fleetmember.Pull && c.Platform == nil {
-			return nil, fmt.Errorf("config kplane:fleet: clusters[%d] %s: mode pull: add platform (the charts its own Argo CD syncs)", i, cl.Name)
-		}
-		seen[cl.Name] = true
-	}
-	if c.Management == "" {
-		return nil, fmt.Errorf("config kplane:fleet: management: the management cluster's kubeconfig (its path)")
+	if err := field.Under("kplane:fleet", c.Validate()); err != nil {
+		return nil, err
 	}
 	if p := c.Platform; p != nil { // the fleet's environment and Argo CD unless said otherwise
-		if p.Environment == "" {
-			p.Environment = c.Environment
-		}
-		if p.ArgoCDNamespace == "" {
-			p.ArgoCDNamespace = c.ArgoCDNamespace
-		}
+		p.Environment = cmp.Or(p.Environment, c.Environment)
+		p.ArgoCDNamespace = cmp.Or(p.ArgoCDNamespace, c.ArgoCDNamespace)
 	}
 	return &c, nil
 }
@@ -102,7 +67,7 @@ func (c *Config) Members() []rollout.Cluster {
 
 // push: some member is synced by the management cluster's Argo CD.
 func (c *Config) push() bool {
-	return slices.ContainsFunc(c.Clusters, func(cl ClusterConfig) bool { return cl.Mode != fleetmember.Pull })
+	return slices.ContainsFunc(c.Clusters, func(cl fleetmember.ClusterArgs) bool { return cl.Mode != fleetmember.Pull })
 }
 
 // Program registers every cluster: each is checked first (reachable, ready, the kubeconfig
@@ -182,7 +147,7 @@ func Program(ctx *pulumi.Context) error {
 	return nil
 }
 
-func names(cs []ClusterConfig) []string {
+func names(cs []fleetmember.ClusterArgs) []string {
 	var out []string
 	for _, c := range cs {
 		out = append(out, c.Name)

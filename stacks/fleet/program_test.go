@@ -14,11 +14,11 @@ func TestParse(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, c.Members(), 2)
 	for raw, want := range map[string]string{
-		`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a"},{"name":"a","kubeconfig":"/b"}]}`: `clusters[1]: the name "a" is used twice`,
-		`{"environment":"prod","management":"/m","clusters":[{"name":"a"}]}`:                                                  `clusters[0] a: kubeconfig: required`,
-		`{"environment":"prod","clusters":[]}`:                                                                                `management: the management cluster's kubeconfig`,
+		`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a"},{"name":"a","kubeconfig":"/b"}]}`: `kplane:fleet.clusters[1].name "a": used twice`,
+		`{"environment":"prod","management":"/m","clusters":[{"name":"a"}]}`:                                                  `kplane:fleet.clusters[0].kubeconfig: required`,
+		`{"environment":"prod","clusters":[]}`:                                                                                `kplane:fleet.management: required; the management cluster's kubeconfig`,
 		`{"environment":"prod","management":"/m","clusters":[],"regions":[]}`:                                                 `unknown field "regions"`,
-		`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a","mode":"pull"}]}`:                  `clusters[0] a: mode pull: add platform`,
+		`{"environment":"prod","management":"/m","clusters":[{"name":"a","kubeconfig":"/a","mode":"pull"}]}`:                  `kplane:fleet.platform: required; with a member in mode pull`,
 	} {
 		_, err := Parse(raw)
 		assert.ErrorContains(t, err, want)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 
+	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/stacks/fleet"
@@ -68,9 +69,9 @@ func BenchmarkFleet(b *testing.B) {
 		if err := testbed.InstallArgoCD(ctx, mgmt); err != nil { // what the management preflight looks for
 			b.Fatal(err)
 		}
-		cfg := fleet.Config{Environment: "bench", Management: mgmt.Kubeconfig}
+		cfg := fleet.Config{FleetArgs: fleetmember.FleetArgs{Environment: "bench", Management: mgmt.Kubeconfig}}
 		for i, c := range clusters[:n] {
-			cfg.Clusters = append(cfg.Clusters, fleet.ClusterConfig{Name: fmt.Sprintf("member-%02d", i), Kubeconfig: c.Kubeconfig,
+			cfg.Clusters = append(cfg.Clusters, fleetmember.ClusterArgs{Name: fmt.Sprintf("member-%02d", i), Kubeconfig: c.Kubeconfig,
 				Labels: map[string]string{"region": fmt.Sprintf("r%d", i%3)}, Values: map[string]any{"index": i}})
 		}
 		raw, _ := json.Marshal(cfg)

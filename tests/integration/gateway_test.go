@@ -25,7 +25,7 @@ import (
 // gatewayArgs publishes the real public documents of catalogDir: the petstore and Stripe's API
 // externally with plans, Kubernetes' batch/v1 in two versions, an internal anonymous API, two
 // consumers, and the catalog.
-func gatewayArgs(t *testing.T, engine, prefix string) gateway.Args {
+func gatewayArgs(t *testing.T, engine gateway.Engine, prefix string) gateway.Args {
 	dir := catalogDir(t)
 	a := gateway.Args{Engine: engine, Namespace: prefix + "-gateway", Host: "api.example.com", TLSSecret: "api-tls", SpecsDir: dir,
 		Tokens: gateway.Tokens{Issuer: "https://id.example.com/realms/kplane", PublicKey: "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----\n"},
@@ -79,10 +79,10 @@ func TestGateway(t *testing.T) {
 		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
-	for _, engine := range []string{"kong", "istio"} {
-		prefix := map[string]string{"kong": "gk", "istio": "gi"}[engine]
+	for _, engine := range []gateway.Engine{gateway.EngineKong, gateway.EngineIstio} {
+		prefix := map[gateway.Engine]string{gateway.EngineKong: "gk", gateway.EngineIstio: "gi"}[engine]
 		args := gatewayArgs(t, engine, prefix)
-		s := openStack(t, "gateway-"+engine, func(ctx *pulumi.Context) error {
+		s := openStack(t, "gateway-"+string(engine), func(ctx *pulumi.Context) error {
 			k8s, err := kubernetes.NewProvider(ctx, "k8s", &kubernetes.ProviderArgs{Kubeconfig: pulumi.String(c.Kubeconfig)})
 			if err != nil {
 				return err

@@ -72,17 +72,18 @@ func TestPlatformStack(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 0, (*again.Summary.ResourceChanges)["create"]+(*again.Summary.ResourceChanges)["update"])
 
-	// Bad input on another stack of the same cluster: refused with the field and the fix, and
+	// Bad input on another stack of the same cluster: refused with every error at its path and the fix, and
 	// nothing is created.
 	bad, err := automation.LoadEnvironment("../../environments", "dev", "platform")
 	require.NoError(t, err)
 	bad["kplane:environment"] = auto.ConfigValue{Value: "bad"}
 	bad["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}
-	bad["kplane:security"] = auto.ConfigValue{Value: `{"teams":[{"name":"bad","namespaces":["bad-ns"]}],"services":[{"name":"x","namespace":"bad-ns","rules":[{"resources":["secrets"],"verbs":["*"]}]}]}`}
+	bad["kplane:security"] = auto.ConfigValue{Value: `{"podSecurityVersion":"1.37","teams":[{"name":"bad","namespaces":["bad-ns"]}],"services":[{"name":"x","namespace":"bad-ns","rules":[{"resources":["secrets"],"verbs":["*"]}]}]}`}
 	bs := openStack(t, "bad", platform.Program, bad, state)
 	_, err = bs.Up(ctx)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `config kplane:security: Services[0].Rules[0]: wildcard "*" refused (CIS 5.1.3)`)
+	assert.Contains(t, err.Error(), `kplane:security.services[0].rules[0] "*": wildcard refused (CIS 5.1.3)`)
+	assert.Contains(t, err.Error(), `kplane:security.podSecurityVersion "1.37": use "latest" or a Kubernetes minor version`, "every error at once")
 	dep, err := bs.Export(ctx)
 	require.NoError(t, err)
 	assert.NotContains(t, string(dep.Deployment), "kubernetes:", "no resource may be created from bad input")
