@@ -2,10 +2,10 @@ package backup
 
 import (
 	"encoding/json"
-	"fmt"
 	"regexp"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/iam"
 	"github.com/pulumi/pulumi-aws/sdk/v6/go/aws/s3"
@@ -73,11 +73,10 @@ func (a AWSBucketArgs) Validate() error {
 // NewAWSBucket registers the bucket (versioned, encrypted, never public, old versions expired,
 // optionally locked) and an IAM user with a policy limited to the bucket's prefixes.
 func NewAWSBucket(ctx *pulumi.Context, name string, args *AWSBucketArgs, opts ...pulumi.ResourceOption) (*AWSBucket, error) {
-	if args == nil {
-		args = &AWSBucketArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("backup bucket %q: %w", name, err)
+	r := &AWSBucket{}
+	args, err := component.Register(ctx, "AWSBackupBucket", name, args, r, opts...)
+	if err != nil {
+		return nil, err
 	}
 	a := *args
 	if a.KeepVersionsDays == 0 {
@@ -85,10 +84,6 @@ func NewAWSBucket(ctx *pulumi.Context, name string, args *AWSBucketArgs, opts ..
 	}
 	if len(a.Prefixes) == 0 {
 		a.Prefixes = []string{"velero/", "etcd/"}
-	}
-	r := &AWSBucket{}
-	if err := ctx.RegisterComponentResource("kplane:index:AWSBackupBucket", name, r, opts...); err != nil {
-		return nil, err
 	}
 	parent := pulumi.Parent(r)
 	b, err := s3.NewBucketV2(ctx, name, &s3.BucketV2Args{Bucket: pulumi.String(a.Name), ObjectLockEnabled: pulumi.Bool(a.ObjectLock != nil),

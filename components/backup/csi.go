@@ -13,6 +13,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup/csisnap"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
@@ -82,14 +83,9 @@ type CSISnapshots struct{ pulumi.ResourceState }
 // NewCSISnapshots registers the class and, per policy, a ServiceAccount allowed only to list
 // claims and create, list and delete snapshots in its namespace, and a CronJob.
 func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, opts ...pulumi.ResourceOption) (*CSISnapshots, error) {
-	if args == nil {
-		args = &CSISnapshotsArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("backup %q: %w", name, err)
-	}
 	r := &CSISnapshots{}
-	if err := ctx.RegisterComponentResource("kplane:index:CSISnapshots", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "CSISnapshots", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(r)

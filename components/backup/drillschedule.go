@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
@@ -138,11 +138,10 @@ type RestoreDrill struct{ pulumi.ResourceState }
 // too). It has no right outside those namespaces. A failed drill is a failed Job: the alert to
 // watch.
 func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, opts ...pulumi.ResourceOption) (*RestoreDrill, error) {
-	if args == nil {
-		args = &RestoreDrillArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("backup %q: %w", name, err)
+	r := &RestoreDrill{}
+	args, err := component.Register(ctx, "RestoreDrill", name, args, r, opts...)
+	if err != nil {
+		return nil, err
 	}
 	a := *args
 	if a.Schedule == "" {
@@ -150,10 +149,6 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 	}
 	if a.VeleroNamespace == "" {
 		a.VeleroNamespace = "velero"
-	}
-	r := &RestoreDrill{}
-	if err := ctx.RegisterComponentResource("kplane:index:RestoreDrill", name, r, opts...); err != nil {
-		return nil, err
 	}
 	parent := pulumi.Parent(r)
 	const account = "kplane-restore-drill"

@@ -12,6 +12,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -108,17 +109,12 @@ type EtcdSnapshots struct {
 // (audit and warn at restricted), and it runs as root, read-only, with every capability dropped
 // (kubeadm's keys are root's, mode 0600). A hardened cluster needs exceptions for it (docs).
 func NewEtcdSnapshots(ctx *pulumi.Context, name string, args *EtcdSnapshotsArgs, opts ...pulumi.ResourceOption) (*EtcdSnapshots, error) {
-	if args == nil {
-		args = &EtcdSnapshotsArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("backup %q: %w", name, err)
-	}
-	a := args.withDefaults(ctx.Stack())
 	r := &EtcdSnapshots{}
-	if err := ctx.RegisterComponentResource("kplane:index:EtcdSnapshots", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "EtcdSnapshots", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
+	a := args.withDefaults(ctx.Stack())
 	parent := pulumi.Parent(r)
 	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-etcd-snapshot"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),

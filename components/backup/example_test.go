@@ -13,7 +13,7 @@ import (
 func ExampleNewVelero() {
 	counts, err := mockrun.Run(func(ctx *pulumi.Context) error {
 		_, err := backup.NewVelero(ctx, "backup", &backup.VeleroArgs{
-			Install:   &backup.VeleroInstall{Image: "registry.example.com/velero/velero" + "@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", PluginImage: "registry.example.com/velero/velero-plugin-for-aws" + "@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+			Install:   &backup.VeleroInstall{Image: "registry.example.com/velero/velero@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", PluginImage: "registry.example.com/velero/velero-plugin-for-aws@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
 			Storage:   backup.Storage{Bucket: "backups", URL: "https://s3.example.com", CredentialsSecret: "cloud"},
 			Schedules: []backup.Schedule{{Name: "nightly", Cron: "0 1 * * *", Namespaces: []string{"*"}, TTL: "720h"}},
 		})

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -122,20 +123,15 @@ type NFSStore struct {
 // NewNFSStore validates args, then registers the export's PersistentVolume and claim, the
 // store's Deployment and Service, and a NetworkPolicy admitting the clients to S3 only.
 func NewNFSStore(ctx *pulumi.Context, name string, args *NFSStoreArgs, opts ...pulumi.ResourceOption) (*NFSStore, error) {
-	if args == nil {
-		args = &NFSStoreArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("backup %q: %w", name, err)
+	r := &NFSStore{}
+	args, err := component.Register(ctx, "NFSStore", name, args, r, opts...)
+	if err != nil {
+		return nil, err
 	}
 	if !dnsName.MatchString(name) {
 		return nil, fmt.Errorf("backup %q: the store's name names its objects: lower-case letters, digits and dashes", name)
 	}
 	a := args.withDefaults()
-	r := &NFSStore{}
-	if err := ctx.RegisterComponentResource("kplane:index:NFSStore", name, r, opts...); err != nil {
-		return nil, err
-	}
 	parent := pulumi.Parent(r)
 	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-nfs-store"), "app.kubernetes.io/instance": pulumi.String(name)}
 	meta := func(n string) *metav1.ObjectMetaArgs {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -54,10 +55,9 @@ type SnapshotLocation struct {
 // VeleroInstall installs the chart.
 type VeleroInstall struct {
 	// Image of the Velero server and PluginImage of velero-plugin-for-aws, by digest.
-	Image       string         `json:"image"`
-	PluginImage string         `json:"pluginImage"`
-	Chart       addon.Chart    `json:"chart,omitempty"`
-	Values      map[string]any `json:"values,omitempty"`
+	Image       string `json:"image"`
+	PluginImage string `json:"pluginImage"`
+	addon.Install
 }
 
 // Storage is an S3 bucket or an S3-compatible store.
@@ -167,13 +167,7 @@ func (a VeleroArgs) Validate() error {
 		seen[sc.Name] = true
 	}
 	if in := a.Install; in != nil {
-		if !strings.Contains(in.Image, "@sha256:") {
-			errs.Add(field.Invalid(field.At("install.image"), in.Image, "pin Velero by digest (velero/velero@sha256:...)"))
-		}
-		if !strings.Contains(in.PluginImage, "@sha256:") {
-			errs.Add(field.Invalid(field.At("install.pluginImage"), in.PluginImage, "pin velero-plugin-for-aws by digest"))
-		}
-		errs.Merge(field.At("install.chart"), in.Chart.Or(VeleroChart).Validate())
+		errs.Merge(field.At("install"), in.Validate(VeleroChart, addon.Image{Key: "image", Ref: in.Image}, addon.Image{Key: "pluginImage", Ref: in.PluginImage}))
 	}
 	return errs.OrNil()
 }
@@ -207,17 +201,12 @@ type Velero struct {
 // NewVelero validates args, then registers Velero's chart (when Install is set), the storage
 // location and the schedules.
 func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulumi.ResourceOption) (*Velero, error) {
-	if args == nil {
-		args = &VeleroArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("backup %q: %w", name, err)
-	}
-	a := args.withDefaults(ctx.Stack())
 	r := &Velero{}
-	if err := ctx.RegisterComponentResource("kplane:index:Velero", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "Velero", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
+	a := args.withDefaults(ctx.Stack())
 	deps := []pulumi.Resource{}
 	if in := a.Install; in != nil {
 		ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
@@ -227,7 +216,7 @@ func NewVelero(ctx *pulumi.Context, name string, args *VeleroArgs, opts ...pulum
 		if err != nil {
 			return nil, err
 		}
-		release, err := helmv4.NewChart(ctx, name+"-velero", in.Chart.Or(VeleroChart).Args("velero", a.Namespace, addon.Merge(a.chartValues(), in.Values)),
+		release, err := helmv4.NewChart(ctx, name+"-velero", in.Release(VeleroChart, "velero", a.Namespace, a.chartValues()),
 			pulumi.Parent(r), pulumi.DependsOn([]pulumi.Resource{ns}))
 		if err != nil {
 			return nil, err

@@ -31,7 +31,7 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) { a.Schedules[0].SnapshotLocations = []string{"ebs"} }, `snapshotLocations: "ebs" is not one of snapshotLocations`},
 		{func(a *VeleroArgs) {
 			a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest}
-		}, "pin Velero by digest"},
+		}, `install.image "velero/velero:v1.18.3": pin it by digest`},
 	} {
 		a := good
 		a.Schedules = append([]Schedule{}, good.Schedules...)

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -195,17 +196,12 @@ type Member struct {
 // (the token a Pulumi secret) on the management cluster — in pull mode on the member, with the
 // AppProject and the member's Applications — and the Rancher import.
 func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulumi.ResourceOption) (*Member, error) {
-	if args == nil {
-		args = &MemberArgs{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("fleet: %w", err)
-	}
-	a := args.withDefaults()
 	r := &Member{}
-	if err := ctx.RegisterComponentResource("kplane:index:FleetMember", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "FleetMember", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
+	a := args.withDefaults()
 	on := []pulumi.ResourceOption{pulumi.Parent(r), pulumi.Provider(a.Member)}
 	managed := pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.MemberLabel: pulumi.String(a.Name)}
 	// kplane's namespaces on the member hold the restricted Pod Security Standard, pinned.

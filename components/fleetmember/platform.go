@@ -8,6 +8,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -163,11 +164,9 @@ func (a PlatformArgs) MemberObjects(cluster, server, values, policyMode string) 
 // NewPlatform registers the environment's AppProject and ApplicationSets on the management
 // cluster (opts carry its provider).
 func NewPlatform(ctx *pulumi.Context, name string, args *PlatformArgs, opts ...pulumi.ResourceOption) (*Platform, error) {
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("fleet: %w", err)
-	}
 	r := &Platform{}
-	if err := ctx.RegisterComponentResource("kplane:index:FleetPlatform", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "FleetPlatform", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
 	for _, obj := range args.Objects() {

@@ -17,7 +17,7 @@ func ExampleNewGateway() {
 		_, err := gateway.NewGateway(ctx, "gateway", &gateway.Args{
 			Engine: "kong", Host: "api.example.com", TLSSecret: "api-tls", SpecsDir: "catalog/testdata",
 			Tokens: gateway.Tokens{Issuer: "https://sso.example.com/realms/kplane", PublicKey: "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----\n"},
-			Kong:   &gateway.KongInstall{Image: "registry.example.com/kong" + "@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", ControllerImage: "registry.example.com/kong-ingress-controller" + "@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+			Kong:   &gateway.KongInstall{Image: "registry.example.com/kong@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", ControllerImage: "registry.example.com/kong-ingress-controller@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
 			APIs: []gateway.API{{Name: "orders", Visibility: "external", Owners: []string{"shop"},
 				Plans:    []catalog.Plan{{Name: "bronze", RequestsPerMinute: 60}},
 				Versions: []gateway.Version{{Version: "v1", Spec: "orders-v1.yaml", Upstream: gateway.Upstream{Service: "orders", Namespace: "shop", Port: 8080}}}}},

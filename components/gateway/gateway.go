@@ -21,6 +21,7 @@ import (
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/gateway/catalog"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -70,10 +71,9 @@ type KubeAPI struct {
 
 // KongInstall: the chart, Kong and its controller by digest.
 type KongInstall struct {
-	Image           string         `json:"image"`
-	ControllerImage string         `json:"controllerImage"`
-	Chart           addon.Chart    `json:"chart,omitempty"`
-	Values          map[string]any `json:"values,omitempty"`
+	Image           string `json:"image"`
+	ControllerImage string `json:"controllerImage"`
+	addon.Install
 }
 
 // IstioGateway is a gateway deployment of the mesh (mesh.Gateway).
@@ -158,12 +158,7 @@ func (a Args) Validate() error {
 		errs.Add(field.Invalid(field.At("kong"), nil, "set only with engine kong"))
 	}
 	if k := a.Kong; k != nil {
-		for _, c := range []struct{ key, image string }{{"image", k.Image}, {"controllerImage", k.ControllerImage}} {
-			if !pinned.MatchString(c.image) {
-				errs.Add(field.Invalid(field.At("kong.%s", c.key), c.image, "pin it by digest (<registry>/kong@sha256:...)"))
-			}
-		}
-		errs.Merge(field.At("kong.chart"), k.Chart.Or(KongChart).Validate())
+		errs.Merge(field.At("kong"), k.Validate(KongChart, addon.Image{Key: "image", Ref: k.Image}, addon.Image{Key: "controllerImage", Ref: k.ControllerImage}))
 	}
 	for i, c := range a.InternalCIDRs {
 		if _, _, err := net.ParseCIDR(c); err != nil {
@@ -323,17 +318,12 @@ type Gateway struct {
 // namespace, Kong's chart (when asked), the routes with token validation, plans and consumers,
 // and the catalog.
 func NewGateway(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Gateway, error) {
-	if args == nil {
-		args = &Args{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("gateway %q: %w", name, err)
-	}
-	a := args.withDefaults()
 	r := &Gateway{}
-	if err := ctx.RegisterComponentResource("kplane:index:Gateway", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "Gateway", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
+	a := args.withDefaults()
 	parent := pulumi.Parent(r)
 	ns, err := corev1.NewNamespace(ctx, name+"-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(a.Namespace),
 		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
@@ -343,7 +333,7 @@ func NewGateway(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Res
 	}
 	deps := []pulumi.Resource{ns}
 	if k := a.Kong; k != nil {
-		kong, err := helmv4.NewChart(ctx, name+"-kong", k.Chart.Or(KongChart).Args("kong", a.Namespace, addon.Merge(a.kongValues(), k.Values)),
+		kong, err := helmv4.NewChart(ctx, name+"-kong", k.Release(KongChart, "kong", a.Namespace, a.kongValues()),
 			parent, pulumi.DependsOn(deps))
 		if err != nil {
 			return nil, err

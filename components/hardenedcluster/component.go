@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -46,14 +47,9 @@ var now = time.Now
 // NewHardenedCluster validates args, then registers the component and its children. Pass the
 // cluster's Kubernetes provider with pulumi.Provider(...) or pulumi.Providers(...).
 func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*HardenedCluster, error) {
-	if args == nil {
-		args = &Args{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("hardenedcluster %q: %w", name, err)
-	}
 	c := &HardenedCluster{}
-	if err := ctx.RegisterComponentResource("kplane:index:HardenedCluster", name, c, opts...); err != nil {
+	args, err := component.Register(ctx, "HardenedCluster", name, args, c, opts...)
+	if err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(c)

@@ -114,7 +114,7 @@ func TestBadArgsCreateNothing(t *testing.T) {
 	rec, err := run(t, &Args{Teams: []Team{{Name: "web", Namespaces: []string{"web"}}},
 		Services: []Service{{Name: "x", Namespace: "web", Rules: []Rule{{Resources: []string{"secrets"}, Verbs: []string{"*"}}}}}})
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `hardenedcluster "test": services[0].rules[0] "*": wildcard`)
+	assert.Contains(t, err.Error(), `HardenedCluster "test": services[0].rules[0] "*": wildcard`)
 	assert.Empty(t, rec.resources, "nothing may be registered when the arguments are invalid")
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/jobpod"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -35,11 +36,10 @@ type Realm struct {
 
 // NewRealm validates args, then registers the realm's objects in the cluster of the given provider.
 func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Realm, error) {
-	if args == nil {
-		args = &Args{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("identity %q: %w", name, err)
+	r := &Realm{}
+	args, err := component.Register(ctx, "IdentityRealm", name, args, r, opts...)
+	if err != nil {
+		return nil, err
 	}
 	a := args.withDefaults()
 	authn, err := AuthenticationConfiguration(a)
@@ -48,10 +48,6 @@ func NewRealm(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resou
 	}
 	realmJSON, err := json.Marshal(Representation(a))
 	if err != nil {
-		return nil, err
-	}
-	r := &Realm{}
-	if err := ctx.RegisterComponentResource("kplane:index:IdentityRealm", name, r, opts...); err != nil {
 		return nil, err
 	}
 	parent := pulumi.Parent(r)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
+	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -179,17 +180,12 @@ type Mesh struct {
 // the tag), the mesh-wide STRICT PeerAuthentication, the gateways, the observability add-ons
 // and the teams.
 func NewMesh(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.ResourceOption) (*Mesh, error) {
-	if args == nil {
-		args = &Args{}
-	}
-	if err := args.Validate(); err != nil {
-		return nil, fmt.Errorf("mesh %q: %w", name, err)
-	}
-	a := args.withDefaults()
 	r := &Mesh{}
-	if err := ctx.RegisterComponentResource("kplane:index:Mesh", name, r, opts...); err != nil {
+	args, err := component.Register(ctx, "Mesh", name, args, r, opts...)
+	if err != nil {
 		return nil, err
 	}
+	a := args.withDefaults()
 	parent := pulumi.Parent(r)
 	ns, err := corev1.NewNamespace(ctx, name+"-istio-system", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(SystemNamespace),
 		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),

@@ -91,7 +91,7 @@ func TestNothingCreatedOnBadInput(t *testing.T) {
 		_, err := NewMesh(ctx, "mesh", &a)
 		return err
 	}, pulumi.WithMocks("kplane", "dev", m))
-	require.ErrorContains(t, err, `mesh "mesh": teams[0].services[1].route.weights: they sum to 60`)
+	require.ErrorContains(t, err, `Mesh "mesh": teams[0].services[1].route.weights: they sum to 60`)
 	assert.Empty(t, m.Inputs())
 }
 

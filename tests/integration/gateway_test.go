@@ -95,9 +95,9 @@ func TestGateway(t *testing.T) {
 			mutate func(*gateway.Args)
 			want   string
 		}{
-			{func(a *gateway.Args) { a.APIs[1].Versions[0].Spec = "broken.yaml" }, "apis[1] payments version 2023-10-16: spec:"},
-			{func(a *gateway.Args) { a.APIs[0].Plans[0].RequestsPerMinute = 0 }, "apis[0] petstore: plan free has no limits"},
-			{func(a *gateway.Args) { a.APIs[0].Anonymous = true }, "apis[0] petstore: anonymous: a public route without authentication"},
+			{func(a *gateway.Args) { a.APIs[1].Versions[0].Spec = "broken.yaml" }, `apis[1].versions[0].spec "broken.yaml": `},
+			{func(a *gateway.Args) { a.APIs[0].Plans[0].RequestsPerMinute = 0 }, "apis[0].plans[0]: no limits"},
+			{func(a *gateway.Args) { a.APIs[0].Anonymous = true }, "apis[0].anonymous: a public route without authentication"},
 		} {
 			args = gatewayArgs(t, engine, prefix)
 			require.NoError(t, os.WriteFile(filepath.Join(args.SpecsDir, "broken.yaml"), []byte("openapi: 3.0.3\ninfo: {title: x, version: '1'}\npaths:\n  /x:\n    get:\n      responses: {'200': {description: ok, content: {application/json: {schema: {$ref: '#/components/schemas/Nope'}}}}}\n"), 0o644))

@@ -90,7 +90,7 @@ func TestMesh(t *testing.T) {
 	args = broken
 	_, err = s.Preview(ctx)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "teams mesh-shop: service cart: route: weights: they sum to 110; make them sum to 100")
+	assert.Contains(t, err.Error(), "teams[0].services[1].route.weights: they sum to 110; make them sum to 100")
 	args = good
 
 	start := time.Now()
