@@ -165,7 +165,7 @@ func TestFleet(t *testing.T) {
 		clusters []map[string]any
 		want     string
 	}{
-		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(0, clusters[1].Kubeconfig)}, `the name "seoul" is used twice`},
+		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(0, clusters[1].Kubeconfig)}, `kplane:fleet.clusters[1].name "seoul": used twice`},
 		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, unreachable)}, "cluster daejeon: unreachable at https://127.0.0.1:1"},
 		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(1, serviceAccountKubeconfig(t, clusters[1], "default", "viewer"))},
 			"cluster busan: the kubeconfig's user may not create namespaces"},
