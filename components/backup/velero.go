@@ -159,9 +159,9 @@ func (a VeleroArgs) Validate() error {
 		if len(sc.Namespaces) == 0 {
 			errs.Add(field.Required(field.At("schedules[%d].namespaces", i), "at least one (\"*\" for the whole cluster)"))
 		}
-		for _, l := range sc.SnapshotLocations {
+		for j, l := range sc.SnapshotLocations {
 			if !locations[l] {
-				errs.Add(field.Invalid(field.At("schedules[%d].snapshotLocations", i), nil, fmt.Sprintf("%q is not one of snapshotLocations (declare it there)", l)))
+				errs.Add(field.Invalid(field.At("schedules[%d].snapshotLocations[%d]", i, j), l, "not one of snapshotLocations (declare it there)"))
 			}
 		}
 		seen[sc.Name] = true

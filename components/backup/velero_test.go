@@ -28,7 +28,7 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: required; at least one"},
 		{func(a *VeleroArgs) { a.Schedules = append(a.Schedules, a.Schedules[0]) }, "unique"},
 		{func(a *VeleroArgs) { a.SnapshotLocations = []SnapshotLocation{{Name: "ebs"}} }, "snapshotLocations[0].region: required for aws"},
-		{func(a *VeleroArgs) { a.Schedules[0].SnapshotLocations = []string{"ebs"} }, `snapshotLocations: "ebs" is not one of snapshotLocations`},
+		{func(a *VeleroArgs) { a.Schedules[0].SnapshotLocations = []string{"ebs"} }, `schedules[0].snapshotLocations[0] "ebs": not one of snapshotLocations`},
 		{func(a *VeleroArgs) {
 			a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest}
 		}, `install.image "velero/velero:v1.18.3": pin it by digest`},
