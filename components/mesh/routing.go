@@ -81,7 +81,13 @@ type Mirror struct {
 }
 
 func (r Route) validate() error {
-	var errs field.ErrorList
+	errs := r.validateSplit()
+	errs = append(errs, r.validateResilience()...)
+	return errs.OrNil()
+}
+
+// validateSplit checks how traffic is divided: subsets, weights, header routes.
+func (r Route) validateSplit() (errs field.ErrorList) {
 	subsets := map[string]bool{}
 	for i, s := range r.Subsets {
 		switch {
@@ -124,6 +130,14 @@ func (r Route) validate() error {
 		}
 		errs.Add(known(field.At("headerRoutes[%d].subset", i), h.Subset))
 	}
+	if m := r.Mirror; m != nil {
+		errs.Add(known(field.At("mirror.subset"), m.Subset))
+	}
+	return errs
+}
+
+// validateResilience checks timeouts, retries, the circuit breaker, fault injection and mirroring.
+func (r Route) validateResilience() (errs field.ErrorList) {
 	if r.Timeout != "" {
 		errs.Add(checkDuration(field.At("timeout"), r.Timeout))
 	}
@@ -166,12 +180,11 @@ func (r Route) validate() error {
 		}
 	}
 	if m := r.Mirror; m != nil {
-		errs.Add(known(field.At("mirror.subset"), m.Subset))
 		if m.Percent <= 0 || m.Percent > 100 {
 			errs.Add(field.Invalid(field.At("mirror.percent"), m.Percent, "more than 0, at most 100"))
 		}
 	}
-	return errs.OrNil()
+	return errs
 }
 
 // destinationRule: the subsets, ISTIO_MUTUAL (a host's own rule replaces the namespace's), the
