@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -128,6 +129,13 @@ func s3CA(configMap string) (string, corev1.VolumeArgs, corev1.VolumeMountArgs) 
 		corev1.VolumeMountArgs{Name: pulumi.String("s3-ca"), MountPath: pulumi.String("/etc/kplane/s3-ca"), ReadOnly: pulumi.Bool(true)}
 }
 
+// withDefaults fills the weekly schedule (Sunday 04:00) and Velero's namespace.
+func (a RestoreDrillArgs) withDefaults() RestoreDrillArgs {
+	a.Schedule = cmp.Or(a.Schedule, "0 4 * * 0")
+	a.VeleroNamespace = cmp.Or(a.VeleroNamespace, "velero")
+	return a
+}
+
 // RestoreDrill is the scheduled drill.
 type RestoreDrill struct{ pulumi.ResourceState }
 
@@ -143,13 +151,7 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 	if err != nil {
 		return nil, err
 	}
-	a := *args
-	if a.Schedule == "" {
-		a.Schedule = "0 4 * * 0"
-	}
-	if a.VeleroNamespace == "" {
-		a.VeleroNamespace = "velero"
-	}
+	a := args.withDefaults()
 	parent := pulumi.Parent(r)
 	const account = "kplane-restore-drill"
 	labels := pulumi.StringMap{wellknown.NameLabel: pulumi.String(account), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}
