@@ -1,7 +1,9 @@
-// Package chart is how kplane components install upstream software: the official Helm chart at
+// Package addon is how kplane components install upstream software: the official Helm chart at
 // a pinned version, rendered by the Kubernetes provider (helm/v4 Chart: every object becomes a
 // Pulumi resource, so previews show them and policy packs check them), with a source override
-// for air-gapped users (a mirror repository or a local chart directory or archive).
+// for air-gapped users (a mirror repository or a local chart directory or archive). Install is
+// the base a component's install arguments embed: the chart, the user's values, and the images
+// the add-on runs, which must be pinned by digest.
 package addon
 
 import (

@@ -1,8 +1,8 @@
-// Package fleet registers clusters with the platform's management cluster: an Argo CD cluster
+// Package fleetmember registers clusters with the platform's management cluster: an Argo CD cluster
 // entry with least-privilege credentials made on the member, optionally a Rancher import, and
 // the labels and values that drive the platform chart and policy templates per cluster
 // (ApplicationSets, platform.go); or, in pull mode, the entry and the member's Applications
-// beside the member's own Argo CD. The wave runner (health.go, rollout.go) gates the rollout.
+// beside the member's own Argo CD. The wave runner (package rollout) gates the rollout.
 package fleetmember
 
 import (

@@ -1,4 +1,4 @@
-// Package runner drives kplane's stack programs through the Pulumi Automation API as inline
+// Package automation drives kplane's stack programs through the Pulumi Automation API as inline
 // programs: the same Program function users' `pulumi up` runs, with the environment's stack
 // config, the local file backend by default, and the CLI and providers from kplane's tool cache.
 // `make up`, the integration tests and the fleet automation all go through it.

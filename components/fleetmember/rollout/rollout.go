@@ -1,3 +1,6 @@
+// Package rollout is the fleet's run time, after the stack has registered the members: health
+// checks (API server, nodes, Argo CD), the Rancher registration manifest, and the wave runner
+// that enables healthy members in batches and waits for Argo CD to sync each wave.
 package rollout
 
 import (
