@@ -54,39 +54,9 @@ func NewHardenedCluster(ctx *pulumi.Context, name string, args *Args, opts ...pu
 	}
 	parent := pulumi.Parent(c)
 
-	namespaces := pulumi.StringMap{}
-	nsResources := map[string]*corev1.Namespace{}
-	for _, t := range args.Teams {
-		for _, ns := range t.Namespaces {
-			res, err := corev1.NewNamespace(ctx, fmt.Sprintf("%s-ns-%s", name, ns), &corev1.NamespaceArgs{
-				Metadata: &metav1.ObjectMetaArgs{
-					Name:   pulumi.String(ns),
-					Labels: pulumi.ToStringMap(args.namespaceLabels(t)),
-				},
-			}, parent)
-			if err != nil {
-				return nil, err
-			}
-			nsResources[ns] = res
-			namespaces[ns] = res.Metadata.Name().Elem()
-			if !t.OpenNetwork {
-				var apiCIDRs []string
-				if args.apiCallers()[ns] {
-					apiCIDRs = args.APIAccess.EndpointCIDRs
-				}
-				if err := newNamespaceIsolation(ctx, name, ns, apiCIDRs, res, parent); err != nil {
-					return nil, err
-				}
-			}
-			// The namespace's default ServiceAccount stops mounting tokens (CIS 5.1.5/5.1.6): pods
-			// that need the API get a service identity of their own (Services).
-			if _, err := corev1.NewServiceAccountPatch(ctx, fmt.Sprintf("%s-default-sa-%s", name, ns), &corev1.ServiceAccountPatchArgs{
-				Metadata:                     &metav1.ObjectMetaPatchArgs{Name: pulumi.String("default"), Namespace: pulumi.String(ns)},
-				AutomountServiceAccountToken: pulumi.Bool(false),
-			}, parent, pulumi.DependsOn([]pulumi.Resource{res})); err != nil {
-				return nil, err
-			}
-		}
+	namespaces, nsResources, err := newTeamNamespaces(ctx, name, args, parent)
+	if err != nil {
+		return nil, err
 	}
 	accounts, accountResources, err := newServiceRBAC(ctx, name, args.Services, nsResources, parent)
 	if err != nil {
@@ -165,4 +135,44 @@ func NamespaceLabels(t Team, version string) map[string]string {
 	labels["pod-security.kubernetes.io/audit"] = "restricted"
 	labels["pod-security.kubernetes.io/warn"] = "restricted"
 	return labels
+}
+
+// newTeamNamespaces creates each team namespace (Pod Security labels, isolation unless the team
+// opens it, a default ServiceAccount without tokens) and returns their names and resources.
+func newTeamNamespaces(ctx *pulumi.Context, name string, args *Args, parent pulumi.ResourceOption) (pulumi.StringMap, map[string]*corev1.Namespace, error) {
+	namespaces := pulumi.StringMap{}
+	nsResources := map[string]*corev1.Namespace{}
+	for _, t := range args.Teams {
+		for _, ns := range t.Namespaces {
+			res, err := corev1.NewNamespace(ctx, fmt.Sprintf("%s-ns-%s", name, ns), &corev1.NamespaceArgs{
+				Metadata: &metav1.ObjectMetaArgs{
+					Name:   pulumi.String(ns),
+					Labels: pulumi.ToStringMap(args.namespaceLabels(t)),
+				},
+			}, parent)
+			if err != nil {
+				return nil, nil, err
+			}
+			nsResources[ns] = res
+			namespaces[ns] = res.Metadata.Name().Elem()
+			if !t.OpenNetwork {
+				var apiCIDRs []string
+				if args.apiCallers()[ns] {
+					apiCIDRs = args.APIAccess.EndpointCIDRs
+				}
+				if err := newNamespaceIsolation(ctx, name, ns, apiCIDRs, res, parent); err != nil {
+					return nil, nil, err
+				}
+			}
+			// The namespace's default ServiceAccount stops mounting tokens (CIS 5.1.5/5.1.6): pods
+			// that need the API get a service identity of their own (Services).
+			if _, err := corev1.NewServiceAccountPatch(ctx, fmt.Sprintf("%s-default-sa-%s", name, ns), &corev1.ServiceAccountPatchArgs{
+				Metadata:                     &metav1.ObjectMetaPatchArgs{Name: pulumi.String("default"), Namespace: pulumi.String(ns)},
+				AutomountServiceAccountToken: pulumi.Bool(false),
+			}, parent, pulumi.DependsOn([]pulumi.Resource{res})); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	return namespaces, nsResources, nil
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 )
 
 // Rancher's objects a member's import goes through (on the management cluster).
@@ -77,19 +78,9 @@ func RancherRegistration(ctx context.Context, management Cluster, workspace, nam
 	}
 	shown := strings.ReplaceAll(link, token, "{token}") // what errors may say
 	link = strings.ReplaceAll(link, "{token}", token)
-	client := &http.Client{Timeout: timeout}
-	setting, err := dyn.Resource(rancherSettings).Get(ctx, "cacerts", metav1.GetOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("cluster %s: Rancher's cacerts setting: %s", name, firstLine(err.Error()))
-	}
-	if err == nil {
-		if ca, _, _ := unstructured.NestedString(setting.Object, "value"); strings.TrimSpace(ca) != "" {
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM([]byte(ca)) {
-				return "", fmt.Errorf("cluster %s: Rancher's cacerts setting holds no PEM certificate", name)
-			}
-			client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-		}
+	client, err := rancherClient(ctx, dyn, name, timeout)
+	if err != nil {
+		return "", err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
 	if err != nil {
@@ -114,4 +105,25 @@ func RancherRegistration(ctx context.Context, management Cluster, workspace, nam
 		return "", fmt.Errorf("cluster %s: Rancher's registration manifest %s is not YAML manifests", name, shown)
 	}
 	return string(body), nil
+}
+
+// rancherClient is an HTTP client that trusts Rancher's own CA (its cacerts setting) when it
+// has one, for fetching the registration manifest of cluster name.
+func rancherClient(ctx context.Context, dyn dynamic.Interface, name string, timeout time.Duration) (*http.Client, error) {
+	client := &http.Client{Timeout: timeout}
+	setting, err := dyn.Resource(rancherSettings).Get(ctx, "cacerts", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return client, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: Rancher's cacerts setting: %s", name, firstLine(err.Error()))
+	}
+	if ca, _, _ := unstructured.NestedString(setting.Object, "value"); strings.TrimSpace(ca) != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(ca)) {
+			return nil, fmt.Errorf("cluster %s: Rancher's cacerts setting holds no PEM certificate", name)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return client, nil
 }

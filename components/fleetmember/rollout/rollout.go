@@ -125,22 +125,22 @@ func (r *Rollout) save(s State) error {
 	return os.Rename(tmp, r.StateFile)
 }
 
+// defaults fills one cluster a wave, a 5 s health check, Argo CD in "argocd", and returns the
+// logger (silent when none is set).
+func (r *Rollout) defaults() func(string, ...any) {
+	r.Batch = max(r.Batch, 1)
+	r.Timeout = cmp.Or(r.Timeout, 5*time.Second)
+	r.ArgoCDNamespace = cmp.Or(r.ArgoCDNamespace, "argocd")
+	if r.Log == nil {
+		return func(string, ...any) {}
+	}
+	return r.Log
+}
+
 // Run rolls out to the clusters not enabled yet (resume: after those the state file lists;
 // otherwise from the start, the state file reset).
 func (r *Rollout) Run(ctx context.Context, resume bool) (State, error) {
-	if r.Batch < 1 {
-		r.Batch = 1
-	}
-	if r.Timeout == 0 {
-		r.Timeout = 5 * time.Second
-	}
-	if r.ArgoCDNamespace == "" {
-		r.ArgoCDNamespace = "argocd"
-	}
-	log := r.Log
-	if log == nil {
-		log = func(string, ...any) {}
-	}
+	log := r.defaults()
 	state := State{}
 	if resume {
 		var err error
