@@ -128,7 +128,7 @@ func TestPackJudgesByTheStacksArguments(t *testing.T) {
 	assert.Contains(t, judged(stack), rules.AllowedRegistries)
 
 	_, err = p.ForStack(map[string]string{SecurityConfig: `{"admision":{}}`})
-	require.ErrorContains(t, err, `config kplane:security: json: unknown field "admision"`)
+	require.ErrorContains(t, err, `kplane:security.admision: unknown key; known keys: admission,`)
 	other, err := p.ForStack(map[string]string{"kplane:environment": "dev"})
 	require.NoError(t, err)
 	assert.NotContains(t, judged(other), rules.AllowedRegistries, "no kplane:security: the defaults")

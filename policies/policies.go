@@ -5,12 +5,11 @@
 package policies
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/kplane/kplane/components/hardenedcluster"
+	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/policies/aws"
 	"github.com/kplane/kplane/policies/kubernetes"
 	"github.com/kplane/kplane/policies/pack"
@@ -23,32 +22,38 @@ import (
 // and buckets where they are AWS.
 // Served by the policy pack, it judges each stack by that stack's own admission arguments
 // (SecurityConfig): the rules, registries, exceptions and exempt namespaces its cluster enforces.
-func Pack() (*pack.Pack, error) {
+func Pack() (*pack.Pack, error) { return PackWith(SecurityOnly) }
+
+// SecurityFor reads from a stack's config the hardened cluster's arguments its cluster enforces.
+type SecurityFor func(config map[string]string) (*hardenedcluster.Args, error)
+
+// PackWith is Pack with the stack's admission arguments read by securityFor: the composed
+// platform's (stacks/platform.SecurityFor) adds the namespaces its own components run in.
+func PackWith(securityFor SecurityFor) (*pack.Pack, error) {
 	p, err := PackFor(&hardenedcluster.Args{})
 	if err != nil {
 		return nil, err
 	}
-	p.ForStack = forStack
+	p.ForStack = func(config map[string]string) (*pack.Pack, error) {
+		args, err := securityFor(config)
+		if err != nil {
+			return nil, err
+		}
+		return PackFor(args)
+	}
 	return p, nil
 }
 
 // SecurityConfig is the platform stack's config key holding the hardened cluster's arguments.
 const SecurityConfig = "kplane:security"
 
-// forStack is the pack for a stack whose config holds SecurityConfig; a stack without it is
-// judged at the defaults.
-func forStack(config map[string]string) (*pack.Pack, error) {
-	raw, ok := config[SecurityConfig]
-	if !ok {
-		return PackFor(&hardenedcluster.Args{})
-	}
+// SecurityOnly reads SecurityConfig alone; a stack without it is judged at the defaults.
+func SecurityOnly(config map[string]string) (*hardenedcluster.Args, error) {
 	var args hardenedcluster.Args
-	dec := json.NewDecoder(strings.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&args); err != nil {
-		return nil, fmt.Errorf("config %s: %v (see docs/components/hardenedcluster.md for the fields)", SecurityConfig, err)
+	if err := field.Decode(field.NewPath(SecurityConfig), config[SecurityConfig], &args).OrNil(); err != nil {
+		return nil, fmt.Errorf("%v (see docs/components/hardenedcluster.md for the fields)", err)
 	}
-	return PackFor(&args)
+	return &args, nil
 }
 
 // PackFor is the pack whose admission baseline is the one args install (registries,

@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -253,6 +253,33 @@ install_promtool() {
 
 # install_plugins registers the built provider in PULUMI_HOME, where the engine looks for it
 # (plugin downloads are impossible offline and disabled).
+# fetch_charts: the official charts of what the composed platform installs, unpacked under their
+# chart names (kplane:charts), from the Go modules of their source repositories (no chart
+# repository can be reached here). Prometheus' subcharts go into its charts/ folder, as
+# `helm dependency build` would put them.
+fetch_charts() {
+  local dest; dest=$(charts_dir)
+  if [ -f "$dest/.complete" ]; then log "charts cached"; return; fi
+  local tmp="$dest.tmp" istio velero prom grafana gk eso
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  istio=$(moddir "istio.io/istio@$ISTIO_VERSION")/manifests/charts
+  velero=$(moddir "github.com/vmware-tanzu/helm-charts@$VELERO_CHARTS_VERSION")/charts
+  prom=$(moddir "github.com/prometheus-community/helm-charts@$PROMETHEUS_CHARTS_VERSION")/charts
+  grafana=$(moddir "github.com/grafana-community/helm-charts@$GRAFANA_CHARTS_VERSION")/charts
+  gk=$(moddir "github.com/open-policy-agent/gatekeeper/v3@$GATEKEEPER_VERSION")/charts
+  eso=$(moddir "github.com/external-secrets/external-secrets@$EXTERNAL_SECRETS_VERSION")/deploy/charts
+  cp -r "$istio/base" "$tmp/base"; cp -r "$istio/istio-control/istio-discovery" "$tmp/istiod"
+  cp -r "$istio/gateway" "$tmp/gateway"; cp -r "$istio/istio-cni" "$tmp/cni"
+  cp -r "$velero/velero" "$tmp/velero"; cp -r "$grafana/grafana" "$tmp/grafana"
+  cp -r "$gk/gatekeeper" "$tmp/gatekeeper"; cp -r "$eso/external-secrets" "$tmp/external-secrets"
+  cp -r "$prom/prometheus" "$tmp/prometheus"; chmod -R u+w "$tmp"
+  mkdir -p "$tmp/prometheus/charts"
+  for sub in alertmanager kube-state-metrics prometheus-node-exporter prometheus-pushgateway; do cp -r "$prom/$sub" "$tmp/prometheus/charts/$sub"; done
+  chmod -R u+w "$tmp"; touch "$tmp/.complete"
+  rm -rf "$dest"; mv "$tmp" "$dest"
+  log "charts ready in $dest: $(ls "$dest" | tr '\n' ' ')"
+}
+
 install_plugins() {
   local v=$K8S_PROVIDER_VERSION bin="$CACHE/pulumi-resource-kubernetes-$K8S_PROVIDER_VERSION/bin/pulumi-resource-kubernetes"
   local dest="$PULUMI_HOME/plugins/resource-kubernetes-v$v/pulumi-resource-kubernetes"
@@ -261,7 +288,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -280,6 +307,7 @@ for t in "${tools[@]}"; do
     swagger-ui) fetch_swagger_ui ;;
     chromium) install_chromium ;;
     plugins) install_plugins ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins)"; exit 2 ;;
+    charts) fetch_charts ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts)"; exit 2 ;;
   esac
 done

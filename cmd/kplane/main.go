@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"os/signal"
@@ -45,6 +46,7 @@ func run(args []string) error {
 	env := fs.String("env", "dev", "environment: a folder under --environments")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig of the target cluster (default: the stack's kplane:kubeconfig)")
 	envDir := fs.String("environments", "environments", "folder of environments")
+	charts := fs.String("charts", "", "folder of unpacked official charts, an air-gapped mirror (kplane:charts; default: the environment file's)")
 	state := fs.String("state", ".state", "folder of the local state backend (ignored when PULUMI_BACKEND_URL is set)")
 	secrets := fs.String("secrets-provider", "passphrase", "secrets provider of new stacks: passphrase, or a KMS/Vault URL (awskms://..., hashivault://...)")
 	var packs multiFlag
@@ -83,6 +85,13 @@ func run(args []string) error {
 			return fmt.Errorf("--kubeconfig %s: %v (start the cluster with `make cluster NAME=%s`)", *kubeconfig, err, *env)
 		}
 		cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: abs, Secret: true}
+	}
+	if _, set := cfg["kplane:charts"]; *charts != "" && !set {
+		abs, err := filepath.Abs(*charts)
+		if err != nil {
+			return err
+		}
+		cfg["kplane:charts"] = auto.ConfigValue{Value: abs}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -146,17 +155,7 @@ func run(args []string) error {
 			return err
 		}
 		fmt.Printf("\nkplane: %s is up in %.1fs (%s)\n", *env, time.Since(start).Seconds(), summary(r.Summary.ResourceChanges))
-		for _, k := range slices.Sorted(maps.Keys(r.Outputs)) {
-			v := r.Outputs[k]
-			text := fmt.Sprint(v.Value)
-			switch {
-			case v.Secret:
-				text = "[secret]"
-			case strings.Contains(text, "\n"): // a document (e.g. the AuthenticationConfiguration)
-				text = fmt.Sprintf("(%d lines: pulumi stack output %s)", strings.Count(text, "\n"), k)
-			}
-			fmt.Printf("  %-20s %s\n", k, text)
-		}
+		printOutputs(os.Stdout, r.Outputs)
 		if *kubeconfig != "" {
 			fmt.Printf("  %-20s %s\n", "kubeconfig", *kubeconfig)
 		}
@@ -189,4 +188,49 @@ func summary(changes *map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%d %s", (*changes)[op], w))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// printOutputs prints the stack's outputs: the platform summary one capability at a time
+// (endpoints, namespaces, what to open in a browser), the others one line each.
+func printOutputs(w io.Writer, outputs auto.OutputMap) {
+	for _, k := range slices.Sorted(maps.Keys(outputs)) {
+		v := outputs[k]
+		text := fmt.Sprint(v.Value)
+		switch {
+		case k == "platform":
+			continue
+		case v.Secret:
+			text = "[secret]"
+		case strings.Contains(text, "\n"): // a document (e.g. the AuthenticationConfiguration)
+			text = fmt.Sprintf("(%d lines: pulumi stack output %s)", strings.Count(text, "\n"), k)
+		}
+		fmt.Fprintf(w, "  %-20s %s\n", k, text)
+	}
+	summary, _ := outputs["platform"].Value.(map[string]any)
+	for _, capability := range slices.Sorted(maps.Keys(summary)) {
+		fmt.Fprintf(w, "\n  %s\n", capability)
+		fields, _ := summary[capability].(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(fields)) {
+			fmt.Fprintf(w, "    %-18s %s\n", k, brief(fields[k]))
+		}
+	}
+}
+
+// brief renders an output value on one line: lists joined, maps as key=value.
+func brief(v any) string {
+	switch x := v.(type) {
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = brief(e)
+		}
+		return strings.Join(parts, ", ")
+	case map[string]any:
+		parts := make([]string, 0, len(x))
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			parts = append(parts, k+"="+brief(x[k]))
+		}
+		return strings.Join(parts, "; ")
+	}
+	return fmt.Sprint(v)
 }

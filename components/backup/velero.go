@@ -113,6 +113,18 @@ var (
 	duration = regexp.MustCompile(`^([0-9]+h)?([0-9]+m)?([0-9]+s)?$`)
 )
 
+// CheckTiming checks a schedule's cron and ttl at p.cron and p.ttl.
+func CheckTiming(p *field.Path, cron, ttl string) field.ErrorList {
+	var errs field.ErrorList
+	if len(strings.Fields(cron)) != 5 {
+		errs.Add(field.Invalid(p.Child("cron"), cron, "five fields, e.g. \"0 1 * * *\""))
+	}
+	if ttl == "" || !duration.MatchString(ttl) {
+		errs.Add(field.Invalid(p.Child("ttl"), ttl, "how long backups are kept, e.g. 720h (required)"))
+	}
+	return errs
+}
+
 // Validate names the argument and the fix.
 func (a VeleroArgs) Validate() error {
 	var errs field.ErrorList
@@ -150,12 +162,7 @@ func (a VeleroArgs) Validate() error {
 		if !dnsName.MatchString(sc.Name) || seen[sc.Name] {
 			errs.Add(field.Invalid(field.At("schedules[%d].name", i), sc.Name, "unique, lower-case letters, digits and dashes"))
 		}
-		if len(strings.Fields(sc.Cron)) != 5 {
-			errs.Add(field.Invalid(field.At("schedules[%d].cron", i), sc.Cron, "five fields, e.g. \"0 1 * * *\""))
-		}
-		if sc.TTL == "" || !duration.MatchString(sc.TTL) {
-			errs.Add(field.Invalid(field.At("schedules[%d].ttl", i), sc.TTL, "how long backups are kept, e.g. 720h (required)"))
-		}
+		errs = append(errs, CheckTiming(field.At("schedules[%d]", i), sc.Cron, sc.TTL)...)
 		if len(sc.Namespaces) == 0 {
 			errs.Add(field.Required(field.At("schedules[%d].namespaces", i), "at least one (\"*\" for the whole cluster)"))
 		}

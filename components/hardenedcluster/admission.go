@@ -39,6 +39,10 @@ type AdmissionArgs struct {
 	// ExemptNamespaces are added to the always-exempt kube-system, kube-public and
 	// kube-node-lease (node agents, the platform's own controllers). Keep this list short.
 	ExemptNamespaces []string `json:"exemptNamespaces,omitempty"`
+	// PlatformNamespaces are where the platform's own components run (the composed platform
+	// fills them from the components it installs): workloads may run there and meet the whole
+	// baseline, unless Exempt says why one cannot.
+	PlatformNamespaces []PlatformNamespace `json:"platformNamespaces,omitempty"`
 	// Exceptions exclude one workload (or a whole namespace) from one policy, with a reason, an
 	// owner, a ticket and an expiry date at most MaxExceptionDays ahead. An expired exception
 	// stops applying on its own: the exception-expiry CronJob (ExpiryImage) removes it from the
@@ -50,6 +54,22 @@ type AdmissionArgs struct {
 	// ExpiryImage is kplane-admission by digest: the daily CronJob that removes expired
 	// exceptions from the cluster's policies. Required when there are exceptions.
 	ExpiryImage string `json:"expiryImage,omitempty"`
+}
+
+// PlatformNamespace is a namespace of one of the platform's components.
+type PlatformNamespace struct {
+	Name string `json:"name"`
+	// Component that runs there (mesh, gateway, backup, identity ...).
+	Component string `json:"component"`
+	// Exempt, when set, is why its workloads cannot meet the baseline: the namespace is left
+	// out of it, and the reason is in the stack's outputs for auditors.
+	Exempt string `json:"exempt,omitempty"`
+}
+
+// Exemption is a namespace left out of the admission baseline, and why.
+type Exemption struct {
+	Namespace string `json:"namespace"`
+	Reason    string `json:"reason"`
 }
 
 // alwaysExempt namespaces hold the control plane's own components.
@@ -102,6 +122,11 @@ func (a *Args) teamNamespaces() []string {
 // namespaces for the Vault jobs and the exception expiry (which meet the whole baseline).
 func (a *Args) workloadNamespaces() []string {
 	ns := a.teamNamespaces()
+	for _, p := range a.Admission.PlatformNamespaces {
+		if p.Exempt == "" && len(ns) > 0 {
+			ns = append(ns, p.Name)
+		}
+	}
 	if a.Secrets.Bootstrap != nil && len(ns) > 0 {
 		ns = append(ns, SecretsNamespace)
 	}
@@ -112,22 +137,47 @@ func (a *Args) workloadNamespaces() []string {
 	return ns
 }
 
-// exemptNamespaces are left out of the baseline: the control plane's, those the arguments
-// exempt, kplane's node checks (they read the host) and the operators kplane installs from
-// upstream charts (Gatekeeper, External Secrets), whose images the charts reference by tag: pin
-// their digests through the charts' Values to hold them to the baseline too.
-func (a *Args) exemptNamespaces() []string {
-	ns := append(append([]string{}, alwaysExempt...), a.Admission.ExemptNamespaces...)
+// Exemptions are the namespaces left out of the baseline, each with its reason: the control
+// plane's, those the arguments exempt, kplane's node checks (they read the host), the
+// operators kplane installs from upstream charts (Gatekeeper, External Secrets), whose images
+// the charts reference by tag (pin their digests through the charts' Values to hold them to the
+// baseline too), and the platform namespaces whose components cannot meet it.
+func (a *Args) Exemptions() []Exemption {
+	var out []Exemption
+	add := func(ns, reason string) {
+		if !slices.ContainsFunc(out, func(e Exemption) bool { return e.Namespace == ns }) {
+			out = append(out, Exemption{Namespace: ns, Reason: reason})
+		}
+	}
+	for _, ns := range alwaysExempt {
+		add(ns, "the control plane's and node agents' own namespace")
+	}
+	for _, ns := range a.Admission.ExemptNamespaces {
+		add(ns, "exempted by the environment (admission.exemptNamespaces)")
+	}
+	for _, p := range a.Admission.PlatformNamespaces {
+		if p.Exempt != "" {
+			add(p.Name, p.Component+": "+p.Exempt)
+		}
+	}
 	if a.NodeChecks.Image != "" {
-		ns = append(ns, NodeCheckNamespace)
+		add(NodeCheckNamespace, "node checks: read the host's files through a read-only hostPath")
 	}
 	if a.Admission.Engine == "gatekeeper" && !a.Admission.Gatekeeper.External {
-		ns = append(ns, a.Admission.Gatekeeper.namespace())
+		add(a.Admission.Gatekeeper.namespace(), "Gatekeeper: the admission engine may not judge itself (its chart's images are by tag)")
 	}
 	if len(a.VaultPolicies()) > 0 && !a.Secrets.Operator.External {
-		ns = append(ns, ExternalSecretsNamespace)
+		add(ExternalSecretsNamespace, "External Secrets operator: its chart's images are by tag")
 	}
-	sort.Strings(ns)
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
+	return out
+}
+
+func (a *Args) exemptNamespaces() []string {
+	var ns []string
+	for _, e := range a.Exemptions() {
+		ns = append(ns, e.Namespace)
+	}
 	return ns
 }
 
@@ -178,6 +228,14 @@ func (a *Args) validateAdmission() field.ErrorList {
 	for i, ns := range ad.ExemptNamespaces {
 		if !dns1123Label.MatchString(ns) {
 			errs.Add(field.Invalid(p.Child("exemptNamespaces").Index(i), ns, "must be a DNS-1123 label"))
+		}
+	}
+	for i, ns := range ad.PlatformNamespaces {
+		if !dns1123Label.MatchString(ns.Name) {
+			errs.Add(field.Invalid(p.Child("platformNamespaces").Index(i).Child("name"), ns.Name, "must be a DNS-1123 label"))
+		}
+		if ns.Component == "" {
+			errs.Add(field.Required(p.Child("platformNamespaces").Index(i).Child("component"), "the component that runs there"))
 		}
 	}
 	for i, e := range ad.Exceptions {

@@ -47,6 +47,10 @@ type Args struct {
 	// PKCE client whose tokens carry a "roles" claim with the tool's roles of the user's groups, so
 	// one identity has the right rights in each tool.
 	Tools []Tool `json:"tools,omitempty"`
+	// APIClients are applications calling the gateway's APIs: confidential clients with the
+	// client-credentials grant only (no user login); the gateway accepts their tokens by azp.
+	// Keycloak generates each client's secret; the realm sync never writes one.
+	APIClients []APIClient `json:"apiClients,omitempty"`
 	// Sync runs the realm sync in the cluster: once per realm change and on a schedule, so a
 	// change made by hand in Keycloak is put back.
 	Sync *Sync `json:"sync,omitempty"`
@@ -111,6 +115,13 @@ type Tool struct {
 	Roles map[string][]string `json:"roles,omitempty"`
 }
 
+// APIClient is one application calling the gateway (a gateway consumer).
+type APIClient struct {
+	ClientID string `json:"clientId"`
+	// Owner is the team answering for it (recorded on the client).
+	Owner string `json:"owner,omitempty"`
+}
+
 // Team is one Keycloak group and the namespaces its members work in.
 type Team struct {
 	Name       string   `json:"name"`
@@ -130,7 +141,10 @@ type LDAP struct {
 	// secret in the stack), so it never enters the realm representation or a ConfigMap.
 }
 
-var name = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+var (
+	name     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	clientID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$`)
+)
 
 // withDefaults returns a copy with defaults filled in.
 func (a Args) withDefaults() Args {
@@ -182,6 +196,7 @@ func (a Args) Validate() error {
 	}
 	groups := a.validateTeams(&errs)
 	a.validateTools(&errs, groups)
+	a.validateAPIClients(&errs)
 	a.validateIdentityProviders(&errs, groups)
 	a.validateSync(&errs)
 	if a.Audit != nil {
@@ -198,6 +213,20 @@ func (a Args) Validate() error {
 		errs.Add(field.Enum(p.Child("vendor"), l.Vendor, "", LDAPOther, LDAPActiveDirectory))
 	}
 	return errs.OrNil()
+}
+
+func (a Args) validateAPIClients(errs *field.ErrorList) {
+	seen := map[string]bool{a.ClusterClientID: true}
+	for _, t := range a.Tools {
+		seen[t.Name] = true
+	}
+	for i, c := range a.APIClients {
+		p := field.Root().Child("apiClients").Index(i)
+		if !clientID.MatchString(c.ClientID) || seen[c.ClientID] {
+			errs.Add(field.Invalid(p.Child("clientId"), c.ClientID, "a unique client ID (letters, digits, '.', '_', '-'), not a tool's or the cluster client's"))
+		}
+		seen[c.ClientID] = true
+	}
 }
 
 // validateTeams checks the teams and returns every group name: the teams, administrators and auditors.

@@ -67,6 +67,7 @@ func Representation(args Args) map[string]any {
 		"authenticatorConfig": []any{map[string]any{"alias": "kplane-admin-role", "config": map[string]any{"condUserRole": AdminRole, "negate": "false"}}},
 	}
 	addTools(rep, a)
+	addAPIClients(rep, a)
 	addIdentityProviders(rep, a)
 	if l := a.LDAP; l != nil {
 		vendor := l.Vendor
@@ -105,6 +106,22 @@ func Representation(args Args) map[string]any {
 		}}}
 	}
 	return rep
+}
+
+// addAPIClients adds a confidential client per API client: the client-credentials grant only,
+// its own audience only (fullScopeAllowed false), no redirect and no user login.
+func addAPIClients(rep map[string]any, a Args) {
+	clients := rep["clients"].([]any)
+	for _, c := range a.APIClients {
+		clients = append(clients, map[string]any{
+			"clientId": c.ClientID, "name": c.ClientID, "protocol": "openid-connect", "enabled": true,
+			"publicClient": false, "clientAuthenticatorType": "client-secret", "serviceAccountsEnabled": true,
+			"standardFlowEnabled": false, "directAccessGrantsEnabled": false, "implicitFlowEnabled": false,
+			"redirectUris": []any{}, "webOrigins": []any{}, "fullScopeAllowed": false,
+			"attributes": map[string]any{"kplane.io/owner": c.Owner},
+		})
+	}
+	rep["clients"] = clients
 }
 
 // addTools adds a public PKCE client per tool, its client roles, the groups' role mappings and

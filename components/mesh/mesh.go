@@ -188,8 +188,7 @@ func NewMesh(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resour
 	a := args.withDefaults()
 	parent := pulumi.Parent(r)
 	ns, err := corev1.NewNamespace(ctx, name+"-istio-system", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(SystemNamespace),
-		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "pod-security.kubernetes.io/enforce": pulumi.String("restricted"),
-			"pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion)}}}, parent)
+		Labels: restricted(pulumi.StringMap{})}}, parent)
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +233,17 @@ func NewMesh(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resour
 	}
 	for _, g := range a.Gateways {
 		gns, err := corev1.NewNamespace(ctx, name+"-gateway-ns-"+g.Name, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(g.Namespace),
-			Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "istio.io/rev": pulumi.String(a.revisionOf(g.Revision))}}},
+			Labels: restricted(pulumi.StringMap{"istio.io/rev": pulumi.String(a.revisionOf(g.Revision))})}},
 			parent, pulumi.DependsOn(istiods))
 		if err != nil {
 			return nil, err
 		}
 		if _, err := helmv4.NewChart(ctx, name+"-gateway-"+g.Name, g.Chart.Or(GatewayChart).Args(g.Name, g.Namespace,
-			addon.Merge(map[string]any{"revision": a.revisionOf(g.Revision), "service": map[string]any{"type": g.ServiceType}}, g.Values)),
+			addon.Merge(map[string]any{"revision": a.revisionOf(g.Revision), "service": map[string]any{"type": g.ServiceType},
+				// The chart's own pod security context plus the seccomp profile the restricted
+				// Pod Security level of the namespace requires.
+				"securityContext": map[string]any{"seccompProfile": map[string]any{"type": "RuntimeDefault"},
+					"sysctls": []any{map[string]any{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}}}}, g.Values)),
 			parent, pulumi.DependsOn([]pulumi.Resource{gns})); err != nil {
 			return nil, err
 		}
@@ -260,6 +263,14 @@ func (a Args) revisionOf(rev string) string {
 	return rev
 }
 
+// restricted adds kplane's label and the restricted Pod Security level to a namespace's labels.
+func restricted(labels pulumi.StringMap) pulumi.StringMap {
+	labels[wellknown.ManagedByLabel] = pulumi.String(wellknown.ManagedBy)
+	labels["pod-security.kubernetes.io/enforce"] = pulumi.String("restricted")
+	labels["pod-security.kubernetes.io/enforce-version"] = pulumi.String(k8sobj.PodSecurityVersion)
+	return labels
+}
+
 func managed() map[string]any { return map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy} }
 
 // istiodValues: the revision (the stable one carries the tag), images by digest, mesh config
@@ -274,8 +285,8 @@ func (a Args) istiodValues(rev Revision) map[string]any {
 		"defaultConfig": map[string]any{"holdApplicationUntilProxyStarts": true,
 			"proxyMetadata": a.Certificates.proxyMetadata()},
 	}
-	if a.Observability != nil {
-		o := a.Observability.withDefaults()
+	if o := a.Observability; o != nil && o.has("jaeger") {
+		o := o.withDefaults()
 		mesh["extensionProviders"] = []any{map[string]any{"name": "jaeger", "zipkin": map[string]any{
 			"service": "jaeger-collector." + o.Namespace + ".svc.cluster.local", "port": 9411}}}
 		mesh["defaultProviders"] = map[string]any{"tracing": []any{"jaeger"}}

@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/addon"
-	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/field"
 	"github.com/kplane/kplane/internal/k8sobj"
 )
@@ -37,8 +36,14 @@ type Observability struct {
 	Retention string `json:"retention,omitempty"`
 	// GrafanaURL and KialiURL: the public URLs people open (links between them).
 	GrafanaURL string `json:"grafanaURL,omitempty"`
+	KialiURL   string `json:"kialiURL,omitempty"`
 	// GrafanaAdminSecret names a Secret (admin-user, admin-password) in the namespace.
 	GrafanaAdminSecret string `json:"grafanaAdminSecret"`
+	// Login: people log in to Grafana and Kiali through the identity realm (nil: Grafana's
+	// admin and Kiali's ServiceAccount tokens only). The composed platform fills it.
+	Login *Login `json:"login,omitempty"`
+	// Without lists add-ons kplane does not install (an existing Jaeger, no Kiali): kiali, jaeger.
+	Without []string `json:"without,omitempty"`
 	// Charts and values per chart ("prometheus", "grafana", "kiali", "jaeger").
 	Prometheus addon.Chart               `json:"prometheus,omitempty"`
 	Grafana    addon.Chart               `json:"grafana,omitempty"`
@@ -46,6 +51,19 @@ type Observability struct {
 	Jaeger     addon.Chart               `json:"jaeger,omitempty"`
 	Values     map[string]map[string]any `json:"values,omitempty"`
 }
+
+// Login is the realm the add-ons trust: its issuer, and the public PKCE client of each tool
+// (the identity realm's tools, whose tokens carry a "roles" claim: admin, edit, view).
+type Login struct {
+	Issuer        string `json:"issuer"`
+	GrafanaClient string `json:"grafanaClient,omitempty"`
+	KialiClient   string `json:"kialiClient,omitempty"`
+}
+
+// optional add-ons (Without); Prometheus and Grafana are the mesh's view and always installed.
+var optionalAddOns = []string{"jaeger", "kiali"}
+
+func (o Observability) has(addOn string) bool { return !slices.Contains(o.Without, addOn) }
 
 func (o Observability) withDefaults() Observability {
 	if o.Namespace == "" {
@@ -73,6 +91,23 @@ func (o Observability) validate() error {
 		errs.Add(field.Required(field.At("observability.grafanaAdminSecret"), "a Secret with admin-user and admin-password"))
 	case o.GrafanaURL != "" && !strings.HasPrefix(o.GrafanaURL, "https://"):
 		errs.Add(field.Invalid(field.At("observability.grafanaURL"), o.GrafanaURL, "Grafana's public https:// URL"))
+	case o.KialiURL != "" && !strings.HasPrefix(o.KialiURL, "https://"):
+		errs.Add(field.Invalid(field.At("observability.kialiURL"), o.KialiURL, "Kiali's public https:// URL"))
+	}
+	for i, w := range o.Without {
+		if !slices.Contains(optionalAddOns, w) {
+			errs.Add(field.Invalid(field.At("observability.without[%d]", i), w, "kplane may leave out jaeger or kiali"))
+		}
+	}
+	if l := o.Login; l != nil {
+		switch {
+		case !strings.HasPrefix(l.Issuer, "https://"):
+			errs.Add(field.Invalid(field.At("observability.login.issuer"), l.Issuer, "the realm's https:// issuer"))
+		case l.GrafanaClient == "" || (o.has("kiali") && l.KialiClient == ""):
+			errs.Add(field.Required(field.At("observability.login"), "grafanaClient and kialiClient: the realm's tool clients"))
+		case o.GrafanaURL == "" || (o.has("kiali") && o.KialiURL == ""):
+			errs.Add(field.Required(field.At("observability.grafanaURL"), "grafanaURL and kialiURL: the public URLs the realm redirects back to"))
+		}
 	}
 	for _, c := range []struct {
 		key   string
@@ -131,17 +166,34 @@ func (o Observability) GrafanaValues() map[string]any {
 	for name, id := range IstioDashboards {
 		dashboards[name] = map[string]any{"gnetId": id, "datasource": "Prometheus"}
 	}
-	return map[string]any{
-		"admin": map[string]any{"existingSecret": o.GrafanaAdminSecret, "userKey": "admin-user", "passwordKey": "admin-password"},
-		"datasources": map[string]any{"datasources.yaml": map[string]any{"apiVersion": 1, "datasources": []any{
-			map[string]any{"name": "Prometheus", "type": "prometheus", "uid": "prometheus", "url": o.prometheusURL(), "access": "proxy", "isDefault": true},
-			map[string]any{"name": "Jaeger", "type": "jaeger", "uid": "jaeger", "url": o.jaegerQuery(), "access": "proxy"},
-		}}},
+	sources := []any{map[string]any{"name": "Prometheus", "type": "prometheus", "uid": "prometheus", "url": o.prometheusURL(), "access": "proxy", "isDefault": true}}
+	if o.has("jaeger") {
+		sources = append(sources, map[string]any{"name": "Jaeger", "type": "jaeger", "uid": "jaeger", "url": o.jaegerQuery(), "access": "proxy"})
+	}
+	values := map[string]any{
+		"admin":       map[string]any{"existingSecret": o.GrafanaAdminSecret, "userKey": "admin-user", "passwordKey": "admin-password"},
+		"datasources": map[string]any{"datasources.yaml": map[string]any{"apiVersion": 1, "datasources": sources}},
 		"dashboardProviders": map[string]any{"dashboardproviders.yaml": map[string]any{"apiVersion": 1, "providers": []any{
 			map[string]any{"name": "istio", "folder": "Istio", "type": "file", "disableDeletion": true, "editable": false,
 				"options": map[string]any{"path": "/var/lib/grafana/dashboards/istio"}}}}},
 		"dashboards": map[string]any{"istio": dashboards},
 	}
+	if l := o.Login; l != nil {
+		// A public PKCE client: no client secret exists to leak. Roles come from the realm's
+		// "roles" claim of this tool's client (admin, edit, view); anyone else is refused.
+		base := strings.TrimSuffix(l.Issuer, "/") + "/protocol/openid-connect"
+		values["grafana.ini"] = map[string]any{
+			"server": map[string]any{"root_url": o.GrafanaURL},
+			"auth":   map[string]any{"disable_login_form": true},
+			"auth.generic_oauth": map[string]any{
+				"enabled": true, "name": "kplane", "client_id": l.GrafanaClient, "use_pkce": true, "scopes": "openid profile email",
+				"auth_url": base + "/auth", "token_url": base + "/token", "api_url": base + "/userinfo",
+				"role_attribute_path":   "contains(roles[*], 'admin') && 'Admin' || contains(roles[*], 'edit') && 'Editor' || contains(roles[*], 'view') && 'Viewer'",
+				"role_attribute_strict": true, "allow_sign_up": true, "groups_attribute_path": "groups",
+			},
+		}
+	}
+	return values
 }
 
 // KialiValues: Kiali reads the mesh from Prometheus, links Jaeger and Grafana, logs in with a
@@ -151,12 +203,19 @@ func (o Observability) KialiValues() map[string]any {
 	if o.GrafanaURL != "" {
 		grafana["external_url"] = o.GrafanaURL
 	}
+	auth := map[string]any{"strategy": "token"}
+	if l := o.Login; l != nil {
+		// Kiali's openid strategy: the realm's token, the user's groups for its RBAC.
+		auth = map[string]any{"strategy": "openid", "openid": map[string]any{
+			"client_id": l.KialiClient, "issuer_uri": l.Issuer, "username_claim": "preferred_username",
+			"scopes": []any{"openid", "profile", "email"}, "disable_rbac": false}}
+	}
 	return map[string]any{
-		"auth":            map[string]any{"strategy": "token"},
+		"auth":            auth,
 		"istio_namespace": SystemNamespace,
 		"external_services": map[string]any{
 			"prometheus": map[string]any{"url": o.prometheusURL()},
-			"tracing":    map[string]any{"enabled": true, "provider": "jaeger", "internal_url": o.jaegerQuery(), "use_grpc": false},
+			"tracing":    map[string]any{"enabled": o.has("jaeger"), "provider": "jaeger", "internal_url": o.jaegerQuery(), "use_grpc": false},
 			"grafana":    grafana,
 		},
 	}
@@ -167,7 +226,7 @@ func (o Observability) KialiValues() map[string]any {
 func (a Args) observability(ctx *pulumi.Context, name string, opts ...pulumi.ResourceOption) error {
 	o := a.Observability.withDefaults()
 	ns, err := corev1.NewNamespace(ctx, name+"-observability-ns", &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(o.Namespace),
-		Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), "istio.io/rev": pulumi.String(a.Tag)}}}, opts...)
+		Labels: restricted(pulumi.StringMap{"istio.io/rev": pulumi.String(a.Tag)})}}, opts...)
 	if err != nil {
 		return err
 	}
@@ -182,9 +241,15 @@ func (a Args) observability(ctx *pulumi.Context, name string, opts ...pulumi.Res
 		{"grafana", o.Grafana, o.GrafanaValues()},
 		{"kiali", o.Kiali, o.KialiValues()},
 	} {
+		if !o.has(c.release) {
+			continue
+		}
 		if _, err := helmv4.NewChart(ctx, name+"-"+c.release, c.src.Args(c.release, o.Namespace, addon.Merge(c.values, o.Values[c.release])), after...); err != nil {
 			return err
 		}
+	}
+	if !o.has("jaeger") {
+		return nil
 	}
 	_, err = k8sobj.Object(ctx, name+"-telemetry", map[string]any{"apiVersion": "telemetry.istio.io/v1", "kind": "Telemetry",
 		"metadata": map[string]any{"name": "mesh-default", "namespace": SystemNamespace, "labels": managed()},

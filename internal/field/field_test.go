@@ -38,3 +38,42 @@ func TestEveryErrorAtOnceUnderTheConfigKey(t *testing.T) {
 	assert.EqualError(t, Under("kplane:fleet", errors.New("x")), "kplane:fleet: x")
 	assert.NoError(t, Under("k", nil))
 }
+
+func TestDecodeNamesEveryWrongKeyAndTypeAtItsPath(t *testing.T) {
+	type schedule struct {
+		Name string `json:"name"`
+		TTL  string `json:"ttl"`
+	}
+	type base struct {
+		Namespace string `json:"namespace,omitempty"`
+	}
+	type args struct {
+		base
+		Schedules []schedule     `json:"schedules"`
+		Keep      *int           `json:"keep,omitempty"`
+		Values    map[string]any `json:"values,omitempty"`
+		Labels    map[string]int `json:"labels,omitempty"`
+	}
+	var a args
+	errs := Decode(NewPath("kplane:backup"), `{"namespace":"velero","schedules":[{"name":"a","ttl":720}],"keep":"x","values":{"any":[1]},"labels":{"x":"y"},"schedule":[]}`, &a)
+	assert.Equal(t, []string{
+		`kplane:backup.keep "x": expected a number, found a string`,
+		`kplane:backup.labels[x] "y": expected a number, found a string`,
+		`kplane:backup.schedule: unknown key; known keys: keep, labels, namespace, schedules, values`,
+		`kplane:backup.schedules[0].ttl "720": expected a string, found a number`,
+	}, messages(errs))
+	assert.Empty(t, a.Schedules, "nothing is filled from bad input")
+
+	assert.Empty(t, Decode(NewPath("k"), `{"namespace":"velero","schedules":[{"name":"a","ttl":"1h"}]}`, &a))
+	assert.Equal(t, "velero", a.Namespace)
+	assert.Equal(t, "1h", a.Schedules[0].TTL)
+	assert.Equal(t, []string{`k: not valid YAML/JSON: unexpected end of JSON input`}, messages(Decode(NewPath("k"), `{`, &a)))
+}
+
+func messages(l ErrorList) []string {
+	var out []string
+	for _, e := range l {
+		out = append(out, e.Error())
+	}
+	return out
+}

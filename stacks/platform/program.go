@@ -1,82 +1,32 @@
-// Package platform is the stack program for one cluster's platform. Its Program is what users'
-// `pulumi up` runs (through ./cmd) and what kplane's Automation API driver runs inline.
+// Package platform is the stack program for one cluster's platform: the six capabilities an
+// environment file describes (kplane:security, identity, backup, mesh, gateway), composed and
+// wired to each other. Its Program is what users' `pulumi up` runs (through cmd/kplane-platform)
+// and what kplane's Automation API driver runs inline.
 package platform
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
+	"cmp"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 
+	"github.com/kplane/kplane/components/backup"
+	"github.com/kplane/kplane/components/gateway"
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/identity"
-	"github.com/kplane/kplane/internal/field"
+	"github.com/kplane/kplane/components/mesh"
 )
 
-// Project is the Pulumi project name; config keys are "kplane:<key>".
-const Project = "kplane"
-
-// Config is the platform stack's configuration, read from the environment's stack config.
-type Config struct {
-	// Environment name (dev, staging, prod ...), exported and used in resource names.
-	Environment string
-	// Kubeconfig of the target cluster: a path or the file's content (secret).
-	Kubeconfig pulumi.StringOutput
-	// Security is the hardened-cluster arguments (kplane:security).
-	Security hardenedcluster.Args
-	// Identity is the identity realm's arguments (kplane:identity), when the cluster trusts one.
-	Identity *identity.Args
-}
-
-// LoadConfig reads and strictly decodes the stack config: an unknown or misspelt key is an
-// error naming the key, not a silently ignored setting.
-func LoadConfig(ctx *pulumi.Context) (*Config, error) {
-	cfg := config.New(ctx, Project)
-	c := &Config{Environment: cfg.Require("environment")}
-	kc, err := cfg.TrySecret("kubeconfig")
-	if err != nil {
-		return nil, fmt.Errorf("config kplane:kubeconfig is required: the path or content of the target cluster's kubeconfig (kplane --kubeconfig PATH, or pulumi up --config kplane:kubeconfig=PATH)")
-	}
-	c.Kubeconfig = kc
-	if err := decode(cfg.Get("security"), &c.Security); err != nil {
-		return nil, fmt.Errorf("config kplane:security: %v (see docs/components/hardenedcluster.md for the fields)", err)
-	}
-	if raw := cfg.Get("identity"); raw != "" {
-		c.Identity = &identity.Args{}
-		if err := decode(raw, c.Identity); err != nil {
-			return nil, fmt.Errorf("config kplane:identity: %v (see docs/components/identity.md for the fields)", err)
-		}
-	}
-	return c, nil
-}
-
-// decode reads a config value strictly (unknown keys are errors); empty leaves v as it is.
-func decode(raw string, v any) error {
-	if raw == "" {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
-// Program composes the platform components for one cluster.
+// Program composes the platform components for one cluster. Every argument of every capability
+// is validated, and every reference between them resolved, before the first resource is
+// registered, so bad input creates nothing.
 func Program(ctx *pulumi.Context) error {
 	c, err := LoadConfig(ctx)
 	if err != nil {
 		return err
 	}
-	// Validate every component's arguments before the first resource is registered, so bad
-	// input creates nothing.
-	var errs field.ErrorList
-	errs.Merge(field.NewPath(Project+":security"), c.Security.Validate())
-	if c.Identity != nil {
-		errs.Merge(field.NewPath(Project+":identity"), c.Identity.Validate())
-	}
-	if err := errs.OrNil(); err != nil {
+	p, err := Compose(c)
+	if err != nil {
 		return err
 	}
 	k8s, err := kubernetes.NewProvider(ctx, "cluster", &kubernetes.ProviderArgs{
@@ -88,22 +38,117 @@ func Program(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
-	hc, err := hardenedcluster.NewHardenedCluster(ctx, c.Environment, &c.Security, pulumi.Providers(k8s))
+	return p.Deploy(ctx, c.Environment, pulumi.Providers(k8s))
+}
+
+// Deploy registers the composed components: the hardened cluster first (its team namespaces
+// are where the others' objects go), then the rest, and exports a summary per capability.
+func (p *Composed) Deploy(ctx *pulumi.Context, env string, provider pulumi.ResourceOption) error {
+	hc, err := hardenedcluster.NewHardenedCluster(ctx, env, &p.Security, provider)
 	if err != nil {
 		return err
 	}
-	if c.Identity != nil {
-		// After the hardened cluster: its team namespaces hold the teams' RoleBindings.
-		realm, err := identity.NewRealm(ctx, c.Environment+"-identity", c.Identity, pulumi.Providers(k8s), pulumi.DependsOn([]pulumi.Resource{hc}))
+	after := []pulumi.ResourceOption{provider, pulumi.DependsOn([]pulumi.Resource{hc})}
+	summary := pulumi.Map{"security": pulumi.Map{
+		"namespaces":        hc.Namespaces,
+		"admissionPolicies": hc.AdmissionPolicies,
+		"exemptions":        exemptions(p.Security.Exemptions()),
+	}}
+	if p.Identity != nil {
+		realm, err := identity.NewRealm(ctx, env+"-identity", p.Identity, after...)
 		if err != nil {
 			return err
 		}
 		ctx.Export("issuer", realm.Issuer)
 		ctx.Export("authenticationConfig", realm.AuthenticationConfig)
+		summary["identity"] = pulumi.Map{"issuer": realm.Issuer, "namespace": pulumi.String(identity.Namespace),
+			"adminConsole": pulumi.String(p.Identity.KeycloakURL + "/admin/" + cmp.Or(p.Identity.Realm, "kplane") + "/console/"),
+			"accountConsole": pulumi.String(p.Identity.KeycloakURL + "/realms/" + cmp.Or(p.Identity.Realm, "kplane") + "/account/"),
+			"tools":          pulumi.ToStringArray(toolNames(p.Identity))}
 	}
-	ctx.Export("environment", pulumi.String(c.Environment))
+	var meshDep []pulumi.Resource
+	if p.Mesh != nil {
+		m, err := mesh.NewMesh(ctx, env+"-mesh", p.Mesh, after...)
+		if err != nil {
+			return err
+		}
+		meshDep = []pulumi.Resource{m}
+		summary["mesh"] = pulumi.Map{"tag": m.Tag, "namespaces": pulumi.ToStringArray(meshNamespaces(p.Mesh)),
+			"optedOut": pulumi.ToStringMap(p.OptedOut["mesh"])}
+	}
+	if p.Gateway != nil {
+		g, err := gateway.NewGateway(ctx, env+"-gateway", p.Gateway, append(after, pulumi.DependsOn(meshDep))...)
+		if err != nil {
+			return err
+		}
+		summary["gateway"] = pulumi.Map{"url": g.URL, "catalog": g.CatalogURL, "engine": pulumi.String(string(p.Gateway.Engine)), "issuer": pulumi.String(p.Gateway.Tokens.Issuer)}
+	}
+	if p.Backup != nil {
+		b, err := p.Backup.deploy(ctx, env, after)
+		if err != nil {
+			return err
+		}
+		summary["backup"] = b
+	}
+	ctx.Export("environment", pulumi.String(env))
 	ctx.Export("namespaces", hc.Namespaces)
 	ctx.Export("serviceAccounts", hc.ServiceAccounts)
 	ctx.Export("admissionPolicies", hc.AdmissionPolicies)
+	ctx.Export("platform", summary)
 	return nil
+}
+
+func (b *ComposedBackup) deploy(ctx *pulumi.Context, env string, opts []pulumi.ResourceOption) (pulumi.Map, error) {
+	v, err := backup.NewVelero(ctx, env+"-backup", &b.Velero, opts...)
+	if err != nil {
+		return nil, err
+	}
+	schedules := pulumi.Map{}
+	for _, s := range b.Velero.Schedules {
+		schedules[s.Name] = pulumi.Map{"cron": pulumi.String(s.Cron), "ttl": pulumi.String(s.TTL), "namespaces": pulumi.ToStringArray(s.Namespaces)}
+	}
+	out := pulumi.Map{"storageLocation": v.StorageLocation, "schedules": schedules}
+	if b.EtcdSnapshots != nil {
+		e, err := backup.NewEtcdSnapshots(ctx, env+"-etcd", b.EtcdSnapshots, opts...)
+		if err != nil {
+			return nil, err
+		}
+		out["etcdSnapshots"] = e.CronJob
+	}
+	if b.CSISnapshots != nil {
+		if _, err := backup.NewCSISnapshots(ctx, env+"-csi", b.CSISnapshots, opts...); err != nil {
+			return nil, err
+		}
+	}
+	if b.RestoreDrill != nil {
+		if _, err := backup.NewRestoreDrill(ctx, env+"-drill", b.RestoreDrill, append(opts, pulumi.DependsOn([]pulumi.Resource{v}))...); err != nil {
+			return nil, err
+		}
+		out["restoreDrill"] = pulumi.ToStringArray(b.RestoreDrill.Namespaces)
+	}
+	return out, nil
+}
+
+func exemptions(list []hardenedcluster.Exemption) pulumi.StringMap {
+	out := pulumi.StringMap{}
+	for _, e := range list {
+		out[e.Namespace] = pulumi.String(e.Reason)
+	}
+	return out
+}
+
+func toolNames(a *identity.Args) []string {
+	var out []string
+	for _, t := range a.Tools {
+		out = append(out, t.Name)
+	}
+	return out
+}
+
+func meshNamespaces(a *mesh.Args) []string {
+	var out []string
+	for _, t := range a.Teams {
+		out = append(out, t.Namespace)
+	}
+	return out
 }
