@@ -148,7 +148,6 @@ func FromConfig(config map[string]string) (*Config, *Composed, error) {
 	return c, p, err
 }
 
-
 // SecurityFor is the hardened cluster's arguments of the composed platform a stack's config
 // describes (policies.SecurityFor): the policy pack judges a preview by what the cluster
 // enforces, the platform's own namespaces included.

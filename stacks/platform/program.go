@@ -62,7 +62,7 @@ func (p *Composed) Deploy(ctx *pulumi.Context, env string, provider pulumi.Resou
 		ctx.Export("issuer", realm.Issuer)
 		ctx.Export("authenticationConfig", realm.AuthenticationConfig)
 		summary["identity"] = pulumi.Map{"issuer": realm.Issuer, "namespace": pulumi.String(identity.Namespace),
-			"adminConsole": pulumi.String(p.Identity.KeycloakURL + "/admin/" + cmp.Or(p.Identity.Realm, "kplane") + "/console/"),
+			"adminConsole":   pulumi.String(p.Identity.KeycloakURL + "/admin/" + cmp.Or(p.Identity.Realm, "kplane") + "/console/"),
 			"accountConsole": pulumi.String(p.Identity.KeycloakURL + "/realms/" + cmp.Or(p.Identity.Realm, "kplane") + "/account/"),
 			"tools":          pulumi.ToStringArray(toolNames(p.Identity))}
 	}
