@@ -275,6 +275,9 @@ fetch_charts() {
   cp -r "$prom/prometheus" "$tmp/prometheus"; chmod -R u+w "$tmp"
   mkdir -p "$tmp/prometheus/charts"
   for sub in alertmanager kube-state-metrics prometheus-node-exporter prometheus-pushgateway; do cp -r "$prom/$sub" "$tmp/prometheus/charts/$sub"; done
+  # External Secrets' one dependency (bitwarden-sdk-server, off unless bitwarden-sdk-server.enabled)
+  # is published only as an OCI chart: the mirror drops the optional dependency, which kplane never enables.
+  sed -i '/^dependencies:/,$d' "$tmp/external-secrets/Chart.yaml"
   chmod -R u+w "$tmp"; touch "$tmp/.complete"
   rm -rf "$dest"; mv "$tmp" "$dest"
   log "charts ready in $dest: $(ls "$dest" | tr '\n' ' ')"

@@ -163,7 +163,8 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		return rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(groups), Resources: pulumi.ToStringArray(resources), Verbs: pulumi.ToStringArray(verbs)}
 	}
 	// Bound in the scratch namespaces only (RoleBindings there), never cluster-wide.
-	if _, err := rbacv1.NewClusterRole(ctx, name, &rbacv1.ClusterRoleArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(account), Labels: labels},
+	if _, err := rbacv1.NewClusterRole(ctx, name, &rbacv1.ClusterRoleArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(account), Labels: labels,
+		Annotations: pulumi.StringMap{wellknown.SecretsReadReasonAnnotation: pulumi.String("verifies the restored Secrets; bound by RoleBinding in the drill's scratch namespaces only")}},
 		Rules: drillRules(a.Resources)}, parent); err != nil {
 		return nil, err
 	}

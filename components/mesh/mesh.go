@@ -198,7 +198,9 @@ func NewMesh(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resour
 	if err != nil {
 		return nil, err
 	}
-	cni, err := helmv4.NewChart(ctx, name+"-cni", a.CNIChart.Or(CNIChart).Args("istio-cni", CNINamespace, map[string]any{}), parent,
+	cni, err := helmv4.NewChart(ctx, name+"-cni", a.CNIChart.Or(CNIChart).Args("istio-cni", CNINamespace,
+		// A memory limit on the node agent: a leak cannot take the node down (CIS 5.7 / kplane-resource-limits).
+		map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "100Mi"}, "limits": map[string]any{"memory": "512Mi"}}}), parent,
 		pulumi.DependsOn([]pulumi.Resource{base}))
 	if err != nil {
 		return nil, err
@@ -303,11 +305,13 @@ func (a Args) istiodValues(rev Revision) map[string]any {
 		// istio-system enforces the restricted Pod Security level; the chart sets no seccomp
 		// profile unless asked, and without one istiod's pods are refused.
 		"seccompProfile": map[string]any{"type": "RuntimeDefault"},
-		"env":            a.Certificates.istiodEnv(),
-		"global":         map[string]any{"proxy": map[string]any{"image": rev.ProxyImage}, "proxy_init": map[string]any{"image": rev.ProxyImage}},
-		"meshConfig":     mesh,
-		"autoscaleMin":   2,
-		"pdb":            map[string]any{"minAvailable": 1},
+		// The chart's requests, and a memory limit.
+		"resources":    map[string]any{"requests": map[string]any{"cpu": "500m", "memory": "2Gi"}, "limits": map[string]any{"memory": "4Gi"}},
+		"env":          a.Certificates.istiodEnv(),
+		"global":       map[string]any{"proxy": map[string]any{"image": rev.ProxyImage}, "proxy_init": map[string]any{"image": rev.ProxyImage}},
+		"meshConfig":   mesh,
+		"autoscaleMin": 2,
+		"pdb":          map[string]any{"minAvailable": 1},
 	}
 }
 

@@ -31,6 +31,11 @@ const (
 	// use a wildcard the arguments allowed, with the reason given; the RBAC policies accept a
 	// wildcard only where it is present.
 	WildcardReasonAnnotation = "kplane.io/wildcard-reason"
+	// SecretsReadReasonAnnotation is set by a kplane component on a Role or ClusterRole that
+	// must list Secrets (the restore drill verifies restored Secrets in its scratch namespaces,
+	// where alone it is bound); the policy pack's kplane-rbac-secrets accepts it with the reason
+	// shown in the finding's place. Read by: policies/kubernetes.
+	SecretsReadReasonAnnotation = "kplane.io/secrets-read-reason"
 	// ControlsAnnotation is set on admission policies, Gatekeeper constraints and network
 	// policies: the CIS, KISA and ISMS-P controls the object implements. Reports read it.
 	ControlsAnnotation = "kplane.io/controls"

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -68,12 +69,21 @@ func RBACPolicies() []pack.Policy {
 			Description: "access to Secrets is limited to get on named Secrets", DescriptionKo: "Secret 접근은 이름을 지정한 get으로 제한해야 합니다",
 			Remediation: "drop list/watch on secrets; name the Secrets with resourceNames, or use the hardened cluster's Vault secrets", RemediationKo: "secrets의 list/watch를 제거하고 resourceNames로 대상을 지정하거나 Vault 연동을 사용하십시오",
 			Controls: []pack.Control{{Framework: "CIS", ID: "5.1.2"}, {Framework: "ISMS-P", ID: "2.7.2"}},
-			Check: checkRules(func(g, r, v []string) string {
-				if has(r, "secrets") && (len(g) == 0 || has(g, "")) && has(v, "list", "watch") {
-					return "list/watch on secrets reads every Secret of its scope"
+			Check: func(res pack.Resource) []string {
+				// A kplane component that must list Secrets says why on the role (the restore
+				// drill, bound only in its scratch namespaces).
+				if meta, _ := res.Props["metadata"].(map[string]any); meta != nil {
+					if ann, _ := meta["annotations"].(map[string]any); ann != nil && ann[wellknown.SecretsReadReasonAnnotation] != nil {
+						return nil
+					}
 				}
-				return ""
-			})},
+				return checkRules(func(g, r, v []string) string {
+					if has(r, "secrets") && (len(g) == 0 || has(g, "")) && has(v, "list", "watch") {
+						return "list/watch on secrets reads every Secret of its scope"
+					}
+					return ""
+				})(res)
+			}},
 		{Name: "kplane-rbac-escalation", Enforcement: pack.Mandatory,
 			Description: "no bind, escalate or impersonate, no nodes/proxy, no pod creation cluster-wide", DescriptionKo: "bind·escalate·impersonate, nodes/proxy, 클러스터 전체 파드 생성 권한을 부여할 수 없습니다",
 			Remediation: "remove the verb or resource; grant a specific Role instead", RemediationKo: "해당 동사·리소스를 제거하고 필요한 Role을 직접 부여하십시오",

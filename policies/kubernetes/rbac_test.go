@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/kplane/kplane/components/hardenedcluster/rules"
+	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/policies/pack"
 )
 
@@ -38,6 +39,9 @@ func TestRBACPolicies(t *testing.T) {
 	assert.Equal(t, []string{"kplane-rbac-secrets: Role svc rules[0]: list/watch on secrets reads every Secret of its scope"},
 		names(role("Role", rule([]any{""}, []any{"secrets"}, []any{"list"}))))
 	assert.Empty(t, names(role("Role", map[string]any{"apiGroups": []any{""}, "resources": []any{"secrets"}, "resourceNames": []any{"db"}, "verbs": []any{"get"}})))
+	drill := role("ClusterRole", rule([]any{""}, []any{"secrets"}, []any{"get", "list"}))
+	drill.Props["metadata"] = map[string]any{"name": "svc", "annotations": map[string]any{wellknown.SecretsReadReasonAnnotation: "verifies restored Secrets in scratch namespaces"}}
+	assert.Empty(t, names(drill), "a kplane role that says why it lists Secrets")
 	assert.Equal(t, []string{"kplane-rbac-escalation: ClusterRole svc rules[0]: grants bind, escalate or impersonate (privilege escalation)"},
 		names(role("ClusterRole", rule([]any{"rbac.authorization.k8s.io"}, []any{"clusterroles"}, []any{"escalate"}))))
 	assert.Equal(t, []string{"kplane-rbac-escalation: ClusterRole svc rules[0]: grants nodes/proxy (the kubelet API, bypassing admission and audit)"},
