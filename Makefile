@@ -14,14 +14,14 @@ REPORT_LANG ?= en
 # The policy packs (commands under cmd/ that serve Pulumi's analyzer protocol).
 POLICY_PACKS := kplane-kubernetes
 
-.PHONY: help tools env check-env cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
+.PHONY: help tools env check-env store store-stop cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, istioctl, Argo CD and Helm, fetch Keycloak, OpenBao and swagger-ui, install OpenLDAP, promtool and Chromium (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, istioctl, Argo CD and Helm, fetch Keycloak, OpenBao, swagger-ui and the platform's charts, install OpenLDAP, promtool and Chromium (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
@@ -32,6 +32,7 @@ kplane-bin:
 	@go build -o $(BIN)/kplane ./cmd/kplane
 	@go build -o $(BIN)/cluster ./tests/testbed/cmd/cluster
 	@go build -o $(BIN)/identity ./tests/testbed/cmd/identity
+	@go build -o $(BIN)/store ./tests/testbed/cmd/store
 
 policy-packs: ## build the policy packs and print their paths, one per line, for --policy-pack
 	@mkdir -p $(BIN)/policy-packs
@@ -60,8 +61,14 @@ cluster-delete: kplane-bin ## stop the local cluster NAME and delete its data
 cluster-status: kplane-bin ## list local clusters
 	@$(BIN)/cluster status
 
-up: check-env identity cluster ## tools -> local cluster ENV -> pulumi up of the platform stack with environments/ENV
-	@$(WITH_TOOLS) $(BIN)/kplane up --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+store: check-env cluster ## start ENV's backup store on this machine (SeaweedFS S3 + Velero against the local cluster NAME)
+	@$(WITH_TOOLS) $(BIN)/store start --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+
+store-stop: kplane-bin ## stop ENV's local backup store
+	@$(BIN)/store stop --env $(ENV)
+
+up: check-env identity cluster store ## tools -> local identity, cluster and backup store -> pulumi up of the whole platform (environments/ENV); ends with a summary per capability
+	@$(WITH_TOOLS) $(BIN)/kplane up --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig --charts "$$KPLANE_CHARTS"
 
 preview: check-env cluster ## the PR check: preview ENV with the policy packs; fails on mandatory violations; report in .state/reports/ENV (REPORT_LANG=en|ko)
 	@packs=$$($(MAKE) -s policy-packs) || exit 1; \
@@ -71,13 +78,14 @@ preview: check-env cluster ## the PR check: preview ENV with the policy packs; f
 	  --report-dir .state/reports/$(ENV) --lang $(REPORT_LANG)
 
 refresh: check-env cluster ## pulumi refresh of the platform stack for ENV
-	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig
+	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig --charts "$$KPLANE_CHARTS"
 
 down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV, then stop its local cluster
 	@if [ -f .state/clusters/$(NAME)/kubeconfig ]; then \
 	   $(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) >/dev/null && \
-	   $(WITH_TOOLS) $(BIN)/kplane down --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig; \
+	   $(WITH_TOOLS) $(BIN)/kplane down --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig --charts "$$KPLANE_CHARTS"; \
 	 else echo "no local cluster $(NAME): nothing to destroy"; fi
+	@$(BIN)/store stop --env $(ENV)
 	@$(BIN)/cluster stop $(NAME)
 	@$(BIN)/identity stop --env $(ENV)
 
@@ -113,5 +121,6 @@ bench: tools ## print control-plane start, RSS per cluster, preview/up times and
 	@$(WITH_TOOLS) go test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 60m ./tests/bench/
 
 clean: kplane-bin ## stop every local cluster and delete .state (the tool cache is kept)
+	@for d in .state/store/*/; do [ -d "$$d" ] && $(BIN)/store stop --env "$$(basename "$$d")" || true; done
 	@for d in .state/clusters/*/; do [ -d "$$d" ] && $(BIN)/cluster delete "$$(basename "$$d")" || true; done
 	@rm -rf .state

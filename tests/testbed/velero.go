@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
 )
 
@@ -48,8 +47,16 @@ func InstallVelero(ctx context.Context, c *Cluster) error {
 	if m := regexp.MustCompile(`Version: (v\S+)`).FindSubmatch(version); m != nil {
 		tag = string(m[1])
 	}
-	for _, args := range [][]string{{"create", "namespace", "velero"}, {"-n", "velero", "create", "deployment", "velero", "--image=velero/velero:" + tag}} {
-		if err := c.kubectl(ctx, nil, args...); err != nil && !strings.Contains(err.Error(), "AlreadyExists") && !strings.Contains(err.Error(), "already exists") {
+	for _, o := range []struct{ get, create []string }{
+		{[]string{"get", "namespace", "velero"}, []string{"create", "namespace", "velero"}},
+		{[]string{"-n", "velero", "get", "deployment", "velero"}, []string{"-n", "velero", "create", "deployment", "velero", "--image=velero/velero:" + tag}},
+	} {
+		// Looked up first: once the platform's admission policies hold the namespace, a second
+		// create is refused by them before the API server finds the object exists.
+		if c.kubectl(ctx, nil, o.get...) == nil {
+			continue
+		}
+		if err := c.kubectl(ctx, nil, o.create...); err != nil {
 			return err
 		}
 	}
@@ -60,6 +67,12 @@ func InstallVelero(ctx context.Context, c *Cluster) error {
 // plugin folder and the log). Storage locations are the caller's. One server at a time: Velero
 // binds the controller manager's metrics port (8080) without a flag to move it.
 func StartVelero(ctx context.Context, c *Cluster, dir string) (*Velero, error) {
+	return LaunchVelero(ctx, c, dir, false)
+}
+
+// LaunchVelero is StartVelero; a detached server outlives the process that started it (`make
+// up`'s local Velero), and waits for its locations no faster than Velero's defaults.
+func LaunchVelero(ctx context.Context, c *Cluster, dir string, detached bool) (*Velero, error) {
 	if err := InstallVelero(ctx, c); err != nil {
 		return nil, err
 	}
@@ -79,12 +92,15 @@ func StartVelero(ctx context.Context, c *Cluster, dir string) (*Velero, error) {
 		return nil, err
 	}
 	v := &Velero{Namespace: "velero", Log: filepath.Join(dir, "velero.log")}
-	cmd := exec.Command(bin, "server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
-		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0",
+	args := []string{"server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
+		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0"}
+	if !detached {
 		// Tests do not wait minutes: validate locations and sync backups from them every 2 s.
-		"--store-validation-frequency", "2s", "--backup-sync-period", "2s")
+		args = append(args, "--store-validation-frequency", "2s", "--backup-sync-period", "2s")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	if v.proc, err = startProc("velero server", v.Log, cmd, false); err != nil {
+	if v.proc, err = startProc("velero server", v.Log, cmd, detached); err != nil {
 		return nil, err
 	}
 	if err := v.waitReady(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) { return logHas(v.Log, "Server starting..."), nil }); err != nil {
@@ -93,8 +109,9 @@ func StartVelero(ctx context.Context, c *Cluster, dir string) (*Velero, error) {
 	return v, nil
 }
 
-// Stop kills the server.
-func (v *Velero) Stop() { v.stop() }
+// Stop kills the server; PID is its process (a detached server's, for a later stop).
+func (v *Velero) Stop()    { v.stop() }
+func (v *Velero) PID() int { return v.pid() }
 
 // LastLines is the end of a service's log, for failure messages.
 func LastLines(path string, n int) string { return lastLines(path, n) }
