@@ -14,7 +14,7 @@ REPORT_LANG ?= en
 # The policy packs (commands under cmd/ that serve Pulumi's analyzer protocol).
 POLICY_PACKS := kplane-kubernetes
 
-.PHONY: help tools env check-env store store-stop cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
+.PHONY: help tools env check-env store store-stop images images-defaults cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
@@ -88,6 +88,12 @@ down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV
 	@$(BIN)/store stop --env $(ENV)
 	@$(BIN)/cluster stop $(NAME)
 	@$(BIN)/identity stop --env $(ENV)
+
+images: ## build kplane's own images (no Docker engine) into the OCI layout .state/images and print their digests
+	@go run ./cmd/kplane-images --out .state/images
+
+images-defaults: ## build the images and make their digests the components' defaults (components/images/digests.go)
+	@go run ./cmd/kplane-images --out .state/images --write-defaults components/images/digests.go
 
 test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs)
 	@$(WITH_TOOLS) go test -count=1 -timeout 60m $(GO_TEST_FLAGS) ./...

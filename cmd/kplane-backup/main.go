@@ -13,6 +13,9 @@
 package main
 
 import (
+	// Root certificates compiled in: the image holds this binary alone (internal/images).
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"context"
 	"encoding/json"
 	"errors"

@@ -14,6 +14,7 @@ import (
 	"github.com/kplane/kplane/components/gateway"
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/identity"
+	"github.com/kplane/kplane/components/images"
 	"github.com/kplane/kplane/components/mesh"
 	"github.com/kplane/kplane/internal/field"
 )
@@ -60,8 +61,9 @@ func Compose(c *Config) (*Composed, error) {
 	sec := &out.Security
 	sec.Admission.Gatekeeper.Chart = c.chart(sec.Admission.Gatekeeper.Chart, hardenedcluster.GatekeeperChart)
 	sec.Secrets.Operator.Chart = c.chart(sec.Secrets.Operator.Chart, hardenedcluster.ExternalSecretsChart)
+	c.securityImages(sec)
 	var errs field.ErrorList
-	errs.Merge(field.NewPath(Project+":security"), c.Security.Validate())
+	errs.Merge(field.NewPath(Project+":security"), sec.Validate())
 	if c.Identity != nil {
 		errs = append(errs, out.checkIdentityTeams(c.Identity)...)
 	}
@@ -98,6 +100,28 @@ func Compose(c *Config) (*Composed, error) {
 		}
 	}
 	return out, errs.OrNil()
+}
+
+// image fills an empty image argument with kplane's own image name from kplane:images.
+func (c *Config) image(ref *string, name string) {
+	if *ref == "" && c.Images != "" {
+		*ref = images.Ref(strings.TrimSuffix(c.Images, "/"), name)
+	}
+}
+
+// securityImages fills the hardened cluster's kplane images (copies: the config is not changed).
+func (c *Config) securityImages(sec *hardenedcluster.Args) {
+	if b := sec.Secrets.Bootstrap; b != nil {
+		boot := *b
+		c.image(&boot.Image, "kplane-vault")
+		sec.Secrets.Bootstrap = &boot
+	}
+	if len(sec.NodeChecks.Pools) > 0 {
+		c.image(&sec.NodeChecks.Image, "kplane-nodecheck")
+	}
+	if len(sec.Admission.Exceptions) > 0 {
+		c.image(&sec.Admission.ExpiryImage, "kplane-admission")
+	}
 }
 
 // knownTeams lists the team namespaces for an error's fix.
@@ -230,6 +254,11 @@ func (o *Composed) composeGateway(c *Config) field.ErrorList {
 			g.Istio = &gateway.IstioGateway{Name: o.Mesh.Gateways[0].Name, Namespace: o.Mesh.Gateways[0].Namespace}
 		}
 	}
+	if cat := g.Catalog; cat != nil {
+		catalog := *cat
+		c.image(&catalog.Image, "kplane-catalog")
+		g.Catalog = &catalog
+	}
 	if k := g.Kong; k != nil {
 		kong := *k
 		kong.Chart = c.chart(kong.Chart, gateway.KongChart)
@@ -332,9 +361,20 @@ func (o *Composed) composeBackup(c *Config) field.ErrorList {
 		inst.Chart = c.chart(inst.Chart, backup.VeleroChart)
 		v.Install = &inst
 	}
-	out := &ComposedBackup{Velero: v, EtcdSnapshots: b.EtcdSnapshots, CSISnapshots: b.CSISnapshots}
+	out := &ComposedBackup{Velero: v}
+	if e := b.EtcdSnapshots; e != nil {
+		etcd := *e
+		c.image(&etcd.Image, "kplane-etcd-snapshot")
+		out.EtcdSnapshots = &etcd
+	}
+	if s := b.CSISnapshots; s != nil {
+		csi := *s
+		c.image(&csi.Image, "kplane-backup")
+		out.CSISnapshots = &csi
+	}
 	if d := b.RestoreDrill; d != nil {
 		drill := *d
+		c.image(&drill.Image, "kplane-backup")
 		if len(drill.Namespaces) == 0 {
 			drill.Namespaces = teams
 		}
@@ -403,6 +443,11 @@ func (o *Composed) platformNamespaces() []hardenedcluster.PlatformNamespace {
 // catalog) and an API client per gateway consumer, unless the environment declares them.
 func (o *Composed) identityWithTools(c *Config) *identity.Args {
 	a := *o.Identity
+	if s := a.Sync; s != nil {
+		sync := *s
+		c.image(&sync.Image, "kplane-realm-sync")
+		a.Sync = &sync
+	}
 	a.Tools = slices.Clone(a.Tools)
 	a.APIClients = slices.Clone(a.APIClients)
 	addTool := func(name string, redirects ...string) {

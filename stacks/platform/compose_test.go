@@ -12,6 +12,7 @@ import (
 	"github.com/kplane/kplane/components/backup"
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/identity"
+	"github.com/kplane/kplane/components/images"
 	"github.com/kplane/kplane/components/mesh"
 	"github.com/kplane/kplane/internal/automation"
 )
@@ -79,6 +80,9 @@ func TestEveryEnvironmentComposesTheWholePlatform(t *testing.T) {
 				assert.NotEmpty(t, e.Reason, e.Namespace)
 			}
 			assert.NotContains(t, names(p.Security.Exemptions()), "istio-system", "istiod meets the baseline: not exempt")
+			// kplane's own images: the digests `make images` builds, from the environment's registry.
+			assert.Equal(t, images.Ref(c.Images, "kplane-catalog"), p.Gateway.Catalog.Image)
+			assert.Contains(t, p.Gateway.Catalog.Image, images.Digests["kplane-catalog"])
 			assert.Contains(t, names(p.Security.Exemptions()), "istio-ingress")
 		})
 	}

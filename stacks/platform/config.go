@@ -28,6 +28,10 @@ type Config struct {
 	// (base, istiod, gateway, cni, velero, prometheus, grafana, kiali-server, jaeger, kong): an
 	// air-gapped mirror. A component's chart with no source of its own is taken from there.
 	Charts string
+	// Images (kplane:images) is the registry holding kplane's own images, e.g.
+	// registry.example.com/kplane (`make images`, docs/images.md): an image argument of kplane's
+	// left empty becomes <Images>/<name>@<the digest this source builds>.
+	Images string
 	// Security is the hardened cluster (kplane:security): always installed.
 	Security hardenedcluster.Args
 	// Identity is the identity realm (kplane:identity).
@@ -102,7 +106,7 @@ var keys = []struct {
 // the wrong type is an error at its path (kplane:backup.schedules[0].ttl), all at once.
 func LoadConfig(ctx *pulumi.Context) (*Config, error) {
 	cfg := config.New(ctx, Project)
-	c := &Config{Environment: cfg.Require("environment"), Charts: cfg.Get("charts")}
+	c := &Config{Environment: cfg.Require("environment"), Charts: cfg.Get("charts"), Images: cfg.Get("images")}
 	kc, err := cfg.TrySecret("kubeconfig")
 	if err != nil {
 		return nil, fmt.Errorf("config kplane:kubeconfig is required: the path or content of the target cluster's kubeconfig (kplane --kubeconfig PATH, or pulumi up --config kplane:kubeconfig=PATH)")
@@ -136,7 +140,7 @@ func DecodeConfig(c *Config, raw map[string]string) error {
 // FromConfig decodes and composes the platform a stack's config values describe ("kplane:<key>"
 // -> its JSON or string value), as the program does but without a Pulumi context.
 func FromConfig(config map[string]string) (*Config, *Composed, error) {
-	c := &Config{Environment: config[Project+":environment"], Charts: config[Project+":charts"]}
+	c := &Config{Environment: config[Project+":environment"], Charts: config[Project+":charts"], Images: config[Project+":images"]}
 	raw := map[string]string{}
 	for _, k := range keys {
 		raw[k.key] = config[Project+":"+k.key]
