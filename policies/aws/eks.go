@@ -34,7 +34,7 @@ func EKSPolicies() []pack.Policy {
 			Description: "EKS control plane logs include audit and authenticator", DescriptionKo: "EKS 컨트롤 플레인 로그에 audit과 authenticator를 포함해야 합니다",
 			Remediation: `set enabledClusterLogTypes to include "audit" and "authenticator"`, RemediationKo: `enabledClusterLogTypes에 "audit"과 "authenticator"를 포함하십시오`,
 			Controls: []pack.Control{{Framework: "CIS", ID: "3.2.1"}, {Framework: "KISA", ID: "Master-07"}, {Framework: "ISMS-P", ID: "2.9.4"}},
-			Applies:  isEKS, Check: func(r pack.Resource) []string {
+			Applies:  isEKS, Subjects: "EKS clusters (pulumi-aws)", SubjectsKo: "pulumi-aws로 선언한 EKS 클러스터", Check: func(r pack.Resource) []string {
 				if r.Type != eksCluster {
 					return nil
 				}
@@ -54,7 +54,7 @@ func EKSPolicies() []pack.Policy {
 			Description: "the EKS API endpoint is private, or public only to listed networks", DescriptionKo: "EKS API 엔드포인트는 비공개이거나 허용된 네트워크에만 공개해야 합니다",
 			Remediation: "set vpcConfig.endpointPublicAccess false, or publicAccessCidrs to your networks (the hardened cluster's AllowedCIDRs output)", RemediationKo: "vpcConfig.endpointPublicAccess를 false로 하거나 publicAccessCidrs를 허용 네트워크로 제한하십시오",
 			Controls: []pack.Control{{Framework: "KISA", ID: "Master-01"}, {Framework: "ISMS-P", ID: "2.6.1"}},
-			Applies:  isEKS, Check: func(r pack.Resource) []string {
+			Applies:  isEKS, Subjects: "EKS clusters (pulumi-aws)", SubjectsKo: "pulumi-aws로 선언한 EKS 클러스터", Check: func(r pack.Resource) []string {
 				if r.Type != eksCluster {
 					return nil
 				}
@@ -72,7 +72,7 @@ func EKSPolicies() []pack.Policy {
 			Description: "EKS encrypts Kubernetes Secrets with a KMS key", DescriptionKo: "EKS는 Kubernetes Secret을 KMS 키로 암호화해야 합니다",
 			Remediation: `set encryptionConfig {resources: ["secrets"], provider: {keyArn: <KMS key>}}`, RemediationKo: `encryptionConfig에 resources: ["secrets"]와 KMS 키를 지정하십시오`,
 			Controls: []pack.Control{{Framework: "CIS", ID: "1.2.27"}, {Framework: "KISA", ID: "Master-10"}, {Framework: "ISMS-P", ID: "2.7.1"}},
-			Applies:  isEKS, Check: func(r pack.Resource) []string {
+			Applies:  isEKS, Subjects: "EKS clusters (pulumi-aws)", SubjectsKo: "pulumi-aws로 선언한 EKS 클러스터", Check: func(r pack.Resource) []string {
 				if r.Type != eksCluster {
 					return nil
 				}

@@ -137,7 +137,7 @@ func S3Policies() []pack.Policy {
 			Description: "S3 buckets block public access (all four BucketPublicAccessBlock settings) and grant nothing to anyone by ACL or policy", DescriptionKo: "S3 버킷은 퍼블릭 액세스를 차단(BucketPublicAccessBlock 네 항목 모두)하고 ACL·정책으로 누구에게도 공개하지 않아야 합니다",
 			Remediation: "add a BucketPublicAccessBlock with blockPublicAcls, blockPublicPolicy, ignorePublicAcls and restrictPublicBuckets true; remove public ACLs and \"*\" principals", RemediationKo: "네 항목이 모두 true인 BucketPublicAccessBlock을 추가하고 공개 ACL과 \"*\" 주체를 제거하십시오",
 			Controls: []pack.Control{{Framework: "KISA", ID: "CA-10"}, {Framework: "ISMS-P", ID: "2.6.1"}},
-			Applies:  isBucket,
+			Applies:  isBucket, Subjects: "S3 buckets (pulumi-aws)", SubjectsKo: "pulumi-aws로 선언한 S3 버킷",
 			StackCheck: func(rs []pack.Resource) []pack.Finding {
 				var out []pack.Finding
 				for _, b := range buckets(rs) {
@@ -157,7 +157,7 @@ func S3Policies() []pack.Policy {
 			Description: "S3 buckets encrypt at rest, keep versions and expire them by a lifecycle rule", DescriptionKo: "S3 버킷은 저장 데이터를 암호화하고 버전 관리를 사용하며 수명 주기 규칙으로 만료해야 합니다",
 			Remediation: "add BucketServerSideEncryptionConfigurationV2 (aws:kms or AES256), BucketVersioningV2 (Enabled) and BucketLifecycleConfigurationV2 (an Enabled rule)", RemediationKo: "BucketServerSideEncryptionConfigurationV2(aws:kms 또는 AES256), BucketVersioningV2(Enabled), BucketLifecycleConfigurationV2(Enabled 규칙)를 추가하십시오",
 			Controls: []pack.Control{{Framework: "KISA", ID: "CA-18"}, {Framework: "ISMS-P", ID: "2.7.1"}, {Framework: "ISMS-P", ID: "2.9.3"}},
-			Applies:  isBucket,
+			Applies:  isBucket, Subjects: "S3 buckets (pulumi-aws)", SubjectsKo: "pulumi-aws로 선언한 S3 버킷",
 			StackCheck: func(rs []pack.Resource) []pack.Finding {
 				var out []pack.Finding
 				for _, b := range buckets(rs) {

@@ -26,6 +26,7 @@ func PlatformPolicies() []pack.Policy {
 			Description: "admission policies deny violations (ValidatingAdmissionPolicyBinding Deny, Gatekeeper constraint deny)", DescriptionKo: "어드미션 정책은 위반을 거부해야 합니다(경고·감사만으로는 부족)",
 			Remediation: "set Admission.Mode to enforce (the environment's kplane:security admission.mode)", RemediationKo: "환경 설정 admission.mode를 enforce로 설정하십시오",
 			Controls: []pack.Control{{Framework: "CIS", ID: "5.2.1"}, {Framework: "KISA", ID: "Master-05"}, {Framework: "KISA", ID: "Master-12"}},
+			Subjects: "admission policy bindings or Gatekeeper constraints (kplane:security)", SubjectsKo: "어드미션 정책 바인딩 또는 Gatekeeper 제약(kplane:security)",
 			Applies: func(r pack.Resource) bool {
 				return strings.HasSuffix(r.Type, ":ValidatingAdmissionPolicyBinding") || strings.HasPrefix(r.Type, "kubernetes:constraints.gatekeeper.sh/")
 			},
@@ -49,6 +50,7 @@ func PlatformPolicies() []pack.Policy {
 			Description: "no admission exception past its expiry date stays in the environment", DescriptionKo: "만료일이 지난 어드미션 예외가 환경 설정에 남아 있으면 안 됩니다",
 			Remediation: "remove the expired exception from the environment's kplane:security admission.exceptions, or renew it with a new date, owner and ticket", RemediationKo: "환경 설정 admission.exceptions에서 만료된 예외를 제거하거나 새 날짜·담당자·티켓으로 갱신하십시오",
 			Controls: []pack.Control{{Framework: "ISMS-P", ID: "2.10.1"}, {Framework: "KISA", ID: "Master-05"}},
+			Subjects: "admission policies (kplane:security)", SubjectsKo: "어드미션 정책(kplane:security)",
 			Applies: func(r pack.Resource) bool {
 				return strings.HasSuffix(r.Type, ":ValidatingAdmissionPolicy") || strings.HasPrefix(r.Type, "kubernetes:constraints.gatekeeper.sh/")
 			},
@@ -108,6 +110,7 @@ func VaultPolicies() pack.Policy {
 		Description: "Vault policies grant one service its own secret path; no wildcard over other services' paths, no sudo", DescriptionKo: "Vault 정책은 서비스 자신의 경로만 허용하며 다른 서비스 경로를 포함하는 와일드카드와 sudo를 허용하지 않습니다",
 		Remediation: "scope each path to <mount>/data/<namespace>/<service>/..., as the hardened cluster's VaultPolicies do", RemediationKo: "각 경로를 <mount>/data/<namespace>/<service>/... 로 한정하십시오",
 		Controls: []pack.Control{{Framework: "CIS", ID: "5.4.2"}, {Framework: "ISMS-P", ID: "2.7.2"}, {Framework: "ISMS-P", ID: "2.5.5"}},
+		Subjects: "the Vault plan of services with secrets (kplane:security.secrets)", SubjectsKo: "시크릿을 쓰는 서비스의 Vault 계획(kplane:security.secrets)",
 		Applies: func(r pack.Resource) bool {
 			name, _ := r.Meta()
 			return r.Kind("", "ConfigMap") && name == "kplane-vault-plan"

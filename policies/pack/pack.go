@@ -99,6 +99,9 @@ type Policy struct {
 	// not have (a backup, a realm, a bucket): where none is declared, the compliance report
 	// says the policy's controls are not covered rather than passed. nil: every stack.
 	Applies func(r Resource) bool
+	// Subjects (English and Korean) names what Applies looks for: the report says a policy was
+	// not applied because the stack declares none of these.
+	Subjects, SubjectsKo string
 }
 
 // Applicable returns the names of the policies that judge some of rs.
@@ -147,6 +150,8 @@ func (p *Pack) Validate() error {
 			return fmt.Errorf("pack %s: policy %s names no control", p.Name, pol.Name)
 		case (pol.Check == nil) == (pol.StackCheck == nil):
 			return fmt.Errorf("pack %s: policy %s needs exactly one of Check and StackCheck", p.Name, pol.Name)
+		case pol.Applies != nil && (pol.Subjects == "" || pol.SubjectsKo == ""):
+			return fmt.Errorf("pack %s: policy %s: Applies needs Subjects in English and Korean (the report says what was missing)", p.Name, pol.Name)
 		}
 		switch pol.Enforcement {
 		case Mandatory, Advisory:

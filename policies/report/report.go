@@ -70,6 +70,8 @@ type Report struct {
 	// NotApplied lists the policies that judged nothing: the stack declares none of their
 	// subjects (no backup, realm, bucket, ...), so their controls are not counted as passed.
 	NotApplied []string `json:"notApplied,omitempty"`
+	// NotAppliedWhy says, per policy not applied, what the stack would have to declare.
+	NotAppliedWhy map[string]string `json:"notAppliedWhy,omitempty"`
 	// Exceptions are the environment's admission exceptions with the days each has left
 	// (negative: expired; the pack's kplane-exception-expired fails the preview on those).
 	Exceptions []ExceptionStatus `json:"exceptions,omitempty"`
@@ -119,6 +121,13 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, applied []s
 			}
 			if applied != nil && !slices.Contains(applied, pol.Name) {
 				r.NotApplied = append(r.NotApplied, pol.Name)
+				if r.NotAppliedWhy == nil {
+					r.NotAppliedWhy = map[string]string{}
+				}
+				r.NotAppliedWhy[pol.Name] = pol.Subjects
+				if lang == "ko" {
+					r.NotAppliedWhy[pol.Name] = pol.SubjectsKo
+				}
 				continue
 			}
 			for _, c := range pol.Controls {
@@ -259,7 +268,7 @@ var words = map[string]map[string]string{
 		"violated": "violated", "pass": "pass", "node-check": "checked on nodes (kplane-nodecheck)", "manual": "manual attestation", "not-covered": "not covered",
 		"none": "No violations.", "summary": "Summary", "level-mandatory": "mandatory", "level-advisory": "advisory",
 		"level-node": "node check", "nodefail": "node check failures",
-		"notapplied": "Not applied (the stack declares nothing they judge; their controls are not counted as passed)",
+		"notapplied": "Not applied (the stack declares nothing they judge; their controls are not counted as passed)", "nonedeclared": "the stack declares no",
 		"exceptions": "Admission exceptions", "exception": "Exception", "owner": "Owner", "ticket": "Ticket", "reason": "Reason",
 		"expires": "Last day", "daysleft": "Days left", "expired": "expired"},
 	"ko": {"title": "컴플라이언스 보고서", "env": "환경", "generated": "생성 시각", "packs": "정책 팩",
@@ -268,7 +277,7 @@ var words = map[string]map[string]string{
 		"violated": "위반", "pass": "충족", "node-check": "노드 점검(kplane-nodecheck)", "manual": "수동 확인 필요", "not-covered": "미적용",
 		"none": "위반 사항이 없습니다.", "summary": "요약", "level-mandatory": "필수", "level-advisory": "권고",
 		"level-node": "노드 점검", "nodefail": "노드 점검 실패",
-		"notapplied": "적용 대상 없음(스택에 점검 대상이 없어 해당 통제는 충족으로 집계하지 않음)",
+		"notapplied": "적용 대상 없음(스택에 점검 대상이 없어 해당 통제는 충족으로 집계하지 않음)", "nonedeclared": "스택에 선언되지 않음:",
 		"exceptions": "어드미션 예외", "exception": "예외", "owner": "담당", "ticket": "티켓", "reason": "사유",
 		"expires": "마지막 날", "daysleft": "남은 일수", "expired": "만료"},
 }
@@ -293,7 +302,11 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n")
 	}
 	if len(r.NotApplied) > 0 {
-		fmt.Fprintf(&b, "%s: `%s`\n\n", r.w("notapplied"), strings.Join(r.NotApplied, "`, `"))
+		fmt.Fprintf(&b, "%s:\n\n", r.w("notapplied"))
+		for _, name := range r.NotApplied {
+			fmt.Fprintf(&b, "- `%s`: %s %s\n", name, r.w("nonedeclared"), r.NotAppliedWhy[name])
+		}
+		b.WriteString("\n")
 	}
 	if len(r.Exceptions) > 0 {
 		fmt.Fprintf(&b, "## %s\n\n| %s | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|\n", r.w("exceptions"), r.w("exception"), r.w("owner"),
@@ -344,7 +357,7 @@ th{background:#f6f8fa}.violated{background:#ffebe9}.pass{background:#dafbe1}.nod
 {{if .R.Findings}}<table><tr><th>{{.W.status}}</th><th>{{.W.policies}}</th><th>{{.W.resource}}</th><th>{{.W.fix}}</th></tr>
 {{range .R.Findings}}<tr class="violated"><td>{{index $.W (printf "level-%s" .Level)}}</td><td><code>{{.Policy}}</code></td><td><code>{{short .Resource}}</code></td><td>{{.Message}}. {{index $.R.Fixes .Policy}}</td></tr>
 {{end}}</table>{{else}}<p>{{.W.none}}</p>{{end}}
-{{if .R.NotApplied}}<p>{{.W.notapplied}}: {{range .R.NotApplied}}<code>{{.}}</code> {{end}}</p>{{end}}
+{{if .R.NotApplied}}<p>{{.W.notapplied}}:</p><ul>{{range .R.NotApplied}}<li><code>{{.}}</code>: {{$.W.nonedeclared}} {{index $.R.NotAppliedWhy .}}</li>{{end}}</ul>{{end}}
 {{if .R.Exceptions}}<h2>{{.W.exceptions}}</h2>
 <table><tr><th>{{.W.exception}}</th><th>{{.W.owner}}</th><th>{{.W.ticket}}</th><th>{{.W.reason}}</th><th>{{.W.expires}}</th><th>{{.W.daysleft}}</th></tr>
 {{range .R.Exceptions}}<tr{{if lt .DaysLeft 0}} class="violated"{{end}}><td><code>{{.Policy}}</code> {{.Namespace}}/{{or .Workload "*"}}</td><td>{{.Owner}}</td><td>{{.Ticket}}</td><td>{{.Reason}}</td><td>{{.Expires}}</td><td>{{$.R.DaysLeftText .}}</td></tr>

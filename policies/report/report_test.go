@@ -109,6 +109,10 @@ func TestNotApplied(t *testing.T) {
 	assert.Equal(t, Manual, control(r, "KISA", "CA-03").Status, "MFA: no realm in the stack, not passed")
 	assert.Equal(t, Pass, control(r, "CIS", "5.2.2").Status)
 	assert.Contains(t, r.Markdown(), "Not applied (the stack declares nothing they judge")
+	assert.Contains(t, r.Markdown(), "- `kplane-eks-audit-logs`: the stack declares no EKS clusters (pulumi-aws)", "each entry says why")
+	ko, err := Build("dev", "ko", []*pack.Pack{p}, nil, applied, nil, time.Now())
+	require.NoError(t, err)
+	assert.Contains(t, ko.Markdown(), "- `kplane-keycloak-admin-mfa`: 스택에 선언되지 않음: Keycloak 렐름(kplane:identity)")
 
 	all, err := Build("dev", "en", []*pack.Pack{p}, nil, append(applied, "kplane-keycloak-admin-mfa"), nil, time.Now())
 	require.NoError(t, err)

@@ -35,7 +35,7 @@ func BackupPolicies() []pack.Policy {
 		Description: "where Velero is installed, a BackupStorageLocation and Schedules exist; each Schedule runs, states its retention (ttl) and targets a declared location verified over TLS", DescriptionKo: "Velero를 설치한 스택은 BackupStorageLocation과 Schedule을 선언하고, 각 Schedule은 활성 상태로 보존 기간(ttl)을 명시하며 선언된 TLS 검증 저장소를 대상으로 해야 합니다",
 		Remediation: "declare the backup stack's storage and schedules (components/backup), give every Schedule a template.ttl and an existing storageLocation, and keep insecureSkipTLSVerify off", RemediationKo: "백업 스택의 저장소와 스케줄을 선언하고, 모든 Schedule에 template.ttl과 존재하는 storageLocation을 지정하며 insecureSkipTLSVerify를 사용하지 마십시오",
 		Controls: []pack.Control{{Framework: "KISA", ID: "CA-18"}, {Framework: "ISMS-P", ID: "2.9.3"}, {Framework: "ISMS-P", ID: "2.12.1"}},
-		Applies:  veleroInstalled,
+		Applies:  veleroInstalled, Subjects: "a Velero installation (kplane:backup)", SubjectsKo: "Velero 설치(kplane:backup)",
 		StackCheck: func(rs []pack.Resource) []pack.Finding {
 			var installer *pack.Resource
 			locations := map[string]pack.Resource{}

@@ -192,7 +192,7 @@ func IdentityPolicies() []pack.Policy {
 			Description: "administrators of a Keycloak realm log in with a second factor (OTP or WebAuthn)", DescriptionKo: "Keycloak 렐름의 관리자는 2차 인증(OTP 또는 WebAuthn)으로 로그인해야 합니다",
 			Remediation: "make the realm's browser flow require OTP/WebAuthn for users with the admin role (a CONDITIONAL subflow with conditional-user-role), or for everyone; the identity realm component does", RemediationKo: "렐름의 브라우저 플로에서 관리자 역할 사용자(conditional-user-role 조건부 하위 플로) 또는 모든 사용자에게 OTP/WebAuthn을 필수로 지정하십시오",
 			Controls: controls(pack.Control{Framework: "KISA", ID: "CA-03"}, pack.Control{Framework: "ISMS-P", ID: "2.5.5"}),
-			Applies:  declaresRealm, Check: realmCheck(func(rep map[string]any) []string {
+			Applies:  declaresRealm, Subjects: "Keycloak realms (kplane:identity)", SubjectsKo: "Keycloak 렐름(kplane:identity)", Check: realmCheck(func(rep map[string]any) []string {
 				if _, admins := mfaCoverage(rep); !admins {
 					return []string{"administrators can log in without a second factor (the browser flow requires no OTP/WebAuthn for admin roles)"}
 				}
@@ -202,7 +202,7 @@ func IdentityPolicies() []pack.Policy {
 			Description: fmt.Sprintf("a Keycloak realm's password policy asks for at least %d characters of three kinds (or 10 of two), not the username, not the last passwords", MinPasswordLength), DescriptionKo: fmt.Sprintf("Keycloak 렐름의 비밀번호 정책은 3종류 문자 조합 %d자 이상(2종류는 10자 이상), 사용자명 금지, 최근 비밀번호 재사용 금지를 요구해야 합니다", MinPasswordLength),
 			Remediation: `set passwordPolicy, e.g. "length(12) and upperCase(1) and lowerCase(1) and digits(1) and specialChars(1) and notUsername and passwordHistory(3)"`, RemediationKo: `passwordPolicy를 예: "length(12) and upperCase(1) and lowerCase(1) and digits(1) and specialChars(1) and notUsername and passwordHistory(3)"로 설정하십시오`,
 			Controls: controls(pack.Control{Framework: "KISA", ID: "CA-04"}, pack.Control{Framework: "ISMS-P", ID: "2.5.4"}),
-			Applies:  declaresRealm, Check: realmCheck(func(rep map[string]any) []string {
+			Applies:  declaresRealm, Subjects: "Keycloak realms (kplane:identity)", SubjectsKo: "Keycloak 렐름(kplane:identity)", Check: realmCheck(func(rep map[string]any) []string {
 				raw, _ := rep["passwordPolicy"].(string)
 				p := passwordPolicy(raw)
 				length, _ := strconv.Atoi(p["length"])
@@ -228,7 +228,7 @@ func IdentityPolicies() []pack.Policy {
 			Description: fmt.Sprintf("a Keycloak realm locks an account after at most %d failed logins (brute-force detection)", MaxLoginFailures), DescriptionKo: fmt.Sprintf("Keycloak 렐름은 로그인 %d회 이하 실패 시 계정을 잠가야 합니다(무차별 대입 탐지)", MaxLoginFailures),
 			Remediation: fmt.Sprintf("set bruteForceProtected true and failureFactor <= %d", MaxLoginFailures), RemediationKo: fmt.Sprintf("bruteForceProtected를 true로, failureFactor를 %d 이하로 설정하십시오", MaxLoginFailures),
 			Controls: controls(pack.Control{Framework: "KISA", ID: "CA-02"}),
-			Applies:  declaresRealm, Check: realmCheck(func(rep map[string]any) []string {
+			Applies:  declaresRealm, Subjects: "Keycloak realms (kplane:identity)", SubjectsKo: "Keycloak 렐름(kplane:identity)", Check: realmCheck(func(rep map[string]any) []string {
 				if rep["bruteForceProtected"] != true {
 					return []string{"bruteForceProtected is not true"}
 				}
@@ -241,7 +241,7 @@ func IdentityPolicies() []pack.Policy {
 			Description: fmt.Sprintf("a Keycloak realm's access tokens live at most %d s, idle sessions end after %d s and sessions after %d s", MaxAccessTokenLifespan, MaxSessionIdle, MaxSessionLifespan), DescriptionKo: fmt.Sprintf("Keycloak 렐름의 액세스 토큰은 최대 %d초, 유휴 세션은 %d초, 세션은 %d초 이내에 만료되어야 합니다", MaxAccessTokenLifespan, MaxSessionIdle, MaxSessionLifespan),
 			Remediation: "lower accessTokenLifespan, ssoSessionIdleTimeout and ssoSessionMaxLifespan (unset means Keycloak's defaults: 300, 1800, 36000)", RemediationKo: "accessTokenLifespan, ssoSessionIdleTimeout, ssoSessionMaxLifespan 값을 낮추십시오(미설정 시 기본값 300, 1800, 36000)",
 			Controls: controls(pack.Control{Framework: "ISMS-P", ID: "2.6.2"}),
-			Applies:  declaresRealm, Check: realmCheck(func(rep map[string]any) []string {
+			Applies:  declaresRealm, Subjects: "Keycloak realms (kplane:identity)", SubjectsKo: "Keycloak 렐름(kplane:identity)", Check: realmCheck(func(rep map[string]any) []string {
 				var out []string
 				for _, lim := range []struct {
 					field string

@@ -34,6 +34,7 @@ func MeshPolicies() []pack.Policy {
 		Description: "every meshed namespace is covered by a STRICT PeerAuthentication (its own or the mesh-wide one) and no PeerAuthentication or DestinationRule lowers mutual TLS", DescriptionKo: "메시에 포함된 모든 네임스페이스는 STRICT PeerAuthentication(자체 또는 메시 전체)이 적용되어야 하며 상호 TLS를 낮추는 PeerAuthentication·DestinationRule이 없어야 합니다",
 		Remediation: "declare a PeerAuthentication with mtls.mode STRICT in " + MeshRootNamespace + " (or the namespace), as the mesh component does, and remove PERMISSIVE/DISABLE modes", RemediationKo: MeshRootNamespace + "(또는 해당 네임스페이스)에 mtls.mode STRICT인 PeerAuthentication을 선언하고 PERMISSIVE/DISABLE 설정을 제거하십시오",
 		Controls: []pack.Control{{Framework: "KISA", ID: "CA-12"}, {Framework: "ISMS-P", ID: "2.7.1"}, {Framework: "ISMS-P", ID: "2.6.1"}},
+		Subjects: "meshed namespaces (kplane:mesh)", SubjectsKo: "메시에 포함된 네임스페이스(kplane:mesh)",
 		Applies: func(r pack.Resource) bool {
 			_, labels := r.Meta()
 			return r.Kind("", "Namespace") && meshed(labels)
@@ -288,11 +289,11 @@ func RoutePolicies() []pack.Policy {
 			Description: "public routes (Kong, Istio gateways) authenticate callers: a Kong auth plugin (openid-connect, jwt, key-auth, ...), or Istio RequestAuthentication with an AuthorizationPolicy requiring a principal", DescriptionKo: "공개 경로(Kong, Istio 게이트웨이)는 호출자를 인증해야 합니다: Kong 인증 플러그인 또는 Istio RequestAuthentication과 주체를 요구하는 AuthorizationPolicy",
 			Remediation: "attach the gateway component's Keycloak token plugin (konghq.com/plugins) or its RequestAuthentication/AuthorizationPolicy; mark truly internal routes " + wellknown.ExposureAnnotation + ": internal", RemediationKo: "게이트웨이 컴포넌트의 Keycloak 토큰 플러그인(konghq.com/plugins) 또는 RequestAuthentication/AuthorizationPolicy를 적용하고, 내부 경로는 " + wellknown.ExposureAnnotation + ": internal로 표시하십시오",
 			Controls: []pack.Control{{Framework: "KISA", ID: "CA-09"}, {Framework: "ISMS-P", ID: "2.6.1"}, {Framework: "ISMS-P", ID: "2.5.3"}},
-			Applies:  routeKind, StackCheck: check(func(r route) bool { return r.auth }, "no authentication applies to this public route")},
+			Applies:  routeKind, Subjects: "public routes (Kong or Istio, kplane:gateway)", SubjectsKo: "공개 라우트(Kong 또는 Istio, kplane:gateway)", StackCheck: check(func(r route) bool { return r.auth }, "no authentication applies to this public route")},
 		{Name: "kplane-route-rate-limited", Enforcement: pack.Mandatory,
 			Description: "public routes carry a rate limit (Kong rate-limiting plugin, Istio local or global rate-limit filter)", DescriptionKo: "공개 경로에는 요청 수 제한(Kong rate-limiting 플러그인, Istio 로컬/글로벌 rate limit 필터)이 있어야 합니다",
 			Remediation: "attach the gateway component's rate-limiting plugin or EnvoyFilter to the route", RemediationKo: "게이트웨이 컴포넌트의 rate-limiting 플러그인 또는 EnvoyFilter를 경로에 적용하십시오",
 			Controls: []pack.Control{{Framework: "ISMS-P", ID: "2.6.1"}, {Framework: "ISMS-P", ID: "2.9.2"}},
-			Applies:  routeKind, StackCheck: check(func(r route) bool { return r.rate }, "no rate limit applies to this public route")},
+			Applies:  routeKind, Subjects: "public routes (Kong or Istio, kplane:gateway)", SubjectsKo: "공개 라우트(Kong 또는 Istio, kplane:gateway)", StackCheck: check(func(r route) bool { return r.rate }, "no rate limit applies to this public route")},
 	}
 }

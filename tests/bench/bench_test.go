@@ -10,16 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
-	"github.com/pulumi/pulumi/sdk/v3/go/auto/optpreview"
-
-	"github.com/kplane/kplane/internal/automation"
-	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -77,54 +71,6 @@ func BenchmarkControlPlane(b *testing.B) {
 	time.Sleep(10 * time.Second)
 	sum := c.RSS() + others[0].RSS() + others[1].RSS()
 	report(b, float64(sum)/(1<<20), "MiB/3-clusters", "RSS of three idle clusters together")
-}
-
-// BenchmarkPlatformStack: the platform stack (environments/dev) against a local cluster: the
-// first up (creates everything), a warm up with nothing to change, and a preview.
-func BenchmarkPlatformStack(b *testing.B) {
-	ctx := context.Background()
-	dir := b.TempDir()
-	c, err := testbed.Start(ctx, "stack", filepath.Join(dir, "stack"), testbed.Options{Nodes: 2})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Stop()
-	cfg, err := automation.LoadEnvironment("../../environments", "dev", "platform")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: c.Kubeconfig, Secret: true}
-	s, err := automation.Open(ctx, automation.Options{Project: platform.Project, Stack: "bench", Program: platform.Program, Config: cfg, StateDir: dir})
-	if err != nil {
-		b.Fatal(err)
-	}
-	timeIt(b, "pulumi up, platform stack, first (creates environments/dev)", "s/up-create", func() error { _, err := s.Up(ctx); return err })
-	timeIt(b, "pulumi up, platform stack, warm (nothing to change)", "s/up-warm", func() error { _, err := s.Up(ctx); return err })
-	// Preview with and without the policy packs, alternating (so drift in the machine's load hits
-	// both alike), median of 7 each, same stack and cluster; one unmeasured preview first.
-	packs, err := exec.Command("make", "-s", "-C", "../..", "policy-packs").Output()
-	if err != nil {
-		b.Fatal(err)
-	}
-	withPacks := optpreview.PolicyPacks(strings.Fields(string(packs))...)
-	preview := func(opts ...optpreview.Option) float64 {
-		start := time.Now()
-		if _, err := s.Preview(ctx, opts...); err != nil {
-			b.Fatal(err)
-		}
-		return time.Since(start).Seconds()
-	}
-	preview()
-	var without, with []float64
-	for range 7 {
-		without = append(without, preview())
-		with = append(with, preview(withPacks))
-	}
-	median := func(xs []float64) float64 { slices.Sort(xs); return xs[len(xs)/2] }
-	report(b, median(without), "s/preview", "pulumi preview, platform stack (median of 7)")
-	report(b, median(with), "s/preview-packs", "pulumi preview with the policy packs (median of 7, alternating)")
-	report(b, 100*(median(with)-median(without))/median(without), "%/pack-overhead", "preview time added by the policy packs")
-	timeIt(b, "pulumi destroy, platform stack", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
 }
 
 // BenchmarkToolCache: warm `make tools` (everything cached) and the cold build times recorded
