@@ -215,3 +215,17 @@ func At(format string, args ...any) *Path {
 	}
 	return &Path{name: s}
 }
+
+// Prefix puts prefix before every path of err's errors (a config namespace such as "kplane:");
+// an error that is not an ErrorList is returned as it is.
+func Prefix(prefix string, err error) error {
+	var list ErrorList
+	if !errors.As(err, &list) {
+		return err
+	}
+	out := make(ErrorList, len(list))
+	for i, e := range list {
+		out[i] = &Error{Path: prefix + e.Path, Value: e.Value, Detail: e.Detail}
+	}
+	return out
+}

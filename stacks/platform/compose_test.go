@@ -14,6 +14,7 @@ import (
 	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/components/images"
 	"github.com/kplane/kplane/components/mesh"
+	composed "github.com/kplane/kplane/components/platform"
 	"github.com/kplane/kplane/internal/automation"
 )
 
@@ -40,7 +41,7 @@ func TestEveryEnvironmentComposesTheWholePlatform(t *testing.T) {
 		t.Run(env, func(t *testing.T) {
 			c, p, err := FromConfig(environment(t, env))
 			require.NoError(t, err)
-			for _, capability := range []bool{c.Identity != nil, c.Backup != nil, c.Mesh != nil, c.Gateway != nil} {
+			for _, capability := range []bool{c.Platform.Identity != nil, c.Platform.Backup != nil, c.Platform.Mesh != nil, c.Platform.Gateway != nil} {
 				assert.True(t, capability, "every capability is in every environment")
 			}
 			// hardened cluster -> mesh and backup: every team namespace, unless opted out by name.
@@ -48,7 +49,7 @@ func TestEveryEnvironmentComposesTheWholePlatform(t *testing.T) {
 			for _, team := range p.Mesh.Teams {
 				meshed[team.Namespace] = true
 			}
-			teamSchedule := p.Backup.Velero.Schedules[slices.IndexFunc(p.Backup.Velero.Schedules, func(s backup.Schedule) bool { return s.Name == TeamSchedule })]
+			teamSchedule := p.Backup.Velero.Schedules[slices.IndexFunc(p.Backup.Velero.Schedules, func(s backup.Schedule) bool { return s.Name == composed.TeamSchedule })]
 			for ns := range p.TeamNamespaces {
 				_, out := p.OptedOut["mesh"][ns]
 				assert.Equal(t, !out, meshed[ns], "%s in the mesh", ns)
@@ -56,7 +57,7 @@ func TestEveryEnvironmentComposesTheWholePlatform(t *testing.T) {
 				assert.Equal(t, !out, slices.Contains(teamSchedule.Namespaces, ns), "%s backed up", ns)
 			}
 			// identity -> gateway: the realm's issuer, and every consumer a client of the realm.
-			assert.Equal(t, issuer(c.Identity), p.Gateway.Tokens.Issuer)
+			assert.Equal(t, strings.TrimSuffix(c.Platform.Identity.KeycloakURL, "/")+"/realms/kplane", p.Gateway.Tokens.Issuer)
 			for _, cons := range p.Gateway.Consumers {
 				assert.True(t, slices.ContainsFunc(p.Identity.APIClients, func(a identity.APIClient) bool { return a.ClientID == cons.ClientID }), cons.ClientID)
 			}
@@ -81,7 +82,7 @@ func TestEveryEnvironmentComposesTheWholePlatform(t *testing.T) {
 			}
 			assert.NotContains(t, names(p.Security.Exemptions()), "istio-system", "istiod meets the baseline: not exempt")
 			// kplane's own images: the digests `make images` builds, from the environment's registry.
-			assert.Equal(t, images.Ref(c.Images, "kplane-catalog"), p.Gateway.Catalog.Image)
+			assert.Equal(t, images.Ref(c.Platform.Images, "kplane-catalog"), p.Gateway.Catalog.Image)
 			assert.Contains(t, p.Gateway.Catalog.Image, images.Digests["kplane-catalog"])
 			assert.Contains(t, names(p.Security.Exemptions()), "istio-ingress")
 		})
@@ -119,9 +120,9 @@ func TestBadEnvironmentFiles(t *testing.T) {
 		{"unknown key", "kplane:mesh", `{"optout":[]}`,
 			[]string{`kplane:mesh.optout: unknown key; known keys: `}},
 		{"unknown team in the identity realm", "kplane:identity", `{"teams":[{"name":"ghosts","namespaces":["ghosts"]}]}`,
-			[]string{`kplane:identity.teams[0].namespaces[0] "ghosts": not a team namespace; known team namespaces: kplane-system, payments, web (kplane:security.teams)`}},
+			[]string{`kplane:identity.teams[0].namespaces[0] "ghosts": not a team namespace; known team namespaces: kplane-system, payments, web (the hardened cluster's teams)`}},
 		{"gateway product of an unknown team", "kplane:gateway", `{"apis":[{"owners":["treasury"]}]}`,
-			[]string{`kplane:gateway.apis[0].owners[0] "treasury": no such team; known teams: payments, platform, web (kplane:security.teams)`}},
+			[]string{`kplane:gateway.apis[0].owners[0] "treasury": no such team; known teams: payments, platform, web (the hardened cluster's teams)`}},
 		{"backup of a namespace no team owns", "kplane:backup", `{"schedules":[{"name":"extra","cron":"0 3 * * *","ttl":"24h","namespaces":["scratch"]}]}`,
 			[]string{`kplane:backup.schedules[0].namespaces[0] "scratch": no team owns it and no platform component runs there; known team namespaces: kplane-system, payments, web`}},
 		{"opt-out without a reason", "kplane:backup", `{"optOut":[{"namespace":"web"}]}`,

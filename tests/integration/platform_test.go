@@ -21,6 +21,7 @@ import (
 
 	"github.com/kplane/kplane/components/hardenedcluster"
 	"github.com/kplane/kplane/components/hardenedcluster/rules"
+	composed "github.com/kplane/kplane/components/platform"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/stacks/platform"
@@ -246,8 +247,8 @@ func checkBackup(t *testing.T, dc dynamic.Interface) {
 		ns, _, _ := unstructured.NestedStringSlice(get(t, dc, gvrSchedule, "velero", name).Object, "spec", "template", "includedNamespaces")
 		return ns
 	}
-	assert.ElementsMatch(t, []string{"kplane-system", "payments", "web"}, namespaces(platform.TeamSchedule))
-	assert.Subset(t, namespaces(platform.PlatformSchedule), []string{"kplane-identity", "istio-system", "kplane-gateway"}, "the platform's own state")
+	assert.ElementsMatch(t, []string{"kplane-system", "payments", "web"}, namespaces(composed.TeamSchedule))
+	assert.Subset(t, namespaces(composed.PlatformSchedule), []string{"kplane-identity", "istio-system", "kplane-gateway"}, "the platform's own state")
 	require.Eventually(t, func() bool {
 		phase, _, _ := unstructured.NestedString(get(t, dc, gvrBSL, "velero", "default").Object, "status", "phase")
 		return phase == "Available"

@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kplane/kplane/components/backup"
+	composed "github.com/kplane/kplane/components/platform"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/stacks/platform"
 	"github.com/kplane/kplane/tests/testbed"
@@ -93,7 +94,7 @@ func run(args []string) error {
 
 // envBackup reads kplane:backup of an environment; nil when it has none or its store is not on
 // this machine (nothing to start).
-func envBackup(dir, env string) (*platform.Backup, error) {
+func envBackup(dir, env string) (*composed.Backup, error) {
 	cfg, err := automation.LoadEnvironment(dir, env, "platform")
 	if err != nil {
 		return nil, err
@@ -103,21 +104,21 @@ func envBackup(dir, env string) (*platform.Backup, error) {
 		raw[k] = v.Value
 	}
 	c, _, err := platform.FromConfig(raw)
-	if c == nil || err != nil && c.Backup == nil {
+	if c == nil || err != nil && c.Platform.Backup == nil {
 		return nil, err
 	}
-	if c.Backup == nil {
+	if c.Platform.Backup == nil {
 		fmt.Printf("environment %s declares no kplane:backup: no local store to start\n", env)
 		return nil, nil
 	}
-	if u, _ := url.Parse(c.Backup.Storage.URL); u == nil || u.Hostname() != "127.0.0.1" || u.Port() == "" {
-		fmt.Printf("environment %s: the backup store %q is not on this machine: no local store to start\n", env, c.Backup.Storage.URL)
+	if u, _ := url.Parse(c.Platform.Backup.Storage.URL); u == nil || u.Hostname() != "127.0.0.1" || u.Port() == "" {
+		fmt.Printf("environment %s: the backup store %q is not on this machine: no local store to start\n", env, c.Platform.Backup.Storage.URL)
 		return nil, nil
 	}
-	return c.Backup, nil
+	return c.Platform.Backup, nil
 }
 
-func start(ctx context.Context, dir, kubeconfig string, b *platform.Backup, old *state) error {
+func start(ctx context.Context, dir, kubeconfig string, b *composed.Backup, old *state) error {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
 		return err
 	}
@@ -160,7 +161,7 @@ func start(ctx context.Context, dir, kubeconfig string, b *platform.Backup, old 
 
 // credentials puts the store's key into the Secret the environment names (key "cloud", an AWS
 // credentials file), as the platform's secret store would deliver it.
-func credentials(ctx context.Context, c *testbed.Cluster, b *platform.Backup, st *state) error {
+func credentials(ctx context.Context, c *testbed.Cluster, b *composed.Backup, st *state) error {
 	cs, err := c.Clientset()
 	if err != nil {
 		return err

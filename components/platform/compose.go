@@ -28,7 +28,7 @@ type Composed struct {
 	Mesh     *mesh.Args
 	Gateway  *gateway.Args
 	Backup   *ComposedBackup
-	// TeamNamespaces are the namespaces of kplane:security.teams, each with its team.
+	// TeamNamespaces are the namespaces of the hardened cluster's teams, each with its team.
 	TeamNamespaces map[string]string
 	// OptedOut: capability -> namespace -> reason.
 	OptedOut map[string]map[string]string
@@ -49,8 +49,9 @@ const (
 )
 
 // Compose wires the capabilities of c and validates the whole: each component's arguments and
-// every reference from one capability to another, every error at its config path.
-func Compose(c *Config) (*Composed, error) {
+// every reference from one capability to another, every error at its argument's path
+// (backup.teams.ttl; the stack adds its config namespace: kplane:backup.teams.ttl).
+func Compose(c *Args) (*Composed, error) {
 	out := &Composed{Security: c.Security, Identity: c.Identity, TeamNamespaces: map[string]string{},
 		OptedOut: map[string]map[string]string{}}
 	for _, t := range c.Security.Teams {
@@ -63,7 +64,7 @@ func Compose(c *Config) (*Composed, error) {
 	sec.Secrets.Operator.Chart = c.chart(sec.Secrets.Operator.Chart, hardenedcluster.ExternalSecretsChart)
 	c.securityImages(sec)
 	var errs field.ErrorList
-	errs.Merge(field.NewPath(Project+":security"), sec.Validate())
+	errs.Merge(field.NewPath("security"), sec.Validate())
 	if c.Identity != nil {
 		errs = append(errs, out.checkIdentityTeams(c.Identity)...)
 	}
@@ -78,18 +79,18 @@ func Compose(c *Config) (*Composed, error) {
 	}
 	if out.Identity != nil {
 		out.Identity = out.identityWithTools(c)
-		errs.Merge(field.NewPath(Project+":identity"), out.Identity.Validate())
+		errs.Merge(field.NewPath("identity"), out.Identity.Validate())
 	}
 	out.Security.Admission.PlatformNamespaces = append(slices.Clone(c.Security.Admission.PlatformNamespaces), out.platformNamespaces()...)
 	if out.Mesh != nil {
-		errs.Merge(field.NewPath(Project+":mesh"), out.Mesh.Validate())
+		errs.Merge(field.NewPath("mesh"), out.Mesh.Validate())
 	}
 	if out.Gateway != nil {
-		errs.Merge(field.NewPath(Project+":gateway"), out.Gateway.Validate())
+		errs.Merge(field.NewPath("gateway"), out.Gateway.Validate())
 	}
 	if b := out.Backup; b != nil {
 		// The component's own paths (etcdSnapshots.bucket ...) are the environment file's.
-		p := field.NewPath(Project + ":backup")
+		p := field.NewPath("backup")
 		typed := b.Velero
 		typed.Schedules = c.Backup.Schedules // kplane's schedules are checked at teams and platform
 		errs.Merge(p, typed.Validate())
@@ -102,15 +103,15 @@ func Compose(c *Config) (*Composed, error) {
 	return out, errs.OrNil()
 }
 
-// image fills an empty image argument with kplane's own image name from kplane:images.
-func (c *Config) image(ref *string, name string) {
+// image fills an empty image argument with kplane's own image name in Images.
+func (c *Args) image(ref *string, name string) {
 	if *ref == "" && c.Images != "" {
 		*ref = images.Ref(strings.TrimSuffix(c.Images, "/"), name)
 	}
 }
 
 // securityImages fills the hardened cluster's kplane images (copies: the config is not changed).
-func (c *Config) securityImages(sec *hardenedcluster.Args) {
+func (c *Args) securityImages(sec *hardenedcluster.Args) {
 	if b := sec.Secrets.Bootstrap; b != nil {
 		boot := *b
 		c.image(&boot.Image, "kplane-vault")
@@ -126,7 +127,7 @@ func (c *Config) securityImages(sec *hardenedcluster.Args) {
 
 // knownTeams lists the team namespaces for an error's fix.
 func (o *Composed) knownTeams() string {
-	return "known team namespaces: " + strings.Join(slices.Sorted(maps.Keys(o.TeamNamespaces)), ", ") + " (kplane:security.teams)"
+	return "known team namespaces: " + strings.Join(slices.Sorted(maps.Keys(o.TeamNamespaces)), ", ") + " (the hardened cluster's teams)"
 }
 
 func (o *Composed) checkIdentityTeams(a *identity.Args) field.ErrorList {
@@ -134,7 +135,7 @@ func (o *Composed) checkIdentityTeams(a *identity.Args) field.ErrorList {
 	for i, t := range a.Teams {
 		for j, ns := range t.Namespaces {
 			if _, ok := o.TeamNamespaces[ns]; !ok {
-				errs.Add(field.Invalid(field.NewPath(Project+":identity", "teams").Index(i).Child("namespaces").Index(j), ns, "not a team namespace; "+o.knownTeams()))
+				errs.Add(field.Invalid(field.NewPath("identity", "teams").Index(i).Child("namespaces").Index(j), ns, "not a team namespace; "+o.knownTeams()))
 			}
 		}
 	}
@@ -146,7 +147,7 @@ func (o *Composed) optOuts(capability string, list []OptOut) (map[string]string,
 	var errs field.ErrorList
 	out := map[string]string{}
 	for i, x := range list {
-		p := field.NewPath(Project+":"+capability, "optOut").Index(i)
+		p := field.NewPath(""+capability, "optOut").Index(i)
 		if _, ok := o.TeamNamespaces[x.Namespace]; !ok {
 			errs.Add(field.Invalid(p.Child("namespace"), x.Namespace, "not a team namespace; "+o.knownTeams()))
 		}
@@ -161,7 +162,7 @@ func (o *Composed) optOuts(capability string, list []OptOut) (map[string]string,
 
 // chart is src, or the chart of that name in the charts directory when src names no source
 // of its own and the directory has it.
-func (c *Config) chart(src addon.Chart, def addon.Chart) addon.Chart {
+func (c *Args) chart(src addon.Chart, def addon.Chart) addon.Chart {
 	if c.Charts == "" || src.Path != "" || src.Repo != "" {
 		return src
 	}
@@ -175,7 +176,7 @@ func (c *Config) chart(src addon.Chart, def addon.Chart) addon.Chart {
 
 // composeMesh onboards every team namespace not opted out (its services from the hardened
 // cluster's), and takes charts from the charts directory.
-func (o *Composed) composeMesh(c *Config) field.ErrorList {
+func (o *Composed) composeMesh(c *Args) field.ErrorList {
 	m := c.Mesh.Args
 	m.Teams = slices.Clone(m.Teams)
 	m.Revisions = slices.Clone(m.Revisions)
@@ -189,7 +190,7 @@ func (o *Composed) composeMesh(c *Config) field.ErrorList {
 			t.Existing = true // the hardened cluster made it
 		}
 		if _, out := optOut[t.Namespace]; out {
-			errs.Add(field.Invalid(field.NewPath(Project+":mesh", "teams").Index(i).Child("namespace"), t.Namespace, "also in optOut; keep one"))
+			errs.Add(field.Invalid(field.NewPath("mesh", "teams").Index(i).Child("namespace"), t.Namespace, "also in optOut; keep one"))
 		}
 	}
 	for _, ns := range slices.Sorted(maps.Keys(o.TeamNamespaces)) {
@@ -233,13 +234,13 @@ func issuer(a *identity.Args) string {
 
 // composeGateway fills the tokens from the realm, binds an istio gateway to the mesh's, and
 // lets the gateway call exactly the services its routes publish.
-func (o *Composed) composeGateway(c *Config) field.ErrorList {
+func (o *Composed) composeGateway(c *Args) field.ErrorList {
 	g := c.Gateway.Args
-	p := field.NewPath(Project + ":gateway")
+	p := field.NewPath("gateway")
 	var errs field.ErrorList
 	if g.Tokens.Issuer == "" {
 		if c.Identity == nil {
-			errs.Add(field.Required(p.Child("tokens", "issuer"), "the realm whose tokens the routes accept: add kplane:identity, or give the issuer"))
+			errs.Add(field.Required(p.Child("tokens", "issuer"), "the realm whose tokens the routes accept: add the identity realm, or give the issuer"))
 		} else {
 			g.Tokens.Issuer = issuer(c.Identity)
 		}
@@ -249,7 +250,7 @@ func (o *Composed) composeGateway(c *Config) field.ErrorList {
 	}
 	if g.Engine == gateway.EngineIstio && g.Istio == nil {
 		if o.Mesh == nil || len(o.Mesh.Gateways) == 0 {
-			errs.Add(field.Required(p.Child("istio"), "engine istio binds to a mesh gateway: add kplane:mesh.gateways, or use engine kong"))
+			errs.Add(field.Required(p.Child("istio"), "engine istio binds to a mesh gateway: add a gateway to the mesh, or use engine kong"))
 		} else {
 			g.Istio = &gateway.IstioGateway{Name: o.Mesh.Gateways[0].Name, Namespace: o.Mesh.Gateways[0].Namespace}
 		}
@@ -268,7 +269,7 @@ func (o *Composed) composeGateway(c *Config) field.ErrorList {
 	for _, t := range c.Security.Teams {
 		teams[t.Name] = true
 	}
-	known := "known teams: " + strings.Join(slices.Sorted(maps.Keys(teams)), ", ") + " (kplane:security.teams)"
+	known := "known teams: " + strings.Join(slices.Sorted(maps.Keys(teams)), ", ") + " (the hardened cluster's teams)"
 	for i, api := range g.APIs {
 		for j, owner := range api.Owners {
 			if !teams[owner] {
@@ -298,8 +299,8 @@ func (o *Composed) composeGateway(c *Config) field.ErrorList {
 func (o *Composed) admitGatewayCalls(g gateway.Args) field.ErrorList {
 	if g.Engine != gateway.EngineIstio || g.Istio == nil {
 		// Kong's proxies have no mesh identity: STRICT mutual TLS refuses their calls.
-		return field.ErrorList{field.Invalid(field.NewPath(Project+":gateway", "engine"), string(g.Engine),
-			"with kplane:mesh the gateway is the mesh's own (engine istio): Kong's proxies have no mesh identity and STRICT mutual TLS refuses their calls")}
+		return field.ErrorList{field.Invalid(field.NewPath("gateway", "engine"), string(g.Engine),
+			"with a mesh the gateway is the mesh's own (engine istio): Kong's proxies have no mesh identity and STRICT mutual TLS refuses their calls")}
 	}
 	caller := "gateway/" + g.Istio.Name
 	for _, api := range g.APIs {
@@ -325,11 +326,11 @@ func (o *Composed) admitGatewayCalls(g gateway.Args) field.ErrorList {
 
 // composeBackup puts every team namespace not opted out into the team schedule, the platform's
 // namespaces into the platform schedule, and refuses schedules of namespaces nobody owns.
-func (o *Composed) composeBackup(c *Config) field.ErrorList {
+func (o *Composed) composeBackup(c *Args) field.ErrorList {
 	b := c.Backup
 	v := b.VeleroArgs
 	v.Schedules = slices.Clone(v.Schedules)
-	p := field.NewPath(Project + ":backup")
+	p := field.NewPath("backup")
 	optOut, errs := o.optOuts("backup", b.OptOut)
 	platform := o.platformNamespaceNames(c)
 	for i, s := range v.Schedules {
@@ -381,7 +382,7 @@ func (o *Composed) composeBackup(c *Config) field.ErrorList {
 		drill.Bucket = cmp.Or(drill.Bucket, v.Storage.Bucket)
 		drill.S3Endpoint = cmp.Or(drill.S3Endpoint, v.Storage.URL)
 		drill.VeleroNamespace = cmp.Or(drill.VeleroNamespace, v.Namespace)
-		drill.Prefix = cmp.Or(drill.Prefix, v.Storage.Prefix, "velero/"+c.Environment) // Velero's default prefix
+		drill.Prefix = cmp.Or(drill.Prefix, v.Storage.Prefix, "velero/"+c.stack) // Velero's default prefix
 		out.RestoreDrill = &drill
 	}
 	o.Backup = out
@@ -390,7 +391,7 @@ func (o *Composed) composeBackup(c *Config) field.ErrorList {
 
 // platformNamespaceNames are the namespaces the platform's components keep state in (backed up
 // by the platform schedule).
-func (o *Composed) platformNamespaceNames(c *Config) []string {
+func (o *Composed) platformNamespaceNames(c *Args) []string {
 	var ns []string
 	if c.Identity != nil {
 		ns = append(ns, identity.Namespace)
@@ -441,7 +442,7 @@ func (o *Composed) platformNamespaces() []hardenedcluster.PlatformNamespace {
 
 // identityWithTools adds a tool client per tool the platform installs (Grafana, Kiali, the
 // catalog) and an API client per gateway consumer, unless the environment declares them.
-func (o *Composed) identityWithTools(c *Config) *identity.Args {
+func (o *Composed) identityWithTools(c *Args) *identity.Args {
 	a := *o.Identity
 	if s := a.Sync; s != nil {
 		sync := *s
