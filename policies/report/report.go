@@ -111,6 +111,10 @@ func Build(env, lang string, packs []*pack.Pack, findings []Finding, applied []s
 		return nil, err
 	}
 	r := &Report{Environment: env, Lang: lang, Generated: now.UTC().Format(time.RFC3339), Summary: map[string]int{}, Findings: append([]Finding{}, findings...), Fixes: map[string]string{}}
+	for i := range r.Findings {
+		// The engine's message ends with the English fix; the report gives the fix in its language.
+		r.Findings[i].Message, _, _ = strings.Cut(r.Findings[i].Message, "; fix: ")
+	}
 	byControl := map[string][]string{} // "CIS 5.2.2" -> policies
 	for _, p := range packs {
 		r.Packs = append(r.Packs, p.Name+"@"+p.Version)

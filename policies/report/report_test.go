@@ -34,7 +34,7 @@ func control(r *Report, fw, id string) Control {
 
 func TestReport(t *testing.T) {
 	findings := []Finding{{Policy: "kplane-no-privileged", Pack: "kplane-kubernetes", Level: "mandatory",
-		Resource: "urn:pulumi:staging::kplane::kubernetes:apps/v1:Deployment::agent", Message: "kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2)"}}
+		Resource: "urn:pulumi:staging::kplane::kubernetes:apps/v1:Deployment::agent", Message: "kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2); fix: set securityContext.privileged to false"}}
 	r := build(t, "en", findings)
 	assert.Equal(t, 1, r.Mandatory)
 	assert.Equal(t, Violated, control(r, "CIS", "5.2.2").Status, "the policy's control is violated")
@@ -53,6 +53,7 @@ func TestReport(t *testing.T) {
 
 	md := r.Markdown()
 	assert.Contains(t, md, "| mandatory | `kplane-no-privileged` | `agent` | kplane-no-privileged: container app: securityContext.privileged must be false (CIS 5.2.2).")
+	assert.NotContains(t, md, "set securityContext.privileged to false", "the engine's English fix is dropped: the report gives the policy's, once, in its language")
 	html, err := r.HTML()
 	require.NoError(t, err)
 	assert.Contains(t, html, `<tr class="violated"><td>CIS</td><td><b>5.2.2</b>`)

@@ -71,18 +71,22 @@ func created(r auto.PreviewResult) int { return r.ChangeSummary["create"] }
 //   - dev: up, then previews with and without the policy packs (alternating, median of 7: the
 //     packs' overhead), then destroy.
 func BenchmarkPlatformComposed(b *testing.B) {
-	ctx := context.Background()
-	dir := b.TempDir()
-	for _, run := range []func(b *testing.B, ctx context.Context, c *testbed.Cluster, dir string){benchProd, benchScaled, benchDev} {
-		c, err := testbed.Start(ctx, "stack", filepath.Join(dir, fmt.Sprint(time.Now().UnixNano())), testbed.Options{Nodes: 2})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := testbed.InstallVelero(ctx, c); err != nil {
-			b.Fatal(err)
-		}
-		run(b, ctx, c, b.TempDir())
-		c.Stop()
+	for _, run := range []struct {
+		name string
+		f    func(b *testing.B, ctx context.Context, c *testbed.Cluster, dir string)
+	}{{"prod", benchProd}, {"scaled", benchScaled}, {"dev", benchDev}} {
+		b.Run(run.name, func(b *testing.B) {
+			ctx := context.Background()
+			c, err := testbed.Start(ctx, "stack", filepath.Join(b.TempDir(), "cluster"), testbed.Options{Nodes: 2})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Stop()
+			if err := testbed.InstallVelero(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+			run.f(b, ctx, c, b.TempDir())
+		})
 	}
 }
 
