@@ -2,6 +2,7 @@ package platform
 
 import (
 	"cmp"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -75,8 +76,8 @@ func (p *Composed) deploy(ctx *pulumi.Context, env string, r *Platform, provider
 		}
 		r.Issuer, r.AuthenticationConfig = realm.Issuer, realm.AuthenticationConfig
 		summary["identity"] = pulumi.Map{"issuer": realm.Issuer, "namespace": pulumi.String(identity.Namespace),
-			"adminConsole":   pulumi.String(p.Identity.KeycloakURL + "/admin/" + cmp.Or(p.Identity.Realm, "kplane") + "/console/"),
-			"accountConsole": pulumi.String(p.Identity.KeycloakURL + "/realms/" + cmp.Or(p.Identity.Realm, "kplane") + "/account/"),
+			"adminConsole":   pulumi.String(strings.TrimSuffix(p.Identity.KeycloakURL, "/") + "/admin/" + cmp.Or(p.Identity.Realm, "kplane") + "/console/"),
+			"accountConsole": pulumi.String(p.Identity.Issuer() + "/account/"),
 			"tools":          pulumi.ToStringArray(toolNames(p.Identity))}
 	}
 	var meshDep []pulumi.Resource

@@ -220,16 +220,12 @@ func (o *Composed) composeMesh(c *Args) field.ErrorList {
 		obs.Kiali = c.chart(obs.Kiali, mesh.KialiChart)
 		obs.Jaeger = c.chart(obs.Jaeger, mesh.JaegerChart)
 		if c.Identity != nil && obs.Login == nil {
-			obs.Login = &mesh.Login{Issuer: issuer(c.Identity), GrafanaClient: "grafana", KialiClient: "kiali"}
+			obs.Login = &mesh.Login{Issuer: c.Identity.Issuer(), GrafanaClient: "grafana", KialiClient: "kiali"}
 		}
 		m.Observability = &obs
 	}
 	o.Mesh = &m
 	return errs
-}
-
-func issuer(a *identity.Args) string {
-	return strings.TrimSuffix(a.KeycloakURL, "/") + "/realms/" + cmp.Or(a.Realm, "kplane")
 }
 
 // composeGateway fills the tokens from the realm, binds an istio gateway to the mesh's, and
@@ -242,7 +238,7 @@ func (o *Composed) composeGateway(c *Args) field.ErrorList {
 		if c.Identity == nil {
 			errs.Add(field.Required(p.Child("tokens", "issuer"), "the realm whose tokens the routes accept: add the identity realm, or give the issuer"))
 		} else {
-			g.Tokens.Issuer = issuer(c.Identity)
+			g.Tokens.Issuer = c.Identity.Issuer()
 		}
 	}
 	if g.Engine == "" && o.Mesh != nil {
