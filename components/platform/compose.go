@@ -147,7 +147,7 @@ func (o *Composed) optOuts(capability string, list []OptOut) (map[string]string,
 	var errs field.ErrorList
 	out := map[string]string{}
 	for i, x := range list {
-		p := field.NewPath(""+capability, "optOut").Index(i)
+		p := field.NewPath(capability, "optOut").Index(i)
 		if _, ok := o.TeamNamespaces[x.Namespace]; !ok {
 			errs.Add(field.Invalid(p.Child("namespace"), x.Namespace, "not a team namespace; "+o.knownTeams()))
 		}
