@@ -72,7 +72,7 @@ up: check-env identity cluster store ## tools -> local identity, cluster and bac
 
 preview: check-env cluster ## the PR check: preview ENV with the policy packs; fails on mandatory violations; report in .state/reports/ENV (REPORT_LANG=en|ko)
 	@packs=$$($(MAKE) -s policy-packs) || exit 1; \
-	$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig \
+	$(WITH_TOOLS) $(BIN)/kplane preview --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig --charts "$$KPLANE_CHARTS" \
 	  $$(for p in $$packs; do printf -- '--policy-pack %s ' $$p; done) \
 	  $$(test -f environments/$(ENV)/policy-pack.json && echo --policy-pack-config environments/$(ENV)/policy-pack.json) \
 	  --report-dir .state/reports/$(ENV) --lang $(REPORT_LANG)
