@@ -9,6 +9,10 @@
 //	                                                each wave waits for Argo CD to sync it (Synced and Healthy)
 //	kplane-fleet run     --env ENV [--batch N] [--resume]   up, then rollout
 //	kplane-fleet down    --env ENV                  deregister every cluster (pulumi destroy)
+//	kplane-fleet prometheus --env ENV --out DIR [--metrics HOST:PORT] [--interval 30s]
+//	                                                the management Prometheus's configuration: it scrapes
+//	                                                the health watch and federates the members' Prometheus;
+//	                                                with kplane's fleet rules and Grafana dashboard
 //
 // The environment is environments/<env>/fleet.yaml (kplane:fleet). It exits non-zero when a wave
 // stops or a cluster is unhealthy (health without --watch).
@@ -20,7 +24,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,13 +36,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kplane/kplane/components/fleetmember/monitoring"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/stacks/fleet"
 )
 
-const usage = `usage: kplane-fleet up|health|rollout|run|down --env ENV [flags] (kplane-fleet <command> -h for the flags)
+const usage = `usage: kplane-fleet up|health|rollout|run|down|prometheus --env ENV [flags] (kplane-fleet <command> -h for the flags)
   down deregisters every cluster of the environment: environments other than dev need --yes (or the name typed at a terminal)`
 
 func main() {
@@ -51,7 +55,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	verbs := []string{"up", "health", "rollout", "run", "down"}
+	verbs := []string{"up", "health", "rollout", "run", "down", "prometheus"}
 	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
 		return errors.New(usage)
 	}
@@ -64,7 +68,9 @@ func run(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "health: JSON instead of a table")
 	yes := fs.Bool("yes", false, "down: deregister without asking (environments other than dev ask, or need this)")
 	watch := fs.Duration("watch", 0, "health: check again at this interval until interrupted")
-	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch)")
+	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch); prometheus: the address the management Prometheus scrapes them at")
+	out := fs.String("out", "", "prometheus: the folder to write prometheus.yml, the rules and the dashboard into")
+	interval := fs.Duration("interval", 30*time.Second, "prometheus: scrape and rule evaluation interval")
 	timeout := fs.Duration("timeout", 5*time.Second, "health check timeout per cluster")
 	rancherTimeout := fs.Duration("rancher-timeout", 5*time.Minute, "up: how long to wait for Rancher to issue a new member's registration")
 	syncTimeout := fs.Duration("sync-timeout", 10*time.Minute, "rollout: how long a wave waits for Argo CD to sync its clusters' Applications (0: do not wait)")
@@ -156,19 +162,28 @@ func run(ctx context.Context, args []string) error {
 		return err
 	case "rollout":
 		return runRollout()
+	case "prometheus":
+		return writePrometheus(c, *out, *metrics, *interval)
 	}
 	// health
-	var last []rollout.Health
+	var metricsOut *rollout.Metrics
 	if *metrics != "" {
-		srv := &http.Server{Addr: *metrics, ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-			_ = rollout.WriteMetrics(w, last)
-		})}
-		go func() { _ = srv.ListenAndServe() }()
+		metricsOut = rollout.NewMetrics()
+		srv, err := metricsOut.Serve(*metrics)
+		if err != nil {
+			return fmt.Errorf("--metrics %s: %w", *metrics, err)
+		}
 		defer srv.Close()
 	}
+	apps, err := applications(c)
+	if err != nil {
+		return err
+	}
 	for {
-		last = rollout.CheckAll(ctx, c.Members(), *timeout)
+		last := rollout.ObserveAll(ctx, c.Members(), *timeout)
+		if metricsOut != nil {
+			metricsOut.Update(last, apps(ctx))
+		}
 		if *asJSON {
 			err = rollout.WriteJSON(os.Stdout, last)
 		} else {
@@ -192,6 +207,28 @@ func run(ctx context.Context, args []string) error {
 		case <-time.After(*watch):
 		}
 	}
+}
+
+// applications reads the state of every member's expected Argo CD Applications (none without a
+// platform): on the management cluster for push members, on the member for pull ones.
+func applications(c *fleet.Config) (func(context.Context) []rollout.AppStatus, error) {
+	if c.Platform == nil {
+		return func(context.Context) []rollout.AppStatus { return nil }, nil
+	}
+	var gate rollout.SyncGate
+	if slices.ContainsFunc(c.Members(), func(m rollout.Cluster) bool { return !m.Pull }) {
+		kc, err := clientcmd.BuildConfigFromFlags("", c.Management)
+		if err != nil {
+			return nil, fmt.Errorf("management kubeconfig: %w", err)
+		}
+		kc.Timeout = 10 * time.Second
+		if gate.Applications, err = dynamic.NewForConfig(kc); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context) []rollout.AppStatus {
+		return gate.Look(ctx, cmp.Or(c.ArgoCDNamespace, "argocd"), c.Platform.ApplicationSets(), c.Members())
+	}, nil
 }
 
 // waitRancher returns once Rancher has issued the registration of every cluster named.
@@ -219,5 +256,38 @@ func waitRancher(ctx context.Context, c *fleet.Config, clusters []any, timeout t
 			}
 		}
 	}
+	return nil
+}
+
+// writePrometheus writes the management Prometheus's configuration into dir: prometheus.yml
+// (scraping kplane-fleet's health watch at fleetAddr, federating every member with a
+// prometheus URL), kplane's fleet rules and the fleet's Grafana dashboard.
+func writePrometheus(c *fleet.Config, dir, fleetAddr string, interval time.Duration) error {
+	if dir == "" || fleetAddr == "" {
+		return errors.New("prometheus: --out DIR and --metrics HOST:PORT (where kplane-fleet health --watch serves its metrics) are required")
+	}
+	var members []monitoring.Member
+	for _, cl := range c.Clusters {
+		if cl.Prometheus != "" {
+			members = append(members, monitoring.Member{Cluster: cl.Name, Federate: cl.Prometheus})
+		}
+	}
+	rules, err := monitoring.Rules(nil)
+	if err != nil {
+		return err
+	}
+	cfg, err := monitoring.PrometheusConfig(monitoring.Options{Fleet: fleetAddr, Interval: interval, RuleFiles: []string{"kplane-fleet.rules.yaml"}, Members: members})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, body := range map[string][]byte{"prometheus.yml": cfg, "kplane-fleet.rules.yaml": rules, "kplane-fleet.dashboard.json": monitoring.Dashboard} {
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("wrote %s: prometheus.yml (kplane-fleet at %s, %d members federated), kplane-fleet.rules.yaml, kplane-fleet.dashboard.json\n", dir, fleetAddr, len(members))
 	return nil
 }

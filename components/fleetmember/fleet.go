@@ -2,6 +2,7 @@ package fleetmember
 
 import (
 	"cmp"
+	"net/url"
 
 	"github.com/kplane/kplane/internal/field"
 )
@@ -30,6 +31,9 @@ type ClusterArgs struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	Values     map[string]any    `json:"values,omitempty"`
 	Namespaces []string          `json:"namespaces,omitempty"`
+	// Prometheus is the URL of the member's own Prometheus, which the management Prometheus
+	// federates (kplane-fleet prometheus writes its configuration).
+	Prometheus string `json:"prometheus,omitempty"`
 }
 
 // Validate returns every error in the fleet's arguments, each at its path (clusters[1].name).
@@ -56,6 +60,9 @@ func (f FleetArgs) Validate() error {
 		seen[cl.Name] = true
 		if cl.Kubeconfig == "" {
 			errs.Add(field.Required(p.Child("kubeconfig"), "its path"))
+		}
+		if u, err := url.Parse(cl.Prometheus); cl.Prometheus != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+			errs.Add(field.Invalid(p.Child("prometheus"), cl.Prometheus, "the URL of the member's Prometheus (https://host[:port][/path])"))
 		}
 		if cl.Mode == Pull && f.Platform == nil {
 			errs.Add(field.Required(field.At("platform"), "with a member in mode pull (the charts its own Argo CD syncs)"))

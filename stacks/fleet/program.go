@@ -60,7 +60,7 @@ func (c *Config) Members() []rollout.Cluster {
 	var out []rollout.Cluster
 	for _, cl := range c.Clusters {
 		out = append(out, rollout.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces,
-			Pull: cl.Mode == fleetmember.Pull, ArgoCDNamespace: c.ArgoCDNamespace})
+			Pull: cl.Mode == fleetmember.Pull, ArgoCDNamespace: c.ArgoCDNamespace, Environment: c.Environment})
 	}
 	return out
 }

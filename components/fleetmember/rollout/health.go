@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -32,6 +31,8 @@ type Cluster struct {
 	// member (default argocd).
 	Pull            bool   `json:"pull,omitempty"`
 	ArgoCDNamespace string `json:"argoCDNamespace,omitempty"`
+	// Environment the member belongs to (a label of its metrics).
+	Environment string `json:"environment,omitempty"`
 }
 
 func (c Cluster) argoCDNamespace() string { return cmp.Or(c.ArgoCDNamespace, "argocd") }
@@ -47,9 +48,29 @@ func (c Cluster) Client(timeout time.Duration) (kubernetes.Interface, *rest.Conf
 	return cs, cfg, err
 }
 
+// observed is a clientset (and a dynamic client) of the cluster whose transport records the API
+// server's serving certificate.
+func (c Cluster) observed(timeout time.Duration) (kubernetes.Interface, dynamic.Interface, *certificateCapture, error) {
+	_, cfg, err := c.Client(timeout)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	capture := &certificateCapture{}
+	cfg.WrapTransport = capture.wrap
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	return cs, dyn, capture, err
+}
+
 // Health is one check of one cluster.
 type Health struct {
-	Cluster    string    `json:"cluster"`
+	Cluster     string `json:"cluster"`
+	Environment string `json:"environment,omitempty"`
+	// Reachable: the API server answered ready.
+	Reachable  bool      `json:"reachable"`
 	Healthy    bool      `json:"healthy"`
 	Reason     string    `json:"reason,omitempty"`
 	Version    string    `json:"version,omitempty"`
@@ -59,19 +80,33 @@ type Health struct {
 	AddOnsOK   int       `json:"addOnsAvailable"`
 	Checked    time.Time `json:"checked"`
 	Seconds    float64   `json:"seconds"`
+	// What Observe reads besides health (signals.go): the API server's serving certificate's
+	// expiry, kplane's admission policies' enforcement, the Velero schedules' last backups.
+	CertificateExpiry time.Time `json:"certificateExpiry,omitzero"`
+	Admission         Admission `json:"admission"`
+	Backups           []Backup  `json:"backups,omitempty"`
 }
 
 // Check is the health of c: the API server ready (/readyz), its version, every node Ready, every
 // Deployment of the add-on namespaces available.
-func Check(ctx context.Context, c Cluster, timeout time.Duration) (h Health) {
+func Check(ctx context.Context, c Cluster, timeout time.Duration) Health {
+	return check(ctx, c, timeout, false)
+}
+
+// Observe is Check and what the fleet's monitoring reads besides (signals.go).
+func Observe(ctx context.Context, c Cluster, timeout time.Duration) Health {
+	return check(ctx, c, timeout, true)
+}
+
+func check(ctx context.Context, c Cluster, timeout time.Duration, signals bool) (h Health) {
 	start := time.Now()
-	h = Health{Cluster: c.Name, Checked: start}
+	h = Health{Cluster: c.Name, Environment: c.Environment, Checked: start}
 	defer func() { h.Seconds = time.Since(start).Seconds() }() // the result's, on every return
 	fail := func(format string, args ...any) Health {
 		h.Reason = fmt.Sprintf(format, args...)
 		return h
 	}
-	cs, _, err := c.Client(timeout)
+	cs, dyn, capture, err := c.observed(timeout)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -81,6 +116,12 @@ func Check(ctx context.Context, c Cluster, timeout time.Duration) (h Health) {
 		return fail("API server not ready: %s", firstLine(err.Error()))
 	} else if strings.TrimSpace(string(body)) != "ok" {
 		return fail("API server not ready: %s", firstLine(string(body)))
+	}
+	h.Reachable = true
+	h.CertificateExpiry = capture.expiry()
+	if signals {
+		h.Admission = admission(ctx, cs, dyn)
+		h.Backups = backups(ctx, dyn)
 	}
 	if v, err := cs.Discovery().ServerVersion(); err == nil {
 		h.Version = v.GitVersion
@@ -140,11 +181,20 @@ func Check(ctx context.Context, c Cluster, timeout time.Duration) (h Health) {
 
 // CheckAll checks the clusters concurrently; the result is in the clusters' order.
 func CheckAll(ctx context.Context, clusters []Cluster, timeout time.Duration) []Health {
+	return each(clusters, func(c Cluster) Health { return Check(ctx, c, timeout) })
+}
+
+// ObserveAll observes the clusters concurrently; the result is in the clusters' order.
+func ObserveAll(ctx context.Context, clusters []Cluster, timeout time.Duration) []Health {
+	return each(clusters, func(c Cluster) Health { return Observe(ctx, c, timeout) })
+}
+
+func each(clusters []Cluster, f func(Cluster) Health) []Health {
 	out := make([]Health, len(clusters))
 	var wg sync.WaitGroup
 	for i, c := range clusters {
 		wg.Add(1)
-		go func() { defer wg.Done(); out[i] = Check(ctx, c, timeout) }()
+		go func() { defer wg.Done(); out[i] = f(c) }()
 	}
 	wg.Wait()
 	return out
@@ -247,31 +297,6 @@ func countHealthy(hs []Health) int {
 		}
 	}
 	return n
-}
-
-// WriteMetrics prints the health as Prometheus metrics (text exposition format).
-func WriteMetrics(w io.Writer, hs []Health) error {
-	sorted := append([]Health{}, hs...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Cluster < sorted[j].Cluster })
-	var b strings.Builder
-	metric := func(name, help, typ string, value func(Health) float64) {
-		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-		for _, h := range sorted {
-			fmt.Fprintf(&b, "%s{cluster=%q} %g\n", name, h.Cluster, value(h))
-		}
-	}
-	metric("kplane_fleet_cluster_healthy", "1 when the cluster's API server, nodes and add-ons are healthy.", "gauge", func(h Health) float64 {
-		if h.Healthy {
-			return 1
-		}
-		return 0
-	})
-	metric("kplane_fleet_cluster_nodes_ready", "Nodes Ready.", "gauge", func(h Health) float64 { return float64(h.NodesReady) })
-	metric("kplane_fleet_cluster_addons_available", "Add-on Deployments available.", "gauge", func(h Health) float64 { return float64(h.AddOnsOK) })
-	metric("kplane_fleet_health_check_seconds", "Duration of the last health check.", "gauge", func(h Health) float64 { return h.Seconds })
-	fmt.Fprintf(&b, "# HELP kplane_fleet_clusters_healthy Healthy clusters of the fleet.\n# TYPE kplane_fleet_clusters_healthy gauge\nkplane_fleet_clusters_healthy %d\n", countHealthy(hs))
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // dynamic is a dynamic client for the cluster (Argo CD's objects on a pull member).

@@ -220,7 +220,7 @@ func (g *SyncGate) wait(ctx context.Context, namespace string, sets []string, cl
 	timeout, interval := cmp.Or(g.Timeout, 10*time.Minute), cmp.Or(g.Interval, 2*time.Second)
 	deadline := time.Now().Add(timeout)
 	for {
-		apps := g.look(ctx, namespace, sets, clusters)
+		apps := g.Look(ctx, namespace, sets, clusters)
 		var pending []string
 		for _, a := range apps {
 			if !a.Done() {
@@ -241,9 +241,9 @@ func (g *SyncGate) wait(ctx context.Context, namespace string, sets []string, cl
 	}
 }
 
-// look reads each expected Application's sync and health status (and the message that says why
+// Look reads each expected Application's sync and health status (and the message that says why
 // it is not done: a condition, the last operation's or the health's).
-func (g *SyncGate) look(ctx context.Context, namespace string, sets []string, clusters []Cluster) []AppStatus {
+func (g *SyncGate) Look(ctx context.Context, namespace string, sets []string, clusters []Cluster) []AppStatus {
 	var out []AppStatus
 	for _, c := range clusters {
 		client, ns, cerr := g.Applications, namespace, error(nil)

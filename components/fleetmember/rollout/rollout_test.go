@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"maps"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,14 +18,11 @@ import (
 func TestReports(t *testing.T) {
 	hs := []Health{{Cluster: "seoul", Healthy: true, Version: "v1.37.2", Nodes: 2, NodesReady: 2, Seconds: 0.012},
 		{Cluster: "busan", Reason: "API server not ready: connection refused", Seconds: 0.001}}
-	var table, js, metrics bytes.Buffer
+	var table, js bytes.Buffer
 	require.NoError(t, WriteTable(&table, hs))
 	assert.Contains(t, table.String(), "busan    RED")
 	require.NoError(t, WriteJSON(&js, hs))
 	assert.Contains(t, js.String(), `"healthy": 1`)
-	require.NoError(t, WriteMetrics(&metrics, hs))
-	assert.Contains(t, metrics.String(), "kplane_fleet_cluster_healthy{cluster=\"busan\"} 0\nkplane_fleet_cluster_healthy{cluster=\"seoul\"} 1\n")
-	assert.True(t, strings.HasSuffix(metrics.String(), "kplane_fleet_clusters_healthy 1\n"))
 }
 
 // TestCheckTimesItself: a check records how long it took, healthy or not.
