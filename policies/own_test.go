@@ -72,7 +72,11 @@ func TestKplaneObjectsPassKplanePolicies(t *testing.T) {
 			return err
 		}
 		_, err := fleetmember.NewMember(ctx, "seoul", &fleetmember.MemberArgs{Name: "seoul", Environment: "prod", Server: "https://10.0.0.1:6443",
-			CAData: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", Namespaces: []string{"kplane-system"}, Member: &member, Management: &mgmt})
+			CAData: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", Member: &member, Management: &mgmt,
+			Rendered: &fleetmember.Rendered{Environment: "prod", Cluster: "seoul", // its credentials from a render's kinds
+				Platform: []fleetmember.Kind{{Group: "apps", Version: "v1", Kind: "Deployment", Resource: "deployments", Namespaced: true},
+					{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole", Resource: "clusterroles"}},
+				Policies: []fleetmember.Kind{{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicy", Resource: "validatingadmissionpolicies"}}}})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", rec)))
 

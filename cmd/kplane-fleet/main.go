@@ -9,6 +9,11 @@
 //	                                                each wave waits for Argo CD to sync it (Synced and Healthy)
 //	kplane-fleet run     --env ENV [--batch N] [--resume]   up, then rollout
 //	kplane-fleet down    --env ENV                  deregister every cluster (pulumi destroy)
+//	kplane-fleet render  --env ENV [--out rendered] [--cluster NAME] [--check] [--charts DIR]
+//	                                                render each member's composed platform (its environment
+//	                                                file with its values over it) into rendered/ENV/<cluster>:
+//	                                                what Argo CD syncs once committed; --check fails when
+//	                                                what is committed differs from a fresh render
 //	kplane-fleet prometheus --env ENV --out DIR [--metrics HOST:PORT] [--interval 30s]
 //	                                                the management Prometheus's configuration: it scrapes
 //	                                                the health watch and federates the members' Prometheus;
@@ -19,11 +24,14 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -36,6 +44,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/monitoring"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
 	"github.com/kplane/kplane/internal/automation"
@@ -43,7 +52,7 @@ import (
 	"github.com/kplane/kplane/stacks/fleet"
 )
 
-const usage = `usage: kplane-fleet up|health|rollout|run|down|prometheus --env ENV [flags] (kplane-fleet <command> -h for the flags)
+const usage = `usage: kplane-fleet render|up|health|rollout|run|down|prometheus --env ENV [flags] (kplane-fleet <command> -h for the flags)
   down deregisters every cluster of the environment: environments other than dev need --yes (or the name typed at a terminal)`
 
 func main() {
@@ -55,7 +64,7 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	verbs := []string{"up", "health", "rollout", "run", "down", "prometheus"}
+	verbs := []string{"render", "up", "health", "rollout", "run", "down", "prometheus"}
 	if len(args) == 0 || !slices.Contains(verbs, args[0]) {
 		return errors.New(usage)
 	}
@@ -69,8 +78,11 @@ func run(ctx context.Context, args []string) error {
 	yes := fs.Bool("yes", false, "down: deregister without asking (environments other than dev ask, or need this)")
 	watch := fs.Duration("watch", 0, "health: check again at this interval until interrupted")
 	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch); prometheus: the address the management Prometheus scrapes them at")
-	out := fs.String("out", "", "prometheus: the folder to write prometheus.yml, the rules and the dashboard into")
+	out := fs.String("out", "", "render: the renders' root (default: the platform's path, rendered); prometheus: the folder to write prometheus.yml, the rules and the dashboard into")
 	interval := fs.Duration("interval", 30*time.Second, "prometheus: scrape and rule evaluation interval")
+	only := fs.String("cluster", "", "render: this member only")
+	check := fs.Bool("check", false, "render: render into a temporary folder and fail if the committed render differs")
+	charts := fs.String("charts", os.Getenv("KPLANE_CHARTS"), "render: the folder of unpacked official charts (kplane:charts)")
 	timeout := fs.Duration("timeout", 5*time.Second, "health check timeout per cluster")
 	rancherTimeout := fs.Duration("rancher-timeout", 5*time.Minute, "up: how long to wait for Rancher to issue a new member's registration")
 	syncTimeout := fs.Duration("sync-timeout", 10*time.Minute, "rollout: how long a wave waits for Argo CD to sync its clusters' Applications (0: do not wait)")
@@ -164,6 +176,8 @@ func run(ctx context.Context, args []string) error {
 		return runRollout()
 	case "prometheus":
 		return writePrometheus(c, *out, *metrics, *interval)
+	case "render":
+		return render(ctx, c, *envs, *env, cmp.Or(*out, c.RenderedPath()), *only, *charts, *check)
 	}
 	// health
 	var metricsOut *rollout.Metrics
@@ -290,4 +304,90 @@ func writePrometheus(c *fleet.Config, dir, fleetAddr string, interval time.Durat
 	}
 	fmt.Printf("wrote %s: prometheus.yml (kplane-fleet at %s, %d members federated), kplane-fleet.rules.yaml, kplane-fleet.dashboard.json\n", dir, fleetAddr, len(members))
 	return nil
+}
+
+// render renders every member (or only one) into root; with check, into a temporary root that
+// must equal root.
+func render(ctx context.Context, c *fleet.Config, envs, env, root, only, charts string, check bool) error {
+	out := root
+	if check {
+		tmp, err := os.MkdirTemp("", "kplane-render-check-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		out = tmp
+	}
+	found := false
+	var stale []string
+	for _, cl := range c.Clusters {
+		if only != "" && cl.Name != only {
+			continue
+		}
+		found = true
+		start := time.Now()
+		r, err := fleet.Render(ctx, fleet.RenderOptions{Environments: envs, Out: out, Charts: charts}, env, cl)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("cluster %s: %d objects (%d platform kinds, %d policy kinds, %d namespaces) in %.1f s\n",
+			cl.Name, r.Objects, len(r.Platform), len(r.Policies), len(r.Namespaces), time.Since(start).Seconds())
+		if check {
+			same, err := sameTree(fleetmember.RenderedDir(out, env, cl.Name), fleetmember.RenderedDir(root, env, cl.Name))
+			if err != nil {
+				return err
+			}
+			if !same {
+				stale = append(stale, cl.Name)
+			}
+		}
+	}
+	if !found {
+		return fmt.Errorf("--cluster %s: not a member of %s", only, env)
+	}
+	if only == "" { // a member no longer in the environment: its render goes too
+		entries, _ := os.ReadDir(filepath.Join(root, env))
+		for _, e := range entries {
+			if !e.IsDir() || slices.ContainsFunc(c.Clusters, func(cl fleetmember.ClusterArgs) bool { return cl.Name == e.Name() }) {
+				continue
+			}
+			if check {
+				stale = append(stale, e.Name()+" (no longer a member)")
+			} else if err := os.RemoveAll(filepath.Join(root, env, e.Name())); err != nil {
+				return err
+			} else {
+				fmt.Printf("cluster %s: no longer a member, its render removed\n", e.Name())
+			}
+		}
+	}
+	if len(stale) > 0 {
+		return fmt.Errorf("the committed render of %s differs from the environment's: run `kplane-fleet render --env %s` and commit %s", strings.Join(stale, ", "), env, root)
+	}
+	return nil
+}
+
+// sameTree: the two folders hold the same files with the same bytes.
+func sameTree(a, b string) (bool, error) {
+	files := func(root string) (map[string][]byte, error) {
+		out := map[string][]byte{}
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			body, err := os.ReadFile(path)
+			rel, _ := filepath.Rel(root, path)
+			out[rel] = body
+			return err
+		})
+		return out, err
+	}
+	x, err := files(a)
+	if err != nil {
+		return false, err
+	}
+	y, err := files(b)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil && maps.EqualFunc(x, y, bytes.Equal), err
 }

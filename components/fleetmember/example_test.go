@@ -11,8 +11,8 @@ import (
 	"github.com/kplane/kplane/internal/mockrun"
 )
 
-// A member cluster registered with the management cluster's Argo CD: a deployer account made on
-// the member, and its cluster entry with the member's labels and values.
+// A member cluster registered with the management cluster's Argo CD: its cluster entry with the
+// member's labels, and an account on the member whose rights are what its render holds.
 func ExampleNewMember() {
 	counts, err := mockrun.RunWith(func(ctx *pulumi.Context) error {
 		var member, management pulumi.ProviderResourceState // the two clusters' Kubernetes providers
@@ -24,10 +24,11 @@ func ExampleNewMember() {
 		}
 		_, err := fleetmember.NewMember(ctx, "seoul", &fleetmember.MemberArgs{
 			Name: "seoul", Environment: "prod", Server: "https://10.0.0.1:6443",
-			CAData:     "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-			Labels:     map[string]string{"region": "kr-central"},
-			Namespaces: []string{"kplane-system"},
-			Member:     &member, Management: &management,
+			CAData: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+			Labels: map[string]string{"region": "kr-central"},
+			Rendered: &fleetmember.Rendered{Environment: "prod", Cluster: "seoul", // from kplane-fleet render
+				Platform: []fleetmember.Kind{{Group: "apps", Version: "v1", Kind: "Deployment", Resource: "deployments", Namespaced: true}}},
+			Member: &member, Management: &management,
 		})
 		return err
 	}, func(typeToken, name string) resource.PropertyMap { // the member's API server issues the deployer's token

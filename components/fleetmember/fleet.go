@@ -3,6 +3,8 @@ package fleetmember
 import (
 	"cmp"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/kplane/kplane/internal/field"
 )
@@ -19,10 +21,16 @@ type FleetArgs struct {
 	Rancher         *Rancher      `json:"rancher,omitempty"`
 }
 
-// ClusterArgs is one member: its kubeconfig (an administrator's, for registration), the server
-// its syncing Argo CD reaches (push: default the kubeconfig's; pull: the in-cluster address),
-// labels, values, namespaces, and mode (push, the default, or pull: its own Argo CD syncs it,
-// in argoCDNamespace on the member).
+// ClusterArgs is one member: its kubeconfig (an administrator's, for registration and rendering),
+// the server its syncing Argo CD reaches (push: default the kubeconfig's; pull: the in-cluster
+// address), labels, values, namespaces, and mode (push, the default, or pull: its own Argo CD
+// syncs it, in argoCDNamespace on the member).
+//
+// Values are the member's layer of the platform: per capability (security, identity, mesh,
+// gateway, backup, images), a JSON merge patch laid over the environment file's kplane:<key>
+// (which lies over the components' defaults), e.g. {security: {admission: {mode: audit}}}.
+// Namespaces are those whose Deployments its health check waits for (default: every namespace
+// of its render).
 type ClusterArgs struct {
 	Name       string            `json:"name"`
 	Kubeconfig string            `json:"kubeconfig"`
@@ -35,6 +43,10 @@ type ClusterArgs struct {
 	// federates (kplane-fleet prometheus writes its configuration).
 	Prometheus string `json:"prometheus,omitempty"`
 }
+
+// Capabilities are the platform's config keys (kplane:<key> of the environment file) a member's
+// values may lie over.
+var Capabilities = []string{"security", "identity", "mesh", "gateway", "backup", "images"}
 
 // Validate returns every error in the fleet's arguments, each at its path (clusters[1].name).
 // What needs the clusters themselves (their CA, the providers) is checked per member when the
@@ -60,6 +72,11 @@ func (f FleetArgs) Validate() error {
 		seen[cl.Name] = true
 		if cl.Kubeconfig == "" {
 			errs.Add(field.Required(p.Child("kubeconfig"), "its path"))
+		}
+		for _, key := range sortedKeys(cl.Values) {
+			if !slices.Contains(Capabilities, key) {
+				errs.Add(field.Invalid(p.Child("values").Key(key), nil, "not a capability of the platform (one of "+strings.Join(Capabilities, ", ")+"): a member's values lie over its environment's kplane:<capability>"))
+			}
 		}
 		if u, err := url.Parse(cl.Prometheus); cl.Prometheus != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 			errs.Add(field.Invalid(p.Child("prometheus"), cl.Prometheus, "the URL of the member's Prometheus (https://host[:port][/path])"))

@@ -24,8 +24,17 @@ func sample(ctx *pulumi.Context) MemberArgs {
 		_ = ctx.RegisterResource("pulumi:providers:kubernetes", "mgmt", nil, &mgmt)
 	}
 	return MemberArgs{Name: "seoul", Environment: "prod", Server: "https://10.0.0.1:6443", CAData: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-		Labels: map[string]string{"region": "kr-central", "policy-mode": "audit"}, Values: map[string]any{"replicas": 3},
-		Namespaces: []string{"kplane-system", "kplane-addons"}, Rancher: &Rancher{}, Member: &member, Management: &mgmt}
+		Labels: map[string]string{"region": "kr-central"}, Rendered: sampleRender("seoul"), Rancher: &Rancher{}, Member: &member, Management: &mgmt}
+}
+
+// sampleRender is a member's render manifest: a few platform kinds and the admission policies'.
+func sampleRender(cluster string) *Rendered {
+	return &Rendered{Environment: "prod", Cluster: cluster, Objects: 7, Namespaces: []string{"istio-system", "payments"},
+		Platform: []Kind{{Version: "v1", Kind: "Namespace", Resource: "namespaces"}, {Group: "apps", Version: "v1", Kind: "Deployment", Resource: "deployments", Namespaced: true},
+			{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRole", Resource: "clusterroles"},
+			{Group: "security.istio.io", Version: "v1", Kind: "PeerAuthentication", Resource: "peerauthentications", Namespaced: true}},
+		Policies: []Kind{{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicy", Resource: "validatingadmissionpolicies"},
+			{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "ValidatingAdmissionPolicyBinding", Resource: "validatingadmissionpolicybindings"}}}
 }
 
 func TestMemberValidate(t *testing.T) {
@@ -40,15 +49,13 @@ func TestMemberValidate(t *testing.T) {
 		{func(a *MemberArgs) { a.Server = "10.0.0.1:6443" }, "server"},
 		{func(a *MemberArgs) { a.CAData = "" }, "caData"},
 		{func(a *MemberArgs) { a.Labels = map[string]string{wellknown.RolloutLabel: "enabled"} }, `labels[kplane.io/rollout]: not a label key of yours`},
-		{func(a *MemberArgs) { a.Namespaces = []string{"kube-system"} }, `namespaces[0] "kube-system": a namespace of the platform's`},
+		{func(a *MemberArgs) { a.Rendered = sampleRender("busan") }, "rendered: rendered for prod/busan, not prod/seoul"},
+		{func(a *MemberArgs) { a.Platform, a.Rendered = pullPlatform(), nil }, "rendered: required; with a platform"},
 		{func(a *MemberArgs) { a.Management = nil }, "member and management providers are both required"},
 		{func(a *MemberArgs) { a.Mode = "agent" }, `mode "agent": use "push" or "pull"`},
 		{func(a *MemberArgs) { a.Rancher, a.RancherAgent = nil, pulumi.String("kind: Namespace") }, "rancher: required; with rancherAgent"},
 		{func(a *MemberArgs) { a.Mode = Pull }, "platform: required; with mode pull"},
-		{func(a *MemberArgs) { a.Mode, a.Platform, a.Namespaces = Pull, &PlatformArgs{Environment: "prod"}, nil }, "platform.repoURL"},
-		{func(a *MemberArgs) {
-			a.Mode, a.Platform, a.Namespaces = Pull, pullPlatform(), []string{"kplane-addons"}
-		}, "add the platform's namespace kplane-system"},
+		{func(a *MemberArgs) { a.Mode, a.Platform = Pull, &PlatformArgs{Environment: "prod"} }, "platform.repoURL"},
 		{func(a *MemberArgs) { a.Mode, a.Platform, a.Environment = Pull, pullPlatform(), "stage" }, `the member's environment is "stage"`},
 	} {
 		a := good
@@ -77,20 +84,33 @@ func TestMemberGraph(t *testing.T) {
 	token := js("kubernetes:core/v1:Secret seoul-token")
 	assert.Contains(t, token, `"type":"kubernetes.io/service-account-token"`)
 	assert.Contains(t, token, `"pulumi.com/waitFor":"jsonpath={.data.token}"`)
-	role := js("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole seoul-deployer")
-	assert.NotContains(t, role, `"*"`, "no wildcard")
-	assert.NotContains(t, role, "clusterroles", "nothing cluster-wide")
-	assert.Contains(t, js("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding seoul-deployer-kplane-addons"), `"kind":"ClusterRole","name":"kplane-fleet-deployer"`)
+	// The entry reads the render's kinds, and impersonates the two deployers in kplane's namespace.
+	reader := js("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole seoul-reader")
+	assert.NotContains(t, reader, `"*"`, "no wildcard")
+	assert.Contains(t, reader, `{"apiGroups":["apps"],"resources":["deployments"],"verbs":["get","list","watch"]}`)
+	assert.Contains(t, reader, `{"apiGroups":["admissionregistration.k8s.io"],"resources":["validatingadmissionpolicies","validatingadmissionpolicybindings"],"verbs":["get","list","watch"]}`)
+	assert.NotContains(t, reader, "secrets", "the render holds no Secret: Argo CD may not read any")
+	assert.Contains(t, js("kubernetes:rbac.authorization.k8s.io/v1:Role seoul-impersonate"),
+		`"namespace":"kplane-fleet"},"rules":[{"apiGroups":[""],"resourceNames":["kplane-platform-deployer","kplane-policy-deployer"],"resources":["serviceaccounts"],"verbs":["impersonate"]}]`)
+	// The platform's deployer: its kinds, and RBAC's escalate/bind (it installs the platform's
+	// roles); never the admission policies. The policies' deployer: those only.
+	platform := js("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole seoul-kplane-platform-deployer")
+	assert.Contains(t, platform, `{"apiGroups":["security.istio.io"],"resources":["peerauthentications"],"verbs":["get","list","watch","create","update","patch","delete"]}`)
+	assert.Contains(t, platform, `{"apiGroups":["rbac.authorization.k8s.io"],"resources":["clusterroles","roles"],"verbs":["bind","escalate"]}`)
+	assert.NotContains(t, platform, "admissionregistration")
+	policies := js("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole seoul-kplane-policy-deployer")
+	assert.Equal(t, 1, strings.Count(policies, `"apiGroups"`), policies)
+	assert.Contains(t, policies, `"resources":["validatingadmissionpolicies","validatingadmissionpolicybindings"]`)
+	assert.Contains(t, js("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding seoul-kplane-policy-deployer"), `"subjects":[{"kind":"ServiceAccount","name":"kplane-policy-deployer","namespace":"kplane-fleet"}]`)
 	entry := js("kubernetes:core/v1:Secret seoul-argocd-cluster")
-	for _, want := range []string{`"argocd.argoproj.io/secret-type":"cluster"`, `"kplane.io/environment":"prod"`, `"region":"kr-central"`,
-		`"kplane.io/values":"replicas: 3\n"`} {
+	for _, want := range []string{`"argocd.argoproj.io/secret-type":"cluster"`, `"kplane.io/environment":"prod"`, `"region":"kr-central"`} {
 		assert.Contains(t, entry, want)
 	}
 	data := m.Inputs()["kubernetes:core/v1:Secret seoul-argocd-cluster"]["stringData"]
 	require.True(t, data.IsSecret(), "the entry's data (with the token) is a Pulumi secret")
 	fields := data.SecretValue().Element.ObjectValue()
-	assert.Equal(t, "kplane-system,kplane-addons", fields["namespaces"].StringValue())
-	assert.Equal(t, "false", fields["clusterResources"].StringValue())
+	assert.NotContains(t, fields, resource.PropertyKey("namespaces"), "every namespace: what it may touch is the roles'")
+	assert.Equal(t, "true", fields["clusterResources"].StringValue())
 	assert.JSONEq(t, `{"bearerToken":"token","tlsClientConfig":{"insecure":false,"caData":"LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="}}`,
 		fields["config"].StringValue())
 	assert.NotContains(t, entry, wellknown.RolloutLabel, "the rollout label is the wave runner's")
@@ -108,7 +128,7 @@ func inputJSON(t *testing.T, m *pack.Recorder, key string) string {
 }
 
 func pullPlatform() *PlatformArgs {
-	return &PlatformArgs{Environment: "prod", RepoURL: "https://git.example.com/platform.git", Revision: "v1.4.0", ChartPath: "charts/platform", PolicyChartPath: "charts/policies"}
+	return &PlatformArgs{Environment: "prod", RepoURL: "https://git.example.com/platform.git", Revision: "v1.4.0"}
 }
 
 // TestMemberPull: a pull member's entry, AppProject and Applications all go to the member, for
@@ -143,31 +163,58 @@ func TestMemberPull(t *testing.T) {
 	require.True(t, data.IsSecret())
 	assert.Equal(t, InClusterServer, data.SecretValue().Element.ObjectValue()["server"].StringValue())
 	platform := js("kubernetes:argoproj.io/v1alpha1:Application seoul-kplane-platform-prod-seoul")
-	for _, want := range []string{`"namespace":"argocd"`, `"server":"https://kubernetes.default.svc"`, `"values":"replicas: 3\n"`,
-		`"valueFiles":["values/common.yaml","values/prod.yaml"]`, `"targetRevision":"v1.4.0"`, `"kplane.io/fleet-member":"seoul"`} {
+	for _, want := range []string{`"namespace":"argocd"`, `"server":"https://kubernetes.default.svc"`, `"path":"rendered/prod/seoul/platform"`,
+		`"directory":{"recurse":true}`, `"targetRevision":"v1.4.0"`, `"kplane.io/fleet-member":"seoul"`, `"project":"kplane-platform-prod"`} {
 		assert.Contains(t, platform, want)
 	}
 	assert.NotContains(t, platform, "automated", "the wave runner enables it")
-	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:Application seoul-kplane-policies-prod-seoul"), `{"name":"mode","value":"audit"}`)
-	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:AppProject seoul-kplane-prod"), `"destinations":[{"namespace":"kplane-system","server":"https://kubernetes.default.svc"}]`)
+	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:Application seoul-kplane-policies-prod-seoul"), `"path":"rendered/prod/seoul/policies"`)
+	assert.Contains(t, js("kubernetes:argoproj.io/v1alpha1:AppProject seoul-kplane-platform-prod"), `"destinations":[{"namespace":"*","server":"https://kubernetes.default.svc"}]`)
 	// Created after, and deleted before, what they sync with.
 	after := strings.Join(deps["seoul-kplane-platform-prod-seoul"], " ")
-	for _, want := range []string{"::seoul-argocd-cluster", "::seoul-deployer-kplane-system", "::seoul-deployer-kplane-addons", "::seoul-kplane-prod"} {
+	for _, want := range []string{"::seoul-argocd-cluster", "::seoul-reader", "::seoul-impersonate", "::seoul-kplane-platform-deployer", "::seoul-kplane-platform-prod"} {
 		assert.Contains(t, after, want)
 	}
 }
 
+// TestPlatformObjects: the ApplicationSets sync each enabled member's rendered folders; the two
+// AppProjects allow the renders' kinds, the policies' nothing namespaced, each impersonating its
+// deployer.
 func TestPlatformObjects(t *testing.T) {
-	a := PlatformArgs{Environment: "prod", RepoURL: "https://git.example.com/platform.git", Revision: "v1.4.0", ChartPath: "charts/platform", PolicyChartPath: "charts/policies"}
+	a := PlatformArgs{Environment: "prod", RepoURL: "https://git.example.com/platform.git", Revision: "v1.4.0", Rendered: []*Rendered{sampleRender("seoul"), sampleRender("busan")}}
 	require.NoError(t, a.Validate())
 	objs := a.Objects()
-	require.Len(t, objs, 3)
+	require.Len(t, objs, 4)
 	raw, err := json.Marshal(objs)
 	require.NoError(t, err)
-	for _, want := range []string{`"kplane.io/rollout":"enabled"`, `"valueFiles":["values/common.yaml","values/prod.yaml"]`,
-		`"values":"{{ index .metadata.annotations \"kplane.io/values\" }}"`, `"clusterResourceWhitelist":[]`, `"refresh":true`, `"name":"mode","value":"{{ index .metadata.labels \"policy-mode\" | default \"enforce\" }}"`} {
+	for _, want := range []string{`"kplane.io/rollout":"enabled"`, `"path":"rendered/prod/{{.name}}/platform"`, `"path":"rendered/prod/{{.name}}/policies"`,
+		`"refresh":true`, `"syncOptions":["ServerSideApply=true","SkipDryRunOnMissingResource=true"]`} {
 		assert.Contains(t, string(raw), want)
 	}
-	a.Revision = "HEAD"
+	project := func(i int) string {
+		b, err := json.Marshal(objs[i]["spec"])
+		require.NoError(t, err)
+		return string(b)
+	}
+	assert.Contains(t, project(0), `"clusterResourceWhitelist":[{"group":"","kind":"Namespace"},{"group":"rbac.authorization.k8s.io","kind":"ClusterRole"}]`)
+	assert.Contains(t, project(0), `"namespaceResourceWhitelist":[{"group":"apps","kind":"Deployment"},{"group":"security.istio.io","kind":"PeerAuthentication"}]`)
+	assert.Contains(t, project(0), `"defaultServiceAccount":"kplane-fleet:kplane-platform-deployer"`)
+	assert.Contains(t, project(1), `"clusterResourceWhitelist":[{"group":"admissionregistration.k8s.io","kind":"ValidatingAdmissionPolicy"},{"group":"admissionregistration.k8s.io","kind":"ValidatingAdmissionPolicyBinding"}]`)
+	assert.Contains(t, project(1), `"namespaceResourceBlacklist":[{"group":"*","kind":"*"}]`)
+	assert.Contains(t, project(1), `"defaultServiceAccount":"kplane-fleet:kplane-policy-deployer"`)
+	a.Revision, a.Path = "HEAD", "../elsewhere"
 	assert.ErrorContains(t, a.Validate(), "pin a tag or commit")
+	assert.ErrorContains(t, a.Validate(), `path "../elsewhere": a folder inside the repository`)
+}
+
+// TestPolicyKind: the admission policies go to policies/, nothing else does.
+func TestPolicyKind(t *testing.T) {
+	for _, k := range [][2]string{{"admissionregistration.k8s.io", "ValidatingAdmissionPolicy"}, {"admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"},
+		{"templates.gatekeeper.sh", "ConstraintTemplate"}, {"constraints.gatekeeper.sh", "K8sAllowedRepos"}, {"policy.sigstore.dev", "ClusterImagePolicy"}} {
+		assert.True(t, PolicyKind(k[0], k[1]), k)
+	}
+	for _, k := range [][2]string{{"admissionregistration.k8s.io", "ValidatingWebhookConfiguration"}, {"admissionregistration.k8s.io", "MutatingWebhookConfiguration"},
+		{"", "ConfigMap"}, {"security.istio.io", "AuthorizationPolicy"}} {
+		assert.False(t, PolicyKind(k[0], k[1]), k)
+	}
 }

@@ -1,12 +1,11 @@
 // Package fleetmember registers clusters with the platform's management cluster: an Argo CD cluster
-// entry with least-privilege credentials made on the member, optionally a Rancher import, and
-// the labels and values that drive the platform chart and policy templates per cluster
-// (ApplicationSets, platform.go); or, in pull mode, the entry and the member's Applications
+// entry with credentials made on the member from what its render holds, optionally a Rancher
+// import, and the ApplicationSets that sync each member's rendered platform and admission
+// policies (platform.go, rendered.go); or, in pull mode, the entry and the member's Applications
 // beside the member's own Argo CD. The wave runner (package rollout) gates the rollout.
 package fleetmember
 
 import (
-	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	yamlv2 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/yaml/v2"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
-	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/component"
@@ -43,13 +41,11 @@ type MemberArgs struct {
 	// cluster's; pull: the member's own, default https://kubernetes.default.svc); CAData its CA (PEM).
 	Server string `json:"server"`
 	CAData string `json:"caData"`
-	// Labels drive per-cluster values and policy templates (e.g. region, tier, policy-mode).
+	// Labels go on its Argo CD entry (e.g. region, tier): the ApplicationSets' generator sees them.
 	Labels map[string]string `json:"labels,omitempty"`
-	// Values are the cluster's layer of the platform chart's values.
-	Values map[string]any `json:"values,omitempty"`
-	// Namespaces Argo CD deploys into on the member: created and bound there, nothing else
-	// (default kplane-system).
-	Namespaces []string `json:"namespaces,omitempty"`
+	// Rendered is the member's render (kplane-fleet render): its kinds are what the member's
+	// credentials allow (nil: registered with no rights to deploy anything).
+	Rendered *Rendered `json:"rendered,omitempty"`
 	// ArgoCDNamespace is where the syncing Argo CD runs: on the management cluster (push) or on
 	// the member (pull); default argocd.
 	ArgoCDNamespace string `json:"argoCDNamespace,omitempty"`
@@ -57,7 +53,7 @@ type MemberArgs struct {
 	// there; or pull: the member's own Argo CD syncs it from Git, with the same narrow credentials,
 	// and nothing of the member goes on the management cluster (docs/components/fleet.md).
 	Mode Mode `json:"mode,omitempty"`
-	// Platform is the environment's platform; pull mode puts its AppProject and the member's two
+	// Platform is the environment's platform; pull mode puts its AppProjects and the member's two
 	// Applications on the member (the ApplicationSets do it for push members).
 	Platform *PlatformArgs `json:"platform,omitempty"`
 	// Rancher also imports the cluster into Rancher (nil: not).
@@ -100,7 +96,7 @@ const InClusterServer = "https://kubernetes.default.svc"
 func (a MemberArgs) Validate() error {
 	root := field.Root()
 	pull := a.Mode == Pull
-	errs := memberFields(root, a.Name, a.Mode, a.Labels, a.Namespaces)
+	errs := memberFields(root, a.Name, a.Mode, a.Labels, nil)
 	if !dnsLabel.MatchString(a.Environment) {
 		errs.Add(field.Invalid(root.Child("environment"), a.Environment, "required, e.g. prod"))
 	}
@@ -118,12 +114,15 @@ func (a MemberArgs) Validate() error {
 		errs.Add(field.Required(root.Child("platform"), "with mode pull (the charts the member's own Argo CD syncs)"))
 	case pull:
 		errs.Merge(root.Child("platform"), a.Platform.Validate())
-		if ns := cmp.Or(a.Platform.Namespace, "kplane-system"); !slices.Contains(a.withDefaults().Namespaces, ns) {
-			errs.Addf(root.Child("namespaces"), nil, "add the platform's namespace %s (Argo CD may deploy into these only)", ns)
-		}
 		if a.Platform.Environment != a.Environment {
 			errs.Addf(root.Child("platform", "environment"), a.Platform.Environment, "the member's environment is %q", a.Environment)
 		}
+	}
+	if a.Platform != nil && a.Rendered == nil {
+		errs.Add(field.Required(root.Child("rendered"), "with a platform: the member's render (kplane-fleet render --env "+a.Environment+")"))
+	}
+	if r := a.Rendered; r != nil && (r.Cluster != a.Name || r.Environment != a.Environment) {
+		errs.Addf(root.Child("rendered"), nil, "rendered for %s/%s, not %s/%s", r.Environment, r.Cluster, a.Environment, a.Name)
 	}
 	if r := a.Rancher; r != nil && r.Workspace != "" && !dnsLabel.MatchString(r.Workspace) {
 		errs.Add(field.Invalid(root.Child("rancher", "workspace"), r.Workspace, "a Rancher fleet workspace's name"))
@@ -155,9 +154,6 @@ func memberFields(p *field.Path, name string, mode Mode, labels map[string]strin
 }
 
 func (a MemberArgs) withDefaults() MemberArgs {
-	if len(a.Namespaces) == 0 {
-		a.Namespaces = []string{"kplane-system"}
-	}
 	if a.ArgoCDNamespace == "" {
 		a.ArgoCDNamespace = "argocd"
 	}
@@ -173,18 +169,6 @@ func (a MemberArgs) withDefaults() MemberArgs {
 	return a
 }
 
-// DeployerRules are what Argo CD may do in a member's platform namespaces: the platform chart's
-// kinds, nothing cluster-wide.
-var DeployerRules = []struct{ Groups, Resources []string }{
-	{[]string{""}, []string{"configmaps", "secrets", "services", "serviceaccounts", "persistentvolumeclaims"}},
-	{[]string{"apps"}, []string{"deployments", "statefulsets", "daemonsets"}},
-	{[]string{"batch"}, []string{"jobs", "cronjobs"}},
-	{[]string{"networking.k8s.io"}, []string{"networkpolicies", "ingresses"}},
-	{[]string{"rbac.authorization.k8s.io"}, []string{"roles", "rolebindings"}},
-	{[]string{"policy"}, []string{"poddisruptionbudgets"}},
-	{[]string{"autoscaling"}, []string{"horizontalpodautoscalers"}},
-}
-
 // Member is a registered cluster.
 type Member struct {
 	pulumi.ResourceState
@@ -192,7 +176,7 @@ type Member struct {
 }
 
 // NewMember validates args, then creates the member's fleet namespace, Argo CD's ServiceAccount,
-// its token, the deployer role bound in the platform namespaces only, the Argo CD cluster entry
+// its token, its credentials from the member's render (credentials), the Argo CD cluster entry
 // (the token a Pulumi secret) on the management cluster — in pull mode on the member, with the
 // AppProject and the member's Applications — and the Rancher import.
 func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulumi.ResourceOption) (*Member, error) {
@@ -227,31 +211,9 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	if err != nil {
 		return nil, err
 	}
-	var bindings []pulumi.Resource
-	var rules rbacv1.PolicyRuleArray
-	for _, rule := range DeployerRules {
-		rules = append(rules, rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(rule.Groups), Resources: pulumi.ToStringArray(rule.Resources),
-			Verbs: pulumi.ToStringArray([]string{"get", "list", "watch", "create", "update", "patch", "delete"})})
-	}
-	role, err := rbacv1.NewClusterRole(ctx, name+"-deployer", &rbacv1.ClusterRoleArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-deployer"), Labels: managed},
-		Rules: rules}, on...)
+	grants, err := credentials(ctx, name, a, sa, managed, on)
 	if err != nil {
 		return nil, err
-	}
-	for _, target := range a.Namespaces {
-		tns, err := corev1.NewNamespace(ctx, name+"-target-"+target, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(target), Labels: nsLabels}}, on...)
-		if err != nil {
-			return nil, err
-		}
-		binding, err := rbacv1.NewRoleBinding(ctx, name+"-deployer-"+target, &rbacv1.RoleBindingArgs{
-			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-deployer"), Namespace: tns.Metadata.Name(), Labels: managed},
-			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: role.Metadata.Name().Elem()},
-			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: sa.Metadata.Name().Elem(), Namespace: pulumi.String(MemberNamespace)}},
-		}, on...)
-		if err != nil {
-			return nil, err
-		}
-		bindings = append(bindings, binding)
 	}
 	// Argo CD's cluster entry with the token, never an admin kubeconfig: on the management cluster
 	// (push), or beside the member's own Argo CD (pull).
@@ -265,13 +227,6 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 		labels[k] = pulumi.String(a.Labels[k])
 	}
-	values, err := yaml.Marshal(a.Values)
-	if err != nil {
-		return nil, fmt.Errorf("fleet: cluster %s: values: %w", a.Name, err)
-	}
-	if len(a.Values) == 0 {
-		values = []byte("{}\n")
-	}
 	config := token.Data.ApplyT(func(d map[string]string) (string, error) {
 		raw, err := base64.StdEncoding.DecodeString(d["token"])
 		if err != nil || len(raw) == 0 {
@@ -282,22 +237,22 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 		return string(cfg), err
 	}).(pulumi.StringOutput)
 	entry, err := corev1.NewSecret(ctx, name+"-argocd-cluster", &corev1.SecretArgs{
-		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-cluster-" + a.Name), Namespace: pulumi.String(a.ArgoCDNamespace), Labels: labels,
-			Annotations: pulumi.StringMap{wellknown.ValuesAnnotation: pulumi.String(string(values))}},
-		StringData: pulumi.StringMap{"name": pulumi.String(a.Name), "server": pulumi.String(a.Server),
-			"namespaces": pulumi.String(strings.Join(a.Namespaces, ",")), "clusterResources": pulumi.String("false"),
+		Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-cluster-" + a.Name), Namespace: pulumi.String(a.ArgoCDNamespace), Labels: labels},
+		// Every namespace and cluster-scoped kinds: what Argo CD may read there is the reader
+		// role's (the render's kinds), what it may change the deployers' it impersonates.
+		StringData: pulumi.StringMap{"name": pulumi.String(a.Name), "server": pulumi.String(a.Server), "clusterResources": pulumi.String("true"),
 			"config": pulumi.ToSecret(config).(pulumi.StringOutput)},
 	}, argo...)
 	if err != nil {
 		return nil, err
 	}
 	if a.Mode == Pull {
-		// The AppProject, then the member's Applications in it, after what they sync with (and
-		// deleted before it: nothing syncs into a namespace being removed).
+		// The AppProjects, then the member's Applications in them, after what they sync with (and
+		// deleted before it: nothing syncs with credentials being removed).
 		p := *a.Platform
-		p.ArgoCDNamespace = a.ArgoCDNamespace
-		deps := append(bindings, entry)
-		for _, obj := range p.MemberObjects(a.Name, a.Server, string(values), a.Labels["policy-mode"]) {
+		p.ArgoCDNamespace, p.Rendered = a.ArgoCDNamespace, []*Rendered{a.Rendered}
+		deps := append(grants, entry)
+		for _, obj := range p.MemberObjects(a.Name, a.Server) {
 			res, err := k8sobj.Object(ctx, fmt.Sprintf("%s-%s", name, obj["metadata"].(map[string]any)["name"]), obj, append(slices.Clone(on), pulumi.DependsOn(deps))...)
 			if err != nil {
 				return nil, err
@@ -326,4 +281,75 @@ func NewMember(ctx *pulumi.Context, name string, args *MemberArgs, opts ...pulum
 	}
 	r.Name = pulumi.String(a.Name).ToStringOutput()
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{"name": r.Name})
+}
+
+// credentials are what the member's Argo CD entry (sa) may do, from the member's render: read
+// the render's kinds (kplane-fleet-reader) and impersonate the two deployers, each allowed its
+// folder's kinds — the platform's deployer also escalate and bind on roles, as it installs the
+// platform's RBAC (Istio's, Gatekeeper's ...), the policies' deployer nothing else.
+func credentials(ctx *pulumi.Context, name string, a MemberArgs, sa *corev1.ServiceAccount, managed pulumi.StringMap, on []pulumi.ResourceOption) ([]pulumi.Resource, error) {
+	r := a.Rendered
+	if r == nil {
+		return nil, nil
+	}
+	subject := func(sa string) rbacv1.SubjectArray {
+		return rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(sa), Namespace: pulumi.String(MemberNamespace)}}
+	}
+	var out []pulumi.Resource
+	grant := func(id, role string, rules []Rule, who, why string) error {
+		var pr rbacv1.PolicyRuleArray
+		for _, rule := range rules {
+			pr = append(pr, rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray(rule.Groups), Resources: pulumi.ToStringArray(rule.Resources),
+				Verbs: pulumi.ToStringArray(rule.Verbs)})
+		}
+		md := &metav1.ObjectMetaArgs{Name: pulumi.String(role), Labels: managed}
+		if why != "" {
+			md.Annotations = pulumi.StringMap{wellknown.EscalationReasonAnnotation: pulumi.String(why)}
+		}
+		cr, err := rbacv1.NewClusterRole(ctx, name+"-"+id, &rbacv1.ClusterRoleArgs{Metadata: md, Rules: pr}, on...)
+		if err != nil {
+			return err
+		}
+		b, err := rbacv1.NewClusterRoleBinding(ctx, name+"-"+id, &rbacv1.ClusterRoleBindingArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(role), Labels: managed},
+			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: cr.Metadata.Name().Elem()},
+			Subjects: subject(who)}, on...)
+		out = append(out, b)
+		return err
+	}
+	write := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	platform, why := rules(r.Platform, write...), ""
+	if slices.ContainsFunc(r.Platform, func(k Kind) bool { return k.Group == "rbac.authorization.k8s.io" }) {
+		platform = append(platform, Rule{Groups: []string{"rbac.authorization.k8s.io"}, Resources: []string{"clusterroles", "roles"}, Verbs: []string{"bind", "escalate"}})
+		why = "installs the rendered platform's own roles and bindings (its components' RBAC); only Argo CD's platform AppProject syncs as it, from the platform's render"
+	}
+	for _, d := range []struct {
+		sa, role, why string
+		rules         []Rule
+	}{{PlatformDeployer, "kplane-fleet-platform-deployer", why, platform}, {PolicyDeployer, "kplane-fleet-policy-deployer", "", rules(r.Policies, write...)}} {
+		if _, err := corev1.NewServiceAccount(ctx, name+"-"+d.sa, &corev1.ServiceAccountArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(d.sa),
+			Namespace: pulumi.String(MemberNamespace), Labels: managed}, AutomountServiceAccountToken: pulumi.Bool(false)}, append(slices.Clone(on), pulumi.DependsOn([]pulumi.Resource{sa}))...); err != nil {
+			return nil, err
+		}
+		if err := grant(d.sa, d.role, d.rules, d.sa, d.why); err != nil {
+			return nil, err
+		}
+	}
+	if err := grant("reader", "kplane-fleet-argocd", rules(append(slices.Clone(r.Platform), r.Policies...), "get", "list", "watch"), "kplane-argocd", ""); err != nil {
+		return nil, err
+	}
+	// The two deployers, in kplane's namespace only: a ServiceAccount of the same name elsewhere
+	// cannot be impersonated.
+	role, err := rbacv1.NewRole(ctx, name+"-impersonate", &rbacv1.RoleArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-argocd"),
+		Namespace: pulumi.String(MemberNamespace), Labels: managed, Annotations: pulumi.StringMap{wellknown.EscalationReasonAnnotation: pulumi.String(
+			"Argo CD syncs the platform and the admission policies as their two deployers, named here, and as nothing else")}}, Rules: rbacv1.PolicyRuleArray{rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}),
+		Resources: pulumi.ToStringArray([]string{"serviceaccounts"}), ResourceNames: pulumi.ToStringArray([]string{PlatformDeployer, PolicyDeployer}),
+		Verbs: pulumi.ToStringArray([]string{"impersonate"})}}}, append(slices.Clone(on), pulumi.DependsOn([]pulumi.Resource{sa}))...)
+	if err != nil {
+		return nil, err
+	}
+	b, err := rbacv1.NewRoleBinding(ctx, name+"-impersonate", &rbacv1.RoleBindingArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-fleet-argocd"),
+		Namespace: pulumi.String(MemberNamespace), Labels: managed},
+		RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("Role"), Name: role.Metadata.Name().Elem()},
+		Subjects: subject("kplane-argocd")}, on...)
+	return append(out, b), err
 }

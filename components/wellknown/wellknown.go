@@ -36,6 +36,11 @@ const (
 	// where alone it is bound); the policy pack's kplane-rbac-secrets accepts it with the reason
 	// shown in the finding's place. Read by: policies/kubernetes.
 	SecretsReadReasonAnnotation = "kplane.io/secrets-read-reason"
+	// EscalationReasonAnnotation is set by the fleet member on the roles of a member's Argo CD
+	// credentials that must bind, escalate or impersonate (the platform's deployer installs the
+	// platform's RBAC; the entry impersonates the two named deployers); kplane-rbac-escalation
+	// accepts it on the FleetMember component's roles only. Read by: policies/kubernetes.
+	EscalationReasonAnnotation = "kplane.io/escalation-reason"
 	// ControlsAnnotation is set on admission policies, Gatekeeper constraints and network
 	// policies: the CIS, KISA and ISMS-P controls the object implements. Reports read it.
 	ControlsAnnotation = "kplane.io/controls"
@@ -112,9 +117,6 @@ const (
 	RolloutLabel = "kplane.io/rollout"
 	// RolloutEnabled is RolloutLabel's value.
 	RolloutEnabled = "enabled"
-	// ValuesAnnotation is set by the fleet member on its Argo CD cluster entry: the member's
-	// layer of the platform chart's values (YAML), which the ApplicationSets pass to Helm.
-	ValuesAnnotation = "kplane.io/values"
 )
 
 // Prefix is the prefix of every key kplane defines; users may not set keys under it.

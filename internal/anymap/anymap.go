@@ -46,3 +46,25 @@ func Of(items []string) []any {
 	}
 	return out
 }
+
+// MergePatch applies patch to target as a JSON merge patch (RFC 7386): objects merge key by
+// key, a null removes the key, anything else replaces. Neither argument is modified.
+func MergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, _ := target.(map[string]any)
+	out := make(map[string]any, len(t)+len(p))
+	for k, v := range t {
+		out[k] = v
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(out, k)
+			continue
+		}
+		out[k] = MergePatch(out[k], v)
+	}
+	return out
+}

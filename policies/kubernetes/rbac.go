@@ -52,6 +52,13 @@ func checkRules(bad func(groups, resources, verbs []string) string) func(pack.Re
 	}
 }
 
+// annotations are the resource's metadata.annotations (nil when none).
+func annotations(r pack.Resource) map[string]any {
+	meta, _ := r.Props["metadata"].(map[string]any)
+	ann, _ := meta["annotations"].(map[string]any)
+	return ann
+}
+
 // RBACPolicies check Roles, ClusterRoles and their bindings (CIS 5.1.x, KISA Master-04).
 func RBACPolicies() []pack.Policy {
 	return []pack.Policy{
@@ -72,10 +79,8 @@ func RBACPolicies() []pack.Policy {
 			Check: func(res pack.Resource) []string {
 				// A kplane component that must list Secrets says why on the role (the restore
 				// drill, bound only in its scratch namespaces).
-				if meta, _ := res.Props["metadata"].(map[string]any); meta != nil {
-					if ann, _ := meta["annotations"].(map[string]any); ann != nil && ann[wellknown.SecretsReadReasonAnnotation] != nil {
-						return nil
-					}
+				if annotations(res)[wellknown.SecretsReadReasonAnnotation] != nil {
+					return nil
 				}
 				return checkRules(func(g, r, v []string) string {
 					if has(r, "secrets") && (len(g) == 0 || has(g, "")) && has(v, "list", "watch") {
@@ -90,9 +95,13 @@ func RBACPolicies() []pack.Policy {
 			Controls: []pack.Control{{Framework: "CIS", ID: "5.1.8"}, {Framework: "CIS", ID: "5.1.4"}, {Framework: "CIS", ID: "5.1.10"}, {Framework: "KISA", ID: "Master-04"}},
 			Check: func(res pack.Resource) []string {
 				cluster := strings.HasSuffix(res.Type, ":ClusterRole")
+				// The fleet member's deployer and entry roles say why (their reason annotation):
+				// accepted on the FleetMember component's own roles, nowhere else.
+				_, reasoned := annotations(res)[wellknown.EscalationReasonAnnotation].(string)
+				fleet := reasoned && strings.Contains(res.URN, "kplane:index:FleetMember$")
 				return checkRules(func(g, r, v []string) string {
 					switch {
-					case has(v, "bind", "escalate", "impersonate"):
+					case has(v, "bind", "escalate", "impersonate") && !fleet:
 						return "grants bind, escalate or impersonate (privilege escalation)"
 					case has(r, "nodes/proxy"):
 						return "grants nodes/proxy (the kubelet API, bypassing admission and audit)"

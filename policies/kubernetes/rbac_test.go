@@ -44,6 +44,13 @@ func TestRBACPolicies(t *testing.T) {
 	assert.Empty(t, names(drill), "a kplane role that says why it lists Secrets")
 	assert.Equal(t, []string{"kplane-rbac-escalation: ClusterRole svc rules[0]: grants bind, escalate or impersonate (privilege escalation)"},
 		names(role("ClusterRole", rule([]any{"rbac.authorization.k8s.io"}, []any{"clusterroles"}, []any{"escalate"}))))
+	// The fleet member's deployer says why it escalates: accepted on its own roles only.
+	deployer := role("ClusterRole", rule([]any{"rbac.authorization.k8s.io"}, []any{"clusterroles", "roles"}, []any{"bind", "escalate"}))
+	deployer.Props["metadata"] = map[string]any{"name": "svc", "annotations": map[string]any{wellknown.EscalationReasonAnnotation: "installs the platform's RBAC"}}
+	deployer.URN = "urn:pulumi:prod::kplane-fleet::kplane:index:FleetMember$kubernetes:rbac.authorization.k8s.io/v1:ClusterRole::seoul-kplane-platform-deployer"
+	assert.Empty(t, names(deployer))
+	deployer.URN = "urn:pulumi:prod::shop::kubernetes:rbac.authorization.k8s.io/v1:ClusterRole::mine"
+	assert.Len(t, names(deployer), 1, "the reason on anyone else's role is no exception")
 	assert.Equal(t, []string{"kplane-rbac-escalation: ClusterRole svc rules[0]: grants nodes/proxy (the kubelet API, bypassing admission and audit)"},
 		names(role("ClusterRole", rule([]any{""}, []any{"nodes/proxy"}, []any{"get"}))))
 	assert.Len(t, names(role("ClusterRole", rule([]any{""}, []any{"pods"}, []any{"create"}))), 1, "pod creation everywhere")

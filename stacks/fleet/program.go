@@ -55,11 +55,24 @@ func Parse(raw string) (*Config, error) {
 	return &c, nil
 }
 
-// Members are the automation's view of the clusters.
+// RenderedPath is where the members' renders are (the platform's path, default rendered).
+func (c *Config) RenderedPath() string {
+	if c.Platform != nil && c.Platform.Path != "" {
+		return c.Platform.Path
+	}
+	return fleetmember.DefaultRenderedPath
+}
+
+// Members are the automation's view of the clusters; a member's health check waits for the
+// Deployments of its namespaces, by default every namespace of its render (when there is one).
 func (c *Config) Members() []rollout.Cluster {
 	var out []rollout.Cluster
 	for _, cl := range c.Clusters {
-		out = append(out, rollout.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: cl.Namespaces,
+		namespaces := cl.Namespaces
+		if r, err := fleetmember.LoadRendered(c.RenderedPath(), c.Environment, cl.Name); len(namespaces) == 0 && c.Platform != nil && err == nil {
+			namespaces = r.Namespaces
+		}
+		out = append(out, rollout.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: namespaces,
 			Pull: cl.Mode == fleetmember.Pull, ArgoCDNamespace: c.ArgoCDNamespace, Environment: c.Environment})
 	}
 	return out
@@ -94,6 +107,10 @@ func Program(ctx *pulumi.Context) error {
 		return err
 	}
 	var pending []string // imported into Rancher, its registration not issued yet
+	rendered, err := c.renders()
+	if err != nil {
+		return err
+	}
 	for _, cl := range c.Clusters {
 		kc, err := os.ReadFile(cl.Kubeconfig)
 		if err != nil {
@@ -131,7 +148,7 @@ func Program(ctx *pulumi.Context) error {
 			}
 		}
 		if _, err := fleetmember.NewMember(ctx, cl.Name, &fleetmember.MemberArgs{Name: cl.Name, Environment: c.Environment, Server: server, CAData: string(ca),
-			Labels: cl.Labels, Values: cl.Values, Namespaces: cl.Namespaces, ArgoCDNamespace: c.ArgoCDNamespace, Rancher: c.Rancher,
+			Labels: cl.Labels, Rendered: rendered[cl.Name], ArgoCDNamespace: c.ArgoCDNamespace, Rancher: c.Rancher,
 			RancherAgent: agent, Mode: cl.Mode, Platform: c.Platform, Member: p, Management: mgmt}); err != nil {
 			return err
 		}
@@ -145,6 +162,24 @@ func Program(ctx *pulumi.Context) error {
 	// Rancher issues a member's registration once it has imported it: the next up applies it.
 	ctx.Export(RancherPendingOutput, pulumi.ToStringArray(pending))
 	return nil
+}
+
+// renders are every member's render (none without a platform), read before anything is created;
+// the platform's AppProjects allow what they hold.
+func (c *Config) renders() (map[string]*fleetmember.Rendered, error) {
+	out := map[string]*fleetmember.Rendered{}
+	if c.Platform == nil {
+		return out, nil
+	}
+	for _, cl := range c.Clusters {
+		r, err := fleetmember.LoadRendered(c.RenderedPath(), c.Environment, cl.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[cl.Name] = r
+		c.Platform.Rendered = append(c.Platform.Rendered, r)
+	}
+	return out, nil
 }
 
 func names(cs []fleetmember.ClusterArgs) []string {

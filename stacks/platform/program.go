@@ -15,6 +15,29 @@ import (
 // validated, and every reference between them resolved, before the first resource is
 // registered, so bad input creates nothing.
 func Program(ctx *pulumi.Context) error {
+	return program(ctx, func(c *Config) (*kubernetes.Provider, error) {
+		return kubernetes.NewProvider(ctx, "cluster", &kubernetes.ProviderArgs{
+			Kubeconfig:               c.Kubeconfig,
+			EnableServerSideApply:    pulumi.Bool(true),
+			DeleteUnreachable:        pulumi.Bool(false),
+			SuppressHelmHookWarnings: pulumi.Bool(true),
+		})
+	})
+}
+
+// RenderProgram composes the platform as Program does, but writes every object as YAML under
+// dir instead of applying it (the Kubernetes provider's render mode: 0-crd/ and 1-manifest/).
+// Helm charts are rendered for the cluster the ambient KUBECONFIG names (its version and APIs:
+// the provider takes no kubeconfig in render mode); kplane:kubeconfig is not used.
+func RenderProgram(dir string) pulumi.RunFunc {
+	return func(ctx *pulumi.Context) error {
+		return program(ctx, func(*Config) (*kubernetes.Provider, error) {
+			return kubernetes.NewProvider(ctx, "render", &kubernetes.ProviderArgs{RenderYamlToDirectory: pulumi.String(dir), SuppressHelmHookWarnings: pulumi.Bool(true)})
+		})
+	}
+}
+
+func program(ctx *pulumi.Context, provider func(*Config) (*kubernetes.Provider, error)) error {
 	c, err := LoadConfig(ctx)
 	if err != nil {
 		return err
@@ -22,12 +45,7 @@ func Program(ctx *pulumi.Context) error {
 	if _, err := Compose(&c.Platform); err != nil {
 		return err // at the environment file's paths, before the provider exists
 	}
-	k8s, err := kubernetes.NewProvider(ctx, "cluster", &kubernetes.ProviderArgs{
-		Kubeconfig:               c.Kubeconfig,
-		EnableServerSideApply:    pulumi.Bool(true),
-		DeleteUnreachable:        pulumi.Bool(false),
-		SuppressHelmHookWarnings: pulumi.Bool(true),
-	})
+	k8s, err := provider(c)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func BenchmarkFleet(b *testing.B) {
 		cfg := fleet.Config{FleetArgs: fleetmember.FleetArgs{Environment: "bench", Management: mgmt.Kubeconfig}}
 		for i, c := range clusters[:n] {
 			cfg.Clusters = append(cfg.Clusters, fleetmember.ClusterArgs{Name: fmt.Sprintf("member-%02d", i), Kubeconfig: c.Kubeconfig,
-				Labels: map[string]string{"region": fmt.Sprintf("r%d", i%3)}, Values: map[string]any{"index": i}})
+				Labels: map[string]string{"region": fmt.Sprintf("r%d", i%3)}})
 		}
 		raw, _ := json.Marshal(cfg)
 		s, err := automation.Open(ctx, automation.Options{Project: fleet.Project, Stack: fmt.Sprintf("bench-%d", n), Program: fleet.Program, StateDir: dir,

@@ -2,10 +2,9 @@ package integration
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,33 +14,40 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
-	k8sclient "k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
-	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
-// fleetEnv writes environments/<env>/fleet.yaml for the clusters (named by clusters' keys), the
-// platform's charts in the Git repository repoURL.
-func fleetEnv(t *testing.T, dir, env, management, repoURL string, clusters []map[string]any) {
+// fleetEnv writes environments/<env>/fleet.yaml for the clusters, the members' renders in the
+// Git repository repoURL at revision; and environments/<env>/platform.yaml, the environment's
+// layer of the platform the members' values lie over (fleetPlatform).
+func fleetEnv(t *testing.T, dir, env, management, repoURL, revision string, clusters []map[string]any) {
 	t.Helper()
 	writeFleetEnv(t, dir, env, map[string]any{"environment": env, "management": management,
-		"platform": map[string]any{"repoURL": repoURL, "revision": "v1.4.0",
-			"chartPath": "charts/platform", "policyChartPath": "charts/policies"},
-		"clusters": clusters})
+		"platform": map[string]any{"repoURL": repoURL, "revision": revision}, "clusters": clusters})
+	require.NoError(t, os.WriteFile(filepath.Join(dir, env, "platform.yaml"), []byte(strings.ReplaceAll(fleetPlatform, "ENV", env)), 0o600))
 }
+
+// fleetPlatform is the test environment's platform: the hardened cluster with a team's namespace,
+// a service whose Role reads ConfigMaps, and admission policies enforcing kplane's baseline with
+// images from registry.example.com only.
+const fleetPlatform = `config:
+  kplane:environment: ENV
+  kplane:security:
+    admission: {mode: enforce, allowedRegistries: [registry.example.com/]}
+    teams: [{name: payments, namespaces: [payments]}]
+    services:
+      - name: ledger
+        namespace: payments
+        rules: [{resources: [configmaps], verbs: [get, list, watch]}]
+`
 
 // writeFleetEnv writes environments/<env>/fleet.yaml with fleet as kplane:fleet.
 func writeFleetEnv(t *testing.T, dir, env string, fleet map[string]any) {
@@ -50,6 +56,34 @@ func writeFleetEnv(t *testing.T, dir, env string, fleet map[string]any) {
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, env), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, env, "fleet.yaml"), raw, 0o600))
+}
+
+// renderAndPush runs `kplane-fleet render` in the checkout and pushes what it rendered
+// (rendered/...) to the Git server's repository platform, tagged tag, as a merged pull request
+// would; it returns the repository's URL.
+func renderAndPush(t *testing.T, fleet func(...string) (string, error), git *testbed.GitServer, checkout, tag string) string {
+	t.Helper()
+	start := time.Now()
+	out, err := fleet("render")
+	require.NoError(t, err, out)
+	t.Logf("kplane-fleet render in %.1f s:\n%s", time.Since(start).Seconds(), out)
+	return git.Push(t, "platform", tag, renderedFiles(t, checkout))
+}
+
+// renderedFiles are the checkout's rendered/ files (path in the repository -> content).
+func renderedFiles(t *testing.T, checkout string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	require.NoError(t, filepath.WalkDir(filepath.Join(checkout, fleetmember.DefaultRenderedPath), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(checkout, path)
+		files[filepath.ToSlash(rel)] = string(body)
+		return err
+	}))
+	return files
 }
 
 // startArgoCD starts Argo CD's controllers on c until the test ends, printing the end of their
@@ -66,71 +100,38 @@ func startArgoCD(t *testing.T, c *testbed.Cluster, who string, o testbed.ArgoCDO
 	})
 }
 
-// platformCharts is the platform's Git repository: the platform chart (an agent Deployment and
-// its settings, values common -> environment -> cluster) and the policy templates' chart (their
-// per-cluster parameters), as Argo CD's repo-server renders them with Helm.
-var platformCharts = map[string]string{
-	"charts/platform/Chart.yaml":         "apiVersion: v2\nname: platform\nversion: 1.4.0\n",
-	"charts/platform/values/common.yaml": "replicas: 1\nlogLevel: info\ntier: standard\n",
-	"charts/platform/values/test.yaml":   "logLevel: debug\n",
-	"charts/platform/templates/agent.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: platform-agent, labels: {app: platform-agent}}
-spec:
-  replicas: {{ .Values.replicas }}
-  selector: {matchLabels: {app: platform-agent}}
-  template:
-    metadata: {labels: {app: platform-agent}}
-    spec:
-      automountServiceAccountToken: false
-      securityContext: {runAsNonRoot: true, runAsUser: 10001, seccompProfile: {type: RuntimeDefault}}
-      containers:
-        - name: agent
-          image: registry.example.com/platform-agent` + rules.Digest + `
-          args: ["--log-level={{ .Values.logLevel }}"]
-          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: platform-settings}
-data: {logLevel: {{ .Values.logLevel | quote }}, tier: {{ .Values.tier | quote }}, replicas: {{ .Values.replicas | quote }}}
-`,
-	"charts/policies/Chart.yaml":  "apiVersion: v2\nname: policies\nversion: 1.4.0\n",
-	"charts/policies/values.yaml": "cluster: \"\"\nmode: enforce\nenvironment: \"\"\n",
-	"charts/policies/templates/parameters.yaml": `apiVersion: v1
-kind: ConfigMap
-metadata: {name: kplane-policy-parameters}
-data: {cluster: {{ .Values.cluster | quote }}, mode: {{ .Values.mode | quote }}, environment: {{ .Values.environment | quote }}}
-`,
-}
-
 // TestFleet: three real clusters, the first also the management cluster running Argo CD's own
 // controllers (repo-server, application and ApplicationSet controllers of its release) and a
-// real Git server with the platform's charts. Bad input (a duplicate name, an unreachable
-// cluster, a kubeconfig without rights) is refused with nothing registered. `kplane-fleet run`
-// registers all three (least-privilege credentials verified by using them), checks their health
-// and enables them in waves, each wave waiting until Argo CD has synced its clusters with those
-// credentials (per-cluster values and policy parameters checked on the members); a stopped
-// cluster turns red within two intervals and stops the next rollout at its wave, which resumes
-// once it is back; removing a cluster from the environment leaves nothing of kplane on it and
-// removes its Applications; `down` deregisters all.
+// real Git server. `kplane-fleet render` renders each member's platform (the environment's file
+// with the member's values over it) and the render is pushed. Bad input (a duplicate name, an
+// unreachable cluster, a kubeconfig without rights, an Argo CD that would not respect RBAC or
+// impersonate) is refused with nothing registered. `kplane-fleet run` registers all three (the
+// credentials verified by using them) and enables them in waves, each waiting until Argo CD has
+// synced the member's platform and admission policies as their two deployers: each member then
+// denies a privileged pod (enforce) or only warns (daejeon: audit, its values). A stopped cluster
+// turns red and stops the next rollout at its wave, which resumes once it is back; a render that
+// fails to sync stops its wave with Argo CD's reason; removing a cluster from the environment
+// leaves nothing of kplane's registration on it and removes its Applications; `down`
+// deregisters all.
 func TestFleet(t *testing.T) {
 	integration(t)
+	t.Parallel() // its own clusters, Argo CD, Git server and state: it overlaps the others' waits
 	ctx := context.Background()
 	// Argo CD keeps watches open on the members: a member's API server that is stopped drains
 	// them (within 5 s) instead of waiting for them to end.
 	clusters := testbed.StartN(t, 3, testbed.Options{Nodes: 1, APIServerArgs: []string{"--shutdown-watch-termination-grace-period=5s"}})
 	mgmt := clusters[0]
 	git := testbed.StartGitServer(t, t.TempDir())
-	repoURL := git.Push(t, "platform", "v1.4.0", platformCharts)
-	startArgoCD(t, mgmt, "Argo CD's", testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}})
 	mcs, err := mgmt.Clientset()
 	require.NoError(t, err)
 	names := []string{"seoul", "busan", "daejeon"}
 	modes := []string{"enforce", "enforce", "audit"}
 	entry := func(i int, kubeconfig string) map[string]any {
-		return map[string]any{"name": names[i], "kubeconfig": kubeconfig, "labels": map[string]any{"region": names[i], "policy-mode": modes[i]},
-			"values": map[string]any{"replicas": i + 1}}
+		e := map[string]any{"name": names[i], "kubeconfig": kubeconfig, "labels": map[string]any{"region": names[i]}}
+		if modes[i] == "audit" {
+			e["values"] = map[string]any{"security": map[string]any{"admission": map[string]any{"mode": "audit"}}}
+		}
+		return e
 	}
 	all := func() []map[string]any {
 		var out []map[string]any
@@ -139,67 +140,22 @@ func TestFleet(t *testing.T) {
 		}
 		return out
 	}
-	envs, state := t.TempDir(), t.TempDir()
-	bin, fleet := fleetCLI(t, envs, state)
+	envs, state, checkout := t.TempDir(), t.TempDir(), t.TempDir()
+	bin, fleet := fleetCLI(t, checkout, envs, state)
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, "https://git.example.com/platform.git", "v1.4.0", all())
+	repoURL := renderAndPush(t, fleet, git, checkout, "v1.4.0")
+	out, err := fleet("render", "--check")
+	require.NoError(t, err, "a fresh render equals the committed one (deterministic): %s", out)
+	startArgoCD(t, mgmt, "Argo CD's", testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}})
 	registered := func() int {
 		list, err := mcs.CoreV1().Secrets("argocd").List(ctx, metav1.ListOptions{LabelSelector: wellknown.MemberLabel})
 		require.NoError(t, err)
 		return len(list.Items)
 	}
+	badInputRegistersNothing(t, clusters, fleet, entry, registered, func(cs []map[string]any) { fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, "v1.4.0", cs) })
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, "v1.4.0", all())
 
-	// Bad input: refused before anything is registered.
-	unreachable := filepath.Join(t.TempDir(), "unreachable.kubeconfig")
-	kc, err := os.ReadFile(clusters[2].Kubeconfig)
-	require.NoError(t, err)
-	cfg, err := clientcmd.Load(kc)
-	require.NoError(t, err)
-	for _, cl := range cfg.Clusters {
-		cl.Server = "https://127.0.0.1:1"
-	}
-	require.NoError(t, clientcmd.WriteToFile(*cfg, unreachable))
-	cs2, err := clusters[1].Clientset()
-	require.NoError(t, err)
-	_, err = cs2.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	for _, bad := range []struct {
-		clusters []map[string]any
-		want     string
-	}{
-		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(0, clusters[1].Kubeconfig)}, `kplane:fleet.clusters[1].name "seoul": used twice`},
-		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, unreachable)}, "cluster daejeon: unreachable at https://127.0.0.1:1"},
-		{[]map[string]any{entry(0, clusters[0].Kubeconfig), entry(1, serviceAccountKubeconfig(t, clusters[1], "default", "viewer"))},
-			"cluster busan: the kubeconfig's user may not create namespaces"},
-	} {
-		fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, bad.clusters)
-		out, err := fleet("up")
-		require.Error(t, err, out)
-		assert.Contains(t, out, bad.want)
-		assert.Zero(t, registered(), "nothing half-registered")
-	}
-
-	// An Argo CD that would fail every sync to the members' narrow credentials is refused too.
-	setRespectRBAC := func(v string) {
-		patch, _ := json.Marshal(map[string]any{"data": map[string]any{"resource.respectRBAC": v}})
-		_, err := mcs.CoreV1().ConfigMaps("argocd").Patch(ctx, "argocd-cm", types.MergePatchType, patch, metav1.PatchOptions{})
-		require.NoError(t, err)
-	}
-	setRespectRBAC("")
-	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, all())
-	out, err := fleet("up")
-	require.Error(t, err, out)
-	assert.Contains(t, out, `argocd/argocd-cm has resource.respectRBAC "": set it to "normal"`)
-	assert.Zero(t, registered(), "nothing half-registered")
-	setRespectRBAC("normal")
-
-	// Register -> health -> sync. busan runs an add-on the health check waits for.
-	_, err = cs2.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kplane-system"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	one := int32(1)
-	labels := map[string]string{"app": "agent"}
-	_, err = cs2.AppsV1().Deployments("kplane-system").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Spec: appsv1.DeploymentSpec{
-		Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.example.com/agent" + rules.Digest}}}}}}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	// Register -> health -> sync.
 	start := time.Now()
 	out, err = fleet("run", "--batch", "2")
 	require.NoError(t, err, out)
@@ -208,34 +164,14 @@ func TestFleet(t *testing.T) {
 	assert.Contains(t, out, "wave 2 [daejeon]: healthy, enabled, 2 applications synced and healthy")
 	assert.Contains(t, out, "enabled: 3 of 3 clusters")
 
-	// What Argo CD put on the members with their narrow credentials: one chart, values layered
-	// common -> environment -> cluster, the policy parameters per cluster.
+	// What Argo CD put on the members: the platform, and its policies in each member's mode.
 	for i, c := range clusters {
-		cs, err := c.Clientset()
-		require.NoError(t, err)
-		dep, err := cs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
-		require.NoError(t, err, names[i])
-		assert.EqualValues(t, i+1, *dep.Spec.Replicas, "%s: the cluster's layer sets replicas", names[i])
-		assert.Equal(t, []string{"--log-level=debug"}, dep.Spec.Template.Spec.Containers[0].Args, "%s: the environment's layer over common", names[i])
-		assert.EqualValues(t, i+1, dep.Status.AvailableReplicas, "%s: available (the health check counts it)", names[i])
-		settings, err := cs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "platform-settings", metav1.GetOptions{})
-		require.NoError(t, err)
-		assert.Equal(t, map[string]string{"logLevel": "debug", "tier": "standard", "replicas": fmt.Sprint(i + 1)}, settings.Data)
-		params, err := cs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "kplane-policy-parameters", metav1.GetOptions{})
-		require.NoError(t, err)
-		assert.Equal(t, map[string]string{"cluster": names[i], "mode": modes[i], "environment": "test"}, params.Data)
-		assert.True(t, strings.HasPrefix(dep.Annotations["argocd.argoproj.io/tracking-id"], fleetmember.ApplicationSetName("test")+"-"+names[i]+":"),
-			"%s: tracked by its Application: %v", names[i], dep.Annotations)
-	}
-
-	// What registration made, and that Argo CD's credentials are narrow.
-	for i := range clusters {
+		memberHoldsThePlatform(t, c, names[i], modes[i])
 		secret, err := mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-"+names[i], metav1.GetOptions{})
 		require.NoError(t, err)
 		assert.Equal(t, "cluster", secret.Labels["argocd.argoproj.io/secret-type"])
 		assert.Equal(t, "enabled", secret.Labels[wellknown.RolloutLabel])
 		assert.Equal(t, names[i], secret.Labels["region"])
-		assert.Contains(t, secret.Annotations[wellknown.ValuesAnnotation], "replicas:")
 		entryIsNarrow(t, secret, "")
 	}
 	mdyn, err := mgmt.Dynamic()
@@ -249,6 +185,7 @@ func TestFleet(t *testing.T) {
 
 	// A cluster stops: red within two intervals; the next rollout stops at its wave.
 	watch := exec.CommandContext(ctx, bin, "health", "--env", "test", "--environments", envs, "--state", state, "--json", "--watch", "1s")
+	watch.Dir = checkout
 	pipe, err := watch.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, watch.Start())
@@ -288,20 +225,28 @@ func TestFleet(t *testing.T) {
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "wave 4 [daejeon]: healthy, enabled, 2 applications synced and healthy")
 
-	// A wave whose sync fails stops the rollout there: seoul's values break its Deployment, the
-	// rollout enables seoul and stops, naming the Application and Argo CD's reason; fixed, it goes on.
-	broken := all()
-	broken[0]["values"] = map[string]any{"replicas": -1}
-	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, broken)
+	// A wave whose sync fails stops the rollout there: a revision whose render of seoul the API
+	// server refuses; the rollout enables seoul and stops, naming the Application and Argo CD's
+	// reason; with the next revision (a fresh render) it goes on.
+	path := filepath.Join(checkout, fleetmember.DefaultRenderedPath, "test", "seoul", "platform", "v1-namespace-default-payments.yaml")
+	good, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(good), "name: payments", "name: Payments_Broken", 1)), 0o600))
+	git.Push(t, "platform", "v1.4.1", renderedFiles(t, checkout))
+	out, err = fleet("render", "--check")
+	require.Error(t, err, out)
+	assert.Contains(t, out, "the committed render of seoul differs from the environment's: run `kplane-fleet render --env test` and commit rendered", "the pull-request check sees a hand edit")
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, "v1.4.1", all())
 	out, err = fleet("up")
 	require.NoError(t, err, out)
 	out, err = fleet("rollout", "--batch", "1", "--sync-timeout", "30s")
 	require.Error(t, err, out)
 	t.Logf("a sync that fails:\n%s", out)
-	assert.Contains(t, out, "wave 1 [seoul]: enabled, sync stopped: not synced and healthy after 30s: kplane-platform-test-seoul OutOfSync/")
-	assert.Contains(t, out, "spec.replicas", "Argo CD's reason")
+	assert.Contains(t, out, "wave 1 [seoul]: enabled, sync stopped: not synced and healthy after 30s: kplane-platform-test-seoul ")
+	assert.Contains(t, out, "Payments_Broken", "Argo CD's reason")
 	assert.NotContains(t, out, "[busan]", "the next wave does not start")
-	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, all())
+	renderAndPush(t, fleet, git, checkout, "v1.4.2")
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, "v1.4.2", all())
 	out, err = fleet("up")
 	require.NoError(t, err, out)
 	out, err = fleet("rollout", "--batch", "3", "--resume")
@@ -309,85 +254,51 @@ func TestFleet(t *testing.T) {
 	assert.Contains(t, out, "wave 2 [seoul busan daejeon]: healthy, enabled, 6 applications synced and healthy")
 	assert.NotContains(t, out, "[seoul]", "resumed after the clusters already enabled")
 
-	// Deregistering busan (removed from the environment) leaves nothing of kplane on it.
-	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, []map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, clusters[2].Kubeconfig)})
+	// Deregistering busan (removed from the environment) leaves nothing of kplane's registration
+	// on it; the platform it runs stays (deregistering stops managing a cluster, it does not
+	// uninstall its platform).
+	fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, "v1.4.2", []map[string]any{entry(0, clusters[0].Kubeconfig), entry(2, clusters[2].Kubeconfig)})
+	out, err = fleet("render", "--check")
+	require.Error(t, err, out)
+	assert.Contains(t, out, "the committed render of busan (no longer a member) differs", "a departed member's render is stale too")
 	out, err = fleet("up")
 	require.NoError(t, err, out)
 	noKplaneOn(t, clusters[1])
+	bcs, err := clusters[1].Clientset()
+	require.NoError(t, err)
+	_, err = bcs.CoreV1().Namespaces().Get(ctx, "payments", metav1.GetOptions{})
+	assert.NoError(t, err, "busan keeps its platform")
 	_, err = mcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-busan", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "its Argo CD entry is gone: %v", err)
 	apps := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
 	require.Eventually(t, func() bool {
-		_, err := mdyn.Resource(apps).Namespace("argocd").Get(ctx, fleetmember.ApplicationSetName("test")+"-busan", metav1.GetOptions{})
-		return apierrors.IsNotFound(err)
-	}, 60*time.Second, time.Second, "the ApplicationSet removed busan's Application")
+		for _, set := range []string{fleetmember.ApplicationSetName("test"), fleetmember.PolicyApplicationSetName("test")} {
+			if _, err := mdyn.Resource(apps).Namespace("argocd").Get(ctx, set+"-busan", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second, time.Second, "the ApplicationSets removed busan's Applications")
 	out, err = fleet("down", "--yes")
 	require.NoError(t, err, out)
 	assert.Zero(t, registered())
 	noKplaneOn(t, clusters[2])
+	for _, res := range []string{"applications", "applicationsets", "appprojects"} {
+		list, err := mdyn.Resource(schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: res}).Namespace("argocd").List(ctx, metav1.ListOptions{})
+		require.NoError(t, err)
+		assert.Empty(t, list.Items, "nothing of the fleet's %s left on the management cluster", res)
+	}
 }
 
-func fleetCLI(t *testing.T, envs, state string) (string, func(args ...string) (string, error)) {
+// fleetCLI builds kplane-fleet and returns it and a runner of its verbs on the environment "test"
+// of envs, in checkout (the platform repository's checkout: renders go to, and are read from,
+// its rendered/); a wave waits at most 3 minutes for its sync unless args say otherwise.
+func fleetCLI(t *testing.T, checkout, envs, state string) (string, func(args ...string) (string, error)) {
 	bin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-fleet")
 	return bin, func(args ...string) (string, error) {
 		cmd := exec.CommandContext(t.Context(), bin, append([]string{args[0], "--env", "test", "--environments", envs, "--state", state, "--sync-timeout", "3m"}, args[1:]...)...)
+		cmd.Dir = checkout
 		out, err := cmd.CombinedOutput()
 		return string(out), err
-	}
-}
-
-// entryIsNarrow: the Argo CD cluster entry's credentials, used directly (at server, when the
-// entry's own is the in-cluster address), may deploy into the platform namespace and do nothing
-// else.
-func entryIsNarrow(t *testing.T, secret *corev1.Secret, server string) {
-	t.Helper()
-	ctx := context.Background()
-	name := string(secret.Data["name"])
-	assert.Equal(t, "kplane-system", string(secret.Data["namespaces"]))
-	assert.Equal(t, "false", string(secret.Data["clusterResources"]))
-	var conf struct {
-		BearerToken     string `json:"bearerToken"`
-		TLSClientConfig struct {
-			CAData []byte `json:"caData"`
-		} `json:"tlsClientConfig"`
-	}
-	require.NoError(t, json.Unmarshal(secret.Data["config"], &conf))
-	argo, err := k8sclient.NewForConfig(&rest.Config{Host: cmp.Or(server, string(secret.Data["server"])), BearerToken: conf.BearerToken,
-		TLSClientConfig: rest.TLSClientConfig{CAData: conf.TLSClientConfig.CAData}})
-	require.NoError(t, err)
-	_, err = argo.AppsV1().Deployments("kplane-system").List(ctx, metav1.ListOptions{})
-	assert.NoError(t, err, "%s: Argo CD may deploy into the platform namespace", name)
-	_, err = argo.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
-	assert.True(t, apierrors.IsForbidden(err), "%s: and nothing else: %v", name, err)
-	_, err = argo.RbacV1().ClusterRoleBindings().List(ctx, metav1.ListOptions{})
-	assert.True(t, apierrors.IsForbidden(err), "%s: nothing cluster-wide: %v", name, err)
-}
-
-// noKplaneOn: no object of any kind the member component applies is left on the cluster.
-func noKplaneOn(t *testing.T, c *testbed.Cluster) {
-	t.Helper()
-	ctx := context.Background()
-	cs, err := c.Clientset()
-	require.NoError(t, err)
-	sel := metav1.ListOptions{LabelSelector: wellknown.MemberLabel}
-	require.Eventually(t, func() bool {
-		ns, err := cs.CoreV1().Namespaces().List(ctx, sel)
-		require.NoError(t, err)
-		return len(ns.Items) == 0
-	}, 60*time.Second, time.Second, "namespaces (kplane-fleet and the platform's) deleted")
-	crs, err := cs.RbacV1().ClusterRoles().List(ctx, sel)
-	require.NoError(t, err)
-	assert.Empty(t, crs.Items, "cluster roles")
-	for _, list := range []func() (int, error){
-		func() (int, error) {
-			l, err := cs.CoreV1().ServiceAccounts("").List(ctx, sel)
-			return len(l.Items), err
-		},
-		func() (int, error) { l, err := cs.CoreV1().Secrets("").List(ctx, sel); return len(l.Items), err },
-		func() (int, error) { l, err := cs.RbacV1().RoleBindings("").List(ctx, sel); return len(l.Items), err },
-	} {
-		n, err := list()
-		require.NoError(t, err)
-		assert.Zero(t, n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,26 +27,30 @@ import (
 // and application controller); the management cluster runs none and gets nothing of jeju. A
 // member without Argo CD is refused before anything is made. Registration puts jeju's entry,
 // AppProject and Applications beside its Argo CD without automated sync, so nothing is deployed
-// until the wave runner enables it; the wave waits for jeju's own Argo CD to sync it with the
-// entry's narrow token; a changed value reaches it by `up`, which leaves the runner's enabling
-// alone; `down` leaves nothing of kplane on jeju.
+// until the wave runner enables it; the wave waits for jeju's own Argo CD to sync its render
+// (audit, its values) as the two deployers; a changed value reaches it as a new render by `up`,
+// which leaves the runner's enabling alone; `down` leaves nothing of kplane on jeju.
 func TestFleetPull(t *testing.T) {
 	integration(t)
+	t.Parallel() // its own clusters, Argo CD, Git server and state: it overlaps the others' waits
 	ctx := context.Background()
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1, APIServerArgs: []string{"--shutdown-watch-termination-grace-period=5s"}})
 	mgmt, jeju := clusters[0], clusters[1]
 	git := testbed.StartGitServer(t, t.TempDir())
-	repoURL := git.Push(t, "platform", "v1.4.0", platformCharts)
-	envs, state := t.TempDir(), t.TempDir()
-	_, fleet := fleetCLI(t, envs, state)
+	envs, state, checkout := t.TempDir(), t.TempDir(), t.TempDir()
+	_, fleet := fleetCLI(t, checkout, envs, state)
 	// Its own Argo CD reaches jeju at the kubeconfig's address here (a local process, not a pod
 	// where https://kubernetes.default.svc, the default, would be right).
 	jcfg, err := clientcmd.BuildConfigFromFlags("", jeju.Kubeconfig)
 	require.NoError(t, err)
-	env := func(replicas int) {
-		fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, []map[string]any{{"name": "jeju", "kubeconfig": jeju.Kubeconfig, "mode": "pull",
-			"server": jcfg.Host, "labels": map[string]any{"region": "jeju", "policy-mode": "audit"}, "values": map[string]any{"replicas": replicas}}})
+	repoURL := "https://git.example.com/platform.git"
+	env := func(mode, revision string) {
+		fleetEnv(t, envs, "test", mgmt.Kubeconfig, repoURL, revision, []map[string]any{{"name": "jeju", "kubeconfig": jeju.Kubeconfig, "mode": "pull",
+			"server": jcfg.Host, "labels": map[string]any{"region": "jeju"}, "values": map[string]any{"security": map[string]any{"admission": map[string]any{"mode": mode}}}}})
 	}
+	env("audit", "v1.4.0")
+	repoURL = renderAndPush(t, fleet, git, checkout, "v1.4.0")
+	env("audit", "v1.4.0")
 	jcs, err := jeju.Clientset()
 	require.NoError(t, err)
 	jdyn, err := jeju.Dynamic()
@@ -54,7 +59,6 @@ func TestFleetPull(t *testing.T) {
 	platformApp := fleetmember.ApplicationSetName("test") + "-jeju"
 
 	// Without Argo CD on the member: refused, nothing made.
-	env(2)
 	out, err := fleet("up")
 	require.Error(t, err, out)
 	assert.Contains(t, out, "cluster jeju (mode pull: its own Argo CD syncs it): no Argo CD in namespace argocd (argocd-cm not found)")
@@ -71,7 +75,7 @@ func TestFleetPull(t *testing.T) {
 		s, _, _ := unstructured.NestedString(app.Object, "status", "sync", "status")
 		return s == "OutOfSync"
 	}, 60*time.Second, time.Second, "jeju's Argo CD compared its Application")
-	_, err = jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
+	_, err = jcs.CoreV1().Namespaces().Get(ctx, "payments", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "nothing deployed before the wave: %v", err)
 	// The state holds no credential in clear: neither cluster's administrator key nor the token
 	// kplane made for Argo CD on jeju.
@@ -97,30 +101,26 @@ func TestFleetPull(t *testing.T) {
 	require.NoError(t, err, out)
 	t.Logf("rollout to a pull member in %.1f s:\n%s", time.Since(start).Seconds(), out)
 	assert.Contains(t, out, "wave 1 [jeju]: healthy, enabled, 2 applications synced and healthy")
-	dep, err := jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
-	require.NoError(t, err)
-	assert.EqualValues(t, 2, *dep.Spec.Replicas, "the cluster's layer")
-	assert.Equal(t, []string{"--log-level=debug"}, dep.Spec.Template.Spec.Containers[0].Args, "the environment's layer over common")
-	assert.True(t, strings.HasPrefix(dep.Annotations["argocd.argoproj.io/tracking-id"], platformApp+":"), "tracked by its Application: %v", dep.Annotations)
-	params, err := jcs.CoreV1().ConfigMaps("kplane-system").Get(ctx, "kplane-policy-parameters", metav1.GetOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, map[string]string{"cluster": "jeju", "mode": "audit", "environment": "test"}, params.Data)
+	memberHoldsThePlatform(t, jeju, "jeju", "audit")
 	entry, err := jcs.CoreV1().Secrets("argocd").Get(ctx, "kplane-cluster-jeju", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, jcfg.Host, string(entry.Data["server"]), "the Applications' destination: this entry, with its token")
 	entryIsNarrow(t, entry, "")
 
-	// A new value reaches jeju by `up`; `up` leaves the wave runner's automated sync in place.
-	env(3)
+	// A new value (enforce) reaches jeju as a new render and revision by `up`; `up` leaves the
+	// wave runner's automated sync in place.
+	env("enforce", "v1.4.1")
+	renderAndPush(t, fleet, git, checkout, "v1.4.1")
 	out, err = fleet("up")
 	require.NoError(t, err, out)
 	automated, _, _ := unstructured.NestedMap(get(t, jdyn, apps, "argocd", platformApp).Object, "spec", "syncPolicy", "automated")
 	assert.Equal(t, map[string]any{"prune": true, "selfHeal": true}, automated)
 	require.Eventually(t, func() bool {
-		dep, err := jcs.AppsV1().Deployments("kplane-system").Get(ctx, "platform-agent", metav1.GetOptions{})
+		b, err := jcs.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(ctx, "kplane-no-privileged", metav1.GetOptions{})
 		require.NoError(t, err)
-		return *dep.Spec.Replicas == 3
-	}, 90*time.Second, time.Second, "jeju's Argo CD synced the new value")
+		return slices.Contains(b.Spec.ValidationActions, "Deny")
+	}, 90*time.Second, time.Second, "jeju's Argo CD synced the new render")
+	memberHoldsThePlatform(t, jeju, "jeju", "enforce")
 
 	// Deregistering an environment other than dev needs --yes (no terminal to ask here).
 	out, err = fleet("down")
@@ -129,7 +129,7 @@ func TestFleetPull(t *testing.T) {
 	_, err = jcs.CoreV1().Namespaces().Get(ctx, fleetmember.MemberNamespace, metav1.GetOptions{})
 	require.NoError(t, err, "nothing deregistered")
 
-	// Deregistered: nothing of kplane on jeju, its Applications and AppProject included.
+	// Deregistered: nothing of kplane on jeju, its Applications and AppProjects included.
 	out, err = fleet("down", "--yes")
 	require.NoError(t, err, out)
 	noKplaneOn(t, jeju)
@@ -149,13 +149,14 @@ func TestFleetPull(t *testing.T) {
 // `down` removes the agent from the member and the import from the management cluster.
 func TestFleetRancher(t *testing.T) {
 	integration(t)
+	t.Parallel() // its own clusters, Argo CD, Git server and state: it overlaps the others' waits
 	ctx := context.Background()
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
 	mgmt, ulsan := clusters[0], clusters[1]
 	require.NoError(t, testbed.InstallArgoCD(ctx, mgmt))
 	rancher := testbed.StartRancherStandIn(t, mgmt)
 	envs, state := t.TempDir(), t.TempDir()
-	_, fleet := fleetCLI(t, envs, state)
+	_, fleet := fleetCLI(t, t.TempDir(), envs, state)
 	writeFleetEnv(t, envs, "test", map[string]any{"environment": "test", "management": mgmt.Kubeconfig,
 		"rancher":  map[string]any{"workspace": "fleet-default"},
 		"clusters": []any{map[string]any{"name": "ulsan", "kubeconfig": ulsan.Kubeconfig, "labels": map[string]any{"region": "ulsan"}}}})
@@ -228,6 +229,3 @@ func TestFleetRancher(t *testing.T) {
 	assert.True(t, apierrors.IsNotFound(err), "the import is gone: %v", err)
 	noKplaneOn(t, ulsan)
 }
-
-// fleetCLI builds kplane-fleet and returns it and a runner of its verbs on the environment "test"
-// of envs (a wave waits at most 3 minutes for its sync unless args say otherwise).

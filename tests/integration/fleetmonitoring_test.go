@@ -45,9 +45,9 @@ func TestFleetMonitoring(t *testing.T) {
 	})
 	envs, state := t.TempDir(), t.TempDir()
 	writeFleetEnv(t, envs, "test", map[string]any{"environment": "prod", "management": seoul.Kubeconfig,
-		"platform": map[string]any{"repoURL": "https://git.example.com/platform.git", "revision": "v1.4.0", "chartPath": "charts/platform", "policyChartPath": "charts/policies"},
+		"platform": map[string]any{"repoURL": "https://git.example.com/platform.git", "revision": "v1.4.0"},
 		"clusters": []map[string]any{{"name": "seoul", "kubeconfig": seoul.Kubeconfig}, {"name": "busan", "kubeconfig": busan.Kubeconfig, "prometheus": member.URL}}})
-	bin, fleet := fleetCLI(t, envs, state)
+	bin, fleet := fleetCLI(t, t.TempDir(), envs, state)
 	port, err := testbed.FreePorts(1)
 	require.NoError(t, err)
 	addr := "127.0.0.1:" + strconv.Itoa(port)

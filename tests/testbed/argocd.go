@@ -35,8 +35,9 @@ type ArgoCDOptions struct {
 
 // InstallArgoCD puts into c what Argo CD's installation leaves there for its controllers: its
 // CRDs (the release's own, from the tool cache; established), the namespace, argocd-cm (with
-// what kplane's fleet needs: resource.respectRBAC normal, as members give Argo CD namespaced
-// credentials only; and a 10 s reconciliation for tests) and argocd-secret.
+// what kplane's fleet needs: resource.respectRBAC normal, as members let Argo CD read their
+// render's kinds only, and impersonation, as it syncs as the AppProjects' deployers; and a 10 s
+// reconciliation for tests) and argocd-secret.
 func InstallArgoCD(ctx context.Context, c *Cluster) error {
 	bin, err := Binary("argocd")
 	if err != nil {
@@ -63,7 +64,7 @@ func InstallArgoCD(ctx context.Context, c *Cluster) error {
 	}
 	objects := "apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n---\n" +
 		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
-		"data: {resource.respectRBAC: normal, timeout.reconciliation: 10s}\n" +
+		"data: {resource.respectRBAC: normal, application.sync.impersonation.enabled: \"true\", timeout.reconciliation: 10s}\n" +
 		"---\napiVersion: v1\nkind: Secret\nmetadata: {name: argocd-secret, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
 		"stringData: {server.secretkey: " + base64.StdEncoding.EncodeToString(key) + "}\n"
 	return c.kubectl(ctx, strings.NewReader(objects), "apply", "--server-side", "-f", "-")

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -19,7 +20,12 @@ type Velero struct {
 	Namespace string
 	Log       string
 	*proc
+	once sync.Once // releases oneVelero
 }
+
+// oneVelero: one test's Velero server at a time in this process (its controller manager binds
+// port 8080, which no flag moves); parallel tests that run one take turns.
+var oneVelero sync.Mutex
 
 // InstallVelero puts into c what Velero's installation leaves there: its CRDs (from the same
 // binary, established), its namespace and its Deployment object (restores consult it).
@@ -65,14 +71,23 @@ func InstallVelero(ctx context.Context, c *Cluster) error {
 
 // StartVelero installs Velero into c (InstallVelero) and starts its server there (dir holds the
 // plugin folder and the log). Storage locations are the caller's. One server at a time: Velero
-// binds the controller manager's metrics port (8080) without a flag to move it.
+// binds the controller manager's metrics port (8080) without a flag to move it, so a second
+// StartVelero waits for the first server's Stop.
 func StartVelero(ctx context.Context, c *Cluster, dir string) (*Velero, error) {
 	return LaunchVelero(ctx, c, dir, false)
 }
 
 // LaunchVelero is StartVelero; a detached server outlives the process that started it (`make
 // up`'s local Velero), and waits for its locations no faster than Velero's defaults.
-func LaunchVelero(ctx context.Context, c *Cluster, dir string, detached bool) (*Velero, error) {
+func LaunchVelero(ctx context.Context, c *Cluster, dir string, detached bool) (v *Velero, err error) {
+	if !detached {
+		oneVelero.Lock()
+		defer func() {
+			if err != nil {
+				oneVelero.Unlock()
+			}
+		}()
+	}
 	if err := InstallVelero(ctx, c); err != nil {
 		return nil, err
 	}
@@ -91,7 +106,10 @@ func LaunchVelero(ctx context.Context, c *Cluster, dir string, detached bool) (*
 	if err := os.Symlink(plugin, filepath.Join(plugins, "velero-plugin-for-aws")); err != nil && !os.IsExist(err) {
 		return nil, err
 	}
-	v := &Velero{Namespace: "velero", Log: filepath.Join(dir, "velero.log")}
+	v = &Velero{Namespace: "velero", Log: filepath.Join(dir, "velero.log")}
+	if detached {
+		v.once.Do(func() {}) // holds no turn
+	}
 	args := []string{"server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
 		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0"}
 	if !detached {
@@ -103,14 +121,18 @@ func LaunchVelero(ctx context.Context, c *Cluster, dir string, detached bool) (*
 	if v.proc, err = startProc("velero server", v.Log, cmd, detached); err != nil {
 		return nil, err
 	}
-	if err := v.waitReady(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) { return logHas(v.Log, "Server starting..."), nil }); err != nil {
+	if err = v.waitReady(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) { return logHas(v.Log, "Server starting..."), nil }); err != nil {
 		return nil, err
 	}
 	return v, nil
 }
 
-// Stop kills the server; PID is its process (a detached server's, for a later stop).
-func (v *Velero) Stop()    { v.stop() }
+// Stop kills the server (and gives the next test its turn); PID is its process (a detached
+// server's, for a later stop).
+func (v *Velero) Stop() {
+	v.stop()
+	v.once.Do(oneVelero.Unlock)
+}
 func (v *Velero) PID() int { return v.pid() }
 
 // LastLines is the end of a service's log, for failure messages.

@@ -235,9 +235,9 @@ func Preflight(ctx context.Context, c Cluster, timeout time.Duration) error {
 }
 
 // PreflightManagement is what the members' Argo CD entries need of the management cluster: Argo
-// CD installed in namespace (its argocd-cm there) and told to skip the kinds a member's narrow
-// credentials may not list (resource.respectRBAC normal or strict); without that, Argo CD fails
-// every sync to a member with "forbidden".
+// CD installed in namespace (its argocd-cm there), told to skip the kinds a member's credentials
+// may not list (resource.respectRBAC normal or strict; without it, Argo CD fails every sync to a
+// member with "forbidden") and to sync as the AppProjects' deployers (impersonation).
 func PreflightManagement(ctx context.Context, kubeconfig, namespace string, timeout time.Duration) error {
 	cs, _, err := Cluster{Name: "management", Kubeconfig: kubeconfig}.Client(timeout)
 	if err != nil {
@@ -258,7 +258,10 @@ func argoCDReady(ctx context.Context, cs kubernetes.Interface, who, namespace st
 		return fmt.Errorf("%s: reading %s/argocd-cm: %s", who, namespace, firstLine(err.Error()))
 	}
 	if v := cm.Data["resource.respectRBAC"]; v != "normal" && v != "strict" {
-		return fmt.Errorf(`%s: Argo CD's %s/argocd-cm has resource.respectRBAC %q: set it to "normal" (Helm chart: configs.cm."resource.respectRBAC"); members give Argo CD namespaced credentials only, and without it every sync to them fails as forbidden`, who, namespace, v)
+		return fmt.Errorf(`%s: Argo CD's %s/argocd-cm has resource.respectRBAC %q: set it to "normal" (Helm chart: configs.cm."resource.respectRBAC"); members let Argo CD read the kinds of their render only, and without it every sync to them fails as forbidden`, who, namespace, v)
+	}
+	if v := cm.Data["application.sync.impersonation.enabled"]; v != "true" {
+		return fmt.Errorf(`%s: Argo CD's %s/argocd-cm has application.sync.impersonation.enabled %q: set it to "true" (Helm chart: configs.cm."application.sync.impersonation.enabled"); the platform and its admission policies sync as their own deployers on each member, which Argo CD does only with impersonation`, who, namespace, v)
 	}
 	return nil
 }

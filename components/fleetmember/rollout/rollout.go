@@ -279,6 +279,9 @@ func (g *SyncGate) Look(ctx context.Context, namespace string, sets []string, cl
 					a.Message, _, _ = unstructured.NestedString(obj.Object, "status", "operationState", "message")
 				}
 			}
+			if a.Message == "" && a.Health != "" && a.Health != "Healthy" { // which objects, and why
+				a.Message = unhealthyResources(obj.Object)
+			}
 			a.Message = firstLine(a.Message)
 			out = append(out, a)
 		}
@@ -314,4 +317,34 @@ func (r *Rollout) enable(ctx context.Context, c Cluster) error {
 		}
 	}
 	return nil
+}
+
+// unhealthyResources is why an Application is not Healthy: Argo CD's health message ("Caused
+// by ..."), and the resources that are not Healthy (at most five) with theirs.
+func unhealthyResources(app map[string]any) string {
+	resources, _, _ := unstructured.NestedSlice(app, "status", "resources")
+	var bad []string
+	if msg, _, _ := unstructured.NestedString(app, "status", "health", "message"); msg != "" {
+		bad = append(bad, msg)
+	}
+	for _, r := range resources {
+		m, _ := r.(map[string]any)
+		health, _, _ := unstructured.NestedString(m, "health", "status")
+		if health == "" || health == "Healthy" {
+			continue
+		}
+		what := fmt.Sprintf("%s %s", m["kind"], m["name"])
+		if ns, _ := m["namespace"].(string); ns != "" {
+			what = fmt.Sprintf("%s %s/%s", m["kind"], ns, m["name"])
+		}
+		if msg, _, _ := unstructured.NestedString(m, "health", "message"); msg != "" {
+			what += " (" + health + ": " + strings.ReplaceAll(msg, "\n", " ") + ")"
+		} else {
+			what += " (" + health + ")"
+		}
+		if bad = append(bad, what); len(bad) == 6 {
+			break
+		}
+	}
+	return strings.Join(bad, ", ")
 }

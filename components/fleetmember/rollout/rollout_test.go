@@ -49,19 +49,24 @@ func TestSyncGateLook(t *testing.T) {
 			"message": "Failed to load target state: helm template: values/prod.yaml not found\nmore"}}}),
 		app("kplane-policies-prod-busan", "Synced", "Degraded", map[string]any{"operationState": map[string]any{"phase": "Failed",
 			"message": "one or more objects failed to apply"}}),
+		app("kplane-platform-prod-ulsan", "Synced", "Degraded", map[string]any{"resources": []any{
+			map[string]any{"kind": "Deployment", "namespace": "istio-system", "name": "istiod", "health": map[string]any{"status": "Healthy"}},
+			map[string]any{"kind": "HorizontalPodAutoscaler", "namespace": "istio-system", "name": "istiod", "health": map[string]any{"status": "Degraded", "message": "the HPA was unable to compute the replica count"}},
+			map[string]any{"kind": "Service", "namespace": "istio-ingress", "name": "ingress", "health": map[string]any{"status": "Progressing"}}}}),
 	)
 	g := &SyncGate{Applications: dyn, Timeout: 50 * time.Millisecond, Interval: 10 * time.Millisecond}
 	sets := []string{"kplane-platform-prod", "kplane-policies-prod"}
 	apps, err := g.wait(context.Background(), "argocd", sets, []Cluster{{Name: "seoul"}})
 	require.NoError(t, err)
 	assert.Len(t, apps, 2)
-	_, err = g.wait(context.Background(), "argocd", sets, []Cluster{{Name: "seoul"}, {Name: "busan"}, {Name: "daejeon"}, {Name: "jeju", Pull: true, Kubeconfig: "/nonexistent"}})
+	_, err = g.wait(context.Background(), "argocd", sets, []Cluster{{Name: "seoul"}, {Name: "busan"}, {Name: "daejeon"}, {Name: "jeju", Pull: true, Kubeconfig: "/nonexistent"}, {Name: "ulsan"}})
 	require.Error(t, err)
 	for _, want := range []string{
 		"kplane-platform-prod-busan OutOfSync/Missing: Failed to load target state: helm template: values/prod.yaml not found;",
 		"kplane-policies-prod-busan Synced/Degraded: one or more objects failed to apply",
 		"kplane-platform-prod-daejeon not generated/-", "kplane-policies-prod-daejeon not generated/-",
-		"kplane-platform-prod-jeju not generated/-: cluster jeju: kubeconfig /nonexistent"} { // a pull member's are read on the member
+		"kplane-platform-prod-jeju not generated/-: cluster jeju: kubeconfig /nonexistent",
+		"kplane-platform-prod-ulsan Synced/Degraded: HorizontalPodAutoscaler istio-system/istiod (Degraded: the HPA was unable to compute the replica count), Service istio-ingress/ingress (Progressing)"} { // a pull member's are read on the member
 		assert.Contains(t, err.Error(), want)
 	}
 	assert.NotContains(t, err.Error(), "seoul", "only what is not done")
