@@ -278,6 +278,10 @@ fetch_charts() {
   # External Secrets' one dependency (bitwarden-sdk-server, off unless bitwarden-sdk-server.enabled)
   # is published only as an OCI chart: the mirror drops the optional dependency, which kplane never enables.
   sed -i '/^dependencies:/,$d' "$tmp/external-secrets/Chart.yaml"
+  # Its CRDs are generated into templates/crds when the chart is packaged (hack/helm.generate.sh):
+  # the source tree has only their bundle, which goes to the chart's crds/ folder, installed first.
+  mkdir -p "$tmp/external-secrets/crds"
+  cp "$(dirname "$eso")/crds/bundle.yaml" "$tmp/external-secrets/crds/bundle.yaml"
   chmod -R u+w "$tmp"; touch "$tmp/.complete"
   rm -rf "$dest"; mv "$tmp" "$dest"
   log "charts ready in $dest: $(ls "$dest" | tr '\n' ' ')"

@@ -13,4 +13,5 @@ bindirs() {
 }
 
 # charts_dir: the folder of unpacked official charts the composed platform installs (kplane:charts).
-charts_dir() { echo "$CACHE/charts-$(echo "$ISTIO_VERSION $VELERO_CHARTS_VERSION $PROMETHEUS_CHARTS_VERSION $GRAFANA_CHARTS_VERSION $GATEKEEPER_VERSION $EXTERNAL_SECRETS_VERSION" | sha256sum | cut -c1-12)"; }
+# (mirror 2: External Secrets' CRDs added as its packaging adds them)
+charts_dir() { echo "$CACHE/charts-$(echo "$ISTIO_VERSION $VELERO_CHARTS_VERSION $PROMETHEUS_CHARTS_VERSION $GRAFANA_CHARTS_VERSION $GATEKEEPER_VERSION $EXTERNAL_SECRETS_VERSION mirror-2" | sha256sum | cut -c1-12)"; }

@@ -318,31 +318,37 @@ func render(ctx context.Context, c *fleet.Config, envs, env, root, only, charts 
 		defer os.RemoveAll(tmp)
 		out = tmp
 	}
-	found := false
-	var stale []string
+	var members []fleetmember.ClusterArgs
 	for _, cl := range c.Clusters {
-		if only != "" && cl.Name != only {
-			continue
+		if only == "" || cl.Name == only {
+			members = append(members, cl)
 		}
-		found = true
-		start := time.Now()
-		r, err := fleet.Render(ctx, fleet.RenderOptions{Environments: envs, Out: out, Charts: charts}, env, cl)
+	}
+	var stale []string
+	err := fleet.Render(ctx, fleet.RenderOptions{Environments: envs, Out: out, Charts: charts}, env, members, func(r *fleetmember.Rendered, from string, took time.Duration) {
+		how := "rendered"
+		if from != "" {
+			how = "the same as " + from + "'s"
+		}
+		fmt.Printf("cluster %s: %d objects (%d platform kinds, %d policy kinds, %d namespaces) %s in %.1f s\n",
+			r.Cluster, r.Objects, len(r.Platform), len(r.Policies), len(r.Namespaces), how, took.Seconds())
+	})
+	if err != nil {
+		return err
+	}
+	for _, cl := range members {
+		if !check {
+			break
+		}
+		same, err := sameTree(fleetmember.RenderedDir(out, env, cl.Name), fleetmember.RenderedDir(root, env, cl.Name))
 		if err != nil {
 			return err
 		}
-		fmt.Printf("cluster %s: %d objects (%d platform kinds, %d policy kinds, %d namespaces) in %.1f s\n",
-			cl.Name, r.Objects, len(r.Platform), len(r.Policies), len(r.Namespaces), time.Since(start).Seconds())
-		if check {
-			same, err := sameTree(fleetmember.RenderedDir(out, env, cl.Name), fleetmember.RenderedDir(root, env, cl.Name))
-			if err != nil {
-				return err
-			}
-			if !same {
-				stale = append(stale, cl.Name)
-			}
+		if !same {
+			stale = append(stale, cl.Name)
 		}
 	}
-	if !found {
+	if len(members) == 0 {
 		return fmt.Errorf("--cluster %s: not a member of %s", only, env)
 	}
 	if only == "" { // a member no longer in the environment: its render goes too

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/optup"
@@ -94,57 +96,122 @@ func inputsHash(cfg auto.ConfigMap) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Render renders the composed platform of one member into o.Out/<env>/<cluster> (replacing what
+// Render renders the composed platform of each member into o.Out/<env>/<member> (replacing what
 // was there): the platform stack's program in the Kubernetes provider's render mode, on a stack
 // of its own that lives only for the render, Helm charts rendered for the member's version and
-// APIs (its kubeconfig's discovery). A rendered Secret with data stops it: renders go to Git.
-func Render(ctx context.Context, o RenderOptions, env string, cl fleetmember.ClusterArgs) (*fleetmember.Rendered, error) {
-	cfg, err := MemberConfig(o.Environments, env, cl)
-	if err != nil {
-		return nil, err
+// APIs (its kubeconfig's discovery). Members whose layered config and served APIs are the same
+// get the same render: the first renders it, the others a copy with their own manifest (a fleet
+// of like members renders once). A rendered Secret with data stops it: renders go to Git. done
+// is told of each member's render, the member it was copied from ("" when rendered), and the time.
+func Render(ctx context.Context, o RenderOptions, env string, members []fleetmember.ClusterArgs,
+	done func(r *fleetmember.Rendered, copiedFrom string, took time.Duration)) error {
+	root := cmpOr(o.Out, fleetmember.DefaultRenderedPath)
+	first := map[string]string{} // inputs and APIs -> the member rendered for them
+	for _, cl := range members {
+		start := time.Now()
+		cfg, err := MemberConfig(o.Environments, env, cl)
+		if err != nil {
+			return err
+		}
+		kinds, apis, err := memberKinds(cl.Kubeconfig)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		r := &fleetmember.Rendered{Environment: env, Cluster: cl.Name, Inputs: inputsHash(cfg)}
+		key := r.Inputs + "/" + apis
+		from, shared := first[key]
+		if shared {
+			err = copyRender(fleetmember.RenderedDir(root, env, from), r, fleetmember.RenderedDir(root, env, cl.Name))
+		} else {
+			first[key] = cl.Name
+			err = renderOne(ctx, o, cl, cfg, kinds, r, fleetmember.RenderedDir(root, env, cl.Name))
+		}
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", cl.Name, err)
+		}
+		if done != nil {
+			done(r, from, time.Since(start))
+		}
 	}
-	inputs := inputsHash(cfg)
+	return nil
+}
+
+// renderOne renders cl's platform from cfg into dest, recording it in r.
+func renderOne(ctx context.Context, o RenderOptions, cl fleetmember.ClusterArgs, cfg auto.ConfigMap, kinds map[schema.GroupVersionKind]kindInfo, r *fleetmember.Rendered, dest string) error {
+	cfg = maps.Clone(cfg)
 	cfg["kplane:kubeconfig"] = auto.ConfigValue{Value: cl.Kubeconfig}
 	if o.Charts != "" {
 		cfg["kplane:charts"] = auto.ConfigValue{Value: o.Charts}
 	}
 	work, err := os.MkdirTemp("", "kplane-render-")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(work)
 	raw := filepath.Join(work, "out")
 	s, err := automation.Open(ctx, automation.Options{Project: platform.Project, Stack: "render-" + cl.Name, Program: platform.RenderProgram(raw),
 		Config: cfg, StateDir: filepath.Join(work, "state"), Output: o.Output, Env: map[string]string{"KUBECONFIG": cl.Kubeconfig}})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := s.Up(ctx, optup.SuppressProgress()); err != nil {
-		return nil, fmt.Errorf("cluster %s: render: %w", cl.Name, err)
+		return fmt.Errorf("render: %w", err)
 	}
-	kinds, err := memberKinds(cl.Kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
-	}
-	dest := fleetmember.RenderedDir(cmpOr(o.Out, fleetmember.DefaultRenderedPath), env, cl.Name)
 	staging := dest + ".rendering"
 	_ = os.RemoveAll(staging)
-	r := &fleetmember.Rendered{Environment: env, Cluster: cl.Name, Inputs: inputs}
 	if err := split(raw, staging, kinds, r); err != nil {
 		_ = os.RemoveAll(staging)
-		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
+		return err
 	}
+	return publish(staging, r, dest)
+}
+
+// copyRender copies the render in from (another member's, of the same inputs and APIs) to dest,
+// with r (the member's own manifest: its name, the same kinds).
+func copyRender(from string, r *fleetmember.Rendered, dest string) error {
+	src, err := fleetmember.LoadRendered(filepath.Dir(filepath.Dir(from)), filepath.Base(filepath.Dir(from)), filepath.Base(from))
+	if err != nil {
+		return err
+	}
+	r.Objects, r.Namespaces, r.Platform, r.Policies = src.Objects, src.Namespaces, src.Platform, src.Policies
+	staging := dest + ".rendering"
+	_ = os.RemoveAll(staging)
+	err = filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(from, path)
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			return os.MkdirAll(filepath.Join(staging, rel), 0o755)
+		case rel == fleetmember.RenderedManifest:
+			return nil
+		}
+		body, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(staging, rel), body, 0o644)
+	})
+	if err != nil {
+		_ = os.RemoveAll(staging)
+		return err
+	}
+	return publish(staging, r, dest)
+}
+
+// publish writes r's manifest into staging and puts staging in dest's place.
+func publish(staging string, r *fleetmember.Rendered, dest string) error {
 	manifest, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(staging, fleetmember.RenderedManifest), append(manifest, '\n'), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.RemoveAll(dest); err != nil {
-		return nil, err
+		return err
 	}
-	return r, os.Rename(staging, dest)
+	return os.Rename(staging, dest)
 }
 
 func cmpOr(a, b string) string {
@@ -160,30 +227,40 @@ type kindInfo struct {
 	namespaced bool
 }
 
-// memberKinds maps group/version/kind to its resource as the member serves it.
-func memberKinds(kubeconfig string) (map[schema.GroupVersionKind]kindInfo, error) {
+// memberKinds maps group/version/kind to its resource as the member serves it, and fingerprints
+// what a render depends on of the member: its version and the APIs it serves (Helm's
+// capabilities).
+func memberKinds(kubeconfig string) (map[schema.GroupVersionKind]kindInfo, string, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	version, err := dc.ServerVersion()
+	if err != nil {
+		return nil, "", fmt.Errorf("discovery: %w", err)
 	}
 	lists, err := dc.ServerPreferredResources()
 	if err != nil && !discovery.IsGroupDiscoveryFailedError(err) {
-		return nil, fmt.Errorf("discovery: %w", err)
+		return nil, "", fmt.Errorf("discovery: %w", err)
 	}
 	out := map[schema.GroupVersionKind]kindInfo{}
+	apis := []string{version.GitVersion}
 	for _, l := range lists {
 		gv, _ := schema.ParseGroupVersion(l.GroupVersion)
 		for _, r := range l.APIResources {
 			if !strings.Contains(r.Name, "/") {
 				out[gv.WithKind(r.Kind)] = kindInfo{r.Name, r.Namespaced}
+				apis = append(apis, fmt.Sprintf("%s=%s/%t", gv.WithKind(r.Kind), r.Name, r.Namespaced))
 			}
 		}
 	}
-	return out, nil
+	slices.Sort(apis)
+	sum := sha256.Sum256([]byte(strings.Join(apis, "\n")))
+	return out, hex.EncodeToString(sum[:]), nil
 }
 
 // ignoreHealth is Argo CD's annotation that leaves an object out of its Application's health.
@@ -220,9 +297,20 @@ type file struct {
 	body []byte
 }
 
-// crdKinds adds to served the kinds the render's CRDs define that the member does not serve yet.
+// crdKinds adds to served the kinds the render's CRDs define that the member does not serve yet,
+// and the constraint kinds of its Gatekeeper ConstraintTemplates (Gatekeeper makes their CRDs:
+// cluster-scoped, the plural the kind in lower case).
 func crdKinds(files []file, served map[schema.GroupVersionKind]kindInfo) {
 	for _, f := range files {
+		if f.obj.Kind == "ConstraintTemplate" {
+			kind, _ := anymap.Get(f.obj.Spec, "crd", "spec", "names", "kind").(string)
+			for _, version := range []string{"v1beta1", "v1", "v1alpha1"} {
+				gvk := schema.GroupVersionKind{Group: "constraints.gatekeeper.sh", Version: version, Kind: kind}
+				if _, ok := served[gvk]; !ok && kind != "" {
+					served[gvk] = kindInfo{strings.ToLower(kind), false}
+				}
+			}
+		}
 		if f.obj.Kind != "CustomResourceDefinition" {
 			continue
 		}

@@ -146,6 +146,9 @@ func TestFleet(t *testing.T) {
 	repoURL := renderAndPush(t, fleet, git, checkout, "v1.4.0")
 	out, err := fleet("render", "--check")
 	require.NoError(t, err, "a fresh render equals the committed one (deterministic): %s", out)
+	assert.Regexp(t, `cluster seoul: \d+ objects \(\d+ platform kinds, 2 policy kinds, 1 namespaces\) rendered`, out)
+	assert.Regexp(t, `cluster busan: \d+ objects .* the same as seoul's`, out, "busan has seoul's values and APIs: rendered once")
+	assert.Regexp(t, `cluster daejeon: \d+ objects .* rendered in`, out, "daejeon's values differ")
 	startArgoCD(t, mgmt, "Argo CD's", testbed.ArgoCDOptions{TrustedCAs: map[string][]byte{"127.0.0.1": git.CA}})
 	registered := func() int {
 		list, err := mcs.CoreV1().Secrets("argocd").List(ctx, metav1.ListOptions{LabelSelector: wellknown.MemberLabel})
