@@ -2,6 +2,7 @@ package fleetmember
 
 import (
 	"cmp"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -73,7 +74,7 @@ func (f FleetArgs) Validate() error {
 		if cl.Kubeconfig == "" {
 			errs.Add(field.Required(p.Child("kubeconfig"), "its path"))
 		}
-		for _, key := range sortedKeys(cl.Values) {
+		for _, key := range slices.Sorted(maps.Keys(cl.Values)) {
 			if !slices.Contains(Capabilities, key) {
 				errs.Add(field.Invalid(p.Child("values").Key(key), nil, "not a capability of the platform (one of "+strings.Join(Capabilities, ", ")+"): a member's values lie over its environment's kplane:<capability>"))
 			}

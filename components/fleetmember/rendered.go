@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -93,7 +94,7 @@ func rules(kinds []Kind, verbs ...string) []Rule {
 		}
 	}
 	var out []Rule
-	for _, g := range sortedKeys(byGroup) {
+	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
 		res := byGroup[g]
 		slices.Sort(res)
 		out = append(out, Rule{Groups: []string{g}, Resources: res, Verbs: verbs})
@@ -121,13 +122,4 @@ func groupKinds(kinds []Kind, namespaced bool) []any {
 		return strings.Compare(x["group"].(string)+"/"+x["kind"].(string), y["group"].(string)+"/"+y["kind"].(string))
 	})
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

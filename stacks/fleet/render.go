@@ -50,7 +50,7 @@ func MemberConfig(envs, env string, cl fleetmember.ClusterArgs) (auto.ConfigMap,
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cl.Name, err)
 	}
-	for _, key := range sortedKeys(cl.Values) {
+	for _, key := range slices.Sorted(maps.Keys(cl.Values)) {
 		if !slices.Contains(fleetmember.Capabilities, key) {
 			return nil, fmt.Errorf("cluster %s: values.%s: not a capability of the platform (one of %s)", cl.Name, key, strings.Join(fleetmember.Capabilities, ", "))
 		}
@@ -78,19 +78,10 @@ func MemberConfig(envs, env string, cl fleetmember.ClusterArgs) (auto.ConfigMap,
 	return cfg, nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // inputsHash is the SHA-256 of the config (keys sorted, values as given).
 func inputsHash(cfg auto.ConfigMap) string {
 	h := sha256.New()
-	for _, k := range sortedKeys(cfg) {
+	for _, k := range slices.Sorted(maps.Keys(cfg)) {
 		fmt.Fprintf(h, "%s=%s\n", k, cfg[k].Value)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -399,7 +390,7 @@ func split(raw, dest string, served map[schema.GroupVersionKind]kindInfo, r *fle
 		}
 		r.Objects++
 	}
-	r.Namespaces = sortedKeys(namespaces)
+	r.Namespaces = slices.Sorted(maps.Keys(namespaces))
 	list := func(set map[schema.GroupVersionKind]bool) []fleetmember.Kind {
 		var out []fleetmember.Kind
 		for gvk := range set {
