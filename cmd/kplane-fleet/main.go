@@ -47,6 +47,7 @@ import (
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/monitoring"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
+	"github.com/kplane/kplane/components/identity"
 	"github.com/kplane/kplane/internal/automation"
 	"github.com/kplane/kplane/internal/cli"
 	"github.com/kplane/kplane/stacks/fleet"
@@ -80,6 +81,7 @@ func run(ctx context.Context, args []string) error {
 	metrics := fs.String("metrics", "", "health: serve Prometheus metrics on this address (with --watch); prometheus: the address the management Prometheus scrapes them at")
 	out := fs.String("out", "", "render: the renders' root (default: the platform's path, rendered); prometheus: the folder to write prometheus.yml, the rules and the dashboard into")
 	interval := fs.Duration("interval", 30*time.Second, "prometheus: scrape and rule evaluation interval")
+	promURL := fs.String("prometheus-url", "http://127.0.0.1:9090", "prometheus: the management Prometheus as the fleet Grafana reaches it (its data source)")
 	only := fs.String("cluster", "", "render: this member only")
 	check := fs.Bool("check", false, "render: render into a temporary folder and fail if the committed render differs")
 	charts := fs.String("charts", os.Getenv("KPLANE_CHARTS"), "render: the folder of unpacked official charts (kplane:charts)")
@@ -175,7 +177,7 @@ func run(ctx context.Context, args []string) error {
 	case "rollout":
 		return runRollout()
 	case "prometheus":
-		return writePrometheus(c, *out, *metrics, *interval)
+		return writePrometheus(c, *out, *metrics, *promURL, *interval)
 	case "render":
 		return render(ctx, c, *envs, *env, cmp.Or(*out, c.RenderedPath()), *only, *charts, *check)
 	}
@@ -275,8 +277,10 @@ func waitRancher(ctx context.Context, c *fleet.Config, clusters []any, timeout t
 
 // writePrometheus writes the management Prometheus's configuration into dir: prometheus.yml
 // (scraping kplane-fleet's health watch at fleetAddr, federating every member with a
-// prometheus URL), kplane's fleet rules and the fleet's Grafana dashboard.
-func writePrometheus(c *fleet.Config, dir, fleetAddr string, interval time.Duration) error {
+// prometheus URL), kplane's fleet rules and the fleet's Grafana dashboard; with the fleet's
+// login and a Grafana URL, the fleet Grafana's grafana.ini (login through the realm) and its
+// provisioning (promURL as its data source, the dashboard).
+func writePrometheus(c *fleet.Config, dir, fleetAddr, promURL string, interval time.Duration) error {
 	if dir == "" || fleetAddr == "" {
 		return errors.New("prometheus: --out DIR and --metrics HOST:PORT (where kplane-fleet health --watch serves its metrics) are required")
 	}
@@ -297,7 +301,17 @@ func writePrometheus(c *fleet.Config, dir, fleetAddr string, interval time.Durat
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, body := range map[string][]byte{"prometheus.yml": cfg, "kplane-fleet.rules.yaml": rules, "kplane-fleet.dashboard.json": monitoring.Dashboard} {
+	files := map[string][]byte{"prometheus.yml": cfg, "kplane-fleet.rules.yaml": rules, "kplane-fleet.dashboard.json": monitoring.Dashboard}
+	if l := c.Login; l != nil && l.GrafanaURL != "" { // the fleet Grafana, logging in through the realm
+		files["grafana/grafana.ini"] = []byte(monitoring.GrafanaINI(identity.GrafanaLogin(l.Issuer, cmp.Or(l.GrafanaClient, "grafana"), l.GrafanaURL)))
+		for path, body := range monitoring.GrafanaProvisioning(promURL) {
+			files["grafana/"+path] = body
+		}
+	}
+	for name, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			return err
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
 			return err
 		}

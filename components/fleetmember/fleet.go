@@ -20,6 +20,8 @@ type FleetArgs struct {
 	Platform        *PlatformArgs `json:"platform,omitempty"`
 	Clusters        []ClusterArgs `json:"clusters"`
 	Rancher         *Rancher      `json:"rancher,omitempty"`
+	// Login: people log in to the management cluster's Argo CD through the identity realm.
+	Login *Login `json:"login,omitempty"`
 }
 
 // ClusterArgs is one member: its kubeconfig (an administrator's, for registration and rendering),
@@ -62,6 +64,9 @@ func (f FleetArgs) Validate() error {
 	}
 	if p := f.Platform; p != nil {
 		errs.Merge(field.At("platform"), p.withFleet(f).Validate())
+	}
+	if l := f.Login; l != nil {
+		errs.Merge(field.At("login"), l.Validate())
 	}
 	seen := map[string]bool{}
 	for i, cl := range f.Clusters {

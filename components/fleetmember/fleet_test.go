@@ -218,3 +218,27 @@ func TestPolicyKind(t *testing.T) {
 		assert.False(t, PolicyKind(k[0], k[1]), k)
 	}
 }
+
+// TestLogin: Argo CD's login through the realm: its oidc.config (PKCE, the realm's CA), and a
+// policy that grants nothing by default and maps the tool's roles from the roles claim.
+func TestLogin(t *testing.T) {
+	l := Login{Issuer: "https://sso.example.com/realms/kplane", URL: "https://argocd.example.com", RootCA: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}
+	require.NoError(t, l.Validate())
+	cm, rbac, err := l.ArgoCDSettings()
+	require.NoError(t, err)
+	assert.Equal(t, "https://argocd.example.com", cm["url"])
+	for _, want := range []string{"issuer: https://sso.example.com/realms/kplane\n", "clientID: argocd\n", "enablePKCEAuthentication: true\n", "rootCA: |\n"} {
+		assert.Contains(t, cm["oidc.config"], want)
+	}
+	assert.NotContains(t, cm["oidc.config"], "clientSecret", "a public client: nothing secret in a ConfigMap")
+	assert.Equal(t, "", rbac["policy.default"], "no role unless the realm gives one")
+	assert.Equal(t, "[roles]", rbac["scopes"])
+	for _, want := range []string{"g, admin, role:admin\n", "g, edit, role:kplane-operator\n", "g, view, role:readonly\n", "p, role:kplane-operator, applications, sync, */*, allow\n"} {
+		assert.Contains(t, rbac["policy.csv"], want)
+	}
+	bad := Login{Issuer: "http://sso.example.com/realms/kplane", URL: "argocd.example.com", Roles: map[string]string{"admin": "admin"}}
+	err = bad.Validate()
+	for _, want := range []string{`issuer "http://sso.example.com/realms/kplane": the realm's issuer`, `url "argocd.example.com": Argo CD's external https:// URL`, `roles[admin] "admin": an Argo CD role`} {
+		assert.ErrorContains(t, err, want)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kplane/kplane/components/identity"
+
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
@@ -179,19 +181,7 @@ func (o Observability) GrafanaValues() map[string]any {
 		"dashboards": map[string]any{"istio": dashboards},
 	}
 	if l := o.Login; l != nil {
-		// A public PKCE client: no client secret exists to leak. Roles come from the realm's
-		// "roles" claim of this tool's client (admin, edit, view); anyone else is refused.
-		base := strings.TrimSuffix(l.Issuer, "/") + "/protocol/openid-connect"
-		values["grafana.ini"] = map[string]any{
-			"server": map[string]any{"root_url": o.GrafanaURL},
-			"auth":   map[string]any{"disable_login_form": true},
-			"auth.generic_oauth": map[string]any{
-				"enabled": true, "name": "kplane", "client_id": l.GrafanaClient, "use_pkce": true, "scopes": "openid profile email",
-				"auth_url": base + "/auth", "token_url": base + "/token", "api_url": base + "/userinfo",
-				"role_attribute_path":   "contains(roles[*], 'admin') && 'Admin' || contains(roles[*], 'edit') && 'Editor' || contains(roles[*], 'view') && 'Viewer'",
-				"role_attribute_strict": true, "allow_sign_up": true, "groups_attribute_path": "groups",
-			},
-		}
+		values["grafana.ini"] = identity.GrafanaLogin(l.Issuer, l.GrafanaClient, o.GrafanaURL)
 	}
 	return values
 }

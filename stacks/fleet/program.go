@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +17,9 @@ import (
 	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
+	appsv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/apps/v1"
+	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
+	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/config"
 	"k8s.io/client-go/tools/clientcmd"
@@ -153,14 +158,28 @@ func Program(ctx *pulumi.Context) error {
 			return err
 		}
 	}
+	if err := c.management(ctx, mgmt); err != nil {
+		return err
+	}
+	ctx.Export("members", pulumi.ToStringArray(names(c.Clusters)))
+	// Rancher issues a member's registration once it has imported it: the next up applies it.
+	ctx.Export(RancherPendingOutput, pulumi.ToStringArray(pending))
+	return nil
+}
+
+// management declares what the push members need on the management cluster: Argo CD's login
+// through the realm, and the platform's AppProjects and ApplicationSets.
+func (c *Config) management(ctx *pulumi.Context, mgmt pulumi.ProviderResource) error {
+	if c.Login != nil && c.push() { // people log in to Argo CD through the realm
+		if err := argoCDLogin(ctx, *c.Login, cmp.Or(c.ArgoCDNamespace, "argocd"), mgmt); err != nil {
+			return err
+		}
+	}
 	if c.Platform != nil && c.push() { // the ApplicationSets of the push members
 		if _, err := fleetmember.NewPlatform(ctx, "platform", c.Platform, pulumi.Provider(mgmt)); err != nil {
 			return err
 		}
 	}
-	ctx.Export("members", pulumi.ToStringArray(names(c.Clusters)))
-	// Rancher issues a member's registration once it has imported it: the next up applies it.
-	ctx.Export(RancherPendingOutput, pulumi.ToStringArray(pending))
 	return nil
 }
 
@@ -194,3 +213,40 @@ func names(cs []fleetmember.ClusterArgs) []string {
 func secretString(s string) pulumi.StringOutput {
 	return pulumi.ToSecret(pulumi.String(s)).(pulumi.StringOutput)
 }
+
+// argoCDLogin sets Argo CD's login through the realm in its argocd-cm and argocd-rbac-cm
+// (server-side apply of kplane's keys only: the rest stays the installer's).
+func argoCDLogin(ctx *pulumi.Context, l fleetmember.Login, namespace string, mgmt pulumi.ProviderResource) error {
+	cm, rbac, err := l.ArgoCDSettings()
+	if err != nil {
+		return err
+	}
+	force := pulumi.StringMap{"pulumi.com/patchForce": pulumi.String("true")}
+	var patches []pulumi.Resource
+	for _, c := range []struct {
+		name string
+		data map[string]string
+	}{{"argocd-cm", cm}, {"argocd-rbac-cm", rbac}} {
+		p, err := corev1.NewConfigMapPatch(ctx, "login-"+c.name, &corev1.ConfigMapPatchArgs{
+			Metadata: &metav1.ObjectMetaPatchArgs{Name: pulumi.String(c.name), Namespace: pulumi.String(namespace), Annotations: force},
+			Data:     pulumi.ToStringMap(c.data)}, pulumi.Provider(mgmt))
+		if err != nil {
+			return err
+		}
+		patches = append(patches, p)
+	}
+	// Argo CD's server builds its OIDC client (with the realm's CA) once, when it starts: a new
+	// oidc.config rolls its Deployment (the checksum in its pod template), as `kubectl rollout
+	// restart` would.
+	sum := sha256.Sum256([]byte(cm["oidc.config"]))
+	_, err = appsv1.NewDeploymentPatch(ctx, "login-argocd-server", &appsv1.DeploymentPatchArgs{
+		Metadata: &metav1.ObjectMetaPatchArgs{Name: pulumi.String("argocd-server"), Namespace: pulumi.String(namespace), Annotations: force},
+		Spec: &appsv1.DeploymentSpecPatchArgs{Template: &corev1.PodTemplateSpecPatchArgs{Metadata: &metav1.ObjectMetaPatchArgs{
+			Annotations: pulumi.StringMap{LoginChecksumAnnotation: pulumi.String(hex.EncodeToString(sum[:]))}}}},
+	}, pulumi.Provider(mgmt), pulumi.DependsOn(patches))
+	return err
+}
+
+// LoginChecksumAnnotation, on argocd-server's pod template, is the SHA-256 of the oidc.config
+// kplane set.
+const LoginChecksumAnnotation = "kplane.io/login-checksum"

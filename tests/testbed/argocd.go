@@ -22,6 +22,8 @@ import (
 type ArgoCD struct {
 	Namespace string
 	Dir       string
+	// ServerURL is its API server's (WithServer).
+	ServerURL string
 	redis     *miniredis.Miniredis
 	procs     []*proc
 }
@@ -31,13 +33,16 @@ type ArgoCD struct {
 type ArgoCDOptions struct {
 	TrustedCAs             map[string][]byte
 	WithoutApplicationSets bool
+	// WithServer also runs Argo CD's API server (plain HTTP on loopback, as behind an ingress
+	// that ends TLS): ArgoCD.ServerURL.
+	WithServer bool
 }
 
 // InstallArgoCD puts into c what Argo CD's installation leaves there for its controllers: its
 // CRDs (the release's own, from the tool cache; established), the namespace, argocd-cm (with
 // what kplane's fleet needs: resource.respectRBAC normal, as members let Argo CD read their
 // render's kinds only, and impersonation, as it syncs as the AppProjects' deployers; and a 10 s
-// reconciliation for tests) and argocd-secret.
+// reconciliation for tests), argocd-secret and the API server's Deployment.
 func InstallArgoCD(ctx context.Context, c *Cluster) error {
 	bin, err := Binary("argocd")
 	if err != nil {
@@ -66,7 +71,13 @@ func InstallArgoCD(ctx context.Context, c *Cluster) error {
 		"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: argocd-cm, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
 		"data: {resource.respectRBAC: normal, application.sync.impersonation.enabled: \"true\", timeout.reconciliation: 10s}\n" +
 		"---\napiVersion: v1\nkind: Secret\nmetadata: {name: argocd-secret, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
-		"stringData: {server.secretkey: " + base64.StdEncoding.EncodeToString(key) + "}\n"
+		"stringData: {server.secretkey: " + base64.StdEncoding.EncodeToString(key) + "}\n" +
+		// The API server's Deployment as the release's install.yaml declares it (KWOK runs its
+		// pod; StartArgoCD runs the server itself): kplane rolls it when the login changes.
+		"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: argocd-server, namespace: argocd, labels: {app.kubernetes.io/part-of: argocd}}\n" +
+		"spec:\n  selector: {matchLabels: {app.kubernetes.io/name: argocd-server}}\n" +
+		"  template:\n    metadata: {labels: {app.kubernetes.io/name: argocd-server}}\n" +
+		"    spec: {containers: [{name: argocd-server, image: \"quay.io/argoproj/argocd:v3.6.1\", args: [/usr/local/bin/argocd-server]}]}\n"
 	return c.kubectl(ctx, strings.NewReader(objects), "apply", "--server-side", "-f", "-")
 }
 
@@ -95,7 +106,7 @@ func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (
 			return nil, err
 		}
 	}
-	ports, err := freePort(6)
+	ports, err := freePort(8)
 	if err != nil {
 		return nil, err
 	}
@@ -104,30 +115,12 @@ func StartArgoCD(ctx context.Context, c *Cluster, dir string, o ArgoCDOptions) (
 		return nil, err
 	}
 	port := func(i int) string { return fmt.Sprint(ports + i) }
-	repo := "127.0.0.1:" + port(0)
 	// helm and git-verify-wrapper.sh, which the repo-server runs, are kept beside argocd.
 	env := []string{"PATH=" + filepath.Dir(bin) + ":" + filepath.Dir(helm) + ":" + os.Getenv("PATH"), "HOME=" + filepath.Join(dir, "home"), "TMPDIR=" + filepath.Join(dir, "tmp"),
 		"ARGOCD_TLS_DATA_PATH=" + tls, "ARGOCD_GPG_ENABLED=false", "ARGOCD_SSH_DATA_PATH=" + filepath.Join(dir, "ssh"),
 		"KUBECONFIG=" + c.Kubeconfig} // the ApplicationSet controller's client reads only this (controller-runtime)
 	common := []string{"--redis", a.redis.Addr(), "--logformat", "text"}
-	start := []struct {
-		name  string
-		args  []string
-		ready string
-	}{
-		// gRPC over TLS with the repo-server's own certificate, as installed by default.
-		{"argocd-repo-server", append([]string{"--address", "127.0.0.1", "--port", port(0), "--metrics-address", "127.0.0.1", "--metrics-port", port(1)},
-			common...), "http://127.0.0.1:" + port(1) + "/healthz"},
-		{"argocd-application-controller", append([]string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--repo-server", repo,
-			"--metrics-port", port(2), "--app-resync", "10", "--self-heal-timeout-seconds", "2",
-			"--status-processors", "4", "--operation-processors", "4"}, common...), "http://127.0.0.1:" + port(2) + "/healthz"},
-		{"argocd-applicationset-controller", []string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--argocd-repo-server", repo,
-			"--metrics-addr", "127.0.0.1:" + port(3), "--probe-addr", "127.0.0.1:" + port(4),
-			"--webhook-addr", "127.0.0.1:" + port(5), "--enable-scm-providers=false", "--logformat", "text"}, "http://127.0.0.1:" + port(3) + "/metrics"},
-	}
-	if o.WithoutApplicationSets {
-		start = start[:2]
-	}
+	start := argoCDComponents(c, a, o, common, port)
 	for _, s := range start {
 		// Argo CD's one binary is every component; it picks by the name it was started as.
 		link := filepath.Join(dir, "bin", s.name)
@@ -169,4 +162,37 @@ func (a *ArgoCD) Stop() {
 	if a.redis != nil {
 		a.redis.Close()
 	}
+}
+
+// argoCDComponent is one of Argo CD's programs: its name, arguments and readiness URL.
+type argoCDComponent struct {
+	name  string
+	args  []string
+	ready string
+}
+
+// argoCDComponents are the programs StartArgoCD runs for o (port(i): its i-th free port).
+func argoCDComponents(c *Cluster, a *ArgoCD, o ArgoCDOptions, common []string, port func(int) string) []argoCDComponent {
+	repo := "127.0.0.1:" + port(0)
+	start := []argoCDComponent{
+		// gRPC over TLS with the repo-server's own certificate, as installed by default.
+		{"argocd-repo-server", append([]string{"--address", "127.0.0.1", "--port", port(0), "--metrics-address", "127.0.0.1", "--metrics-port", port(1)},
+			common...), "http://127.0.0.1:" + port(1) + "/healthz"},
+		{"argocd-application-controller", append([]string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--repo-server", repo,
+			"--metrics-port", port(2), "--app-resync", "10", "--self-heal-timeout-seconds", "2",
+			"--status-processors", "4", "--operation-processors", "4"}, common...), "http://127.0.0.1:" + port(2) + "/healthz"},
+		{"argocd-applicationset-controller", []string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--argocd-repo-server", repo,
+			"--metrics-addr", "127.0.0.1:" + port(3), "--probe-addr", "127.0.0.1:" + port(4),
+			"--webhook-addr", "127.0.0.1:" + port(5), "--enable-scm-providers=false", "--logformat", "text"}, "http://127.0.0.1:" + port(3) + "/metrics"},
+	}
+	if o.WithoutApplicationSets {
+		start = start[:2]
+	}
+	if o.WithServer {
+		a.ServerURL = "http://127.0.0.1:" + port(6)
+		start = append(start, argoCDComponent{"argocd-server", append([]string{"--kubeconfig", c.Kubeconfig, "--namespace", a.Namespace, "--repo-server", repo, "--insecure",
+			"--address", "127.0.0.1", "--port", port(6), "--metrics-address", "127.0.0.1", "--metrics-port", port(7), "--staticassets", filepath.Join(a.Dir, "tmp")},
+			common...), a.ServerURL + "/healthz"})
+	}
+	return start
 }

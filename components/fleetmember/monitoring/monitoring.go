@@ -110,3 +110,37 @@ func PrometheusConfig(o Options) ([]byte, error) {
 		"scrape_configs": scrapes,
 	})
 }
+
+// GrafanaINI renders grafana.ini's sections (section -> key -> value), sorted.
+func GrafanaINI(sections map[string]any) string {
+	var b strings.Builder
+	names := make([]string, 0, len(sections))
+	for name := range sections {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(&b, "[%s]\n", name)
+		keys, _ := sections[name].(map[string]any)
+		ks := make([]string, 0, len(keys))
+		for k := range keys {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		for _, k := range ks {
+			fmt.Fprintf(&b, "%s = %v\n", k, keys[k])
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// GrafanaProvisioning are the fleet Grafana's provisioning files (path -> content): the
+// management Prometheus at prometheusURL as its default data source, and the fleet's dashboard.
+func GrafanaProvisioning(prometheusURL string) map[string][]byte {
+	return map[string][]byte{
+		"provisioning/datasources/kplane-fleet.yaml": []byte("apiVersion: 1\ndatasources:\n  - name: Prometheus\n    type: prometheus\n    uid: prometheus\n    access: proxy\n    isDefault: true\n    url: " + prometheusURL + "\n"),
+		"provisioning/dashboards/kplane-fleet.yaml":  []byte("apiVersion: 1\nproviders:\n  - name: kplane-fleet\n    folder: kplane\n    type: file\n    disableDeletion: true\n    editable: false\n    options: {path: /var/lib/grafana/dashboards/kplane}\n"),
+		"dashboards/kplane/kplane-fleet.json":        Dashboard,
+	}
+}
