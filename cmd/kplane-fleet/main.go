@@ -24,14 +24,11 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -354,7 +351,7 @@ func render(ctx context.Context, c *fleet.Config, envs, env, root, only, charts 
 		if !check {
 			break
 		}
-		same, err := sameTree(fleetmember.RenderedDir(out, env, cl.Name), fleetmember.RenderedDir(root, env, cl.Name))
+		same, err := fleet.SameRender(fleetmember.RenderedDir(out, env, cl.Name), fleetmember.RenderedDir(root, env, cl.Name))
 		if err != nil {
 			return err
 		}
@@ -384,30 +381,4 @@ func render(ctx context.Context, c *fleet.Config, envs, env, root, only, charts 
 		return fmt.Errorf("the committed render of %s differs from the environment's: run `kplane-fleet render --env %s` and commit %s", strings.Join(stale, ", "), env, root)
 	}
 	return nil
-}
-
-// sameTree: the two folders hold the same files with the same bytes.
-func sameTree(a, b string) (bool, error) {
-	files := func(root string) (map[string][]byte, error) {
-		out := map[string][]byte{}
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			body, err := os.ReadFile(path)
-			rel, _ := filepath.Rel(root, path)
-			out[rel] = body
-			return err
-		})
-		return out, err
-	}
-	x, err := files(a)
-	if err != nil {
-		return false, err
-	}
-	y, err := files(b)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	return err == nil && maps.EqualFunc(x, y, bytes.Equal), err
 }

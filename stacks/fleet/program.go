@@ -39,6 +39,7 @@ const RancherPendingOutput = "rancherPending"
 // Config is kplane:fleet: the fleet member component's FleetArgs.
 type Config struct {
 	fleetmember.FleetArgs
+	rendered map[string]*fleetmember.Rendered // read once, by renders
 }
 
 // Parse reads kplane:fleet strictly (an unknown key is an error naming it) and validates it,
@@ -72,9 +73,10 @@ func (c *Config) RenderedPath() string {
 // Deployments of its namespaces, by default every namespace of its render (when there is one).
 func (c *Config) Members() []rollout.Cluster {
 	var out []rollout.Cluster
+	rendered, _ := c.renders() // none yet: each member's own namespaces (Program refuses it)
 	for _, cl := range c.Clusters {
 		namespaces := cl.Namespaces
-		if r, err := fleetmember.LoadRendered(c.RenderedPath(), c.Environment, cl.Name); len(namespaces) == 0 && c.Platform != nil && err == nil {
+		if r := rendered[cl.Name]; len(namespaces) == 0 && r != nil {
 			namespaces = r.Namespaces
 		}
 		out = append(out, rollout.Cluster{Name: cl.Name, Kubeconfig: cl.Kubeconfig, Namespaces: namespaces,
@@ -183,21 +185,23 @@ func (c *Config) management(ctx *pulumi.Context, mgmt pulumi.ProviderResource) e
 	return nil
 }
 
-// renders are every member's render (none without a platform), read before anything is created;
-// the platform's AppProjects allow what they hold.
+// renders are every member's render (none without a platform), read once, before anything is
+// created; the platform's AppProjects allow what they hold.
 func (c *Config) renders() (map[string]*fleetmember.Rendered, error) {
-	out := map[string]*fleetmember.Rendered{}
-	if c.Platform == nil {
-		return out, nil
+	if c.rendered != nil || c.Platform == nil {
+		return c.rendered, nil
 	}
+	out := map[string]*fleetmember.Rendered{}
+	var all []*fleetmember.Rendered
 	for _, cl := range c.Clusters {
 		r, err := fleetmember.LoadRendered(c.RenderedPath(), c.Environment, cl.Name)
 		if err != nil {
 			return nil, err
 		}
 		out[cl.Name] = r
-		c.Platform.Rendered = append(c.Platform.Rendered, r)
+		all = append(all, r)
 	}
+	c.rendered, c.Platform.Rendered = out, all
 	return out, nil
 }
 

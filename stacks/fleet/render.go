@@ -2,10 +2,12 @@ package fleet
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -96,7 +98,7 @@ func inputsHash(cfg auto.ConfigMap) string {
 // is told of each member's render, the member it was copied from ("" when rendered), and the time.
 func Render(ctx context.Context, o RenderOptions, env string, members []fleetmember.ClusterArgs,
 	done func(r *fleetmember.Rendered, copiedFrom string, took time.Duration)) error {
-	root := cmpOr(o.Out, fleetmember.DefaultRenderedPath)
+	root := cmp.Or(o.Out, fleetmember.DefaultRenderedPath)
 	first := map[string]string{} // inputs and APIs -> the member rendered for them
 	for _, cl := range members {
 		start := time.Now()
@@ -165,29 +167,54 @@ func copyRender(from string, r *fleetmember.Rendered, dest string) error {
 		return err
 	}
 	r.Objects, r.Namespaces, r.Platform, r.Policies = src.Objects, src.Namespaces, src.Platform, src.Policies
-	staging := dest + ".rendering"
-	_ = os.RemoveAll(staging)
-	err = filepath.WalkDir(from, func(path string, d fs.DirEntry, err error) error {
-		rel, _ := filepath.Rel(from, path)
-		switch {
-		case err != nil:
-			return err
-		case d.IsDir():
-			return os.MkdirAll(filepath.Join(staging, rel), 0o755)
-		case rel == fleetmember.RenderedManifest:
-			return nil
-		}
-		body, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(staging, rel), body, 0o644)
-	})
+	files, err := renderedFiles(from)
 	if err != nil {
-		_ = os.RemoveAll(staging)
 		return err
 	}
+	staging := dest + ".rendering"
+	_ = os.RemoveAll(staging)
+	for rel, body := range files {
+		if rel == fleetmember.RenderedManifest {
+			continue
+		}
+		if err = os.MkdirAll(filepath.Dir(filepath.Join(staging, rel)), 0o755); err == nil {
+			err = os.WriteFile(filepath.Join(staging, rel), body, 0o644)
+		}
+		if err != nil {
+			_ = os.RemoveAll(staging)
+			return err
+		}
+	}
 	return publish(staging, r, dest)
+}
+
+// renderedFiles are the files under dir, by path relative to it.
+func renderedFiles(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := os.ReadFile(path)
+		rel, _ := filepath.Rel(dir, path)
+		out[rel] = body
+		return err
+	})
+	return out, err
+}
+
+// SameRender: the render folders a and b hold the same files with the same bytes (false when b
+// does not exist).
+func SameRender(a, b string) (bool, error) {
+	x, err := renderedFiles(a)
+	if err != nil {
+		return false, err
+	}
+	y, err := renderedFiles(b)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil && maps.EqualFunc(x, y, bytes.Equal), err
 }
 
 // publish writes r's manifest into staging and puts staging in dest's place.
@@ -203,13 +230,6 @@ func publish(staging string, r *fleetmember.Rendered, dest string) error {
 		return err
 	}
 	return os.Rename(staging, dest)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // kindInfo is a kind's resource name and scope.
