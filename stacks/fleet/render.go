@@ -167,7 +167,7 @@ func copyRender(from string, r *fleetmember.Rendered, dest string) error {
 		return err
 	}
 	r.Objects, r.Namespaces, r.Platform, r.Policies = src.Objects, src.Namespaces, src.Platform, src.Policies
-	files, err := renderedFiles(from)
+	files, err := RenderedFiles(from)
 	if err != nil {
 		return err
 	}
@@ -177,8 +177,9 @@ func copyRender(from string, r *fleetmember.Rendered, dest string) error {
 		if rel == fleetmember.RenderedManifest {
 			continue
 		}
-		if err = os.MkdirAll(filepath.Dir(filepath.Join(staging, rel)), 0o755); err == nil {
-			err = os.WriteFile(filepath.Join(staging, rel), body, 0o644)
+		to := filepath.Join(staging, filepath.FromSlash(rel))
+		if err = os.MkdirAll(filepath.Dir(to), 0o755); err == nil {
+			err = os.WriteFile(to, body, 0o644)
 		}
 		if err != nil {
 			_ = os.RemoveAll(staging)
@@ -188,8 +189,9 @@ func copyRender(from string, r *fleetmember.Rendered, dest string) error {
 	return publish(staging, r, dest)
 }
 
-// renderedFiles are the files under dir, by path relative to it.
-func renderedFiles(dir string) (map[string][]byte, error) {
+// RenderedFiles are the files under dir (a render, or a root of renders), by slash path
+// relative to it: what goes to Git.
+func RenderedFiles(dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -197,7 +199,7 @@ func renderedFiles(dir string) (map[string][]byte, error) {
 		}
 		body, err := os.ReadFile(path)
 		rel, _ := filepath.Rel(dir, path)
-		out[rel] = body
+		out[filepath.ToSlash(rel)] = body
 		return err
 	})
 	return out, err
@@ -206,11 +208,11 @@ func renderedFiles(dir string) (map[string][]byte, error) {
 // SameRender: the render folders a and b hold the same files with the same bytes (false when b
 // does not exist).
 func SameRender(a, b string) (bool, error) {
-	x, err := renderedFiles(a)
+	x, err := RenderedFiles(a)
 	if err != nil {
 		return false, err
 	}
-	y, err := renderedFiles(b)
+	y, err := RenderedFiles(b)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/auto"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
@@ -100,7 +103,74 @@ func BenchmarkFleet(b *testing.B) {
 			}
 			report(b, total/float64(n)*1000, "ms/cluster-rollout", "wave runner, 50 members in waves of 5: time per cluster")
 			report(b, (total-checks)/float64(n)*1000, "ms/cluster-overhead", "of which beyond the health checks (enabling, state file)")
+			platformAt50(b, ctx, dir, cfg, cs, clusters[:n])
 		}
 		timeIt(b, fmt.Sprintf("pulumi destroy, fleet of %d", n), fmt.Sprintf("s/destroy-%d", n), func() error { _, err := s.Destroy(ctx); return err })
 	}
+}
+
+// platformAt50: the composed prod platform on the 50 members (every tenth with audit values):
+// kplane-fleet render (members of the same values and APIs render once), then the fleet stack
+// with the platform (each member's credentials from its render, the AppProjects and
+// ApplicationSets): preview, first up, an up with nothing to change, the first rollout (health
+// checks and enabling, waves of 5; Argo CD's sync is not run in the bench) and a rollout with
+// nothing to change, and destroy.
+func platformAt50(b *testing.B, ctx context.Context, dir string, cfg fleet.Config, mgmt kubernetes.Interface, members []*testbed.Cluster) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A prod member runs sigstore's policy-controller (the environment requires image trust):
+	// its ClusterImagePolicy CRD, upstream's, is what the render finds there.
+	cip := filepath.Join(pinnedModule(b, "POLICY_CONTROLLER_VERSION", "github.com/sigstore/policy-controller"), "config", "300-clusterimagepolicy.yaml")
+	for _, c := range members {
+		if err := c.Apply(ctx, cip); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Chdir(dir) // the renders' path is relative to the checkout kplane-fleet runs in
+	envs := filepath.Join(dir, "environments")
+	prod, err := os.ReadFile(filepath.Join(root, "environments", "prod", "platform.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	platform := strings.Replace(string(prod), "kplane:environment: prod", "kplane:environment: bench", 1)
+	platform = strings.Replace(platform, "specsDir: environments/apis", "specsDir: "+filepath.Join(root, "environments", "apis"), 1)
+	if err := os.MkdirAll(filepath.Join(envs, "bench"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(envs, "bench", "platform.yaml"), []byte(platform), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	for i := range cfg.Clusters {
+		if i%10 == 9 {
+			cfg.Clusters[i].Values = map[string]any{"security": map[string]any{"admission": map[string]any{"mode": "audit"}}}
+		}
+	}
+	renders, objects := 0, 0
+	timeIt(b, "kplane-fleet render: 50 members, the composed prod platform", "s/render-50", func() error {
+		return fleet.Render(ctx, fleet.RenderOptions{Environments: envs, Charts: os.Getenv("KPLANE_CHARTS")}, "bench", cfg.Clusters,
+			func(r *fleetmember.Rendered, from string, _ time.Duration) {
+				objects += r.Objects
+				if from == "" {
+					renders++
+				}
+			})
+	})
+	report(b, float64(renders), "renders", "of which rendered (the others copied: same values and APIs)")
+	report(b, float64(objects), "objects", "objects rendered for the 50 members")
+	cfg.Platform = &fleetmember.PlatformArgs{Environment: "bench", RepoURL: "https://git.example.com/platform.git", Revision: "v1.0.0", ArgoCDNamespace: "argocd"}
+	raw, _ := json.Marshal(cfg)
+	s, err := automation.Open(ctx, automation.Options{Project: fleet.Project, Stack: "bench-platform-50", Program: fleet.Program, StateDir: dir,
+		Config: auto.ConfigMap{"kplane:fleet": auto.ConfigValue{Value: string(raw)}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	timeIt(b, "pulumi preview, 50 members with their renders' credentials", "s/platform-preview-50", func() error { _, err := s.Preview(ctx); return err })
+	timeIt(b, "pulumi up, 50 members with their renders' credentials", "s/platform-up-50", func() error { _, err := s.Up(ctx); return err })
+	timeIt(b, "pulumi up with nothing to change, 50 members", "s/platform-noop-up-50", func() error { _, err := s.Up(ctx); return err })
+	r := &rollout.Rollout{Clusters: cfg.Members(), Batch: 5, Management: mgmt, ArgoCDNamespace: "argocd", StateFile: filepath.Join(dir, "platform-rollout.json")}
+	timeIt(b, "first rollout, 50 members in waves of 5 (Argo CD's sync not run)", "s/platform-rollout-50", func() error { _, err := r.Run(ctx, false); return err })
+	timeIt(b, "rollout with nothing to change, 50 members", "s/platform-noop-rollout-50", func() error { _, err := r.Run(ctx, false); return err })
+	timeIt(b, "pulumi destroy, 50 members with their renders' credentials", "s/platform-destroy-50", func() error { _, err := s.Destroy(ctx); return err })
 }

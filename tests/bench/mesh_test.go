@@ -2,12 +2,8 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -60,7 +56,7 @@ func BenchmarkMesh(b *testing.B) {
 
 // meshOf is a mesh of teams × per services on Istio's charts from the istio.io/istio module.
 func meshOf(b *testing.B, teams, per int) mesh.Args {
-	charts := filepath.Join(istioModule(b), "manifests", "charts")
+	charts := filepath.Join(pinnedModule(b, "ISTIO_VERSION", "istio.io/istio"), "manifests", "charts")
 	digest := "@sha256:" + strings.Repeat("c", 64)
 	a := mesh.Args{
 		BaseChart: addon.Chart{Path: filepath.Join(charts, "base")},
@@ -96,25 +92,4 @@ func meshOf(b *testing.B, teams, per int) mesh.Args {
 		b.Fatal(err)
 	}
 	return a
-}
-
-// istioModule is the directory of the pinned istio.io/istio module (its charts).
-func istioModule(b *testing.B) string {
-	raw, err := os.ReadFile("../../tools/versions.sh")
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := regexp.MustCompile(`(?m)^ISTIO_VERSION=(\S+)`).FindSubmatch(raw)
-	if m == nil {
-		b.Fatal("ISTIO_VERSION not in tools/versions.sh")
-	}
-	out, err := exec.Command("go", "mod", "download", "-json", "istio.io/istio@"+string(m[1])).Output()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var info struct{ Dir string }
-	if err := json.Unmarshal(out, &info); err != nil {
-		b.Fatal(err)
-	}
-	return info.Dir
 }

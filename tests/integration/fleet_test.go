@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 	"github.com/kplane/kplane/components/fleetmember"
 	"github.com/kplane/kplane/components/fleetmember/rollout"
 	"github.com/kplane/kplane/components/wellknown"
+	fleetstack "github.com/kplane/kplane/stacks/fleet"
 	"github.com/kplane/kplane/tests/testbed"
 )
 
@@ -73,16 +73,12 @@ func renderAndPush(t *testing.T, fleet func(...string) (string, error), git *tes
 // renderedFiles are the checkout's rendered/ files (path in the repository -> content).
 func renderedFiles(t *testing.T, checkout string) map[string]string {
 	t.Helper()
+	rendered, err := fleetstack.RenderedFiles(filepath.Join(checkout, fleetmember.DefaultRenderedPath))
+	require.NoError(t, err)
 	files := map[string]string{}
-	require.NoError(t, filepath.WalkDir(filepath.Join(checkout, fleetmember.DefaultRenderedPath), func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		body, err := os.ReadFile(path)
-		rel, _ := filepath.Rel(checkout, path)
-		files[filepath.ToSlash(rel)] = string(body)
-		return err
-	}))
+	for rel, body := range rendered {
+		files[fleetmember.DefaultRenderedPath+"/"+rel] = string(body)
+	}
 	return files
 }
 

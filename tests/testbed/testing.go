@@ -80,6 +80,11 @@ func (c *Cluster) Clientset() (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
+// Apply applies the manifests in path to c (kubectl's server-side apply).
+func (c *Cluster) Apply(ctx context.Context, path string) error {
+	return c.kubectl(ctx, nil, "apply", "--server-side", "-f", path)
+}
+
 // kubectl runs the tool cache's kubectl against c (stdin may be nil); the error carries its output.
 func (c *Cluster) kubectl(ctx context.Context, stdin io.Reader, args ...string) error {
 	kubectl, err := Binary("kubectl")
