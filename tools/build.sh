@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node (default: all)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -93,6 +93,52 @@ build_kcp() {
   local old; for old in "$CACHE"/kcp-"$KUBERNETES_VERSION"-*; do  # builds of superseded kcp sources
     [ "$old" = "$CACHE/kcp-$key" ] || rm -rf "$old"
   done
+}
+
+# The real-pod node (make cluster REAL=1): the kubelet and kube-proxy of kcp's release (built in a
+# copy of kcp's module, which gains their requires), containerd with its runc shim, runc with
+# seccomp (Debian's libseccomp-dev), the CNI plugins, CoreDNS (the cluster DNS, a static binary
+# for its image), and iptables for kube-proxy (Debian).
+build_node() {
+  local key; key=$(node_key)
+  install_debian libseccomp-dev iptables conntrack
+  if cached node "$key" kubelet --version && cached node "$key" containerd --version && cached node "$key" runc --version && cached node "$key" coredns -version \
+     && runc_seccomp "$CACHE/node-$key/bin/runc"; then log "node (kubelet, containerd, runc, CNI) cached"; return; fi
+  building node "$key" "kubelet + kube-proxy $KUBERNETES_VERSION, CoreDNS $COREDNS_VERSION, containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, CNI plugins $CNI_PLUGINS_VERSION; cold: ~10 min"
+  local ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 \
+    -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
+  cp -r "$here/kcp" "$work/kcp"
+  (cd "$work/kcp" && go build -o "$work/kubelet" -ldflags "$ldflags" k8s.io/kubernetes/cmd/kubelet \
+     && go build -o "$work/kube-proxy" -ldflags "$ldflags" k8s.io/kubernetes/cmd/kube-proxy)
+  (cd "$CACHE" && GOBIN="$work" go install -ldflags "-X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
+     "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION" \
+     "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION")
+  (cd "$CACHE" && CGO_ENABLED=1 GOBIN="$work" go install -tags seccomp -ldflags "-X main.version=${RUNC_VERSION#v}" "github.com/opencontainers/runc@$RUNC_VERSION")
+  (cd "$CACHE" && CGO_ENABLED=0 GOBIN="$work" go install "github.com/coredns/coredns@$COREDNS_VERSION")
+  (cd "$CACHE" && GOBIN="$work" go install "github.com/containernetworking/plugins/plugins/main/bridge@$CNI_PLUGINS_VERSION" \
+     "github.com/containernetworking/plugins/plugins/main/loopback@$CNI_PLUGINS_VERSION" \
+     "github.com/containernetworking/plugins/plugins/ipam/host-local@$CNI_PLUGINS_VERSION" \
+     "github.com/containernetworking/plugins/plugins/meta/portmap@$CNI_PLUGINS_VERSION")
+  runc_seccomp "$work/runc" || { log "runc was built without seccomp (is libseccomp-dev installed?)"; exit 1; }
+  built node "$key" "$work/kubelet" "$work/kube-proxy" "$work/containerd" "$work/ctr" "$work/containerd-shim-runc-v2" "$work/runc" \
+    "$work/coredns" "$work/bridge" "$work/loopback" "$work/host-local" "$work/portmap"
+  local old; for old in "$CACHE"/node-*; do  # builds of superseded versions
+    [ "$old" = "$CACHE/node-$key" ] || rm -rf "$old"
+  done
+}
+
+# runc_seccomp BIN: runc reports libseccomp in its version (built with the seccomp tag).
+runc_seccomp() { "$1" --version 2>/dev/null | grep -q libseccomp; }
+
+# install_debian PACKAGE...: the Debian packages that are missing.
+install_debian() {
+  local missing=() p
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "installing ${missing[*]} from Debian"
+  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): collect kwokctl's
@@ -295,7 +341,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -315,6 +361,7 @@ for t in "${tools[@]}"; do
     chromium) install_chromium ;;
     plugins) install_plugins ;;
     charts) fetch_charts ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts)"; exit 2 ;;
+    node) build_node ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)"; exit 2 ;;
   esac
 done

@@ -25,3 +25,7 @@ KEYCLOAK_VERSION=26.5.6  # org.keycloak:keycloak-quarkus-dist from Maven Central
 VELERO_CHARTS_VERSION=v0.0.0-20260916040517-6b2197350079      # github.com/vmware-tanzu/helm-charts: Velero's official chart (12.2.0), for the composed platform's charts folder
 PROMETHEUS_CHARTS_VERSION=v0.0.0-20260828105119-ed5d7d9b5933  # github.com/prometheus-community/helm-charts: Prometheus' chart (29.27.0) and its subcharts
 GRAFANA_CHARTS_VERSION=v0.0.0-20260829030558-dbf9f4fb5fa1     # github.com/grafana-community/helm-charts: Grafana's chart (13.0.1)
+CONTAINERD_VERSION=v2.4.2    # containerd (CRI) and its runc shim: the container runtime of the real-pod test bed's nodes
+RUNC_VERSION=v1.5.3          # runc, built with seccomp (Debian libseccomp-dev): kplane's pods require RuntimeDefault
+CNI_PLUGINS_VERSION=v1.10.0  # the CNI plugins bridge, host-local, loopback and portmap: the real-pod nodes' pod network
+COREDNS_VERSION=v1.15.0      # CoreDNS: the real-pod clusters' DNS (kube-dns), an image built here

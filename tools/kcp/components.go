@@ -284,16 +284,17 @@ func registerNodes(ctx context.Context, kubeconfigPath string, n int) error {
 	return nil
 }
 
-// waitNodesReady returns once every registered node reports Ready (KWOK's first heartbeat), so
+// waitNodesReady returns once n nodes of selector report Ready (KWOK's first heartbeat, or a
+// real kubelet's with its network), so
 // "ready" means workloads can be scheduled.
-func waitNodesReady(ctx context.Context, kubeconfigPath string, n int, timeout time.Duration) error {
+func waitNodesReady(ctx context.Context, kubeconfigPath, selector string, n int, timeout time.Duration) error {
 	cs, err := clientset(kubeconfigPath)
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
+		nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
 		ready := 0
 		if err == nil {
 			for _, node := range nodes.Items {
@@ -313,7 +314,7 @@ func waitNodesReady(ctx context.Context, kubeconfigPath string, n int, timeout t
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("nodes not Ready after %s (see kwok.log)", timeout)
+	return fmt.Errorf("nodes (%s) not Ready after %s", selector, timeout)
 }
 
 // runKWOK supervises the KWOK controller as a child process; it stops with the control plane.

@@ -52,8 +52,9 @@ func writeManifest(dir, name string, args []string) error {
 	return writeFile(filepath.Join(dir, "manifests", name+".yaml"), b, 0o600)
 }
 
-// kubeconfig writes a client-certificate kubeconfig for one identity of the PKI.
-func kubeconfig(path, cluster, server string, p pki, user string) error {
+// kubeconfig writes a client-certificate kubeconfig for one identity of the PKI; serverName,
+// when set, is the name the API server's certificate is checked for (tls-server-name).
+func kubeconfig(path, cluster, server string, p pki, user, serverName string) error {
 	read := func(name string) (string, error) {
 		b, err := os.ReadFile(p.path(name))
 		return base64.StdEncoding.EncodeToString(b), err
@@ -76,7 +77,7 @@ clusters:
   - name: %[1]s
     cluster:
       server: %[2]s
-      certificate-authority-data: %[3]s
+      certificate-authority-data: %[3]s%[7]s
 users:
   - name: %[1]s-%[4]s
     user:
@@ -88,6 +89,13 @@ contexts:
       cluster: %[1]s
       user: %[1]s-%[4]s
 current-context: %[1]s
-`, cluster, server, ca, user, crt, key)
+`, cluster, server, ca, user, crt, key, tlsServerName(serverName))
 	return writeFile(path, []byte(cfg), 0o600)
+}
+
+func tlsServerName(name string) string {
+	if name == "" {
+		return ""
+	}
+	return "\n      tls-server-name: " + name
 }

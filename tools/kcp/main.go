@@ -33,10 +33,10 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type config struct {
-	dir, name, kwok, authnConfig, auditPolicy string
-	port, etcdPort, nodes                     int
-	unsafeNoFsync                             bool
-	apiserverArgs                             stringList
+	dir, name, kwok, authnConfig, auditPolicy, nodeBin string
+	port, etcdPort, nodes, realNodes                   int
+	unsafeNoFsync, cleanNodes                          bool
+	apiserverArgs                                      stringList
 }
 
 func main() {
@@ -47,6 +47,9 @@ func main() {
 	flag.IntVar(&c.etcdPort, "etcd-port", 0, "etcd client port on 127.0.0.1; the peer port is the next one (default: --port + 10000)")
 	flag.IntVar(&c.nodes, "nodes", 0, "number of KWOK nodes to register (needs --kwok)")
 	flag.StringVar(&c.kwok, "kwok", "", "path of the kwok binary to supervise")
+	flag.IntVar(&c.realNodes, "real-nodes", 0, "number of real nodes (containerd, runc, CNI, kubelet, kube-proxy in network namespaces of their own; needs root and --node-bin)")
+	flag.StringVar(&c.nodeBin, "node-bin", "", "folder of the real nodes' binaries: kubelet, kube-proxy, containerd, containerd-shim-runc-v2, runc and the CNI plugins")
+	flag.BoolVar(&c.cleanNodes, "clean-nodes", false, "undo what the real nodes of --dir left (after a crash or a kill) and exit")
 	flag.StringVar(&c.auditPolicy, "audit-policy-file", "", "audit Policy file for kube-apiserver (the hardened cluster's AuditPolicy); required")
 	flag.StringVar(&c.authnConfig, "authentication-config", "", "AuthenticationConfiguration file for kube-apiserver (structured JWT authenticators)")
 	flag.Var(&c.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=2 (repeatable; later flags win)")
@@ -55,6 +58,13 @@ func main() {
 	flag.Parse()
 	if *version {
 		fmt.Println(kubeVersion())
+		return
+	}
+	if c.cleanNodes {
+		if err := cleanNodes(c.dir); err != nil {
+			fmt.Fprintf(os.Stderr, "kcp: %v\n", err)
+			os.Exit(1)
+		}
 		return
 	}
 	if err := run(c); err != nil {
@@ -75,6 +85,13 @@ func (c *config) validate() error {
 	}
 	if c.nodes > 0 && c.kwok == "" {
 		return errors.New("--nodes needs --kwok: the kwok binary that fakes the nodes")
+	}
+	if c.realNodes > 0 {
+		for _, b := range []string{"kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "bridge", "host-local", "loopback", "portmap"} {
+			if c.nodeBin == "" || !exists(filepath.Join(c.nodeBin, b)) {
+				return fmt.Errorf("--real-nodes needs --node-bin, a folder with %s (tools/build.sh node builds it)", b)
+			}
+		}
 	}
 	if c.auditPolicy == "" || !exists(c.auditPolicy) {
 		return fmt.Errorf("--audit-policy-file %q: required, an existing audit Policy file", c.auditPolicy)
@@ -124,14 +141,16 @@ func run(c config) error {
 	defer etcd.Close()
 
 	server := fmt.Sprintf("https://127.0.0.1:%d", c.port)
-	for _, u := range []string{"admin", "controller-manager", "scheduler", "kwok"} {
-		name := u + ".kubeconfig"
-		if u == "admin" {
-			name = "kubeconfig"
+	if err := componentKubeconfigs(dir, c.name, server, p); err != nil {
+		return err
+	}
+	var nodes []*realNode
+	if c.realNodes > 0 {
+		if nodes, err = allocateNodes(dir, c.name, c.realNodes); err != nil {
+			return errors.Join(err, cleanNodes(dir))
 		}
-		if err := kubeconfig(filepath.Join(dir, name), c.name, server, p, u); err != nil {
-			return err
-		}
+		defer func() { stopNodes(dir, nodes) }() // on the paths that return early
+		c.apiserverArgs = append(c.apiserverArgs, realNodesAPIServerArgs(nodes)...)
 	}
 	args, err := apiserverArgs(c, dir, p)
 	if err != nil {
@@ -150,14 +169,11 @@ func run(c config) error {
 		errc <- prefix("kube-controller-manager", runControllerManager(ctx, controllerManagerArgs(dir, p)))
 	}()
 	go func() { errc <- prefix("kube-scheduler", runScheduler(ctx, schedulerArgs(dir))) }()
-	if c.kwok != "" {
-		if err := registerNodes(ctx, filepath.Join(dir, "kubeconfig"), c.nodes); err != nil {
-			return fmt.Errorf("nodes: %w", err)
-		}
-		go func() { errc <- prefix("kwok", runKWOK(ctx, c.kwok, dir)) }()
-		if err := waitNodesReady(ctx, filepath.Join(dir, "kubeconfig"), c.nodes, 60*time.Second); err != nil {
-			return err
-		}
+	if err := startKWOK(ctx, c, dir, errc); err != nil {
+		return err
+	}
+	if err := startNodes(ctx, dir, c, server, p, nodes); err != nil {
+		return err
 	}
 	fmt.Printf("kcp: cluster %q ready in %.2fs at %s (kubeconfig %s)\n", c.name, time.Since(start).Seconds(), server, filepath.Join(dir, "kubeconfig"))
 
@@ -167,11 +183,52 @@ func run(c config) error {
 	case err = <-errc:
 		stop()
 	}
+	stopNodes(dir, nodes) // first: the API server's shutdown waits for the kubelets' watches
+	nodes = nil
 	select { // let the apiserver finish its graceful shutdown before etcd closes
 	case <-apiDone:
 	case <-time.After(30 * time.Second):
 	}
 	return err
+}
+
+// componentKubeconfigs writes the kubeconfigs of the admin and of the control plane's components.
+func componentKubeconfigs(dir, cluster, server string, p pki) error {
+	for _, u := range []string{"admin", "controller-manager", "scheduler", "kwok"} {
+		name := u + ".kubeconfig"
+		if u == "admin" {
+			name = "kubeconfig"
+		}
+		if err := kubeconfig(filepath.Join(dir, name), cluster, server, p, u, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startKWOK registers the KWOK nodes, supervises KWOK and waits until its nodes are Ready (no
+// --kwok: nothing to do).
+func startKWOK(ctx context.Context, c config, dir string, errc chan error) error {
+	if c.kwok == "" {
+		return nil
+	}
+	if err := registerNodes(ctx, filepath.Join(dir, "kubeconfig"), c.nodes); err != nil {
+		return fmt.Errorf("nodes: %w", err)
+	}
+	go func() { errc <- prefix("kwok", runKWOK(ctx, c.kwok, dir)) }()
+	return waitNodesReady(ctx, filepath.Join(dir, "kubeconfig"), "type=kwok", c.nodes, 60*time.Second)
+}
+
+// stopNodes stops the real nodes and undoes what they made.
+func stopNodes(dir string, nodes []*realNode) {
+	for _, n := range nodes {
+		if err := n.stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "kcp: node %s: %v\n", n.name, err)
+		}
+	}
+	if len(nodes) > 0 {
+		_ = os.Remove(nodesState(dir))
+	}
 }
 
 func prefix(component string, err error) error {
