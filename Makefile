@@ -14,14 +14,14 @@ REPORT_LANG ?= en
 # The policy packs (commands under cmd/ that serve Pulumi's analyzer protocol).
 POLICY_PACKS := kplane-kubernetes
 
-.PHONY: help tools env check-env store store-stop images images-defaults cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup \
+.PHONY: help tools env check-env store store-stop images images-defaults cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup e2e-pods \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, istioctl, Argo CD and Helm, fetch Keycloak, OpenBao, swagger-ui and the platform's charts, install OpenLDAP, promtool and Chromium (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, istioctl, Argo CD and Helm, the real nodes' runtime (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS), fetch Keycloak, OpenBao, swagger-ui and the platform's charts, install OpenLDAP, promtool and Chromium (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
@@ -42,9 +42,9 @@ policy-packs: ## build the policy packs and print their paths, one per line, for
 check-env:
 	@test -f environments/$(ENV)/platform.yaml || { echo "unknown environment '$(ENV)': environments/ has $$(ls environments | tr '\n' ' ')- create environments/$(ENV)/platform.yaml or pick one of those" >&2; exit 2; }
 
-cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes (trusting ENV's local identity when started)
+cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes, or with REAL=1 nodes that run real pods (trusting ENV's local identity when started)
 	@authn=.state/identity/$(ENV)/authentication-config.yaml; \
-	$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) $$(test -f $$authn && echo --authentication-config $$authn)
+	$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) $(if $(REAL),--real) $$(test -f $$authn && echo --authentication-config $$authn)
 
 identity: check-env tools kplane-bin ## start ENV's identity on this machine: OpenLDAP (demo organisation) + Keycloak with ENV's realm
 	@$(WITH_TOOLS) $(BIN)/identity start --env $(ENV)
@@ -109,6 +109,9 @@ e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a r
 
 e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and synced by real Argo CD in waves, a pull member synced by its own Argo CD, then deregistered
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestFleet' -v ./tests/integration/
+
+e2e-pods: tools ## real pods alone: two real nodes (containerd, runc, CNI, kubelet, kube-proxy), CoreDNS, a pod reaching another node's pod by its Service's name, nothing left after
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestRealNodes' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/

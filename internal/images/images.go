@@ -62,7 +62,13 @@ func Build(ctx context.Context, dir string, img Image) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layer, err := binaryLayer("/"+img.Name, content)
+	return FromBinary(img.Name, content)
+}
+
+// FromBinary is the image of one static binary, /name on an empty base, run as User (the same
+// content gives the same digest).
+func FromBinary(name string, content []byte) (v1.Image, error) {
+	layer, err := binaryLayer("/"+name, content)
 	if err != nil {
 		return nil, err
 	}
@@ -78,9 +84,9 @@ func Build(ctx context.Context, dir string, img Image) (v1.Image, error) {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", "amd64"
-	cfg.Config.Entrypoint = []string{"/" + img.Name}
+	cfg.Config.Entrypoint = []string{"/" + name}
 	cfg.Config.User = User
-	cfg.Config.Labels = map[string]string{"org.opencontainers.image.title": img.Name, "org.opencontainers.image.source": "https://github.com/kplane/kplane"}
+	cfg.Config.Labels = map[string]string{"org.opencontainers.image.title": name, "org.opencontainers.image.source": "https://github.com/kplane/kplane"}
 	image, err = mutate.ConfigFile(image, cfg)
 	if err != nil {
 		return nil, err

@@ -30,6 +30,10 @@ type Options struct {
 	// Nodes is the number of KWOK nodes (default 1; 0 is allowed with NoNodes).
 	Nodes   int
 	NoNodes bool
+	// RealNodes is the number of nodes that run real pods (kcp --real-nodes: containerd, runc,
+	// CNI, kubelet and kube-proxy, each in a network namespace; needs root and tools/build.sh
+	// node); with RealNodes and no Nodes, the cluster has no KWOK node.
+	RealNodes int
 	// Port of the API server on 127.0.0.1; 0 picks a free one (kept across restarts).
 	Port int
 	// AuthenticationConfig is an AuthenticationConfiguration file for the API server.
@@ -97,7 +101,7 @@ func New(name, dir string, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.Nodes == 0 && !opts.NoNodes {
+	if opts.Nodes == 0 && !opts.NoNodes && opts.RealNodes == 0 {
 		opts.Nodes = 1
 	}
 	if opts.ReadyTimeout == 0 {
@@ -154,6 +158,13 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if c.opts.Nodes > 0 {
 		args = append(args, "--nodes", strconv.Itoa(c.opts.Nodes), "--kwok", kwok)
 	}
+	if c.opts.RealNodes > 0 {
+		bin, err := nodeBin()
+		if err != nil {
+			return err
+		}
+		args = append(args, "--real-nodes", strconv.Itoa(c.opts.RealNodes), "--node-bin", bin)
+	}
 	if !c.opts.Durable {
 		args = append(args, "--unsafe-no-fsync")
 	}
@@ -203,7 +214,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		}
 		if logHas(logPath, "kcp: cluster ") {
 			c.ReadyIn = time.Since(begin)
-			return nil
+			return c.realNodeAddons(ctx)
 		}
 	}
 }
@@ -245,10 +256,11 @@ func (c *Cluster) Stop() error {
 	return fmt.Errorf("cluster %s: did not stop within 30s; killed", c.Name)
 }
 
-// Delete stops the cluster and removes its data directory.
+// Delete stops the cluster and removes its data directory (and whatever its real nodes left
+// if kcp was killed).
 func (c *Cluster) Delete() error {
 	err := c.Stop()
-	return errors.Join(err, os.RemoveAll(c.Dir))
+	return errors.Join(err, c.cleanRealNodes(), os.RemoveAll(c.Dir))
 }
 
 // Running reports whether the cluster's control plane process is alive.

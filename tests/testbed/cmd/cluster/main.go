@@ -1,7 +1,7 @@
 // Command cluster manages named local test-bed clusters under .state/clusters (what
 // `make cluster`, `make cluster-stop` and `make cluster-delete` call):
 //
-//	cluster start  NAME [--nodes N] [--port P]
+//	cluster start  NAME [--nodes N [--real]] [--port P]
 //	cluster stop   NAME
 //	cluster delete NAME
 //	cluster status
@@ -27,7 +27,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: cluster <start|stop|delete|status> [NAME] [--nodes N] [--port P]")
+		return errors.New("usage: cluster <start|stop|delete|status> [NAME] [--nodes N [--real]] [--port P]")
 	}
 	verb, rest := args[0], args[1:]
 	name := "dev"
@@ -35,7 +35,8 @@ func run(args []string) error {
 		name, rest = rest[0], rest[1:]
 	}
 	fs := flag.NewFlagSet("cluster "+verb, flag.ContinueOnError)
-	nodes := fs.Int("nodes", 2, "KWOK nodes")
+	nodes := fs.Int("nodes", 2, "nodes (KWOK's, or with --real real ones)")
+	realNodes := fs.Bool("real", false, "nodes that run real pods: containerd, runc, CNI, kubelet, kube-proxy (root; tools/build.sh node)")
 	port := fs.Int("port", 0, "API server port (default: a free one, kept across restarts)")
 	root := fs.String("state", ".state/clusters", "folder of the clusters' data")
 	authn := fs.String("authentication-config", "", "AuthenticationConfiguration file for the API server (make identity writes one)")
@@ -64,9 +65,12 @@ func run(args []string) error {
 		}
 		return nil
 	}
-	c, err := testbed.New(name, filepath.Join(*root, name), testbed.Options{
-		Nodes: *nodes, NoNodes: *nodes == 0, Port: *port, Detached: true, Durable: true, AuthenticationConfig: *authn,
-	})
+	opts := testbed.Options{Nodes: *nodes, NoNodes: *nodes == 0, Port: *port, Detached: true, Durable: true, AuthenticationConfig: *authn}
+	kind := "KWOK"
+	if *realNodes {
+		opts.Nodes, opts.NoNodes, opts.RealNodes, kind = 0, true, *nodes, "real"
+	}
+	c, err := testbed.New(name, filepath.Join(*root, name), opts)
 	if err != nil {
 		return err
 	}
@@ -79,7 +83,7 @@ func run(args []string) error {
 		if err := c.Start(context.Background()); err != nil {
 			return err
 		}
-		fmt.Printf("cluster %s ready in %.1fs at %s (%d KWOK nodes)\n  kubeconfig: %s\n", name, c.ReadyIn.Seconds(), c.Server, *nodes, c.Kubeconfig)
+		fmt.Printf("cluster %s ready in %.1fs at %s (%d %s nodes)\n  kubeconfig: %s\n", name, c.ReadyIn.Seconds(), c.Server, *nodes, kind, c.Kubeconfig)
 	case "stop":
 		return c.Stop()
 	case "delete":
