@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	kplaneimages "github.com/kplane/kplane/components/images"
 	"github.com/kplane/kplane/internal/images"
 	"github.com/kplane/kplane/tests/testbed"
 )
@@ -28,7 +29,8 @@ import (
 // local control plane, with CoreDNS as the cluster DNS. A restricted pod built here serves HTTP on
 // one node, the kubelet probes it, a pod on the other node reaches it by its Service's name (the
 // cluster DNS), through its ClusterIP (kube-proxy) and across the nodes (the host routes the pod
-// networks), and its log comes back through the kubelet. After
+// networks), and its log comes back through the kubelet. Each of kplane's own images, by the
+// digest reference the components make, runs there under the restricted profile. After
 // Delete nothing is left on the host: processes, mounts, network namespaces and interfaces,
 // cgroups.
 func TestRealNodes(t *testing.T) {
@@ -103,6 +105,24 @@ func TestRealNodes(t *testing.T) {
 	}, 120*time.Second, 500*time.Millisecond)
 	require.Equal(t, corev1.PodSucceeded, phase, "the client pod: %s", podLog(ctx, cs, "client"))
 	assert.Equal(t, "200 echo from server\n", podLog(ctx, cs, "client"), "the client's log, read through its kubelet")
+
+	// kplane's own images, by the references the components make (registry/name@digest of this
+	// source), run on the real node under the restricted profile.
+	const registry = "registry.example.com/kplane"
+	require.NoError(t, c.ImportKplaneImages(ctx, registry))
+	for _, img := range images.All {
+		pod := testbed.RestrictedPod(img.Name, kplaneimages.Ref(registry, img.Name), "--version")
+		pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+		_, err := cs.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	for _, img := range images.All {
+		require.Eventually(t, func() bool {
+			p, err := cs.CoreV1().Pods("default").Get(ctx, img.Name, metav1.GetOptions{})
+			return err == nil && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed)
+		}, 60*time.Second, 500*time.Millisecond, img.Name)
+		assert.Equal(t, img.Name+" (devel)\n", podLog(ctx, cs, img.Name), "%s by digest", img.Name)
+	}
 
 	require.NoError(t, c.Delete())
 	deleted = true

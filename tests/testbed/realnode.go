@@ -10,7 +10,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -37,34 +38,62 @@ func (c *Cluster) RealNodeSockets() []string {
 	return socks
 }
 
-// ImportImages puts the images (by reference) into every real node's containerd, where the
-// kubelet finds them (namespace k8s.io), as a registry pull would.
+// ImportImages puts the images into every real node's containerd (namespace k8s.io, where the
+// kubelet finds them), as a registry pull would: each under its tag reference and under its
+// repository at its manifest digest (repo@sha256:...), the form kplane's components reference
+// images by. The images go in as an OCI archive, so containerd keeps their manifests, and their
+// digests, byte for byte.
 func (c *Cluster) ImportImages(ctx context.Context, imgs map[string]v1.Image) error {
 	if len(imgs) == 0 {
 		return nil
 	}
-	refs := map[name.Reference]v1.Image{}
+	dir, err := os.MkdirTemp(c.Dir, "images-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	oci, err := layout.Write(filepath.Join(dir, "oci"), empty.Index)
+	if err != nil {
+		return err
+	}
+	digestRefs := map[string]string{} // tag reference -> repo@digest
 	for ref, img := range imgs {
-		r, err := name.ParseReference(ref)
+		tag, err := name.NewTag(ref)
+		if err != nil {
+			return fmt.Errorf("image %q: a tag reference (registry/repository:tag): %w", ref, err)
+		}
+		d, err := img.Digest()
 		if err != nil {
 			return err
 		}
-		refs[r] = img
+		digestRefs[tag.Name()] = tag.Context().Name() + "@" + d.String()
+		if err := oci.AppendImage(img, layout.WithAnnotations(map[string]string{"io.containerd.image.name": tag.Name()})); err != nil {
+			return err
+		}
 	}
-	archive := filepath.Join(c.Dir, "images.tar")
-	defer os.Remove(archive)
-	if err := tarball.MultiRefWriteToFile(archive, refs); err != nil {
-		return err
+	archive := filepath.Join(dir, "images.tar")
+	if out, err := exec.CommandContext(ctx, "tar", "-C", filepath.Join(dir, "oci"), "-cf", archive, ".").CombinedOutput(); err != nil {
+		return fmt.Errorf("tar: %v: %s", err, out)
 	}
 	bin, err := nodeBin()
 	if err != nil {
 		return err
 	}
-	for _, sock := range c.RealNodeSockets() {
-		out, err := exec.CommandContext(ctx, filepath.Join(bin, "ctr"), "--address", sock, "--namespace", "k8s.io",
-			"images", "import", archive).CombinedOutput()
+	ctr := func(sock string, args ...string) error {
+		out, err := exec.CommandContext(ctx, filepath.Join(bin, "ctr"), append([]string{"--address", sock, "--namespace", "k8s.io", "images"}, args...)...).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("ctr images import into %s: %v: %s", sock, err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("ctr images %s (%s): %v: %s", args[0], sock, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	for _, sock := range c.RealNodeSockets() {
+		if err := ctr(sock, "import", archive); err != nil {
+			return err
+		}
+		for tag, byDigest := range digestRefs {
+			if err := ctr(sock, "tag", "--force", tag, byDigest); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -129,4 +158,23 @@ func PodReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// ImportKplaneImages builds kplane's own images from this source (internal/images, what `make
+// images` pushes) and puts them into the real nodes under registry, tagged dev and by digest: the
+// references the components make (components/images.Ref).
+func (c *Cluster) ImportKplaneImages(ctx context.Context, registry string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	built := map[string]v1.Image{}
+	for _, img := range images.All {
+		image, err := images.Build(ctx, root, img)
+		if err != nil {
+			return err
+		}
+		built[registry+"/"+img.Name+":dev"] = image
+	}
+	return c.ImportImages(ctx, built)
 }
