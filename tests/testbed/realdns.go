@@ -16,8 +16,11 @@ import (
 // (tools/build.sh node), as an image made here.
 const CoreDNSImage = "kplane.local/coredns:1.15.0"
 
+// ClusterDNS is the kube-dns Service's address, the real nodes' pods' nameserver.
+const ClusterDNS = "10.96.0.10"
+
 // coreDNS is the cluster add-on kubeadm would install, restricted: CoreDNS as kube-dns at
-// 10.96.0.10 (the kubelets' clusterDNS), serving cluster.local from the API on port 1053 (no
+// ClusterDNS (the kubelets' clusterDNS), serving cluster.local from the API on port 1053 (no
 // capability to bind 53; the Service maps 53 to it), with no upstream (this host has none).
 const coreDNS = `apiVersion: v1
 kind: ServiceAccount
@@ -66,7 +69,7 @@ spec:
       securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
       containers:
         - name: coredns
-          image: %s
+          image: %[1]s
           imagePullPolicy: Never
           args: [-conf, /etc/coredns/Corefile]
           ports: [{containerPort: 1053, protocol: UDP, name: dns}, {containerPort: 1053, protocol: TCP, name: dns-tcp}]
@@ -81,7 +84,7 @@ apiVersion: v1
 kind: Service
 metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
 spec:
-  clusterIP: 10.96.0.10
+  clusterIP: %[2]s
   selector: {k8s-app: kube-dns}
   ports:
     - {name: dns, port: 53, targetPort: 1053, protocol: UDP}
@@ -113,7 +116,7 @@ func (c *Cluster) realNodeAddons(ctx context.Context) error {
 	if err := c.ImportImages(ctx, map[string]v1.Image{PauseImage: pause, CoreDNSImage: dns}); err != nil {
 		return err
 	}
-	if err := c.kubectl(ctx, strings.NewReader(fmt.Sprintf(coreDNS, CoreDNSImage)), "apply", "--server-side", "-f", "-"); err != nil {
+	if err := c.kubectl(ctx, strings.NewReader(fmt.Sprintf(coreDNS, CoreDNSImage, ClusterDNS)), "apply", "--server-side", "-f", "-"); err != nil {
 		return err
 	}
 	return c.kubectl(ctx, nil, "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout="+(90*time.Second).String())

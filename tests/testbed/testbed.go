@@ -163,7 +163,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		args = append(args, "--real-nodes", strconv.Itoa(c.opts.RealNodes), "--node-bin", bin)
+		args = append(args, "--real-nodes", strconv.Itoa(c.opts.RealNodes), "--node-bin", bin, "--sandbox-image", PauseImage, "--cluster-dns", ClusterDNS)
 	}
 	if !c.opts.Durable {
 		args = append(args, "--unsafe-no-fsync")
@@ -223,7 +223,8 @@ func (c *Cluster) Start(ctx context.Context) error {
 // --client-ca-file that includes a CA created after the cluster's first start).
 func (c *Cluster) SetAPIServerArgs(args ...string) { c.opts.APIServerArgs = args }
 
-// Stop stops the control plane gracefully (SIGTERM, then SIGKILL after 30 s). Data is kept.
+// Stop stops the control plane gracefully (SIGTERM, then SIGKILL after 30 s, 60 s with real
+// nodes). Data is kept.
 func (c *Cluster) Stop() error {
 	pid := 0
 	if c.cmd != nil {
@@ -236,7 +237,11 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(30 * time.Second)
+	grace := 30 * time.Second
+	if _, err := os.Stat(filepath.Join(c.Dir, "nodes", "slots")); err == nil { // real nodes stop and clean up first
+		grace = 60 * time.Second
+	}
+	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if c.cmd != nil {
 			select {
@@ -253,7 +258,7 @@ func (c *Cluster) Stop() error {
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	c.cmd = nil
-	return fmt.Errorf("cluster %s: did not stop within 30s; killed", c.Name)
+	return fmt.Errorf("cluster %s: did not stop within %s; killed", c.Name, grace)
 }
 
 // Delete stops the cluster and removes its data directory (and whatever its real nodes left

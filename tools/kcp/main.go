@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -33,10 +34,11 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 type config struct {
-	dir, name, kwok, authnConfig, auditPolicy, nodeBin string
-	port, etcdPort, nodes, realNodes                   int
-	unsafeNoFsync, cleanNodes                          bool
-	apiserverArgs                                      stringList
+	dir, name, kwok, authnConfig, auditPolicy string
+	nodeBin, sandboxImage, clusterDNS         string
+	port, etcdPort, nodes, realNodes          int
+	unsafeNoFsync, cleanNodes                 bool
+	apiserverArgs                             stringList
 }
 
 func main() {
@@ -49,6 +51,8 @@ func main() {
 	flag.StringVar(&c.kwok, "kwok", "", "path of the kwok binary to supervise")
 	flag.IntVar(&c.realNodes, "real-nodes", 0, "number of real nodes (containerd, runc, CNI, kubelet, kube-proxy in network namespaces of their own; needs root and --node-bin)")
 	flag.StringVar(&c.nodeBin, "node-bin", "", "folder of the real nodes' binaries: kubelet, kube-proxy, containerd, containerd-shim-runc-v2, runc and the CNI plugins")
+	flag.StringVar(&c.sandboxImage, "sandbox-image", "", "the real nodes' pod sandbox (pause) image, which the caller imports")
+	flag.StringVar(&c.clusterDNS, "cluster-dns", "", "the cluster DNS Service's address the real nodes' pods use, which the caller installs")
 	flag.BoolVar(&c.cleanNodes, "clean-nodes", false, "undo what the real nodes of --dir left (after a crash or a kill) and exit")
 	flag.StringVar(&c.auditPolicy, "audit-policy-file", "", "audit Policy file for kube-apiserver (the hardened cluster's AuditPolicy); required")
 	flag.StringVar(&c.authnConfig, "authentication-config", "", "AuthenticationConfiguration file for kube-apiserver (structured JWT authenticators)")
@@ -85,6 +89,9 @@ func (c *config) validate() error {
 	}
 	if c.nodes > 0 && c.kwok == "" {
 		return errors.New("--nodes needs --kwok: the kwok binary that fakes the nodes")
+	}
+	if c.realNodes > 0 && (c.sandboxImage == "" || net.ParseIP(c.clusterDNS) == nil) {
+		return errors.New("--real-nodes needs --sandbox-image (the pause image) and --cluster-dns (an address in 10.96.0.0/16)")
 	}
 	if c.realNodes > 0 {
 		for _, b := range []string{"kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "bridge", "host-local", "loopback", "portmap"} {
@@ -219,13 +226,19 @@ func startKWOK(ctx context.Context, c config, dir string, errc chan error) error
 	return waitNodesReady(ctx, filepath.Join(dir, "kubeconfig"), "type=kwok", c.nodes, 60*time.Second)
 }
 
-// stopNodes stops the real nodes and undoes what they made.
+// stopNodes stops the real nodes, all at once, and undoes what they made.
 func stopNodes(dir string, nodes []*realNode) {
+	var wg sync.WaitGroup
 	for _, n := range nodes {
-		if err := n.stop(); err != nil {
-			fmt.Fprintf(os.Stderr, "kcp: node %s: %v\n", n.name, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "kcp: node %s: %v\n", n.name, err)
+			}
+		}()
 	}
+	wg.Wait()
 	if len(nodes) > 0 {
 		_ = os.Remove(nodesState(dir))
 	}

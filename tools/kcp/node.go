@@ -34,11 +34,7 @@ type realNode struct {
 	procs     []*exec.Cmd
 }
 
-const (
-	nodeLockFile = "/run/kplane-nodes.lock"
-	sandboxImage = "kplane.local/pause:3.10" // built and imported by the test bed
-	clusterDNS   = "10.96.0.10"
-)
+const nodeLockFile = "/run/kplane-nodes.lock"
 
 func (n *realNode) netns() string     { return fmt.Sprintf("kplane-n%d", n.slot) }
 func (n *realNode) netnsPath() string { return "/run/netns/" + n.netns() }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -31,7 +32,7 @@ func startNodes(ctx context.Context, dir string, c config, server string, p pki,
 		return fmt.Errorf("nodes: %w", err)
 	}
 	for _, n := range nodes {
-		if err := n.start(ctx, c.nodeBin, c.name, server, p); err != nil {
+		if err := n.start(ctx, c, server, p); err != nil {
 			return fmt.Errorf("node %s: %w", n.name, err)
 		}
 	}
@@ -43,7 +44,8 @@ func startNodes(ctx context.Context, dir string, c config, server string, p pki,
 
 // start writes the node's configuration (certificates, containerd's config, the CNI network,
 // the kubelet's and kube-proxy's) and starts containerd, the kubelet and kube-proxy in its netns.
-func (n *realNode) start(ctx context.Context, bin, cluster, server string, p pki) error {
+func (n *realNode) start(ctx context.Context, c config, server string, p pki) error {
+	bin, cluster := c.nodeBin, c.name
 	for _, d := range []string{"containerd/root", "containerd/state", "kubelet", "pod-logs", "cni/net.d", "cni/ipam"} {
 		if err := os.MkdirAll(n.path(d), 0o700); err != nil {
 			return err
@@ -70,9 +72,9 @@ func (n *realNode) start(ctx context.Context, bin, cluster, server string, p pki
 	}
 	sock := n.path("containerd/containerd.sock")
 	files := map[string]string{
-		"containerd.toml":              n.containerdConfig(bin, sock),
+		"containerd.toml":              n.containerdConfig(bin, sock, c.sandboxImage),
 		"cni/net.d/10-kplane.conflist": n.cniConfig(),
-		"kubelet.yaml":                 n.kubeletConfig(p, sock),
+		"kubelet.yaml":                 n.kubeletConfig(p, sock, c.clusterDNS),
 		"kube-proxy.yaml":              n.kubeProxyConfig(),
 		"resolv.conf":                  "# the node's own lookups: none (pods use the cluster DNS)\n",
 	}
@@ -97,11 +99,16 @@ func (n *realNode) start(ctx context.Context, bin, cluster, server string, p pki
 	return err
 }
 
-// stop ends kube-proxy, the kubelet and containerd (in that order), then cleans up.
+// stop ends the node's components (SIGTERM, SIGKILL after 10 s), then cleans up.
 func (n *realNode) stop() error {
-	for i := len(n.procs) - 1; i >= 0; i-- {
-		cmd := n.procs[i]
-		if cmd.Process != nil {
+	var wg sync.WaitGroup
+	for _, cmd := range n.procs {
+		if cmd.Process == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			_ = cmd.Cancel()
 			done := make(chan struct{})
 			go func() { _ = cmd.Wait(); close(done) }()
@@ -110,12 +117,13 @@ func (n *realNode) stop() error {
 			case <-time.After(10 * time.Second):
 				_ = cmd.Process.Kill()
 			}
-		}
+		}()
 	}
+	wg.Wait()
 	return n.clean()
 }
 
-func (n *realNode) containerdConfig(bin, sock string) string {
+func (n *realNode) containerdConfig(bin, sock, sandboxImage string) string {
 	return fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
@@ -172,7 +180,7 @@ func (n *realNode) cniConfig() string {
 // kubeletConfig: the hardened kubelet kplane's node checks expect (no anonymous access, webhook
 // authorization, no read-only port), on cgroup v1 with the cgroupfs driver under the node's
 // cgroup, with eviction and image GC that ignore the host's shared disk.
-func (n *realNode) kubeletConfig(p pki, sock string) string {
+func (n *realNode) kubeletConfig(p pki, sock, clusterDNS string) string {
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
