@@ -1,10 +1,13 @@
 // Command kcp runs one local Kubernetes control plane in one process: embedded etcd,
-// kube-apiserver, kube-controller-manager and kube-scheduler, on loopback only, with its own PKI
-// and the CIS/KISA-hardened flags kplane expects of a production control plane. With --kwok it
-// also supervises a KWOK controller that fakes --nodes nodes, so workloads become Ready without
-// a kubelet or container images. It is kplane's test bed; it is not a production distribution.
+// kube-apiserver, kube-controller-manager and kube-scheduler, on loopback only (all addresses
+// with real nodes), with its own PKI and the CIS/KISA-hardened flags kplane expects of a
+// production control plane. With --kwok it also supervises a KWOK controller that fakes --nodes
+// nodes, so workloads become Ready without a kubelet or container images; with --real-nodes it
+// starts nodes that run real pods (node.go). It is kplane's test bed; it is not a production
+// distribution.
 //
 //	kcp --dir .state/clusters/dev --port 6443 --nodes 2 --kwok /path/to/kwok
+//	kcp --dir .state/clusters/pods --port 6443 --real-nodes 2 --node-bin DIR --sandbox-image REF --cluster-dns IP
 //
 // The admin kubeconfig is written to <dir>/kubeconfig. SIGINT/SIGTERM stop everything cleanly;
 // starting again on the same --dir keeps all data.
