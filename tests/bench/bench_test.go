@@ -6,12 +6,10 @@ package bench
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,24 +114,16 @@ func longer(a, b string) bool {
 	return x > y
 }
 
-// pinnedModule is the directory of module at the version tools/versions.sh pins under key, in the
+// pinnedModule is the folder of module at the version tools/versions.sh pins under key, in the
 // Go module cache (downloaded if missing): upstream charts and CRDs come from there, offline.
 func pinnedModule(b *testing.B, key, module string) string {
-	raw, err := os.ReadFile("../../tools/versions.sh")
+	v, err := testbed.PinnedVersion(key)
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^` + key + `=(\S+)`).FindSubmatch(raw)
-	if m == nil {
-		b.Fatalf("%s not in tools/versions.sh", key)
-	}
-	out, err := exec.Command("go", "mod", "download", "-json", module+"@"+string(m[1])).Output()
+	dir, err := testbed.ModuleDir(module + "@" + v)
 	if err != nil {
 		b.Fatal(err)
 	}
-	var info struct{ Dir string }
-	if err := json.Unmarshal(out, &info); err != nil {
-		b.Fatal(err)
-	}
-	return info.Dir
+	return dir
 }

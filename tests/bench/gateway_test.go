@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,21 +14,18 @@ import (
 
 	"github.com/kplane/kplane/components/gateway"
 	"github.com/kplane/kplane/components/gateway/catalog"
+	"github.com/kplane/kplane/tests/testbed"
 )
 
 // BenchmarkCatalog: indexing 1,000 documents (the Swagger Petstore, each a product of its own:
 // its paths and operation ids renamed per product; read, validated, references resolved, indexed)
 // and the search latency over them (p50, p99 of 2,000 queries of one to three words).
 func BenchmarkCatalog(b *testing.B) {
-	out, err := exec.Command("go", "mod", "download", "-json", "github.com/pb33f/libopenapi@v0.36.1").Output()
+	modDir, err := testbed.ModuleDir("github.com/pb33f/libopenapi@v0.36.1")
 	if err != nil {
 		b.Fatal(err)
 	}
-	var mod struct{ Dir string }
-	if err := json.Unmarshal(out, &mod); err != nil {
-		b.Fatal(err)
-	}
-	petstore, err := os.ReadFile(filepath.Join(mod.Dir, "test_specs", "petstorev3.json"))
+	petstore, err := os.ReadFile(filepath.Join(modDir, "test_specs", "petstorev3.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -173,17 +171,10 @@ func num(obj *unstructured.Unstructured, fields ...string) int64 {
 
 // pinned reads a version from tools/versions.sh.
 func pinned(t *testing.T, key string) string {
-	f, err := os.Open("../../tools/versions.sh")
+	t.Helper()
+	v, err := testbed.PinnedVersion(key)
 	require.NoError(t, err)
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), key+"="); ok {
-			return strings.Fields(v)[0]
-		}
-	}
-	t.Fatalf("%s not in tools/versions.sh", key)
-	return ""
+	return v
 }
 
 // upstreamCRD installs the CRDs of a file shipped in a Go module (one or many documents) and
@@ -219,11 +210,9 @@ func upstreamCRD(t *testing.T, c *testbed.Cluster, module, path string, fixes ..
 // upstream releases' CRDs and charts come from there, offline.
 func moduleDir(t *testing.T, module string) string {
 	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
-	require.NoError(t, err, "go mod download %s", module)
-	var info struct{ Dir string }
-	require.NoError(t, json.Unmarshal(out, &info))
-	return info.Dir
+	dir, err := testbed.ModuleDir(module)
+	require.NoError(t, err)
+	return dir
 }
 
 // buildCommand builds a Go command of the module into a temporary folder and returns its path.
