@@ -26,6 +26,10 @@ type Catalog struct {
 	// SessionKeySecret names a Secret in the gateway's namespace with session-key (32+ random
 	// bytes) that signs the portal's cookies.
 	SessionKeySecret string `json:"sessionKeySecret"`
+	// IssuerCA is the PEM of the CA that signed Keycloak's certificate, when it is not a public
+	// one (the composed platform takes the identity realm's issuerCA): the portal discovers the
+	// realm when it starts.
+	IssuerCA string `json:"issuerCA,omitempty"`
 }
 
 func (c Catalog) validate() error {
@@ -96,7 +100,16 @@ func (a Args) catalogObjects() ([]map[string]any, error) {
 	labels := map[string]any{wellknown.NameLabel: "kplane-catalog"}
 	args := []any{"serve", "--dir=/etc/kplane/catalog", "--listen=:8080", "--issuer=" + a.Tokens.Issuer, "--client-id=" + c.ClientID,
 		"--public-url=https://" + c.Host, "--swagger-ui=/usr/share/swagger-ui"}
-	out := []map[string]any{
+	mounts := []any{map[string]any{"name": "catalog", "mountPath": "/etc/kplane/catalog", "readOnly": true}}
+	volumes := []any{map[string]any{"name": "catalog", "configMap": map[string]any{"name": "kplane-catalog"}}}
+	var out []map[string]any
+	if c.IssuerCA != "" {
+		args = append(args, "--ca-file=/etc/kplane/issuer-ca/ca.crt")
+		mounts = append(mounts, map[string]any{"name": "issuer-ca", "mountPath": "/etc/kplane/issuer-ca", "readOnly": true})
+		volumes = append(volumes, map[string]any{"name": "issuer-ca", "configMap": map[string]any{"name": "kplane-catalog-issuer-ca"}})
+		out = append(out, object("v1", "ConfigMap", a.Namespace, "kplane-catalog-issuer-ca", nil, map[string]any{"data": map[string]any{"ca.crt": c.IssuerCA}}))
+	}
+	out = append(out,
 		object("v1", "ConfigMap", a.Namespace, "kplane-catalog", nil, map[string]any{"data": map[string]any{"catalog.json": string(manifest)}, "binaryData": binary}),
 		object("apps/v1", "Deployment", a.Namespace, "kplane-catalog", nil, map[string]any{"spec": map[string]any{
 			"replicas": 2, "selector": map[string]any{"matchLabels": labels},
@@ -107,14 +120,14 @@ func (a Args) catalogObjects() ([]map[string]any, error) {
 					"env":            []any{map[string]any{"name": "KPLANE_CATALOG_SESSION_KEY", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": c.SessionKeySecret, "key": "session-key"}}}},
 					"ports":          []any{map[string]any{"name": "http", "containerPort": 8080}},
 					"readinessProbe": map[string]any{"httpGet": map[string]any{"path": "/healthz", "port": "http"}},
-					"volumeMounts":   []any{map[string]any{"name": "catalog", "mountPath": "/etc/kplane/catalog", "readOnly": true}},
+					"volumeMounts":   mounts,
 					"securityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
 						"capabilities": map[string]any{"drop": []any{"ALL"}}},
 					"resources": map[string]any{"requests": map[string]any{"cpu": "50m", "memory": "128Mi"}, "limits": map[string]any{"memory": "512Mi"}}}},
-				"volumes": []any{map[string]any{"name": "catalog", "configMap": map[string]any{"name": "kplane-catalog"}}}}}}}),
+				"volumes": volumes}}}}),
 		object("v1", "Service", a.Namespace, "kplane-catalog", nil, map[string]any{"spec": map[string]any{"selector": labels,
 			"ports": []any{map[string]any{"name": "http", "port": 80, "targetPort": "http"}}}}),
-	}
+	)
 	if a.Engine == "kong" {
 		// People log in through the realm (the portal's OIDC flow); each address is limited.
 		out = append(out, clusterPlugin("kplane-catalog-rate", "rate-limiting", map[string]any{"limit_by": "ip", "policy": "local", "minute": 600}))

@@ -142,6 +142,40 @@ func TestIstioGraph(t *testing.T) {
 	assert.Empty(t, p.EvaluateStack(m.Resources, nil), "kplane's route policies pass")
 }
 
+// TestIstioAPIWithoutConsumers: an API that needs a token and has no consumer yet gets no ALLOW
+// rule (nobody may call it, as with Kong's ACL), never a claim condition without values, which
+// istiod's validation refuses.
+func TestIstioAPIWithoutConsumers(t *testing.T) {
+	a := sample(EngineIstio)
+	a.Consumers = nil
+	for _, obj := range a.IstioObjects() {
+		if obj["kind"] != "AuthorizationPolicy" {
+			continue
+		}
+		raw, _ := json.Marshal(obj)
+		assert.NotContains(t, string(raw), "/orders/", "no rule lets anyone call orders")
+		assert.NotContains(t, string(raw), "request.auth.claims[azp]")
+		assert.Contains(t, string(raw), "/ledger/v1/*", "the anonymous API keeps its rule")
+	}
+}
+
+// TestCatalogTrustsTheIssuerCA: with a private CA, the portal gets it (a ConfigMap, mounted,
+// --ca-file), as it discovers the realm when it starts; without, nothing of it.
+func TestCatalogTrustsTheIssuerCA(t *testing.T) {
+	a := sample(EngineIstio)
+	objs, err := a.catalogObjects()
+	require.NoError(t, err)
+	raw, _ := json.Marshal(objs)
+	assert.NotContains(t, string(raw), "ca-file")
+	a.Catalog.IssuerCA = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+	objs, err = a.catalogObjects()
+	require.NoError(t, err)
+	raw, _ = json.Marshal(objs)
+	assert.Contains(t, string(raw), `"--ca-file=/etc/kplane/issuer-ca/ca.crt"`)
+	assert.Contains(t, string(raw), `{"mountPath":"/etc/kplane/issuer-ca","name":"issuer-ca","readOnly":true}`)
+	assert.Contains(t, string(raw), `"data":{"ca.crt":"-----BEGIN CERTIFICATE-----\nMIIB`)
+}
+
 // TestManifest: the catalog lists what the gateway routes.
 func TestManifest(t *testing.T) {
 	m := sample("kong").Manifest()

@@ -164,6 +164,9 @@ func (a Args) IstioObjects() []map[string]any {
 				"http": []any{map[string]any{"name": "kplane-" + api.Name + "-" + dash(v.Version), "match": []any{map[string]any{"uri": map[string]any{"prefix": prefix + "/"}}}, "rewrite": map[string]any{"uri": "/"},
 					"route": []any{map[string]any{"destination": map[string]any{"host": v.Upstream.Service + "." + v.Upstream.Namespace + ".svc.cluster.local",
 						"port": map[string]any{"number": v.Upstream.Port}}}}}}}}))
+			if !api.Anonymous && len(consumers) == 0 {
+				continue // no client may call it yet: no rule allows it (as Kong's ACL admits nobody); Istio refuses a claim rule without values
+			}
 			rule := map[string]any{"to": []any{map[string]any{"operation": map[string]any{"hosts": []any{a.Host}, "paths": []any{prefix + "/*"}}}}}
 			source := map[string]any{}
 			if !api.Anonymous {
