@@ -29,6 +29,11 @@ type VeleroArgs struct {
 	// Install Velero from its official chart; nil when Velero runs already (kplane then manages
 	// its storage location and schedules only).
 	Install *VeleroInstall `json:"install,omitempty"`
+	// CSI turns on the installed Velero's CSI snapshots (its EnableCSI feature): volumes are
+	// snapshotted through the cluster's VolumeSnapshotClasses. It needs the snapshot CRDs
+	// (external-snapshotter): without them every backup ends PartiallyFailed. The composed
+	// platform sets it with csiSnapshots.
+	CSI bool `json:"csi,omitempty"`
 	// Storage is the backup storage location.
 	Storage Storage `json:"storage"`
 	// SnapshotLocations for the provider's own volume snapshots (EBS on AWS); CSI snapshots need
@@ -331,19 +336,30 @@ func (a VeleroArgs) chartValues() map[string]any {
 	for _, s := range a.Schedules {
 		nodeAgent = nodeAgent || s.FileSystemBackup
 	}
-	return map[string]any{
-		"deployNodeAgent":    nodeAgent,
-		"image":              map[string]any{"repository": repo, "digest": digest},
-		"initContainers":     []any{map[string]any{"name": "velero-plugin-for-aws", "image": prepo + "@" + pdigest, "volumeMounts": []any{map[string]any{"mountPath": "/target", "name": "plugins"}}}},
-		"credentials":        map[string]any{"useSecret": true, "existingSecret": a.Storage.CredentialsSecret},
-		"backupsEnabled":     false,
-		"snapshotsEnabled":   false,
-		"upgradeCRDs":        false,
-		"configuration":      map[string]any{"uploaderType": "kopia", "features": "EnableCSI"},
-		"podSecurityContext": map[string]any{"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
-		"containerSecurityContext": map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-			"capabilities": map[string]any{"drop": []any{"ALL"}}},
+	configuration := map[string]any{"uploaderType": "kopia"}
+	if a.CSI {
+		configuration["features"] = "EnableCSI"
 	}
+	return map[string]any{
+		"deployNodeAgent": nodeAgent,
+		"image":           map[string]any{"repository": repo, "digest": digest},
+		"initContainers": []any{map[string]any{"name": "velero-plugin-for-aws", "image": prepo + "@" + pdigest, "securityContext": restrictedContainer(),
+			"volumeMounts": []any{map[string]any{"mountPath": "/target", "name": "plugins"}}}},
+		"credentials":              map[string]any{"useSecret": true, "existingSecret": a.Storage.CredentialsSecret},
+		"backupsEnabled":           false,
+		"snapshotsEnabled":         false,
+		"upgradeCRDs":              false,
+		"configuration":            configuration,
+		"podSecurityContext":       map[string]any{"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": map[string]any{"type": "RuntimeDefault"}},
+		"containerSecurityContext": restrictedContainer(),
+	}
+}
+
+// restrictedContainer is the server's and the plugin's container security context (the chart
+// passes init containers through as given: without it the restricted namespace refuses the pod).
+func restrictedContainer() map[string]any {
+	return map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+		"capabilities": map[string]any{"drop": []any{"ALL"}}}
 }
 
 // encodeCA: the location's caCert is bytes, base64 in the object.

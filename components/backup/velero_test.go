@@ -67,7 +67,18 @@ func TestVeleroGraph(t *testing.T) {
 	assert.Contains(t, string(vsl), `"spec":{"config":{"region":"ap-northeast-2"},"credential":{"key":"cloud","name":"cloud"},"provider":"aws"}`)
 	values, err := json.Marshal(m.Inputs()["kubernetes:helm.sh/v4:Chart backup-velero"].Mappable())
 	require.NoError(t, err)
-	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`, `"deployNodeAgent":true`} {
+	for _, want := range []string{`"version":"12.1.0"`, `"backupsEnabled":false`, `"existingSecret":"cloud"`, `"upgradeCRDs":false`, `"readOnlyRootFilesystem":true`, `"deployNodeAgent":true`,
+		`"initContainers":[{"image":"velero/velero-plugin-for-aws@sha256:`, `"securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]},"readOnlyRootFilesystem":true}`} {
 		assert.Contains(t, string(values), want)
 	}
+	assert.NotContains(t, string(values), "EnableCSI", "no CSI feature unless asked: without the snapshot CRDs every backup would end PartiallyFailed")
+}
+
+// TestVeleroCSIFeature: Velero's CSI snapshots only when asked (the composed platform asks with
+// csiSnapshots).
+func TestVeleroCSIFeature(t *testing.T) {
+	a := VeleroArgs{Install: &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest}}
+	assert.NotContains(t, a.chartValues()["configuration"], "features")
+	a.CSI = true
+	assert.Equal(t, "EnableCSI", a.chartValues()["configuration"].(map[string]any)["features"])
 }
