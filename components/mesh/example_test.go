@@ -14,6 +14,7 @@ func ExampleNewMesh() {
 	counts, err := mockrun.Run(func(ctx *pulumi.Context) error {
 		_, err := mesh.NewMesh(ctx, "mesh", &mesh.Args{
 			Revisions: []mesh.Revision{{Name: "1-29-2", PilotImage: "registry.example.com/istio/pilot@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", ProxyImage: "registry.example.com/istio/proxyv2@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},
+			CNI:       mesh.CNI{Image: "registry.example.com/istio/install-cni@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
 			Teams:     []mesh.Team{{Namespace: "shop", Services: []mesh.Service{{Name: "web"}, {Name: "cart", Callers: []string{"web"}}}}},
 		})
 		return err

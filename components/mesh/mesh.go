@@ -6,8 +6,10 @@
 package mesh
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -56,6 +58,8 @@ type Args struct {
 	// the official charts, pinned).
 	BaseChart addon.Chart `json:"baseChart,omitempty"`
 	CNIChart  addon.Chart `json:"cniChart,omitempty"`
+	// CNI is the CNI node agent's image and the nodes' CNI folders.
+	CNI CNI `json:"cni"`
 	// TrustDomain of workload identities (default cluster.local).
 	TrustDomain string `json:"trustDomain,omitempty"`
 	// AllowAnyEgress lets workloads reach hosts outside the mesh's registry (default: only
@@ -69,6 +73,38 @@ type Args struct {
 	Observability *Observability `json:"observability,omitempty"`
 	// Teams onboarded into the mesh.
 	Teams []Team `json:"teams,omitempty"`
+}
+
+// CNI is Istio's CNI node agent on every node: it installs the istio-cni plugin into the node's
+// CNI configuration, chained after the cluster's network.
+type CNI struct {
+	// Image of install-cni by digest (<registry>/install-cni@sha256:...): the agent and the
+	// plugin it installs.
+	Image string `json:"image"`
+	// BinDir and ConfDir are the nodes' CNI plugin and configuration folders (default
+	// /opt/cni/bin and /etc/cni/net.d; k3s, for one, keeps them elsewhere).
+	BinDir  string `json:"binDir,omitempty"`
+	ConfDir string `json:"confDir,omitempty"`
+}
+
+func (c CNI) validate() field.ErrorList {
+	var errs field.ErrorList
+	if !pinned.MatchString(c.Image) {
+		errs.Add(field.Invalid(field.At("cni.image"), c.Image, "pin Istio's CNI node agent by digest (<registry>/install-cni@sha256:...)"))
+	}
+	for key, dir := range map[string]string{"cni.binDir": c.BinDir, "cni.confDir": c.ConfDir} {
+		if dir != "" && (!path.IsAbs(dir) || path.Clean(dir) != dir) {
+			errs.Add(field.Invalid(field.At("%s", key), dir, "the nodes' folder as a clean absolute path, e.g. /opt/cni/bin"))
+		}
+	}
+	return errs
+}
+
+// values are the CNI chart's: the pinned image, the folders, and a memory limit on the node
+// agent (a leak cannot take the node down: CIS 5.7 / kplane-resource-limits).
+func (c CNI) values() map[string]any {
+	return map[string]any{"image": c.Image, "cniBinDir": cmp.Or(c.BinDir, "/opt/cni/bin"), "cniConfDir": cmp.Or(c.ConfDir, "/etc/cni/net.d"),
+		"resources": map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "100Mi"}, "limits": map[string]any{"memory": "512Mi"}}}
 }
 
 // Revision is one istiod control plane.
@@ -127,6 +163,7 @@ func (a Args) Validate() error {
 	}
 	errs.Merge(field.At("baseChart"), a.BaseChart.Or(BaseChart).Validate())
 	errs.Merge(field.At("cniChart"), a.CNIChart.Or(CNIChart).Validate())
+	errs = append(errs, a.CNI.validate()...)
 	errs.Merge(nil, a.Certificates.validate())
 	gws := map[string]bool{}
 	for i, g := range a.Gateways {
@@ -198,9 +235,7 @@ func NewMesh(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.Resour
 	if err != nil {
 		return nil, err
 	}
-	cni, err := helmv4.NewChart(ctx, name+"-cni", a.CNIChart.Or(CNIChart).Args("istio-cni", CNINamespace,
-		// A memory limit on the node agent: a leak cannot take the node down (CIS 5.7 / kplane-resource-limits).
-		map[string]any{"resources": map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "100Mi"}, "limits": map[string]any{"memory": "512Mi"}}}), parent,
+	cni, err := helmv4.NewChart(ctx, name+"-cni", a.CNIChart.Or(CNIChart).Args("istio-cni", CNINamespace, a.CNI.values()), parent,
 		pulumi.DependsOn([]pulumi.Resource{base}))
 	if err != nil {
 		return nil, err
@@ -312,6 +347,14 @@ func (a Args) istiodValues(rev Revision) map[string]any {
 		"meshConfig":   mesh,
 		"autoscaleMin": 2,
 		"pdb":          map[string]any{"minAvailable": 1},
+		// istiod reads its injection template and mesh config when it starts, from ConfigMaps the
+		// chart mounts as optional: without them it starts with no injector and never adds one.
+		// Helm creates ConfigMaps before Deployments; Pulumi creates a chart's objects at once
+		// unless told (the kpt depends-on annotation the provider reads).
+		"deploymentAnnotations": map[string]any{"config.kubernetes.io/depends-on": strings.Join([]string{
+			"/namespaces/" + SystemNamespace + "/ConfigMap/istio-sidecar-injector-" + rev.Name,
+			"/namespaces/" + SystemNamespace + "/ConfigMap/istio-" + rev.Name,
+			"/namespaces/" + SystemNamespace + "/ConfigMap/values-" + rev.Name}, ",")},
 	}
 }
 

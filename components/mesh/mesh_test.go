@@ -28,6 +28,7 @@ var digest = "@sha256:" + strings.Repeat("b", 64)
 func sample() Args {
 	return Args{
 		Revisions: []Revision{{Name: "1-29-2", PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest}},
+		CNI:       CNI{Image: "registry.example.com/istio/install-cni" + digest},
 		Gateways:  []Gateway{{Name: "ingress", Namespace: "istio-ingress"}},
 		Teams: []Team{{Namespace: "shop", Services: []Service{
 			{Name: "web", Callers: []string{"gateway/ingress"}, Route: &Route{Timeout: "5s", Retries: &Retries{Attempts: 3, PerTryTimeout: "1s"}}},
@@ -53,6 +54,8 @@ func TestValidate(t *testing.T) {
 		{func(a *Args) { a.Revisions = nil }, "revisions: at least one istiod revision"},
 		{func(a *Args) { a.Revisions[0].PilotImage = "istio/pilot:1.29.2" }, "pin istiod by digest"},
 		{func(a *Args) { a.Revisions[0].Name = "1.29" }, `revisions[0].name "1.29"`},
+		{func(a *Args) { a.CNI.Image = "registry.istio.io/testing/install-cni:latest" }, "cni.image \"registry.istio.io/testing/install-cni:latest\": pin Istio's CNI node agent by digest"},
+		{func(a *Args) { a.CNI.ConfDir = "etc/cni/../net.d" }, `cni.confDir "etc/cni/../net.d": the nodes' folder as a clean absolute path`},
 		{func(a *Args) { a.StableRevision = "1-30-0" }, `stableRevision "1-30-0": not one of revisions (1-29-2)`},
 		{func(a *Args) { cart(a).Weights[1].Percent = 20 }, "teams[0].services[1].route.weights: they sum to 110; make them sum to 100"},
 		{func(a *Args) { cart(a).Weights[1].Subset = "beta" }, `route.weights[1].subset "beta": no such subset (subsets: canary, stable)`},

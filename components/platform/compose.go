@@ -254,6 +254,9 @@ func (o *Composed) composeGateway(c *Args) field.ErrorList {
 	if cat := g.Catalog; cat != nil {
 		catalog := *cat
 		c.image(&catalog.Image, "kplane-catalog")
+		if catalog.IssuerCA == "" && c.Identity != nil {
+			catalog.IssuerCA = c.Identity.IssuerCA
+		}
 		g.Catalog = &catalog
 	}
 	if k := g.Kong; k != nil {
@@ -365,6 +368,7 @@ func (o *Composed) composeBackup(c *Args) field.ErrorList {
 		out.EtcdSnapshots = &etcd
 	}
 	if s := b.CSISnapshots; s != nil {
+		out.Velero.CSI = true // Velero snapshots the volumes too
 		csi := *s
 		c.image(&csi.Image, "kplane-backup")
 		out.CSISnapshots = &csi

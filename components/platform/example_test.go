@@ -25,7 +25,8 @@ func ExampleNewPlatform() {
 			},
 			Identity: &identity.Args{KeycloakURL: "https://sso.example.com", Teams: []identity.Team{{Name: "payments", Namespaces: []string{"payments"}}}},
 			Mesh: &platform.Mesh{Args: mesh.Args{Revisions: []mesh.Revision{{Name: "1-29-2",
-				PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest}}}},
+				PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest}},
+				CNI: mesh.CNI{Image: "registry.example.com/istio/install-cni" + digest}}},
 			Backup: &platform.Backup{VeleroArgs: backup.VeleroArgs{Storage: backup.Storage{Bucket: "backups", CredentialsSecret: "velero-s3"}}},
 		})
 		return err

@@ -61,6 +61,7 @@ func meshOf(b *testing.B, teams, per int) mesh.Args {
 	a := mesh.Args{
 		BaseChart: addon.Chart{Path: filepath.Join(charts, "base")},
 		CNIChart:  addon.Chart{Path: filepath.Join(charts, "istio-cni")},
+		CNI:       mesh.CNI{Image: "registry.example.com/istio/install-cni" + digest},
 		Revisions: []mesh.Revision{{Name: "bench", PilotImage: "registry.example.com/istio/pilot" + digest, ProxyImage: "registry.example.com/istio/proxyv2" + digest,
 			Chart: addon.Chart{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
 	}

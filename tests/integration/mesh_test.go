@@ -35,6 +35,7 @@ func meshArgs(t *testing.T, ca *mesh.SecretCA) mesh.Args {
 	return mesh.Args{
 		BaseChart: addon.Chart{Path: filepath.Join(charts, "base")},
 		CNIChart:  addon.Chart{Path: filepath.Join(charts, "istio-cni")},
+		CNI:       mesh.CNI{Image: "registry.example.com/istio/install-cni" + rules.Digest},
 		Revisions: []mesh.Revision{{Name: "1-29-2", PilotImage: "registry.example.com/istio/pilot" + rules.Digest,
 			ProxyImage: "registry.example.com/istio/proxyv2" + rules.Digest, Chart: addon.Chart{Path: filepath.Join(charts, "istio-control", "istio-discovery")}}},
 		// The gateway's pods get their proxy from istiod's injection webhook, which cannot run
