@@ -6,7 +6,7 @@ package images
 var Digests = map[string]string{
 	"kplane-admission":     "sha256:6f0c4ca766d85ac401f6f040b6d5acf7a279496f5f34c8759dd88aa00f5c4718",
 	"kplane-backup":        "sha256:479d3ee21b513663a92311384493ff008010f3f53e3c19bb39f8710cc7c6f93c",
-	"kplane-catalog":       "sha256:9b0efa8c3972923ee5a5b75c6f8a97ad0f1266f854450be5980d2f32d62212fe",
+	"kplane-catalog":       "sha256:d2acc1760fd49ed2cb9a4585e95ff6299b4b07d2ae5cfd1b659daf67b38d9d6d",
 	"kplane-etcd-snapshot": "sha256:68f7e4160ea04022a852b3ed05945344382be25c73ca409019f6ab2ce533e3f2",
 	"kplane-nodecheck":     "sha256:098f5e0012e782ee5b6aabff8e5465e01aae06f95ebb4f7269b1ba66d13fc7ff",
 	"kplane-realm-sync":    "sha256:5be96d9814a5d11199b68c3565893678f4070a174d55506be1b7806fd1aa658f",

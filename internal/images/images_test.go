@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"context"
 	"debug/elf"
+	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -20,7 +21,7 @@ func TestImagesAreReproducibleAndMinimal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds images")
 	}
-	img := Image{"kplane-admission", "./cmd/kplane-admission"}
+	img := Image{Name: "kplane-admission", Package: "./cmd/kplane-admission"}
 	first, err := Build(context.Background(), "../..", img)
 	require.NoError(t, err)
 	second, err := Build(context.Background(), "../..", img)
@@ -73,5 +74,30 @@ func TestDefaultDigestsAreTheBuiltOnes(t *testing.T) {
 		d, err := image.Digest()
 		require.NoError(t, err)
 		assert.Equal(t, images.Digests[img.Name], d.String(), "%s: run `make images-defaults` after changing its source", img.Name)
+	}
+}
+
+// TestFromFiles: an image of several files has their folders (root's, made once, parents
+// first), the files owned by the image's user (executables 0555, others 0444), and refuses a
+// path that is not clean and absolute.
+func TestFromFiles(t *testing.T) {
+	img, err := FromFiles("x", []File{{Path: "/bin/x", Content: []byte("x"), Exec: true},
+		{Path: "/usr/share/x/a.css", Content: []byte("a")}, {Path: "/usr/share/x/b.js", Content: []byte("b")}}, []string{"/bin/x"}, User)
+	require.NoError(t, err)
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	rc, err := layers[0].Uncompressed()
+	require.NoError(t, err)
+	defer rc.Close()
+	var got []string
+	tr := tar.NewReader(rc)
+	for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+		got = append(got, fmt.Sprintf("%s %o %d", h.Name, h.Mode, h.Uid))
+	}
+	assert.Equal(t, []string{"bin/ 755 0", "usr/ 755 0", "usr/share/ 755 0", "usr/share/x/ 755 0",
+		"bin/x 555 65532", "usr/share/x/a.css 444 65532", "usr/share/x/b.js 444 65532"}, got)
+	for _, bad := range []string{"bin/x", "/bin/../x", "/bin//x"} {
+		_, err := FromFiles("x", []File{{Path: bad}}, nil, User)
+		assert.ErrorContains(t, err, "a clean absolute path", bad)
 	}
 }

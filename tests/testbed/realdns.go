@@ -109,7 +109,7 @@ func (c *Cluster) realNodeAddons(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dns, err := images.FromBinary("coredns", content)
+	dns, err := images.FromFiles("coredns", []images.File{{Path: "/coredns", Content: content, Exec: true}}, []string{"/coredns"}, images.User)
 	if err != nil {
 		return err
 	}
