@@ -90,10 +90,12 @@ down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV
 	@$(BIN)/identity stop --env $(ENV)
 
 images: ## build kplane's own images (no Docker engine) into the OCI layout .state/images and print their digests
-	@go run ./cmd/kplane-images --out .state/images
+	@tools/build.sh swagger-ui
+	@$(WITH_TOOLS) go run ./cmd/kplane-images --out .state/images
 
 images-defaults: ## build the images and make their digests the components' defaults (components/images/digests.go)
-	@go run ./cmd/kplane-images --out .state/images --write-defaults components/images/digests.go
+	@tools/build.sh swagger-ui
+	@$(WITH_TOOLS) go run ./cmd/kplane-images --out .state/images --write-defaults components/images/digests.go
 
 test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs)
 	@$(WITH_TOOLS) go test -count=1 -timeout 60m $(GO_TEST_FLAGS) ./...
@@ -110,8 +112,9 @@ e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a r
 e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and synced by real Argo CD in waves, a pull member synced by its own Argo CD, then deregistered
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestFleet' -v ./tests/integration/
 
-e2e-pods: tools ## real pods alone: two real nodes (containerd, runc, CNI, kubelet, kube-proxy), CoreDNS, a pod reaching another node's pod by its Service's name, nothing left after
-	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestRealNodes' -v ./tests/integration/
+e2e-pods: tools ## real pods: two real nodes (containerd, runc, CNI, kubelet, kube-proxy) with CoreDNS, then the composed dev platform in real pods (istiod injecting, Velero backing up on its schedule and restoring), from upstream images built here
+	@tools/build.sh images
+	@$(WITH_TOOLS) KPLANE_E2E_PODS=1 go test -count=1 -timeout 30m -run 'TestRealNodes|TestPlatformPods' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/

@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node (default: all)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -171,16 +171,21 @@ build_gatekeeper() {
 # it with the machine's Java) and unpacks it into the cache.
 # Velero pins a k8s.io/cli-runtime the proxy does not serve and replaces kopia with its fork:
 # a wrapper module requiring both Velero and its AWS plugin builds their commands.
-build_velero() {
-  local key="$VELERO_VERSION-aws-$VELERO_AWS_VERSION" fork
-  if cached velero "$key" velero version --client-only && [ -x "$CACHE/velero-$key/bin/velero-plugin-for-aws" ]; then log "velero $key cached"; return; fi
-  building velero "$key" "github.com/vmware-tanzu/velero $VELERO_VERSION + velero-plugin-for-aws $VELERO_AWS_VERSION; cold: ~5 min"
+velero_module() {
+  local fork
   fork=$(sed -n 's/^replace github.com\/kopia\/kopia => \(.*\)$/\1/p' "$(moddir "github.com/vmware-tanzu/velero@$VELERO_VERSION")/go.mod")
   printf '%s\n' "module kplane.local/velero" "" "go 1.26.0" "" \
     "require github.com/vmware-tanzu/velero $VELERO_VERSION" \
     "require github.com/vmware-tanzu/velero-plugin-for-aws $VELERO_AWS_VERSION" \
     "require k8s.io/cli-runtime v0.33.13" \
-    "replace github.com/kopia/kopia => $fork" >"$work/go.mod"
+    "replace github.com/kopia/kopia => $fork" >"$1/go.mod"
+}
+
+build_velero() {
+  local key="$VELERO_VERSION-aws-$VELERO_AWS_VERSION"
+  if cached velero "$key" velero version --client-only && [ -x "$CACHE/velero-$key/bin/velero-plugin-for-aws" ]; then log "velero $key cached"; return; fi
+  building velero "$key" "github.com/vmware-tanzu/velero $VELERO_VERSION + velero-plugin-for-aws $VELERO_AWS_VERSION; cold: ~5 min"
+  velero_module "$work"
   (cd "$work" && go build -o "$work/velero" -ldflags "-X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION" \
      github.com/vmware-tanzu/velero/cmd/velero && go build -o "$work/velero-plugin-for-aws" \
      github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws)
@@ -231,6 +236,33 @@ build_argocd() {
   cp "$dir/hack/git-verify-wrapper.sh" "$work/" && chmod 755 "$work/git-verify-wrapper.sh"
   unset GOTOOLCHAIN
   built argocd "$key" "$work/argocd" "$work/helm" "$work/argocd-crds.yaml" "$work/git-verify-wrapper.sh"
+}
+
+# The binaries of the upstream images the real-pod test bed runs (tests/testbed/upstream.go puts
+# each on an empty base): static (CGO_ENABLED=0) and reproducible (trimmed paths, no build ID), so
+# the same versions and Go give the same image digests, which environments/dev references.
+# Velero and its AWS plugin, istiod (pilot-discovery) with its proxy bootstrap template, Istio's
+# CNI node agent (install-cni) with its plugin (istio-cni), and the Gatekeeper manager.
+static() { CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=false -ldflags "-s -w -buildid= $1" -o "$2" "$3"; }
+build_images() {
+  local key; key=$(images_key)
+  if [ -f "$CACHE/images-$key/bin/.complete" ]; then log "upstream image binaries $key cached"; return; fi
+  building images "$key" "static Velero, velero-plugin-for-aws, pilot-discovery, install-cni, istio-cni, Gatekeeper manager for the real-pod bed; cold: ~20 min"
+  mkdir -p "$work/velero" "$work/istio" "$work/gatekeeper"
+  velero_module "$work/velero"
+  (cd "$work/velero" && static "-X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION" "$work/velero-server" \
+     github.com/vmware-tanzu/velero/cmd/velero && \
+   static "" "$work/velero-plugin-for-aws" github.com/vmware-tanzu/velero-plugin-for-aws/velero-plugin-for-aws)
+  printf '%s\n' "module kplane.local/istio" "" "go 1.26.6" "" "require istio.io/istio $ISTIO_VERSION" >"$work/istio/go.mod"
+  (cd "$work/istio" && static "" "$work/pilot-discovery" istio.io/istio/pilot/cmd/pilot-discovery && \
+   static "" "$work/install-cni" istio.io/istio/cni/cmd/install-cni && static "" "$work/istio-cni" istio.io/istio/cni/cmd/istio-cni)
+  cp "$(moddir "istio.io/istio@$ISTIO_VERSION")/tools/packaging/common/envoy_bootstrap.json" "$work/envoy_bootstrap_tmpl.json"
+  printf '%s\n' "module kplane.local/gatekeeper" "" "go 1.26.6" "" "require github.com/open-policy-agent/gatekeeper/v3 $GATEKEEPER_VERSION" >"$work/gatekeeper/go.mod"
+  (cd "$work/gatekeeper" && static "-X github.com/open-policy-agent/gatekeeper/v3/pkg/version.Version=$GATEKEEPER_VERSION" "$work/manager" \
+     github.com/open-policy-agent/gatekeeper/v3)
+  touch "$work/.complete"
+  built images "$key" "$work/velero-server" "$work/velero-plugin-for-aws" "$work/pilot-discovery" "$work/envoy_bootstrap_tmpl.json" \
+    "$work/install-cni" "$work/istio-cni" "$work/manager" "$work/.complete"
 }
 
 fetch_keycloak() {
@@ -362,6 +394,7 @@ for t in "${tools[@]}"; do
     plugins) install_plugins ;;
     charts) fetch_charts ;;
     node) build_node ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)"; exit 2 ;;
+    images) build_images ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
   esac
 done

@@ -6,6 +6,7 @@ root=$(cd "$here/.." && pwd)
 cat <<ENV
 export KPLANE_CACHE="$CACHE"
 export KPLANE_CHARTS="$(charts_dir)"
+export KPLANE_UPSTREAM_IMAGES="$CACHE/images-$(images_key)/bin"
 export KPLANE_SWAGGER_UI="$CACHE/swagger-ui-$SWAGGER_UI_VERSION"
 export PATH="$(bindirs):\$PATH"
 export PULUMI_HOME="$PULUMI_HOME"

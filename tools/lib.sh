@@ -11,6 +11,9 @@ kcp_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/*.go "$here"/kcp/kubectl
 # kube-proxy of kcp's Kubernetes release (built with kcp's module requirements, not its source).
 node_key() { echo "$KUBERNETES_VERSION-$(cat "$here"/kcp/go.mod "$here"/kcp/go.sum | sha256sum | cut -c1-8)-containerd-$CONTAINERD_VERSION-runc-$RUNC_VERSION-cni-$CNI_PLUGINS_VERSION-coredns-$COREDNS_VERSION"; }
 
+# images_key: the static binaries of the upstream images the real-pod bed runs (tools/build.sh images).
+images_key() { echo "2-velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION-istio-${ISTIO_VERSION##*-}-gatekeeper-$GATEKEEPER_VERSION-$(go env GOVERSION)"; }
+
 # bindirs: the cache folders whose bin/ go on PATH (providers are found in PULUMI_HOME, not PATH).
 bindirs() {
   echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin:$CACHE/gatekeeper-$GATEKEEPER_VERSION/bin:$CACHE/velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION/bin:$CACHE/seaweedfs-$SEAWEEDFS_VERSION/bin:$CACHE/istioctl-$ISTIO_VERSION/bin:$CACHE/argocd-$ARGOCD_VERSION-helm-$HELM_VERSION/bin:$CACHE/keycloak-$KEYCLOAK_VERSION/bin:$CACHE/openbao-$OPENBAO_VERSION/bin:$CACHE/node-$(node_key)/bin"

@@ -24,13 +24,16 @@ type Image struct {
 
 var pinned = regexp.MustCompile(`^[^@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$`)
 
+// Pinned: ref names an image by digest (<registry>/<repository>@sha256:<64 hex>).
+func Pinned(ref string) bool { return pinned.MatchString(ref) }
+
 // Validate checks the add-on's declared constraints: every image pinned by digest (what was
 // scanned and signed is what runs) and the chart, defaulted to official, usable. Paths are the
 // install arguments' keys (image, chart.repo ...).
 func (i Install) Validate(official Chart, images ...Image) error {
 	var errs field.ErrorList
 	for _, img := range images {
-		if !pinned.MatchString(img.Ref) {
+		if !Pinned(img.Ref) {
 			errs.Add(field.Invalid(field.At("%s", img.Key), img.Ref, "pin it by digest (<registry>/<repository>@sha256:...)"))
 		}
 	}

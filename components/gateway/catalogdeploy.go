@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/gateway/catalog"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/field"
@@ -35,7 +36,7 @@ type Catalog struct {
 func (c Catalog) validate() error {
 	var errs field.ErrorList
 	switch {
-	case !pinned.MatchString(c.Image):
+	case !addon.Pinned(c.Image):
 		errs.Add(field.Invalid(field.At("catalog.image"), c.Image, "pin kplane-catalog by digest"))
 	case !hostName.MatchString(c.Host):
 		errs.Add(field.Invalid(field.At("catalog.host"), c.Host, "the portal's host name, e.g. developers.example.com"))

@@ -131,7 +131,6 @@ var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 	version  = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
 	hostName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$`)
-	pinned   = regexp.MustCompile(`^[^@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$`)
 )
 
 // Validate names the argument and the fix; nothing is created when it fails. It reads every

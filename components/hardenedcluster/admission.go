@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/hardenedcluster/rules"
 	"github.com/kplane/kplane/internal/field"
 )
@@ -211,6 +212,9 @@ func (a *Args) validateAdmission() field.ErrorList {
 		}
 		if !ad.Gatekeeper.External {
 			errs.Merge(p.Child("gatekeeper", "chart"), ad.Gatekeeper.Chart.Or(GatekeeperChart).Validate())
+		}
+		if img := ad.Gatekeeper.Image; img != "" && !addon.Pinned(img) {
+			errs.Add(field.Invalid(p.Child("gatekeeper", "image"), img, "pin the Gatekeeper manager by digest (<registry>/gatekeeper@sha256:...)"))
 		}
 	}
 	known := "known: " + strings.Join(PolicyNames(), ", ")

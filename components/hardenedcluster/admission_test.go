@@ -102,6 +102,7 @@ func TestAdmissionValidate(t *testing.T) {
 		"missing local chart": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Path: "/no/chart"}}}, `admission.gatekeeper.chart.path "/no/chart": no such chart directory`},
 		"bad chart repo":      {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Chart: addon.Chart{Repo: "ftp://mirror"}}}, `admission.gatekeeper.chart.repo "ftp://mirror"`},
 		"gatekeeper ns":       {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Namespace: "GK"}}, `admission.gatekeeper.namespace "GK"`},
+		"gatekeeper image":    {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{Image: "openpolicyagent/gatekeeper:v3.23.1"}}, `admission.gatekeeper.image "openpolicyagent/gatekeeper:v3.23.1": pin the Gatekeeper manager by digest`},
 		"external gatekeeper": {AdmissionArgs{Engine: "gatekeeper", Gatekeeper: GatekeeperArgs{External: true, Chart: addon.Chart{Path: "/not/used"}}}, ""},
 	}
 	for name, tc := range cases {

@@ -32,6 +32,9 @@ type GatekeeperArgs struct {
 	// Namespace Gatekeeper runs in (default gatekeeper-system). kplane creates it, exempt from
 	// Gatekeeper's own webhook.
 	Namespace string `json:"namespace,omitempty"`
+	// Image of the Gatekeeper manager (its controller, webhook and audit) by digest
+	// (<registry>/gatekeeper@sha256:...); default: the chart's, by tag.
+	Image string `json:"image,omitempty"`
 	// Values are chart values laid over the ones kplane computes (see gatekeeperValues).
 	Values map[string]any `json:"values,omitempty"`
 	// External: Gatekeeper is installed and run by someone else; kplane only adds its templates
@@ -197,7 +200,7 @@ func (a *Args) gatekeeperValues() map[string]any {
 		rules = append(rules, map[string]any{"apiGroups": m["apiGroups"], "apiVersions": []any{"*"},
 			"operations": []any{"CREATE", "UPDATE"}, "resources": resources, "scope": "Namespaced"})
 	}
-	return addon.Merge(map[string]any{
+	values := map[string]any{
 		"validatingWebhookFailurePolicy": failure,
 		// The webhook sees only what the constraints check (workloads): no latency on other
 		// requests, and no chicken-and-egg with the chart's own CRDs and Services.
@@ -215,7 +218,11 @@ func (a *Args) gatekeeperValues() map[string]any {
 		"emitAdmissionEvents": true,
 		"emitAuditEvents":     true,
 		"logDenies":           true,
-	}, a.Admission.Gatekeeper.Values)
+	}
+	if img := a.Admission.Gatekeeper.Image; img != "" { // the chart writes repository alone when release is empty
+		values["image"] = map[string]any{"repository": img, "release": ""}
+	}
+	return addon.Merge(values, a.Admission.Gatekeeper.Values)
 }
 
 // newGatekeeper installs Gatekeeper (unless External), then per policy its template and its

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +174,13 @@ func TestGatekeeperEngineGraph(t *testing.T) {
 	rec, err = run(t, local)
 	require.NoError(t, err)
 	assert.Equal(t, local.Admission.Gatekeeper.Chart.Path, rec.ofType("kubernetes:helm.sh/v4:Chart")[0].Inputs["chart"].StringValue())
+}
+
+// TestGatekeeperImage: a pinned manager image replaces the chart's tag (the chart writes the
+// repository alone when the release is empty); without one the chart's stays.
+func TestGatekeeperImage(t *testing.T) {
+	a := &Args{Admission: AdmissionArgs{Engine: "gatekeeper"}}
+	assert.NotContains(t, a.gatekeeperValues(), "image")
+	a.Admission.Gatekeeper.Image = "registry.example.com/openpolicyagent/gatekeeper@sha256:" + strings.Repeat("a", 64)
+	assert.Equal(t, map[string]any{"repository": a.Admission.Gatekeeper.Image, "release": ""}, a.gatekeeperValues()["image"])
 }

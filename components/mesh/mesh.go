@@ -89,7 +89,7 @@ type CNI struct {
 
 func (c CNI) validate() field.ErrorList {
 	var errs field.ErrorList
-	if !pinned.MatchString(c.Image) {
+	if !addon.Pinned(c.Image) {
 		errs.Add(field.Invalid(field.At("cni.image"), c.Image, "pin Istio's CNI node agent by digest (<registry>/install-cni@sha256:...)"))
 	}
 	for key, dir := range map[string]string{"cni.binDir": c.BinDir, "cni.confDir": c.ConfDir} {
@@ -133,7 +133,6 @@ type Gateway struct {
 
 var (
 	dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	pinned   = regexp.MustCompile(`^[^@\s]+/[^@\s]+@sha256:[0-9a-f]{64}$`)
 )
 
 // Validate names the argument and the fix; nothing is created when it fails.
@@ -147,9 +146,9 @@ func (a Args) Validate() error {
 		switch {
 		case !dnsLabel.MatchString(r.Name) || revs[r.Name] || r.Name == "default":
 			errs.Add(field.Invalid(field.At("revisions[%d].name", i), r.Name, "unique lower-case letters, digits and dashes, e.g. 1-29-2 (not \"default\")"))
-		case !pinned.MatchString(r.PilotImage):
+		case !addon.Pinned(r.PilotImage):
 			errs.Add(field.Invalid(field.At("revisions[%d].pilotImage", i), r.PilotImage, "pin istiod by digest (<registry>/pilot@sha256:...)"))
-		case !pinned.MatchString(r.ProxyImage):
+		case !addon.Pinned(r.ProxyImage):
 			errs.Add(field.Invalid(field.At("revisions[%d].proxyImage", i), r.ProxyImage, "pin the sidecar proxy by digest (<registry>/proxyv2@sha256:...)"))
 		}
 		errs.Merge(field.At("revisions[%d].chart", i), r.Chart.Or(IstiodChart).Validate())

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -40,6 +41,9 @@ type Keycloak struct {
 type ServiceOptions struct {
 	Port     int
 	Detached bool
+	// IP Keycloak listens on, in its URL and certificate (default 127.0.0.1; a real-node
+	// cluster's HostAddress for pods).
+	IP string
 }
 
 func (o ServiceOptions) ports(n int) (int, error) {
@@ -68,7 +72,7 @@ func StartKeycloakWith(ctx context.Context, dir string, o ServiceOptions) (*Keyc
 	ca, err := os.ReadFile(caFile)
 	if err != nil || !fileExists(certFile) || !fileExists(keyFile) {
 		var certPEM, keyPEM []byte
-		if ca, certPEM, keyPEM, err = servingCert(); err != nil {
+		if ca, certPEM, keyPEM, err = servingCert(net.ParseIP(cmp.Or(o.IP, "127.0.0.1"))); err != nil {
 			return nil, err
 		}
 		for f, b := range map[string][]byte{caFile: ca, certFile: certPEM, keyFile: keyPEM} {
@@ -83,9 +87,10 @@ func StartKeycloakWith(ctx context.Context, dir string, o ServiceOptions) (*Keyc
 	}
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
-	k := &Keycloak{URL: fmt.Sprintf("https://127.0.0.1:%d", port), CA: ca, AdminUser: "kplane-admin", AdminPassword: hex.EncodeToString(secret),
+	ip := cmp.Or(o.IP, "127.0.0.1")
+	k := &Keycloak{URL: fmt.Sprintf("https://%s:%d", ip, port), CA: ca, AdminUser: "kplane-admin", AdminPassword: hex.EncodeToString(secret),
 		Log: filepath.Join(dir, "keycloak.log")}
-	args := append([]string{"start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=127.0.0.1",
+	args := append([]string{"start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=" + ip,
 		"--https-certificate-file", certFile, "--https-certificate-key-file", keyFile,
 		"--http-management-port", fmt.Sprint(port + 1), "--http-port", fmt.Sprint(port + 2), "--db=dev-mem", "--hostname-strict=false",
 		"--truststore-paths", caFile}, // Keycloak trusts itself (a brokered realm on the same server) and the test bed's CA
@@ -119,8 +124,9 @@ func (k *Keycloak) HTTPClient() (*http.Client, error) {
 // Stop kills Keycloak's process group.
 func (k *Keycloak) Stop() { k.stop() }
 
-// servingCert makes a CA and a loopback server certificate signed by it (PEM; key as PKCS#8).
-func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
+// servingCert makes a CA and a server certificate signed by it for loopback and ips (PEM; key
+// as PKCS#8).
+func servingCert(ips ...net.IP) (caPEM, certPEM, keyPEM []byte, err error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, nil, err
@@ -138,7 +144,7 @@ func servingCert() (caPEM, certPEM, keyPEM []byte, err error) {
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...), DNSNames: []string{"localhost"}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, key.Public(), caKey)
 	if err != nil {
 		return nil, nil, nil, err

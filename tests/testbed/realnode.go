@@ -178,3 +178,21 @@ func (c *Cluster) ImportKplaneImages(ctx context.Context, registry string) error
 	}
 	return c.ImportImages(ctx, built)
 }
+
+// HostAddress is the host's address as the real nodes' pods reach it: the API server's
+// advertised address (the kubernetes Service's endpoint, the first node's host end). A server a
+// test starts for pods listens there.
+func (c *Cluster) HostAddress(ctx context.Context) (string, error) {
+	cs, err := c.Clientset()
+	if err != nil {
+		return "", err
+	}
+	ep, err := cs.DiscoveryV1().EndpointSlices("default").Get(ctx, "kubernetes", metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("the kubernetes Service's endpoints: %w", err)
+	}
+	if len(ep.Endpoints) == 0 || len(ep.Endpoints[0].Addresses) == 0 {
+		return "", fmt.Errorf("the kubernetes Service has no endpoint: a cluster without real nodes advertises none")
+	}
+	return ep.Endpoints[0].Addresses[0], nil
+}

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"cmp"
 	"context"
 	cryptotls "crypto/tls"
 	"crypto/x509"
@@ -31,7 +32,14 @@ type SeaweedFS struct {
 // stops it when the test ends.
 func StartSeaweedFS(t testing.TB, dir, accessKey, secretKey string, tls bool, flags []string) *SeaweedFS {
 	t.Helper()
-	s, err := LaunchSeaweedFS(SeaweedFSOptions{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, TLS: tls, Flags: flags})
+	return StartSeaweedFSWith(t, SeaweedFSOptions{Dir: dir, AccessKey: accessKey, SecretKey: secretKey, TLS: tls, Flags: flags})
+}
+
+// StartSeaweedFSWith starts the server with o, waits until S3 answers, and stops it when the
+// test ends.
+func StartSeaweedFSWith(t testing.TB, o SeaweedFSOptions) *SeaweedFS {
+	t.Helper()
+	s, err := LaunchSeaweedFS(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +56,9 @@ type SeaweedFSOptions struct {
 	S3Port int
 	// Detached servers outlive the process that started them (`make up`'s local store).
 	Detached bool
+	// IP the server listens on and advertises (default 127.0.0.1; a real-node cluster's
+	// HostAddress for pods).
+	IP string
 }
 
 // LaunchSeaweedFS starts the server and waits until S3 answers.
@@ -75,8 +86,9 @@ func LaunchSeaweedFS(o SeaweedFSOptions) (*SeaweedFS, error) {
 		}
 		flags = append(flags, fmt.Sprintf("-%s=%d", p, port))
 	}
-	flags = append(flags, "-dir="+o.Dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.port.legacy=0", "-debug.port=0", "-metricsPort=0")
-	s := &SeaweedFS{URL: fmt.Sprintf("http://127.0.0.1:%d", s3Port), Log: filepath.Join(o.Dir, "weed.log")}
+	ip := cmp.Or(o.IP, "127.0.0.1")
+	flags = append(flags, "-dir="+o.Dir, "-ip="+ip, "-ip.bind="+ip, "-admin.port.legacy=0", "-debug.port=0", "-metricsPort=0")
+	s := &SeaweedFS{URL: fmt.Sprintf("http://%s:%d", ip, s3Port), Log: filepath.Join(o.Dir, "weed.log")}
 	client := http.DefaultClient
 	if o.TLS {
 		ca, cert, key, err := servingCert()

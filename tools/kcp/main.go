@@ -97,7 +97,7 @@ func (c *config) validate() error {
 		return errors.New("--real-nodes needs --sandbox-image (the pause image) and --cluster-dns (an address in 10.96.0.0/16)")
 	}
 	if c.realNodes > 0 {
-		for _, b := range []string{"kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc", "bridge", "host-local", "loopback", "portmap"} {
+		for _, b := range append([]string{"kubelet", "kube-proxy", "containerd", "containerd-shim-runc-v2", "runc"}, cniPlugins...) {
 			if c.nodeBin == "" || !exists(filepath.Join(c.nodeBin, b)) {
 				return fmt.Errorf("--real-nodes needs --node-bin, a folder with %s (tools/build.sh node builds it)", b)
 			}

@@ -16,11 +16,14 @@ import (
 )
 
 // realNodesAPIServerArgs: the nodes reach the API server at their host ends, pods at the first
-// one's (the kubernetes Service's endpoint), and the API server reaches the kubelets.
+// one's (the kubernetes Service's endpoint), and the API server reaches the kubelets, and the
+// admission webhooks and aggregated APIs served by pods at their pod addresses (the host routes
+// to the pod networks; Service addresses exist only in the nodes' kube-proxy).
 func realNodesAPIServerArgs(nodes []*realNode) []string {
 	return []string{"--bind-address=0.0.0.0", "--advertise-address=" + nodes[0].hostIP(),
 		"--kubelet-preferred-address-types=InternalIP", // the host resolves no node names
-		"--endpoint-reconciler-type=lease"}             // the kubernetes Service's endpoint, for pods
+		"--endpoint-reconciler-type=lease",             // the kubernetes Service's endpoint, for pods
+		"--enable-aggregator-routing=true"}             // webhooks' Services resolved to their endpoints
 }
 
 // startNodes starts the real nodes (none: nothing to do) and waits until they are Ready.
@@ -46,8 +49,15 @@ func startNodes(ctx context.Context, dir string, c config, server string, p pki,
 // the kubelet's and kube-proxy's) and starts containerd, the kubelet and kube-proxy in its netns.
 func (n *realNode) start(ctx context.Context, c config, server string, p pki) error {
 	bin, cluster := c.nodeBin, c.name
-	for _, d := range []string{"containerd/root", "containerd/state", "kubelet", "pod-logs", "cni/net.d", "cni/ipam"} {
+	for _, d := range []string{"containerd/root", "containerd/state", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "cni/bin"} {
 		if err := os.MkdirAll(n.path(d), 0o700); err != nil {
+			return err
+		}
+	}
+	// The node's own CNI plugin folder (a node's /opt/cni/bin): a CNI node agent (Istio's) may
+	// add its plugin there without touching the tool cache or another node.
+	for _, plugin := range cniPlugins {
+		if err := copyFile(filepath.Join(bin, plugin), n.path(filepath.Join("cni/bin", plugin)), 0o755); err != nil {
 			return err
 		}
 	}
@@ -161,7 +171,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = %[8]q
         SystemdCgroup = false
-`, n.path("containerd/root"), n.path("containerd/state"), sock, sock+".ttrpc", sandboxImage, bin, n.path("cni/net.d"), filepath.Join(bin, "runc"))
+`, n.path("containerd/root"), n.path("containerd/state"), sock, sock+".ttrpc", sandboxImage, n.path("cni/bin"), n.path("cni/net.d"), filepath.Join(bin, "runc"))
+}
+
+// cniPlugins are the CNI plugins the nodes' network uses (tools/build.sh node builds them).
+var cniPlugins = []string{"bridge", "host-local", "loopback", "portmap"}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, mode)
 }
 
 func (n *realNode) cniConfig() string {
