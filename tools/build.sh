@@ -247,7 +247,7 @@ static() { CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -buildvcs=fa
 build_images() {
   local key; key=$(images_key)
   if [ -f "$CACHE/images-$key/bin/.complete" ]; then log "upstream image binaries $key cached"; return; fi
-  building images "$key" "static Velero, velero-plugin-for-aws, pilot-discovery, install-cni, istio-cni, Gatekeeper manager for the real-pod bed; cold: ~20 min"
+  building images "$key" "static Velero, velero-plugin-for-aws, pilot-discovery, install-cni, istio-cni, Gatekeeper manager for the real-pod bed; cold: ~14 min"
   mkdir -p "$work/velero" "$work/istio" "$work/gatekeeper"
   velero_module "$work/velero"
   (cd "$work/velero" && static "-X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION" "$work/velero-server" \

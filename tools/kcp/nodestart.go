@@ -49,7 +49,7 @@ func startNodes(ctx context.Context, dir string, c config, server string, p pki,
 // the kubelet's and kube-proxy's) and starts containerd, the kubelet and kube-proxy in its netns.
 func (n *realNode) start(ctx context.Context, c config, server string, p pki) error {
 	bin, cluster := c.nodeBin, c.name
-	for _, d := range []string{"containerd/root", "containerd/state", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "cni/bin"} {
+	for _, d := range []string{"containerd/root", "containerd/state", "containerd/hosts/_default", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "cni/bin"} {
 		if err := os.MkdirAll(n.path(d), 0o700); err != nil {
 			return err
 		}
@@ -84,6 +84,7 @@ func (n *realNode) start(ctx context.Context, c config, server string, p pki) er
 	files := map[string]string{
 		"containerd.toml":              n.containerdConfig(bin, sock, c.sandboxImage),
 		"cni/net.d/10-kplane.conflist": n.cniConfig(),
+		"containerd/hosts/_default/hosts.toml": "server = \"http://127.0.0.1:9\"\n", // every registry: the node's closed discard port
 		"kubelet.yaml":                 n.kubeletConfig(p, sock, c.clusterDNS),
 		"kube-proxy.yaml":              n.kubeProxyConfig(),
 		"resolv.conf":                  "# the node's own lookups: none (pods use the cluster DNS)\n",
@@ -155,6 +156,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = %[5]q
+  # no registry is reachable here (images come in by import): every pull goes to a closed port
+  # and fails at once, instead of waiting on a name that cannot be resolved
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = %[9]q
 
 [plugins.'io.containerd.cri.v1.runtime']
   # no CAP_SYS_RESOURCE here: runc cannot lower oom_score_adj below containerd's own
@@ -171,7 +176,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = %[8]q
         SystemdCgroup = false
-`, n.path("containerd/root"), n.path("containerd/state"), sock, sock+".ttrpc", sandboxImage, n.path("cni/bin"), n.path("cni/net.d"), filepath.Join(bin, "runc"))
+`, n.path("containerd/root"), n.path("containerd/state"), sock, sock+".ttrpc", sandboxImage, n.path("cni/bin"), n.path("cni/net.d"), filepath.Join(bin, "runc"),
+		n.path("containerd/hosts"))
 }
 
 // cniPlugins are the CNI plugins the nodes' network uses (tools/build.sh node builds them).
