@@ -112,9 +112,9 @@ e2e-gateway: tools ## the gateway end to end alone: Kong and Istio routes on a r
 e2e-fleet: tools ## the fleet end to end alone: three real clusters registered, health-checked and synced by real Argo CD in waves, a pull member synced by its own Argo CD, then deregistered
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestFleet' -v ./tests/integration/
 
-e2e-pods: tools ## real pods: two real nodes (containerd, runc, CNI, kubelet, kube-proxy) with CoreDNS, then the composed dev platform in real pods (istiod injecting, Velero backing up on its schedule and restoring), from upstream images built here
+e2e-pods: tools ## real pods: two real nodes (containerd, runc, CNI, kubelet, kube-proxy) with CoreDNS, then the composed dev platform in real pods (istiod injecting, Velero backing up on its schedule and restoring) and Gatekeeper refusing in pods, from upstream images built here
 	@tools/build.sh images
-	@$(WITH_TOOLS) KPLANE_E2E_PODS=1 go test -count=1 -timeout 30m -run 'TestRealNodes|TestPlatformPods' -v ./tests/integration/
+	@$(WITH_TOOLS) KPLANE_E2E_PODS=1 go test -count=1 -timeout 30m -run 'TestRealNodes|TestPlatformPods|TestGatekeeperPods' -v ./tests/integration/
 
 e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/
