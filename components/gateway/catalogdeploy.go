@@ -79,24 +79,9 @@ func (a Args) catalogObjects() ([]map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	binary := map[string]any{}
-	for _, api := range a.APIs {
-		for _, v := range api.Versions {
-			doc, err := catalog.LoadSpec(context.Background(), a.spec(v))
-			if err != nil {
-				return nil, err
-			}
-			doc.InternalizeRefs(context.Background(), nil)
-			raw, err := json.Marshal(doc)
-			if err != nil {
-				return nil, err
-			}
-			var gz bytes.Buffer
-			w := gzip.NewWriter(&gz)
-			_, _ = w.Write(raw)
-			_ = w.Close()
-			binary[api.Name+"-"+v.Version+".json.gz"] = base64.StdEncoding.EncodeToString(gz.Bytes())
-		}
+	binary, err := a.catalogDocuments()
+	if err != nil {
+		return nil, err
 	}
 	labels := map[string]any{wellknown.NameLabel: "kplane-catalog"}
 	args := []any{"serve", "--dir=/etc/kplane/catalog", "--listen=:8080", "--issuer=" + a.Tokens.Issuer, "--client-id=" + c.ClientID,
@@ -146,4 +131,29 @@ func (a Args) catalogObjects() ([]map[string]any, error) {
 				"host": "kplane-catalog." + a.Namespace + ".svc.cluster.local", "port": map[string]any{"number": 80}}}}}}}}))
 	}
 	return out, nil
+}
+
+// catalogDocuments are the published versions' OpenAPI documents, references internalized,
+// gzipped for the catalog's ConfigMap (binaryData, by <api>-<version>.json.gz).
+func (a Args) catalogDocuments() (map[string]any, error) {
+	binary := map[string]any{}
+	for _, api := range a.APIs {
+		for _, v := range api.Versions {
+			doc, err := catalog.LoadSpec(context.Background(), a.spec(v))
+			if err != nil {
+				return nil, err
+			}
+			doc.InternalizeRefs(context.Background(), nil)
+			raw, err := json.Marshal(doc)
+			if err != nil {
+				return nil, err
+			}
+			var gz bytes.Buffer
+			w := gzip.NewWriter(&gz)
+			_, _ = w.Write(raw)
+			_ = w.Close()
+			binary[api.Name+"-"+v.Version+".json.gz"] = base64.StdEncoding.EncodeToString(gz.Bytes())
+		}
+	}
+	return binary, nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -51,7 +50,7 @@ func TestPlatformPods(t *testing.T) {
 	require.NoError(t, err)
 	store := testbed.StartSeaweedFSWith(t, testbed.SeaweedFSOptions{Dir: t.TempDir(), AccessKey: "kplane-dev", SecretKey: "kplane-dev-secret",
 		IP: host, Flags: backup.NFSStoreFlags("kplane-dev")}) // one bucket, as make up's store
-	veleroCredentials(t, ctx, cs, "kplane-dev", "kplane-dev-secret")
+	podsSecret(t, ctx, cs, "velero", "kplane-backup-s3", map[string]string{"cloud": "[default]\naws_access_key_id=kplane-dev\naws_secret_access_key=kplane-dev-secret\n"})
 	realm := podsIdentity(t, ctx, cs, host)
 
 	cfg := podsConfig(t, c, store.URL, refs, realm)
@@ -125,10 +124,11 @@ func TestGatekeeperPods(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// podsConfig is environments/dev for the real-pod cluster: its pilot image is the one built here
-// (the dev environment pins it: the same source and Go give the same digest); Velero is installed
-// in the cluster by its chart (on the KWOK bed it runs beside the cluster), from the images built
-// here, with the store at the host's address and the team schedule every minute.
+// podsConfig is environments/dev for the real-pod cluster. Its istiod and CNI agent images are
+// the ones built here (dev pins them: the same source and Go give the same digests). Added: the
+// realm at the host's address with its CA, and its sync in the cluster; the node's CNI folders;
+// Velero installed by its chart (on the KWOK bed it runs beside the cluster) from the images
+// built here, the store at the host's address and the team schedule every minute.
 func podsConfig(t *testing.T, c *testbed.Cluster, s3URL string, refs map[string]string, realm *podsRealm) auto.ConfigMap {
 	cfg := environmentConfig(t, "dev", c.Kubeconfig, s3URL)
 	cfg["kplane:identity"] = patchJSON(t, cfg["kplane:identity"], func(id map[string]any) {
@@ -167,8 +167,8 @@ type podsRealm struct {
 
 // podsIdentity starts OpenLDAP with the demo organisation of dev's teams (alice in payments;
 // Keycloak reaches it on loopback) and Keycloak at the host's address (its certificate names
-// it), with no realm yet: the realm sync Job makes it. The Secrets the dev environment names (Keycloak's administrator, the LDAP bind
-// password, the portal's session key) are created as the secret store would deliver them.
+// it), with no realm yet: the realm sync Job makes it. The Secrets the dev environment names
+// (Keycloak's administrator, the LDAP bind password, the portal's session key) come first.
 func podsIdentity(t *testing.T, ctx context.Context, cs kubernetes.Interface, host string) *podsRealm {
 	ldap, err := testbed.StartLDAP(ctx, t.TempDir(), "dc=example,dc=org", identitydemo.Org("dc=example,dc=org", "payments", "web")) // dev's teams
 	require.NoError(t, err)
@@ -176,19 +176,11 @@ func podsIdentity(t *testing.T, ctx context.Context, cs kubernetes.Interface, ho
 	kc, err := testbed.StartKeycloakWith(ctx, t.TempDir(), testbed.ServiceOptions{IP: host})
 	require.NoError(t, err)
 	t.Cleanup(kc.Stop)
-	secret := func(ns, name string, data map[string]string) {
-		_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-		if !apierrors.IsAlreadyExists(err) {
-			require.NoError(t, err)
-		}
-		_, err = cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: data}, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
-	secret("kplane-identity", "keycloak-admin", map[string]string{"username": kc.AdminUser, "password": kc.AdminPassword})
-	secret("kplane-identity", "ldap-bind", map[string]string{"bindPassword": ldap.BindPassword})
+	podsSecret(t, ctx, cs, "kplane-identity", "keycloak-admin", map[string]string{"username": kc.AdminUser, "password": kc.AdminPassword})
+	podsSecret(t, ctx, cs, "kplane-identity", "ldap-bind", map[string]string{"bindPassword": ldap.BindPassword})
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	secret("kplane-gateway", "catalog-session", map[string]string{"session-key": hex.EncodeToString(key)})
+	podsSecret(t, ctx, cs, "kplane-gateway", "catalog-session", map[string]string{"session-key": hex.EncodeToString(key)})
 	return &podsRealm{kc: kc, ldap: ldap}
 }
 
@@ -206,12 +198,14 @@ func realmConfigured(t *testing.T, ctx context.Context, cs kubernetes.Interface,
 	require.NoError(t, err, "alice logs in to the realm the Job made, through the LDAP federation")
 }
 
-// veleroCredentials: the store's key pair in Velero's namespace, as the secret store delivers it.
-func veleroCredentials(t *testing.T, ctx context.Context, cs kubernetes.Interface, key, secret string) {
-	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "velero"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	_, err = cs.CoreV1().Secrets("velero").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "kplane-backup-s3"},
-		StringData: map[string]string{"cloud": fmt.Sprintf("[default]\naws_access_key_id=%s\naws_secret_access_key=%s\n", key, secret)}}, metav1.CreateOptions{})
+// podsSecret creates a Secret the environment names (and its namespace, which the platform then
+// adopts), as the secret store would deliver it before `up`.
+func podsSecret(t *testing.T, ctx context.Context, cs kubernetes.Interface, ns, name string, data map[string]string) {
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		require.NoError(t, err)
+	}
+	_, err = cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: data}, metav1.CreateOptions{})
 	require.NoError(t, err)
 }
 

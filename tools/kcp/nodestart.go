@@ -82,12 +82,12 @@ func (n *realNode) start(ctx context.Context, c config, server string, p pki) er
 	}
 	sock := n.path("containerd/containerd.sock")
 	files := map[string]string{
-		"containerd.toml":              n.containerdConfig(bin, sock, c.sandboxImage),
-		"cni/net.d/10-kplane.conflist": n.cniConfig(),
+		"containerd.toml":                      n.containerdConfig(bin, sock, c.sandboxImage),
+		"cni/net.d/10-kplane.conflist":         n.cniConfig(),
 		"containerd/hosts/_default/hosts.toml": "server = \"http://127.0.0.1:9\"\n", // every registry: the node's closed discard port
-		"kubelet.yaml":                 n.kubeletConfig(p, sock, c.clusterDNS),
-		"kube-proxy.yaml":              n.kubeProxyConfig(),
-		"resolv.conf":                  "# the node's own lookups: none (pods use the cluster DNS)\n",
+		"kubelet.yaml":                         n.kubeletConfig(p, sock, c.clusterDNS),
+		"kube-proxy.yaml":                      n.kubeProxyConfig(),
+		"resolv.conf":                          "# the node's own lookups: none (pods use the cluster DNS)\n",
 	}
 	for name, body := range files {
 		if err := writeFile(n.path(name), []byte(body), 0o600); err != nil {
