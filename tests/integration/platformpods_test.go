@@ -282,6 +282,13 @@ func scheduledBackupRestores(t *testing.T, ctx context.Context, cs kubernetes.In
 	back, err := cs.CoreV1().ConfigMaps("payments").Get(ctx, "ledger-settings", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "KRW", back.Data["currency"])
+	// Velero holds a finalizer on each Restore that only Velero removes: the Restore goes while
+	// Velero runs, or the platform's destroy waits on Velero's CRDs forever.
+	require.NoError(t, dc.Resource(veleroRestores).Namespace("velero").Delete(ctx, backup+"-restore", metav1.DeleteOptions{}))
+	require.Eventually(t, func() bool {
+		_, err := dc.Resource(veleroRestores).Namespace("velero").Get(ctx, backup+"-restore", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, time.Minute, time.Second, "Velero finalizes the deleted Restore")
 }
 
 // podReport logs every pod that is not running or ready, with its containers' states and
