@@ -68,11 +68,12 @@ func StartKeycloakWith(ctx context.Context, dir string, o ServiceOptions) (*Keyc
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	ip := cmp.Or(o.IP, "127.0.0.1")
 	certFile, keyFile, caFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "ca.pem")
 	ca, err := os.ReadFile(caFile)
 	if err != nil || !fileExists(certFile) || !fileExists(keyFile) {
 		var certPEM, keyPEM []byte
-		if ca, certPEM, keyPEM, err = servingCert(net.ParseIP(cmp.Or(o.IP, "127.0.0.1"))); err != nil {
+		if ca, certPEM, keyPEM, err = servingCert(net.ParseIP(ip)); err != nil {
 			return nil, err
 		}
 		for f, b := range map[string][]byte{caFile: ca, certFile: certPEM, keyFile: keyPEM} {
@@ -87,7 +88,6 @@ func StartKeycloakWith(ctx context.Context, dir string, o ServiceOptions) (*Keyc
 	}
 	secret := make([]byte, 16)
 	_, _ = rand.Read(secret)
-	ip := cmp.Or(o.IP, "127.0.0.1")
 	k := &Keycloak{URL: fmt.Sprintf("https://%s:%d", ip, port), CA: ca, AdminUser: "kplane-admin", AdminPassword: hex.EncodeToString(secret),
 		Log: filepath.Join(dir, "keycloak.log")}
 	args := append([]string{"start-dev", "--http-enabled=false", "--https-port", fmt.Sprint(port), "--http-host=" + ip,
