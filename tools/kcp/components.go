@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,8 +39,9 @@ import (
 func kubeVersion() string { return version.Get().GitVersion }
 
 // startEtcd runs a single-member etcd with mutual TLS on client and peer ports (CIS 2.1-2.6,
-// KISA Master-11): no auto-TLS, client certificates required, its own CA.
-func startEtcd(c config, dir string, p pki) (*embed.Etcd, error) {
+// KISA Master-11): no auto-TLS, client certificates required, its own CA. Its client port is
+// on loopback and on extraIPs (where real nodes reach it, as a control-plane node's pods do).
+func startEtcd(c config, dir string, p pki, extraIPs ...net.IP) (*embed.Etcd, error) {
 	cfg := embed.NewConfig()
 	cfg.Name = c.name
 	cfg.Dir = filepath.Join(dir, "etcd")
@@ -47,6 +50,9 @@ func startEtcd(c config, dir string, p pki) (*embed.Etcd, error) {
 	client := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", c.etcdPort)}
 	peer := url.URL{Scheme: "https", Host: fmt.Sprintf("127.0.0.1:%d", c.etcdPort+1)}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
+	for _, ip := range extraIPs {
+		cfg.ListenClientUrls = append(cfg.ListenClientUrls, url.URL{Scheme: "https", Host: net.JoinHostPort(ip.String(), strconv.Itoa(c.etcdPort))})
+	}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = fmt.Sprintf("%s=%s", cfg.Name, peer.String())
 	cfg.ListenMetricsUrls = nil

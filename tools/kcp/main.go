@@ -137,14 +137,26 @@ func run(c config) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// Real nodes first: etcd also listens where they reach it (a control-plane node's pods
+	// take etcd snapshots there), and its certificate names that address.
+	var nodes []*realNode
+	var etcdIPs []net.IP
+	if c.realNodes > 0 {
+		if nodes, err = allocateNodes(dir, c.name, c.realNodes); err != nil {
+			return errors.Join(err, cleanNodes(dir))
+		}
+		defer func() { stopNodes(dir, nodes) }() // on the paths that return early
+		c.apiserverArgs = append(c.apiserverArgs, realNodesAPIServerArgs(nodes)...)
+		etcdIPs = []net.IP{net.ParseIP(nodes[0].hostIP())}
+	}
 	p := pki{dir: filepath.Join(dir, "pki")}
-	if err := p.ensure(); err != nil {
+	if err := p.ensure(etcdIPs...); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	etcd, err := startEtcd(c, dir, p)
+	etcd, err := startEtcd(c, dir, p, etcdIPs...)
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
@@ -153,14 +165,6 @@ func run(c config) error {
 	server := fmt.Sprintf("https://127.0.0.1:%d", c.port)
 	if err := componentKubeconfigs(dir, c.name, server, p); err != nil {
 		return err
-	}
-	var nodes []*realNode
-	if c.realNodes > 0 {
-		if nodes, err = allocateNodes(dir, c.name, c.realNodes); err != nil {
-			return errors.Join(err, cleanNodes(dir))
-		}
-		defer func() { stopNodes(dir, nodes) }() // on the paths that return early
-		c.apiserverArgs = append(c.apiserverArgs, realNodesAPIServerArgs(nodes)...)
 	}
 	args, err := apiserverArgs(c, dir, p)
 	if err != nil {

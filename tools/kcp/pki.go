@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -33,9 +34,11 @@ type certSpec struct {
 	client bool
 }
 
-// ensure creates every certificate the control plane needs unless it already exists.
-// Two CAs are kept apart (CIS 2.7: etcd uses a CA of its own).
-func (p pki) ensure() error {
+// ensure creates every certificate the control plane needs unless it already exists and names
+// the addresses it must (etcd's server certificate also names etcdIPs, the addresses where the
+// real nodes reach it, which change with their slots). Two CAs are kept apart (CIS 2.7: etcd
+// uses a CA of its own).
+func (p pki) ensure(etcdIPs ...net.IP) error {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return err
 	}
@@ -50,11 +53,11 @@ func (p pki) ensure() error {
 		{name: "scheduler", ca: "ca", cn: "system:kube-scheduler", client: true},
 		{name: "kwok", ca: "ca", cn: "kwok-controller", orgs: []string{"system:masters"}, client: true},
 		{name: "apiserver-kubelet-client", ca: "ca", cn: "kube-apiserver-kubelet-client", client: true},
-		{name: "etcd-server", ca: "etcd-ca", cn: "etcd", server: true, client: true, ips: loop[:1], dns: []string{"localhost"}},
+		{name: "etcd-server", ca: "etcd-ca", cn: "etcd", server: true, client: true, ips: append(loop[:1:1], etcdIPs...), dns: []string{"localhost"}},
 		{name: "apiserver-etcd-client", ca: "etcd-ca", cn: "kube-apiserver-etcd-client", client: true},
 	}
 	for _, s := range specs {
-		if exists(p.path(s.name+".crt")) && exists(p.path(s.name+".key")) {
+		if p.current(s) {
 			continue
 		}
 		if err := p.issue(s); err != nil {
@@ -76,6 +79,23 @@ func (p pki) ensure() error {
 		return writePEM(p.path("sa.pub"), "PUBLIC KEY", pub, 0o600)
 	}
 	return nil
+}
+
+// current: s's certificate and key exist and the certificate names every address s does.
+func (p pki) current(s certSpec) bool {
+	if !exists(p.path(s.name + ".key")) {
+		return false
+	}
+	cert, _, err := p.load(s.name)
+	if err != nil {
+		return false
+	}
+	for _, ip := range s.ips {
+		if !slices.ContainsFunc(cert.IPAddresses, ip.Equal) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p pki) issue(s certSpec) error {
