@@ -11,6 +11,7 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/backup/csisnap"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/component"
@@ -47,7 +48,7 @@ type SnapshotPolicy struct {
 // Validate names the argument and the fix.
 func (a CSISnapshotsArgs) Validate() error {
 	var errs field.ErrorList
-	if !strings.Contains(a.Image, "@sha256:") {
+	if !addon.Pinned(a.Image) {
 		errs.Add(field.Invalid(field.At("csiSnapshots.image"), a.Image, "pin kplane-backup by digest"))
 	}
 	if c := a.Class; c != nil {

@@ -11,6 +11,7 @@ import (
 	metav1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/meta/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
@@ -72,7 +73,7 @@ func (a EtcdSnapshotsArgs) withDefaults(stack string) EtcdSnapshotsArgs {
 func (a EtcdSnapshotsArgs) Validate() error {
 	var errs field.ErrorList
 	a = a.withDefaults("x")
-	if !strings.Contains(a.Image, "@sha256:") {
+	if !addon.Pinned(a.Image) {
 		errs.Add(field.Invalid(field.At("etcdSnapshots.image"), a.Image, "pin kplane-etcd-snapshot by digest (<registry>/kplane-etcd-snapshot@sha256:...)"))
 	}
 	if a.Bucket == "" {

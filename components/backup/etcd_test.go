@@ -22,6 +22,7 @@ func TestEtcdSnapshotsValidate(t *testing.T) {
 		want   string
 	}{
 		{func(a *EtcdSnapshotsArgs) { a.Image = "r/kplane-etcd-snapshot:latest" }, "pin kplane-etcd-snapshot by digest"},
+		{func(a *EtcdSnapshotsArgs) { a.Image = "r/kplane-etcd-snapshot@sha256:1" }, "pin kplane-etcd-snapshot by digest"}, // not a digest
 		{func(a *EtcdSnapshotsArgs) { a.Bucket = "" }, "etcdSnapshots.bucket: required"},
 		{func(a *EtcdSnapshotsArgs) { a.CredentialsSecret = "" }, "etcdSnapshots.credentialsSecret: required"},
 		{func(a *EtcdSnapshotsArgs) { a.Keep = -1 }, "keep at least one"},

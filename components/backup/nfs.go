@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
@@ -57,7 +58,7 @@ func (a NFSStoreArgs) Validate() error {
 	if !path.IsAbs(a.Path) || path.Clean(a.Path) != a.Path {
 		errs.Add(field.Invalid(field.At("nfsStore.path"), a.Path, "the export's absolute path, e.g. /exports/backups"))
 	}
-	if !strings.Contains(a.Image, "@sha256:") {
+	if !addon.Pinned(a.Image) {
 		errs.Add(field.Invalid(field.At("nfsStore.image"), a.Image, "pin SeaweedFS by digest (chrislusf/seaweedfs@sha256:...)"))
 	}
 	if a.CredentialsSecret == "" {

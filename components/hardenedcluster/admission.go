@@ -245,7 +245,7 @@ func (a *Args) validateAdmission() field.ErrorList {
 	for i, e := range ad.Exceptions {
 		errs.Add(e.validate(p.Child("exceptions").Index(i), ad.maxExceptionDays())...)
 	}
-	if len(ad.Exceptions) > 0 && !strings.Contains(ad.ExpiryImage, "@sha256:") {
+	if len(ad.Exceptions) > 0 && !addon.Pinned(ad.ExpiryImage) {
 		errs.Add(field.Invalid(p.Child("expiryImage"), ad.ExpiryImage, "exceptions need the expiry CronJob (kplane-admission, pinned by digest) so they end on their own"))
 	}
 	if ad.MaxExceptionDays < 0 {

@@ -9,6 +9,7 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/hardenedcluster/nodecheck"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/field"
@@ -52,7 +53,7 @@ func (a *Args) validateNodeChecks() field.ErrorList {
 		}
 		return errs
 	}
-	if !a.Admission.AllowImageTags && !strings.Contains(nc.Image, "@sha256:") {
+	if !a.Admission.AllowImageTags && !addon.Pinned(nc.Image) {
 		errs.Add(field.Invalid(p.Child("image"), nc.Image, "pin it by digest (image@sha256:...), as every image of the cluster"))
 	}
 	if nc.Schedule != "" && len(strings.Fields(nc.Schedule)) != 5 {

@@ -14,6 +14,7 @@ import (
 	rbacv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/rbac/v1"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/components/hardenedcluster/vaultbootstrap"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/field"
@@ -90,7 +91,7 @@ func (a *Args) validateVaultBootstrap() field.ErrorList {
 		return errs
 	}
 	p := field.Root().Child("secrets", "bootstrap")
-	if !a.Admission.AllowImageTags && !strings.Contains(b.Image, "@sha256:") {
+	if !a.Admission.AllowImageTags && !addon.Pinned(b.Image) {
 		errs.Add(field.Invalid(p.Child("image"), b.Image, "build kplane-vault into an image and pin it by digest (image@sha256:...)"))
 	}
 	if !dns1123Label.MatchString(b.TokenSecret) {

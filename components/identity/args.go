@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kplane/kplane/components/addon"
 	"github.com/kplane/kplane/internal/field"
 )
 
@@ -305,7 +306,7 @@ func (a Args) validateSync(errs *field.ErrorList) {
 		return
 	}
 	p := field.Root().Child("sync")
-	if !strings.Contains(s.Image, "@sha256:") {
+	if !addon.Pinned(s.Image) {
 		errs.Add(field.Invalid(p.Child("image"), s.Image, "pin kplane-realm-sync by digest (<registry>/kplane-realm-sync@sha256:...)"))
 	}
 	if s.AdminSecret == "" {
