@@ -3,6 +3,7 @@
 //
 //	kplane-etcd-snapshot save    --endpoint URL --cacert F --cert F --key F --bucket B [--prefix P] [--s3-endpoint URL [--s3-ca F]] [--keep N]
 //	kplane-etcd-snapshot restore --bucket B [--prefix P] [--snapshot KEY|latest] --data-dir DIR --name NAME --peer-url URL
+//	                             [--initial-cluster NAME=URL,... [--initial-cluster-token T]]
 //
 // The bucket's credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. save takes a
 // snapshot from one live member, verifies it, uploads it and keeps the newest N; it prints one
@@ -48,8 +49,11 @@ func run(ctx context.Context, args []string) error {
 	work := fs.String("work-dir", os.TempDir(), "where the snapshot file is written")
 	key := fs.String("snapshot", "latest", "restore: the snapshot's key, or latest")
 	dataDir := fs.String("data-dir", "", "restore: the new etcd data directory (must not exist)")
-	name := fs.String("name", "", "restore: the member's name")
-	peerURL := fs.String("peer-url", "", "restore: the member's peer URL")
+	var member etcdsnapshot.RestoreMember
+	fs.StringVar(&member.Name, "name", "", "restore: the member's name")
+	fs.StringVar(&member.PeerURL, "peer-url", "", "restore: the member's peer URL")
+	fs.StringVar(&member.InitialCluster, "initial-cluster", "", "restore: every member as name=peerURL,... (the same on each member; default: this one alone)")
+	fs.StringVar(&member.Token, "initial-cluster-token", "", "restore: the new cluster's token (default: derived from --initial-cluster)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -58,7 +62,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	if args[0] == "restore" {
-		return restore(ctx, store, *key, *work, *dataDir, *name, *peerURL)
+		return restore(ctx, store, *key, *work, *dataDir, member)
 	}
 	if m.Endpoint == "" {
 		return errors.New("--endpoint: required (the client URL of one live etcd member)")
@@ -85,9 +89,12 @@ func run(ctx context.Context, args []string) error {
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"snapshot": info, "key": uploaded, "pruned": pruned, "seconds": time.Since(begin).Seconds()})
 }
 
-func restore(ctx context.Context, store *etcdsnapshot.Store, key, work, dataDir, name, peerURL string) error {
-	if dataDir == "" || name == "" || peerURL == "" {
-		return errors.New("restore: --data-dir, --name and --peer-url are required (the member etcd will run as)")
+func restore(ctx context.Context, store *etcdsnapshot.Store, key, work, dataDir string, member etcdsnapshot.RestoreMember) error {
+	if dataDir == "" {
+		return errors.New("restore: --data-dir is required (a new directory etcd will run on)")
+	}
+	if err := member.Validate(); err != nil {
+		return err
 	}
 	if key == "latest" {
 		keys, err := store.List(ctx)
@@ -105,7 +112,7 @@ func restore(ctx context.Context, store *etcdsnapshot.Store, key, work, dataDir,
 	if err != nil {
 		return err
 	}
-	if err := etcdsnapshot.Restore(path, dataDir, name, peerURL); err != nil {
+	if err := etcdsnapshot.Restore(path, dataDir, member); err != nil {
 		return err
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"restored": key, "snapshot": info, "dataDir": dataDir, "revisionBump": etcdsnapshot.RevisionBump})

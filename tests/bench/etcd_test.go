@@ -71,7 +71,7 @@ func BenchmarkEtcdSnapshot(b *testing.B) {
 		{"verify (SHA-256, bbolt check, keys)", "s/verify", func() (err error) { info, err = etcdsnapshot.Verify(path); return err }},
 		{"upload to S3 on loopback", "s/upload", func() error { info.Taken = time.Now(); _, err := store.Upload(ctx, info); return err }},
 		{"restore into a new data directory (revision bump)", "s/restore", func() error {
-			return etcdsnapshot.Restore(path, filepath.Join(dir, "restored"), c.Name, "https://127.0.0.1:1")
+			return etcdsnapshot.Restore(path, filepath.Join(dir, "restored"), etcdsnapshot.RestoreMember{Name: c.Name, PeerURL: "https://127.0.0.1:1"})
 		}},
 	} {
 		start = time.Now()

@@ -67,7 +67,7 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 	require.NoError(t, os.WriteFile(tampered, raw, 0o600))
 	_, err = etcdsnapshot.Verify(tampered)
 	assert.ErrorIs(t, err, etcdsnapshot.ErrTampered)
-	assert.Error(t, etcdsnapshot.Restore(tampered, filepath.Join(t.TempDir(), "never"), c.Name, "https://127.0.0.1:1"))
+	assert.Error(t, etcdsnapshot.Restore(tampered, filepath.Join(t.TempDir(), "never"), etcdsnapshot.RestoreMember{Name: c.Name, PeerURL: "https://127.0.0.1:1"}))
 
 	// Bad input is named.
 	missing, err := etcdsnapshot.NewStore(etcdsnapshot.Bucket{Name: "nope", Endpoint: s3URL, AccessKey: "kplane", SecretKey: "kplane-secret"})
@@ -93,8 +93,8 @@ func TestEtcdSnapshotRestore(t *testing.T) {
 	restored, err := testbed.New(c.Name, t.TempDir(), testbed.Options{NoNodes: true})
 	require.NoError(t, err)
 	restored.Port, restored.EtcdPort = c.Port, c.EtcdPort
-	require.NoError(t, etcdsnapshot.Restore(got, filepath.Join(restored.Dir, "etcd"), c.Name, fmt.Sprintf("https://127.0.0.1:%d", c.EtcdPort+1)))
-	assert.ErrorContains(t, etcdsnapshot.Restore(got, filepath.Join(restored.Dir, "etcd"), c.Name, "https://127.0.0.1:1"), "the directory exists")
+	require.NoError(t, etcdsnapshot.Restore(got, filepath.Join(restored.Dir, "etcd"), etcdsnapshot.RestoreMember{Name: c.Name, PeerURL: fmt.Sprintf("https://127.0.0.1:%d", c.EtcdPort+1)}))
+	assert.ErrorContains(t, etcdsnapshot.Restore(got, filepath.Join(restored.Dir, "etcd"), etcdsnapshot.RestoreMember{Name: c.Name, PeerURL: "https://127.0.0.1:1"}), "the directory exists")
 	require.NoError(t, restored.Start(ctx))
 	t.Cleanup(func() { _ = restored.Stop() })
 	rcs, err := restored.Clientset()

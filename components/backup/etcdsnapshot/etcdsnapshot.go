@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -110,10 +111,61 @@ func Verify(path string) (Info, error) {
 // anything the API server and its clients have seen, so nobody mistakes old for new.
 const RevisionBump = 1_000_000_000
 
-// Restore writes a new data directory (which must not exist) for member name with peerURL from a
-// verified snapshot, its revision bumped and marked compacted; start etcd (or the control plane)
-// on it as a new single-member cluster.
-func Restore(snapshotPath, dataDir, name, peerURL string) error {
+// RestoreMember is the member a restored data directory is for. A cluster of N members is
+// restored from one snapshot into N directories, one per member, each with its own Name and
+// PeerURL and the same InitialCluster and Token, so the N form one cluster again.
+type RestoreMember struct {
+	// Name and PeerURL of this member (etcd's --name and --initial-advertise-peer-urls).
+	Name, PeerURL string
+	// InitialCluster lists every member as name=peerURL,... (etcd's --initial-cluster); empty:
+	// this member alone.
+	InitialCluster string
+	// Token is the new cluster's --initial-cluster-token (empty: derived from InitialCluster,
+	// the same for every member restored with it).
+	Token string
+}
+
+// Validate checks the member against its cluster (before anything is downloaded).
+func (m RestoreMember) Validate() error { _, err := m.withDefaults(); return err }
+
+// withDefaults checks the member against its cluster and fills the defaults.
+func (m RestoreMember) withDefaults() (RestoreMember, error) {
+	if m.Name == "" || m.PeerURL == "" {
+		return m, errors.New("restore: the member's name and peer URL are required (the --name and --initial-advertise-peer-urls etcd will run with)")
+	}
+	self := m.Name + "=" + m.PeerURL
+	if m.InitialCluster == "" {
+		m.InitialCluster = self
+	}
+	names := map[string]bool{}
+	found := false
+	for _, entry := range strings.Split(m.InitialCluster, ",") {
+		name, url, ok := strings.Cut(entry, "=")
+		if !ok || name == "" || url == "" {
+			return m, fmt.Errorf("restore: initial cluster entry %q: want name=peerURL", entry)
+		}
+		if names[name] {
+			return m, fmt.Errorf("restore: initial cluster names member %q twice", name)
+		}
+		names[name], found = true, found || entry == self
+	}
+	if !found {
+		return m, fmt.Errorf("restore: the initial cluster %q does not list this member as %s (the same list on every member, each restored with its own name and peer URL)", m.InitialCluster, self)
+	}
+	if m.Token == "" {
+		sum := sha256.Sum256([]byte(m.InitialCluster))
+		m.Token = "kplane-restore-" + hex.EncodeToString(sum[:6])
+	}
+	return m, nil
+}
+
+// Restore writes a new data directory (which must not exist) for member m from a verified
+// snapshot, its revision bumped and marked compacted; start etcd (or the control plane) on it.
+func Restore(snapshotPath, dataDir string, m RestoreMember) error {
+	m, err := m.withDefaults()
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(dataDir); err == nil {
 		return fmt.Errorf("restore into %s: the directory exists; restore into a new one and point etcd at it", dataDir)
 	}
@@ -121,8 +173,8 @@ func Restore(snapshotPath, dataDir, name, peerURL string) error {
 		return err
 	}
 	return snapshot.NewV3(zap.NewNop()).Restore(snapshot.RestoreConfig{
-		SnapshotPath: snapshotPath, Name: name, OutputDataDir: dataDir,
-		PeerURLs: []string{peerURL}, InitialCluster: name + "=" + peerURL, InitialClusterToken: "kplane-restore-" + name,
+		SnapshotPath: snapshotPath, Name: m.Name, OutputDataDir: dataDir,
+		PeerURLs: []string{m.PeerURL}, InitialCluster: m.InitialCluster, InitialClusterToken: m.Token,
 		RevisionBump: RevisionBump, MarkCompacted: true,
 	})
 }
