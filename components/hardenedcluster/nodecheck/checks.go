@@ -37,16 +37,23 @@ type Check struct {
 	Run            func(n *Node) (Status, string)
 }
 
+// KISABasis says what the KISA item ids rest on, in every report: the guide's Kubernetes items
+// as public check scripts list them, not the published guide itself.
+const KISABasis = "KISA cloud vulnerability check guide 2024.06, Kubernetes Master-01..17 and Worker-01..07: " +
+	"item ids and their intent reconstructed from public check scripts, not verified against the published guide"
+
 // Report is a node's results and their totals.
 type Report struct {
 	Node    string         `json:"node"`
 	Results []Result       `json:"results"`
 	Totals  map[Status]int `json:"totals"`
+	// KISABasis: what the results' KISA ids rest on (reconstructed, see KISABasis).
+	KISABasis string `json:"kisaBasis"`
 }
 
 // Run evaluates every check on n.
 func Run(name string, n *Node) Report {
-	r := Report{Node: name, Totals: map[Status]int{}}
+	r := Report{Node: name, Totals: map[Status]int{}, KISABasis: KISABasis}
 	for _, e := range n.loadError {
 		r.Results = append(r.Results, Result{ID: "input", Title: "node inputs are readable", Status: Warn, Detail: e})
 		r.Totals[Warn]++
@@ -410,14 +417,14 @@ func field(path string, want, def any) func(*Node) (bool, string) {
 		if !ok {
 			v = def
 		}
-		return fmt.Sprint(v) == fmt.Sprint(want), fmt.Sprintf("%s: %v", path, v)
+		return fmt.Sprint(v) == fmt.Sprint(want), n.describe(path, v)
 	}
 }
 
 func fieldNot(path string, bad ...string) func(*Node) (bool, string) {
 	return func(n *Node) (bool, string) {
 		v, ok := n.kubeletValue(path)
-		return !ok || !slices.Contains(bad, fmt.Sprint(v)), fmt.Sprintf("%s: %v", path, v)
+		return !ok || !slices.Contains(bad, fmt.Sprint(v)), n.describe(path, v)
 	}
 }
 
@@ -432,7 +439,7 @@ func positive(path string) func(*Node) (bool, string) {
 	return func(n *Node) (bool, string) {
 		v, _ := n.kubeletValue(path)
 		i, err := strconv.Atoi(fmt.Sprint(v))
-		return err == nil && i > 0, fmt.Sprintf("%s: %v", path, v)
+		return err == nil && i > 0, n.describe(path, v)
 	}
 }
 
@@ -463,5 +470,9 @@ func kubeletCiphers(n *Node) (bool, string) {
 	for _, s := range list {
 		suites = append(suites, fmt.Sprint(s))
 	}
-	return strongOnly(suites)
+	ok, detail := strongOnly(suites)
+	if src, set := n.flagSource["tlsCipherSuites"]; set && !ok {
+		detail += " (from " + src + ")"
+	}
+	return ok, detail
 }

@@ -2,7 +2,9 @@
 // control-plane and etcd items) and the KISA cloud vulnerability guide's Kubernetes Master and
 // Worker items, kube-bench style: it reads the node's files and the components' flags (from
 // kubeadm-style static pod manifests) and the kubelet's configuration file, and reports each
-// control as PASS, FAIL, WARN (needs a person) or SKIP (not on this node). Every result names its
+// control as PASS, FAIL, WARN (needs a person) or SKIP (not on this node). The kubelet's flags
+// (its systemd drop-ins and the environment files they name) override its configuration file,
+// as they do for the kubelet itself. Every result names its
 // CIS id and the KISA items it maps to, so one run answers both audits.
 package nodecheck
 
@@ -41,20 +43,28 @@ type Node struct {
 	Root  string // the host's filesystem ("/", or where it is mounted in the check's pod)
 	Paths Paths
 
-	kubelet   map[string]any               // the KubeletConfiguration; nil: no kubelet config here
-	flags     map[string]map[string]string // component -> flag -> value, from its manifest
-	loadError []string
+	kubelet    map[string]any               // the KubeletConfiguration with its flags laid over; nil: no kubelet here
+	flagSource map[string]string            // kubelet field -> the flag that set it
+	flags      map[string]map[string]string // component -> flag -> value, from its manifest
+	loadError  []string
 }
 
-// Load reads a node's kubelet configuration and control-plane manifests. Missing files are not
-// errors (a worker has no manifests); unreadable or malformed ones are reported by the checks.
+// Load reads a node's kubelet configuration and flags and its control-plane manifests. Missing
+// files are not errors (a worker has no manifests); unreadable or malformed ones are reported by
+// the checks. A --config flag names the configuration file the kubelet really reads.
 func Load(root string, p Paths) *Node {
-	n := &Node{Root: root, Paths: p, flags: map[string]map[string]string{}}
-	if b, err := os.ReadFile(n.path(p.KubeletConfig)); err == nil {
+	n := &Node{Root: root, Paths: p, flags: map[string]map[string]string{}, flagSource: map[string]string{}}
+	cmdline, files := n.kubeletCommandLine()
+	kubeletFlags := parseFlags(cmdline)
+	if c := kubeletFlags["config"]; c != "" {
+		n.Paths.KubeletConfig = c
+	}
+	if b, err := os.ReadFile(n.path(n.Paths.KubeletConfig)); err == nil {
 		if err := yaml.Unmarshal(b, &n.kubelet); err != nil {
-			n.loadError = append(n.loadError, fmt.Sprintf("%s: %v", p.KubeletConfig, err))
+			n.loadError = append(n.loadError, fmt.Sprintf("%s: %v", n.Paths.KubeletConfig, err))
 		}
 	}
+	n.applyKubeletFlags(kubeletFlags, files)
 	for _, component := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler"} {
 		b, err := os.ReadFile(n.path(filepath.Join(p.Manifests, component+".yaml")))
 		if err != nil {

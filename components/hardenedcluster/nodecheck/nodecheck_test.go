@@ -122,3 +122,43 @@ func TestWorkerNode(t *testing.T) {
 	}
 	assert.Equal(t, nodecheck.Pass, got["4.2.1"].Status)
 }
+
+// The kubelet's flags, from its systemd drop-ins and the environment files they name, override
+// its configuration file: a hardened file with weakening flags fails, naming the flag and files.
+func TestKubeletFlagsOverrideConfig(t *testing.T) {
+	root, p := fakeNode(t, hardenedcluster.KubeletConfiguration(), hardenedAPIServer, 0o600)
+	results := func(n *nodecheck.Node) map[string]nodecheck.Result { return byID(nodecheck.Run("node-3", n)) }
+	before := results(nodecheck.Load(root, p))
+	for _, id := range []string{"4.2.1", "4.2.4", "4.2.12"} {
+		require.Equal(t, nodecheck.Pass, before[id].Status, id)
+	}
+	write := func(path, body string) {
+		full := filepath.Join(root, path)
+		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(t, os.WriteFile(full, []byte(body), 0o600))
+	}
+	// kubeadm's drop-in, as kubeadm writes it.
+	write(p.KubeletService, `[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+`)
+	write("/var/lib/kubelet/kubeadm-flags.env", `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --anonymous-auth=true --read-only-port=10255"`+"\n")
+	write("/etc/default/kubelet", "KUBELET_EXTRA_ARGS=--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_CBC_SHA\n")
+	after := results(nodecheck.Load(root, p))
+	assert.Equal(t, nodecheck.Fail, after["4.2.1"].Status)
+	assert.Contains(t, after["4.2.1"].Detail, "authentication.anonymous.enabled: true (from --anonymous-auth on the kubelet's command line (/etc/systemd/system/kubelet.service.d/10-kubeadm.conf, /var/lib/kubelet/kubeadm-flags.env, /etc/default/kubelet)")
+	assert.Equal(t, nodecheck.Fail, after["4.2.4"].Status)
+	assert.Contains(t, after["4.2.4"].Detail, "readOnlyPort: 10255 (from --read-only-port")
+	assert.Equal(t, nodecheck.Fail, after["4.2.12"].Status)
+	assert.Contains(t, after["4.2.12"].Detail, "weak cipher suite TLS_RSA_WITH_AES_128_CBC_SHA (from --tls-cipher-suites")
+	assert.Equal(t, nodecheck.Pass, after["4.2.2"].Status, "fields no flag sets keep the file's value")
+
+	// A later drop-in that resets ExecStart and drops the weakening flags wins.
+	write("/etc/systemd/system/kubelet.service.d/20-hardened.conf", "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --config=/var/lib/kubelet/config.yaml\n")
+	last := results(nodecheck.Load(root, p))
+	assert.Equal(t, nodecheck.Pass, last["4.2.1"].Status, last["4.2.1"].Detail)
+}
