@@ -55,7 +55,7 @@ func TestKplaneObjectsPassKplanePolicies(t *testing.T) {
 			Bucket: "backups", CredentialsSecret: "etcd-backup"}); err != nil {
 			return err
 		}
-		if _, err := backup.NewCSISnapshots(ctx, "csi", &backup.CSISnapshotsArgs{Image: "registry.example.com/kplane-backup" + ownDigest,
+		if _, err := backup.NewCSISnapshots(ctx, "csi", &backup.CSISnapshotsArgs{Image: "registry.example.com/kplane-backup" + ownDigest, Class: &backup.SnapshotClass{Name: "csi", Driver: "ebs.csi.aws.com"},
 			Policies: []backup.SnapshotPolicy{{Policy: csisnap.Policy{Name: "db", Namespace: "shop", Keep: 7}, Schedule: "0 3 * * *"}}}); err != nil {
 			return err
 		}

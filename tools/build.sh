@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -201,6 +201,18 @@ build_seaweedfs() {
   built seaweedfs "$v" "$work/weed"
 }
 
+# build_snapshot_controller: the CSI snapshot controller (external-snapshotter's common
+# controller), which binds VolumeSnapshots to contents and deletes a content by its policy.
+build_snapshot_controller() {
+  local v=$EXTERNAL_SNAPSHOTTER_VERSION
+  if cached snapshot-controller "$v" snapshot-controller --version; then log "snapshot-controller $v cached"; return; fi
+  building snapshot-controller "$v" "github.com/kubernetes-csi/external-snapshotter/v8 $v; cold: ~2 min"
+  printf '%s\n' "module kplane.local/snapshotter" "" "go 1.26.6" "" "require (" \
+    "  github.com/kubernetes-csi/external-snapshotter/v8 $v" "  github.com/kubernetes-csi/external-snapshotter/client/v8 $v" ")" >"$work/go.mod"
+  (cd "$work" && go build -ldflags "-X main.version=$v" -o "$work/snapshot-controller" github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller)
+  built snapshot-controller "$v" "$work/snapshot-controller"
+}
+
 build_istioctl() {
   local v=$ISTIO_VERSION
   if cached istioctl "$v" istioctl version --remote=false; then log "istioctl $v cached"; return; fi
@@ -373,7 +385,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -383,6 +395,7 @@ for t in "${tools[@]}"; do
     gatekeeper) build_gatekeeper ;;
     velero) build_velero ;;
     seaweedfs) build_seaweedfs ;;
+    snapshot-controller) build_snapshot_controller ;;
     istioctl) build_istioctl ;;
     argocd) build_argocd ;;
     keycloak) fetch_keycloak ;;
@@ -395,6 +408,6 @@ for t in "${tools[@]}"; do
     charts) fetch_charts ;;
     node) build_node ;;
     images) build_images ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
   esac
 done

@@ -4,7 +4,7 @@
 //	kplane-backup seal     --backup NAME
 //	kplane-backup precheck --backup NAME --namespace NS
 //	kplane-backup drill    --backup NAME|latest --namespace NS [--scratch NS] [--evidence FILE]
-//	kplane-backup snapshot --policy NAME --namespace NS [--selector k=v,...] [--class C] --keep N
+//	kplane-backup snapshot --policy NAME --namespace NS [--selector k=v,...] --class C --keep N
 //
 // Common flags: --kubeconfig, --velero-namespace, --bucket, --prefix (the location's),
 // --s3-endpoint, --s3-ca, --region; the bucket's credentials come from AWS_ACCESS_KEY_ID and
@@ -60,7 +60,7 @@ func run(ctx context.Context, args []string) error {
 	evidence := fs.String("evidence", "", "drill: also write the evidence JSON here")
 	policy := fs.String("policy", "", "snapshot: the policy's name (labels its snapshots)")
 	selector := fs.String("selector", "", "snapshot: claims' labels (k=v,...)")
-	class := fs.String("class", "", "snapshot: VolumeSnapshotClass (default: the cluster's)")
+	class := fs.String("class", "", "snapshot: VolumeSnapshotClass, with deletionPolicy Delete (pruning frees the storage)")
 	keep := fs.Int("keep", 7, "snapshot: ready snapshots kept per claim")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err

@@ -1,7 +1,9 @@
 package backup
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +27,9 @@ import (
 type CSISnapshotsArgs struct {
 	// Image of kplane-backup (cmd/kplane-backup), by digest.
 	Image string `json:"image"`
-	// Class, when set, is created and labelled for Velero (velero.io/csi-volumesnapshot-class).
+	// Class, when set, is created and labelled for Velero (velero.io/csi-volumesnapshot-class),
+	// and beside it <name>-scheduled, the same driver with deletionPolicy Delete: the class of
+	// the scheduled snapshots, so pruning one frees the storage's snapshot too.
 	Class *SnapshotClass `json:"class,omitempty"`
 	// Policies: claims by namespace and labels, a cron schedule, how many ready snapshots stay.
 	Policies []SnapshotPolicy `json:"policies,omitempty"`
@@ -35,8 +39,17 @@ type CSISnapshotsArgs struct {
 type SnapshotClass struct {
 	Name   string `json:"name"`
 	Driver string `json:"driver"`
-	// DeletionPolicy (default Retain: deleting the object keeps the storage's snapshot).
+	// DeletionPolicy (default Retain: deleting the object keeps the storage's snapshot, as
+	// Velero needs: it deletes its VolumeSnapshots once their contents are recorded).
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+}
+
+// scheduledClass is the class the policies use when they name none ("" without Class).
+func (a CSISnapshotsArgs) scheduledClass() string {
+	if a.Class == nil {
+		return ""
+	}
+	return a.Class.Name + "-scheduled"
 }
 
 // SnapshotPolicy is one scheduled snapshot policy.
@@ -70,6 +83,12 @@ func (a CSISnapshotsArgs) Validate() error {
 		if len(strings.Fields(p.Schedule)) != 5 {
 			errs.Add(field.Invalid(field.At("csiSnapshots.policies[%d].schedule", i), p.Schedule, "five cron fields"))
 		}
+		switch {
+		case p.Class == "" && a.Class == nil:
+			errs.Add(field.Required(field.At("csiSnapshots.policies[%d].class", i), "a VolumeSnapshotClass with deletionPolicy Delete (pruning must free the storage), or set csiSnapshots.class and kplane creates one"))
+		case a.Class != nil && p.Class == a.Class.Name && a.Class.DeletionPolicy != "Delete":
+			errs.Add(field.Invalid(field.At("csiSnapshots.policies[%d].class", i), p.Class, fmt.Sprintf("Velero's class keeps the storage's snapshot when one is pruned (deletionPolicy Retain); leave class empty for %s (deletionPolicy Delete)", a.scheduledClass())))
+		}
 		if p.Keep < 1 {
 			errs.Add(field.Invalid(field.At("csiSnapshots.policies[%d].keep", i), p.Keep, "at least one snapshot"))
 		}
@@ -81,8 +100,9 @@ func (a CSISnapshotsArgs) Validate() error {
 // CSISnapshots is the snapshot class and policies.
 type CSISnapshots struct{ pulumi.ResourceState }
 
-// NewCSISnapshots registers the class and, per policy, a ServiceAccount allowed only to list
-// claims and create, list and delete snapshots in its namespace, and a CronJob.
+// NewCSISnapshots registers the classes and, per policy, a ServiceAccount allowed only to list
+// claims and create, list and delete snapshots in its namespace (and read its class), and a
+// CronJob.
 func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, opts ...pulumi.ResourceOption) (*CSISnapshots, error) {
 	r := &CSISnapshots{}
 	args, err := component.Register(ctx, "CSISnapshots", name, args, r, opts...)
@@ -90,18 +110,14 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 		return nil, err
 	}
 	parent := pulumi.Parent(r)
-	if c := args.Class; c != nil {
-		policy := c.DeletionPolicy
-		if policy == "" {
-			policy = "Retain"
-		}
-		if _, err := k8sobj.Object(ctx, name+"-class", map[string]any{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
-			"metadata": map[string]any{"name": c.Name, "labels": map[string]any{"velero.io/csi-volumesnapshot-class": "true", wellknown.ManagedByLabel: wellknown.ManagedBy}},
-			"driver":   c.Driver, "deletionPolicy": policy}, parent); err != nil {
-			return nil, err
-		}
+	if err := newSnapshotClasses(ctx, name, args, parent); err != nil {
+		return nil, err
+	}
+	if err := newClassReader(ctx, name, args, parent); err != nil {
+		return nil, err
 	}
 	for _, p := range args.Policies {
+		p.Class = cmp.Or(p.Class, args.scheduledClass())
 		account := "kplane-snapshot-" + p.Name
 		meta := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Namespace: pulumi.String(p.Namespace),
 			Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-snapshot"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}
@@ -140,4 +156,53 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 		}
 	}
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
+}
+
+// newSnapshotClasses creates Velero's class and the scheduled snapshots' (Delete) beside it.
+func newSnapshotClasses(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, parent pulumi.ResourceOption) error {
+	c := args.Class
+	if c == nil {
+		return nil
+	}
+	for _, class := range []struct{ suffix, name, policy, velero string }{
+		{"-class", c.Name, cmp.Or(c.DeletionPolicy, "Retain"), "true"},
+		{"-scheduled-class", args.scheduledClass(), "Delete", ""},
+	} {
+		labels := map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy}
+		if class.velero != "" {
+			labels["velero.io/csi-volumesnapshot-class"] = class.velero
+		}
+		if _, err := k8sobj.Object(ctx, name+class.suffix, map[string]any{"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+			"metadata": map[string]any{"name": class.name, "labels": labels}, "driver": c.Driver, "deletionPolicy": class.policy}, parent); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newClassReader lets the policies' ServiceAccounts read their classes, and only those:
+// kplane-backup snapshot refuses a class that would keep pruned snapshots' storage.
+func newClassReader(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, parent pulumi.ResourceOption) error {
+	if len(args.Policies) == 0 {
+		return nil
+	}
+	var classes []string
+	var subjects rbacv1.SubjectArray
+	for _, p := range args.Policies {
+		if class := cmp.Or(p.Class, args.scheduledClass()); !slices.Contains(classes, class) {
+			classes = append(classes, class)
+		}
+		subjects = append(subjects, rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String("kplane-snapshot-" + p.Name), Namespace: pulumi.String(p.Namespace)})
+	}
+	sort.Strings(classes)
+	meta := &metav1.ObjectMetaArgs{Name: pulumi.String("kplane-snapshot-classes-" + name),
+		Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-snapshot"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}
+	if _, err := rbacv1.NewClusterRole(ctx, name+"-classes", &rbacv1.ClusterRoleArgs{Metadata: meta, Rules: rbacv1.PolicyRuleArray{rbacv1.PolicyRuleArgs{
+		ApiGroups: pulumi.ToStringArray([]string{"snapshot.storage.k8s.io"}), Resources: pulumi.ToStringArray([]string{"volumesnapshotclasses"}),
+		ResourceNames: pulumi.ToStringArray(classes), Verbs: pulumi.ToStringArray([]string{"get"})}}}, parent); err != nil {
+		return err
+	}
+	_, err := rbacv1.NewClusterRoleBinding(ctx, name+"-classes", &rbacv1.ClusterRoleBindingArgs{Metadata: meta, Subjects: subjects,
+		RoleRef: rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: pulumi.String("kplane-snapshot-classes-" + name)}}, parent)
+	return err
 }

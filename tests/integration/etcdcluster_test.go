@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
 
 	"github.com/kplane/kplane/components/backup/etcdsnapshot"
 	"github.com/kplane/kplane/tests/testbed"
@@ -109,7 +110,8 @@ func startEtcdCluster(t *testing.T, names []string, initial string, dirs []strin
 	t.Cleanup(c.stop)
 	for i, n := range names {
 		cfg := embed.NewConfig()
-		cfg.Name, cfg.LogLevel, cfg.InitialCluster, cfg.InitialClusterToken = n, "error", initial, "kplane-test"
+		cfg.Name, cfg.InitialCluster, cfg.InitialClusterToken = n, initial, "kplane-test"
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop()) // its shutdown errors are noise here
 		cfg.Dir = filepath.Join(t.TempDir(), n)
 		if dirs != nil {
 			cfg.Dir = dirs[i]

@@ -20,6 +20,9 @@ import (
 // VolumeSnapshots are snapshot.storage.k8s.io/v1 VolumeSnapshots.
 var VolumeSnapshots = schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshots"}
 
+// VolumeSnapshotClasses are snapshot.storage.k8s.io/v1 VolumeSnapshotClasses.
+var VolumeSnapshotClasses = schema.GroupVersionResource{Group: "snapshot.storage.k8s.io", Version: "v1", Resource: "volumesnapshotclasses"}
+
 var pvcs = schema.GroupVersionResource{Version: "v1", Resource: "persistentvolumeclaims"}
 
 // Policy selects claims and says how many snapshots of each to keep.
@@ -27,7 +30,9 @@ type Policy struct {
 	Name      string            `json:"name"`
 	Namespace string            `json:"namespace"`
 	Selector  map[string]string `json:"selector,omitempty"`
-	// Class is the VolumeSnapshotClass (empty: the cluster's default class).
+	// Class is the VolumeSnapshotClass; its deletionPolicy must be Delete, so that pruning a
+	// snapshot frees the storage's snapshot behind it (a snapshot's content takes the class's
+	// policy when it is made).
 	Class string `json:"class,omitempty"`
 	// Keep is how many ready snapshots of each claim stay (at least 1).
 	Keep int `json:"keep"`
@@ -41,11 +46,14 @@ type Result struct {
 
 // Run snapshots every selected claim, then deletes each claim's snapshots older than its Keep
 // newest ready ones (a snapshot not ready yet never counts, so a failing driver never costs a
-// good snapshot).
+// good snapshot). A class that keeps pruned snapshots' storage is refused before anything.
 func Run(ctx context.Context, dyn dynamic.Interface, p Policy, now time.Time) (Result, error) {
 	var res Result
 	if p.Keep < 1 {
 		return res, fmt.Errorf("policy %s: keep %d: keep at least one snapshot", p.Name, p.Keep)
+	}
+	if err := deletingClass(ctx, dyn, p); err != nil {
+		return res, err
 	}
 	claims, err := dyn.Resource(pvcs).Namespace(p.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(p.Selector).String()})
 	if err != nil {
@@ -73,6 +81,22 @@ func Run(ctx context.Context, dyn dynamic.Interface, p Policy, now time.Time) (R
 		res.Pruned = append(res.Pruned, pruned...)
 	}
 	return res, nil
+}
+
+// deletingClass: the policy's class exists and deletes the storage's snapshot with the object.
+func deletingClass(ctx context.Context, dyn dynamic.Interface, p Policy) error {
+	const fix = "use a VolumeSnapshotClass with deletionPolicy Delete, so that pruning frees the storage's snapshot"
+	if p.Class == "" {
+		return fmt.Errorf("policy %s: no class: %s", p.Name, fix)
+	}
+	c, err := dyn.Resource(VolumeSnapshotClasses).Get(ctx, p.Class, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("policy %s: class %s: %w", p.Name, p.Class, err)
+	}
+	if policy, _, _ := unstructured.NestedString(c.Object, "deletionPolicy"); policy != "Delete" {
+		return fmt.Errorf("policy %s: class %s has deletionPolicy %s: a pruned snapshot would keep its storage; %s", p.Name, p.Class, policy, fix)
+	}
+	return nil
 }
 
 func prune(ctx context.Context, dyn dynamic.Interface, p Policy, claim string) ([]string, error) {
