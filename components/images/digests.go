@@ -5,10 +5,10 @@ package images
 // Digests of kplane's images as `make images` builds them from this source.
 var Digests = map[string]string{
 	"kplane-admission":     "sha256:6f0c4ca766d85ac401f6f040b6d5acf7a279496f5f34c8759dd88aa00f5c4718",
-	"kplane-backup":        "sha256:479d3ee21b513663a92311384493ff008010f3f53e3c19bb39f8710cc7c6f93c",
+	"kplane-backup":        "sha256:5af1fb424ae6b9df8f0564fbe3b9e2c3dc9d91ee58b664b7752950fb2a577697",
 	"kplane-catalog":       "sha256:d2acc1760fd49ed2cb9a4585e95ff6299b4b07d2ae5cfd1b659daf67b38d9d6d",
-	"kplane-etcd-snapshot": "sha256:68f7e4160ea04022a852b3ed05945344382be25c73ca409019f6ab2ce533e3f2",
-	"kplane-nodecheck":     "sha256:098f5e0012e782ee5b6aabff8e5465e01aae06f95ebb4f7269b1ba66d13fc7ff",
+	"kplane-etcd-snapshot": "sha256:4f0ef0d3526d5e962fdd005b4785c376ea7e1f2abc09658baa8433cc257db79b",
+	"kplane-nodecheck":     "sha256:a217c373426d6bb7d8a25567f2093bfbd8c24cfca85568bb6c717f840c10eae4",
 	"kplane-realm-sync":    "sha256:5be96d9814a5d11199b68c3565893678f4070a174d55506be1b7806fd1aa658f",
 	"kplane-vault":         "sha256:f524a462f3ed18e2cca558b405c2fffd1ef381a602b5e89b1be21d8e6e31efcf",
 }
