@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -213,6 +213,18 @@ build_snapshot_controller() {
   built snapshot-controller "$v" "$work/snapshot-controller"
 }
 
+# build_kube_bench: kube-bench with its benchmark configurations beside it (cfg/), to judge the
+# same node files as kplane's node checks.
+build_kube_bench() {
+  local v=$KUBE_BENCH_VERSION
+  if cached kube-bench "$v" kube-bench version; then log "kube-bench $v cached"; return; fi
+  building kube-bench "$v" "github.com/aquasecurity/kube-bench $v; cold: ~3 min"
+  printf '%s\n' "module kplane.local/kubebench" "" "go 1.26.6" "" "require github.com/aquasecurity/kube-bench $v" >"$work/go.mod"
+  (cd "$work" && CGO_ENABLED=0 go build -ldflags "-X github.com/aquasecurity/kube-bench/cmd.KubeBenchVersion=$v" -o "$work/kube-bench" github.com/aquasecurity/kube-bench)
+  built kube-bench "$v" "$work/kube-bench"
+  cp -r "$(moddir "github.com/aquasecurity/kube-bench@$v")/cfg" "$CACHE/kube-bench-$v/cfg"; chmod -R u+w "$CACHE/kube-bench-$v/cfg"
+}
+
 build_istioctl() {
   local v=$ISTIO_VERSION
   if cached istioctl "$v" istioctl version --remote=false; then log "istioctl $v cached"; return; fi
@@ -385,7 +397,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -396,6 +408,7 @@ for t in "${tools[@]}"; do
     velero) build_velero ;;
     seaweedfs) build_seaweedfs ;;
     snapshot-controller) build_snapshot_controller ;;
+    kube-bench) build_kube_bench ;;
     istioctl) build_istioctl ;;
     argocd) build_argocd ;;
     keycloak) fetch_keycloak ;;
@@ -408,6 +421,6 @@ for t in "${tools[@]}"; do
     charts) fetch_charts ;;
     node) build_node ;;
     images) build_images ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
   esac
 done

@@ -13,6 +13,7 @@ VELERO_VERSION=v1.18.3  # Velero: the backup tests' real server and CLI (wrapper
 VELERO_AWS_VERSION=v1.14.3  # velero-plugin-for-aws: Velero's object store for S3 and S3-compatible stores
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6  # SeaweedFS `weed mini`: the backup tests' S3 server that checks credentials (SigV4), and the NFS store's server
 ISTIO_VERSION=v0.0.0-20260827124520-eed52ebb66ad  # istio.io/istio (the newest the module proxy serves): istioctl analyze, and its charts (base, istiod, gateway) in the mesh tests
+KUBE_BENCH_VERSION=v0.10.4  # kube-bench: cross-checks kplane's node checks on the same node files (its configs stop at CIS 1.10)
 EXTERNAL_SNAPSHOTTER_VERSION=v8.7.0  # the CSI snapshot controller: makes and deletes VolumeSnapshotContents in the backup tests; its CRDs (client/v8)
 CERT_MANAGER_VERSION=v1.21.2  # cert-manager: its CRDs validate the mesh's plugged-in CA Certificate in tests
 ARGOCD_VERSION=v3.6.1  # Argo CD: its repo-server, application and ApplicationSet controllers sync the fleet in tests; its CRDs validate the fleet's objects

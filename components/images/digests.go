@@ -8,7 +8,7 @@ var Digests = map[string]string{
 	"kplane-backup":        "sha256:5af1fb424ae6b9df8f0564fbe3b9e2c3dc9d91ee58b664b7752950fb2a577697",
 	"kplane-catalog":       "sha256:d2acc1760fd49ed2cb9a4585e95ff6299b4b07d2ae5cfd1b659daf67b38d9d6d",
 	"kplane-etcd-snapshot": "sha256:4f0ef0d3526d5e962fdd005b4785c376ea7e1f2abc09658baa8433cc257db79b",
-	"kplane-nodecheck":     "sha256:a217c373426d6bb7d8a25567f2093bfbd8c24cfca85568bb6c717f840c10eae4",
+	"kplane-nodecheck":     "sha256:c6ba9cd929a07afc9a3aa908421b2ccb9b755c5e1fcf75ccda9b074b5303fe8a",
 	"kplane-realm-sync":    "sha256:5be96d9814a5d11199b68c3565893678f4070a174d55506be1b7806fd1aa658f",
 	"kplane-vault":         "sha256:f524a462f3ed18e2cca558b405c2fffd1ef381a602b5e89b1be21d8e6e31efcf",
 }

@@ -179,10 +179,14 @@ func run(c config) error {
 	if err := waitReady(ctx, server, p, 60*time.Second, errc); err != nil {
 		return err
 	}
-	go func() {
-		errc <- prefix("kube-controller-manager", runControllerManager(ctx, controllerManagerArgs(dir, p)))
-	}()
-	go func() { errc <- prefix("kube-scheduler", runScheduler(ctx, schedulerArgs(dir))) }()
+	kcm, sched := controllerManagerArgs(dir, p), schedulerArgs(dir)
+	for name, args := range map[string][]string{"kube-controller-manager": kcm, "kube-scheduler": sched} {
+		if err := writeManifest(dir, name, args); err != nil {
+			return err
+		}
+	}
+	go func() { errc <- prefix("kube-controller-manager", runControllerManager(ctx, kcm)) }()
+	go func() { errc <- prefix("kube-scheduler", runScheduler(ctx, sched)) }()
 	if err := startKWOK(ctx, c, dir, errc); err != nil {
 		return err
 	}

@@ -133,6 +133,8 @@ func Checks() []Check {
 		api("1.2.29", []string{"Master-06"}, "only strong TLS ciphers", "--tls-cipher-suites with AEAD suites only", ciphers("tls-cipher-suites")),
 		api("1.2.30", nil, "service account tokens are not extended", "--service-account-extend-token-expiration=false", eq("service-account-extend-token-expiration", "false", "true")))
 
+	add(controllerChecks()...)
+
 	// 2 etcd.
 	etcd := func(id, title, fix string, test func(f map[string]string) (bool, string)) Check {
 		return Check{ID: id, KISA: []string{"Master-11"}, Title: title, Fix: fix, Run: flags("etcd", test)}

@@ -162,3 +162,21 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 	last := results(nodecheck.Load(root, p))
 	assert.Equal(t, nodecheck.Pass, last["4.2.1"].Status, last["4.2.1"].Detail)
 }
+
+// TestControllerChecks: CIS 1.3 and 1.4 judge the controller manager's and scheduler's flags.
+func TestControllerChecks(t *testing.T) {
+	root, p := fakeNode(t, hardenedcluster.KubeletConfiguration(), hardenedAPIServer, 0o600)
+	kcm := filepath.Join(root, p.Manifests, "kube-controller-manager.yaml")
+	require.NoError(t, os.WriteFile(kcm, []byte(manifest("kube-controller-manager", []string{"--root-ca-file=/etc/kubernetes/pki/ca.crt",
+		"--feature-gates=RotateKubeletServerCertificate=false", "--service-account-private-key-file=/etc/kubernetes/pki/sa.key"})), 0o600))
+	got := byID(nodecheck.Run("cp", nodecheck.Load(root, p)))
+	for id, detail := range map[string]string{"1.3.1": "--terminated-pod-gc-threshold is not set", "1.3.2": "--profiling=true",
+		"1.3.3": "--use-service-account-credentials=false", "1.3.6": "includes RotateKubeletServerCertificate=false", "1.3.7": "--bind-address=0.0.0.0"} {
+		assert.Equal(t, nodecheck.Fail, got[id].Status, id)
+		assert.Contains(t, got[id].Detail, detail, id)
+	}
+	assert.Equal(t, nodecheck.Pass, got["1.3.4"].Status)
+	assert.Equal(t, nodecheck.Pass, got["1.3.5"].Status)
+	assert.Contains(t, got["1.3.7"].KISA, "Master-03")
+	assert.Equal(t, nodecheck.Skip, got["1.4.1"].Status, "no scheduler manifest on this node")
+}
