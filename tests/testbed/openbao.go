@@ -81,12 +81,7 @@ func StartOpenBaoWith(t testing.TB, o OpenBaoOptions) *OpenBao {
 			b.CA = ca
 			client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 		}
-		resp, err := client.Get(b.URL + "/v1/sys/health")
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
+		return httpOK(client, b.URL+"/v1/sys/health")()
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -36,14 +36,7 @@ func StartSnapshotController(t testing.TB, c *Cluster) {
 	}
 	t.Cleanup(p.stop)
 	client := &http.Client{Timeout: 2 * time.Second}
-	err = p.waitReady(context.Background(), 60*time.Second, 200*time.Millisecond, func() (bool, error) {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
+	err = p.waitReady(context.Background(), 60*time.Second, 200*time.Millisecond, httpOK(client, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)))
 	if err != nil {
 		t.Fatal(err)
 	}
