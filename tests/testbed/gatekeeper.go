@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,8 +22,10 @@ type Gatekeeper struct {
 	Addr string
 	// CA is the PEM certificate the API server must trust for the webhook (its caBundle).
 	CA []byte
-	// Log is the manager's log file.
+	// Log is the manager's log file (its latest start's).
 	Log string
+	// Starts counts the manager's starts (more than one: it exited before it was ready).
+	Starts int
 
 	dir, health string
 	*proc
@@ -64,7 +67,9 @@ func NewGatekeeper(dir string) (*Gatekeeper, error) {
 
 // Start runs the manager against c as pod podName of namespace (its status objects are owned
 // by that pod) with the chart's operations (webhook, audit, status, generate) and waits until it
-// is ready. auditInterval is in seconds.
+// is ready. auditInterval is in seconds. The manager exits when one of the chart's CRDs is not
+// there yet (Pulumi creates a chart's objects at once); as the kubelet restarts its pod, it is
+// started again then, up to five times.
 func (g *Gatekeeper) Start(ctx context.Context, c *Cluster, namespace, podName string, auditInterval int) error {
 	bin, err := Binary("gatekeeper")
 	if err != nil {
@@ -74,14 +79,25 @@ func (g *Gatekeeper) Start(ctx context.Context, c *Cluster, namespace, podName s
 		return err
 	}
 	_, port, _ := net.SplitHostPort(g.Addr)
-	cmd := exec.Command(bin, "--host=127.0.0.1", "--port="+port, "--cert-dir="+filepath.Join(g.dir, "certs"), "--disable-cert-rotation", "--api-cache-dir="+filepath.Join(g.dir, "audit"),
-		"--health-addr="+g.health, "--metrics-addr=0", "--shutdown-delay=0", fmt.Sprintf("--audit-interval=%d", auditInterval),
-		"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate", "--log-denies")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "POD_NAMESPACE="+namespace, "POD_NAME="+podName)
-	if g.proc, err = startProc("gatekeeper", g.Log, cmd, false); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		cmd := exec.Command(bin, "--host=127.0.0.1", "--port="+port, "--cert-dir="+filepath.Join(g.dir, "certs"), "--disable-cert-rotation", "--api-cache-dir="+filepath.Join(g.dir, "audit"),
+			"--health-addr="+g.health, "--metrics-addr=0", "--shutdown-delay=0", fmt.Sprintf("--audit-interval=%d", auditInterval),
+			"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate", "--log-denies")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "POD_NAMESPACE="+namespace, "POD_NAME="+podName)
+		if g.proc, err = startProc("gatekeeper", g.Log, cmd, false); err != nil {
+			return err
+		}
+		g.Starts = attempt
+		err = g.waitReady(ctx, 5*time.Minute, 200*time.Millisecond, httpOK(http.DefaultClient, "http://"+g.health+"/readyz"))
+		if err == nil || attempt == 5 || !errors.Is(err, errExited) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * time.Second):
+		}
 	}
-	return g.waitReady(ctx, 5*time.Minute, 200*time.Millisecond, httpOK(http.DefaultClient, "http://"+g.health+"/readyz"))
 }
 
 // Stop terminates the manager (SIGTERM, killed after 10 s).

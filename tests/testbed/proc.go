@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -38,6 +39,9 @@ func startProc(name, log string, cmd *exec.Cmd, detached bool) (*proc, error) {
 	return p, nil
 }
 
+// errExited: the process exited before it was ready.
+var errExited = errors.New("exited")
+
 // waitReady polls ready every interval until it says so. When the process exits, ready fails,
 // ctx ends or timeout passes, the process is stopped and the error ends with its log's last lines.
 func (p *proc) waitReady(ctx context.Context, timeout, interval time.Duration, ready func() (bool, error)) error {
@@ -58,7 +62,8 @@ func (p *proc) waitReady(ctx context.Context, timeout, interval time.Duration, r
 		}
 		select {
 		case <-p.done:
-			return fail("exited")
+			p.stop()
+			return fmt.Errorf("%s %w; its log ends:\n%s", p.name, errExited, lastLines(p.log, 15))
 		case <-ctx.Done():
 			return fail(ctx.Err().Error())
 		case <-time.After(interval):

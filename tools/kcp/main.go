@@ -179,14 +179,9 @@ func run(c config) error {
 	if err := waitReady(ctx, server, p, 60*time.Second, errc); err != nil {
 		return err
 	}
-	kcm, sched := controllerManagerArgs(dir, p), schedulerArgs(dir)
-	for name, args := range map[string][]string{"kube-controller-manager": kcm, "kube-scheduler": sched} {
-		if err := writeManifest(dir, name, args); err != nil {
-			return err
-		}
+	if err := startControllers(ctx, dir, p, errc); err != nil {
+		return err
 	}
-	go func() { errc <- prefix("kube-controller-manager", runControllerManager(ctx, kcm)) }()
-	go func() { errc <- prefix("kube-scheduler", runScheduler(ctx, sched)) }()
 	if err := startKWOK(ctx, c, dir, errc); err != nil {
 		return err
 	}
@@ -211,6 +206,20 @@ func run(c config) error {
 }
 
 // componentKubeconfigs writes the kubeconfigs of the admin and of the control plane's components.
+// startControllers records the controller manager's and the scheduler's flags as manifests (as
+// the API server's and etcd's) and starts both; their errors go to errc.
+func startControllers(ctx context.Context, dir string, p pki, errc chan error) error {
+	kcm, sched := controllerManagerArgs(dir, p), schedulerArgs(dir)
+	for name, args := range map[string][]string{"kube-controller-manager": kcm, "kube-scheduler": sched} {
+		if err := writeManifest(dir, name, args); err != nil {
+			return err
+		}
+	}
+	go func() { errc <- prefix("kube-controller-manager", runControllerManager(ctx, kcm)) }()
+	go func() { errc <- prefix("kube-scheduler", runScheduler(ctx, sched)) }()
+	return nil
+}
+
 func componentKubeconfigs(dir, cluster, server string, p pki) error {
 	for _, u := range []string{"admin", "controller-manager", "scheduler", "kwok"} {
 		name := u + ".kubeconfig"
