@@ -52,6 +52,11 @@ func (a CSISnapshotsArgs) scheduledClass() string {
 	return a.Class.Name + "-scheduled"
 }
 
+// classOf is the class policy p snapshots with.
+func (a CSISnapshotsArgs) classOf(p SnapshotPolicy) string {
+	return cmp.Or(p.Class, a.scheduledClass())
+}
+
 // SnapshotPolicy is one scheduled snapshot policy.
 type SnapshotPolicy struct {
 	csisnap.Policy
@@ -117,7 +122,7 @@ func NewCSISnapshots(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, o
 		return nil, err
 	}
 	for _, p := range args.Policies {
-		p.Class = cmp.Or(p.Class, args.scheduledClass())
+		p.Class = args.classOf(p)
 		account := "kplane-snapshot-" + p.Name
 		meta := &metav1.ObjectMetaArgs{Name: pulumi.String(account), Namespace: pulumi.String(p.Namespace),
 			Labels: pulumi.StringMap{wellknown.NameLabel: pulumi.String("kplane-snapshot"), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)}}
@@ -189,7 +194,7 @@ func newClassReader(ctx *pulumi.Context, name string, args *CSISnapshotsArgs, pa
 	var classes []string
 	var subjects rbacv1.SubjectArray
 	for _, p := range args.Policies {
-		if class := cmp.Or(p.Class, args.scheduledClass()); !slices.Contains(classes, class) {
+		if class := args.classOf(p); !slices.Contains(classes, class) {
 			classes = append(classes, class)
 		}
 		subjects = append(subjects, rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String("kplane-snapshot-" + p.Name), Namespace: pulumi.String(p.Namespace)})
