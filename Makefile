@@ -116,8 +116,8 @@ e2e-pods: tools ## real pods: two real nodes (containerd, runc, CNI, kubelet, ku
 	@tools/build.sh images
 	@$(WITH_TOOLS) KPLANE_E2E_PODS=1 go test -count=1 -timeout 30m -run 'TestRealNodes|TestPlatformPods|TestGatekeeperPods' -v ./tests/integration/
 
-e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore
-	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestCSISnapshots' -v ./tests/integration/
+e2e-backup: tools ## the backup end to end alone: real Velero on two clusters (backup, mapped restore, migration), the NFS store and bad locations, etcd snapshot and restore (one member and three), CSI snapshots with the real snapshot controller
+	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestVelero|TestBackupStores|TestEtcdSnapshot|TestEtcdThreeMemberRestore|TestCSISnapshots' -v ./tests/integration/
 
 test-unit: ## unit tests only (no tools, no clusters)
 	@go test -count=1 -short ./...
