@@ -3,19 +3,22 @@
 //
 //	kplane-backup seal     --backup NAME
 //	kplane-backup precheck --backup NAME --namespace NS
-//	kplane-backup drill    --backup NAME|latest --namespace NS [--scratch NS] [--evidence FILE]
+//	kplane-backup drill    --backup NAME|latest --namespace NS [--scratch NS] [--evidence FILE] [--window D] [--record=false]
 //	kplane-backup snapshot --policy NAME --namespace NS [--selector k=v,...] --class C --keep N
 //
 // Common flags: --kubeconfig, --velero-namespace, --bucket, --prefix (the location's),
 // --s3-endpoint, --s3-ca, --region; the bucket's credentials come from AWS_ACCESS_KEY_ID and
-// AWS_SECRET_ACCESS_KEY. It prints JSON and exits non-zero when a drill fails or a pre-check finds
-// blockers (the failed Job of a CronJob is the alert).
+// AWS_SECRET_ACCESS_KEY. It prints JSON and exits non-zero when a drill fails or misses its
+// schedule's RPO or RTO, or a pre-check finds blockers. A drill keeps its evidence in the bucket
+// (under kplane-drills/<prefix>/<namespace>/) and in its ConfigMap in Velero's namespace, which
+// the fleet's alerts read, whether it passed or not.
 package main
 
 import (
 	// Root certificates compiled in: the image holds this binary alone (internal/images).
 	_ "golang.org/x/crypto/x509roots/fallback"
 
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +61,8 @@ func run(ctx context.Context, args []string) error {
 	ns := fs.String("namespace", "", "the backed-up namespace")
 	scratch := fs.String("scratch", "", "drill: the scratch namespace (default <namespace>-drill)")
 	evidence := fs.String("evidence", "", "drill: also write the evidence JSON here")
+	window := fs.Duration("window", drill.DefaultWindow, "drill: how far back the RPO the backups' schedule achieved is measured (the drill's interval)")
+	record := fs.Bool("record", true, "drill: keep the evidence in the bucket and the namespace's ConfigMap")
 	policy := fs.String("policy", "", "snapshot: the policy's name (labels its snapshots)")
 	selector := fs.String("selector", "", "snapshot: claims' labels (k=v,...)")
 	class := fs.String("class", "", "snapshot: VolumeSnapshotClass, with deletionPolicy Delete (pruning frees the storage)")
@@ -87,7 +92,14 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	d := &drill.Drill{Discovery: disc, Dynamic: dyn, Velero: *veleroNS, Bucket: store}
+	d := &drill.Drill{Discovery: disc, Dynamic: dyn, Velero: *veleroNS, Bucket: store, Window: *window}
+	if *record && args[0] == "drill" { // the evidence goes beside the location's prefix, not into it
+		at := *b
+		at.Prefix = drill.EvidencePrefix + b.Prefix
+		if d.Evidence, err = objstore.New(at); err != nil {
+			return err
+		}
+	}
 	out := json.NewEncoder(os.Stdout)
 	out.SetIndent("", "  ")
 	switch args[0] {
@@ -116,20 +128,32 @@ func run(ctx context.Context, args []string) error {
 	if *ns == "" {
 		return errors.New("--namespace: required")
 	}
-	if *scratch == "" {
-		*scratch = *ns + "-drill"
+	return drillOnce(ctx, d, *backup, *ns, cmp.Or(*scratch, *ns+"-drill"), *evidence, *record)
+}
+
+// drillOnce drills ns from backup (or its latest), prints the evidence, writes it to file (if
+// set) and keeps it (if record): a drill that finds no backup to restore is evidence too.
+func drillOnce(ctx context.Context, d *drill.Drill, backup, ns, scratch, file string, record bool) error {
+	var ev drill.Evidence
+	var runErr error
+	if backup == "latest" {
+		backup, runErr = latest(ctx, d.Dynamic, d.Velero, ns)
 	}
-	if *backup == "latest" {
-		if *backup, err = latest(ctx, dyn, *veleroNS, *ns); err != nil {
-			return err
-		}
+	if runErr == nil {
+		ev, runErr = d.Run(ctx, backup, ns, scratch)
+	} else {
+		ev = drill.Evidence{Namespace: ns, Scratch: scratch, Finished: time.Now().UTC(), Problems: []string{runErr.Error()}}
 	}
-	ev, runErr := d.Run(ctx, *backup, *ns, *scratch)
 	raw, _ := json.MarshalIndent(ev, "", "  ")
 	fmt.Println(string(raw))
-	if *evidence != "" {
-		if err := os.WriteFile(*evidence, raw, 0o600); err != nil {
-			return err
+	if file != "" {
+		if err := os.WriteFile(file, raw, 0o600); err != nil {
+			return errors.Join(runErr, err)
+		}
+	}
+	if record {
+		if err := d.Keep(ctx, ev); err != nil {
+			return errors.Join(runErr, err)
 		}
 	}
 	return runErr

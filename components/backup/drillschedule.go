@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	batchv1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/batch/v1"
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
@@ -29,7 +30,8 @@ type RestoreDrillArgs struct {
 	// Namespaces drilled, each from its latest backup into <namespace>-drill.
 	Namespaces []string `json:"namespaces"`
 	// Storage is the Velero location's bucket (its prefix and endpoint); CredentialsSecret here
-	// has AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY with read access.
+	// has AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY that read the prefix and write under
+	// kplane-drills/<prefix>/ (each drill's evidence).
 	Bucket            string `json:"bucket"`
 	Prefix            string `json:"prefix"`
 	S3Endpoint        string `json:"s3Endpoint,omitempty"`
@@ -95,7 +97,7 @@ func (a RestoreDrillArgs) Validate() error {
 	if a.CredentialsSecret == "" {
 		errs.Add(field.Required(field.At("restoreDrill.credentialsSecret"), "read access to the bucket"))
 	}
-	if a.Schedule != "" && len(strings.Fields(a.Schedule)) != 5 {
+	if a.Schedule != "" && (len(strings.Fields(a.Schedule)) != 5 || drill.CronGap(a.Schedule, time.Now()) == 0) {
 		errs.Add(field.Invalid(field.At("restoreDrill.schedule"), a.Schedule, "five cron fields"))
 	}
 	for i, ns := range a.Namespaces {
@@ -140,12 +142,13 @@ func (a RestoreDrillArgs) withDefaults() RestoreDrillArgs {
 // RestoreDrill is the scheduled drill.
 type RestoreDrill struct{ pulumi.ResourceState }
 
-// NewRestoreDrill registers a CronJob per namespace and the ServiceAccount they run as, and the
-// scratch namespaces <namespace>-drill. The account creates Restores and reads Backups in
-// Velero's namespace, and in each scratch namespace alone (a RoleBinding there) reads and deletes
-// the kinds it verifies (DrillResources and Resources; the inventory compares Secrets' data
-// too). It has no right outside those namespaces. A failed drill is a failed Job: the alert to
-// watch.
+// NewRestoreDrill registers a CronJob per namespace and the ServiceAccount they run as, the
+// scratch namespaces <namespace>-drill, and in Velero's namespace the ConfigMap per namespace
+// that holds its latest evidence (drill.EvidenceConfigMap; the fleet's alerts read it). The
+// account creates Restores, reads Backups and Schedules and updates those ConfigMaps in
+// Velero's namespace, and in each scratch namespace alone (a RoleBinding there) reads and
+// deletes the kinds it verifies (DrillResources and Resources; the inventory compares Secrets'
+// data too). It has no right outside those namespaces.
 func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, opts ...pulumi.ResourceOption) (*RestoreDrill, error) {
 	r := &RestoreDrill{}
 	args, err := component.Register(ctx, "RestoreDrill", name, args, r, opts...)
@@ -169,27 +172,19 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		Rules: drillRules(a.Resources)}, parent); err != nil {
 		return nil, err
 	}
-	for _, ns := range a.Namespaces {
-		scratch := ns + "-drill"
-		nsRes, err := corev1.NewNamespace(ctx, name+"-"+scratch, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(scratch),
-			Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.DrillOfLabel: pulumi.String(ns),
-				// Baseline enforced (a restored copy runs nothing privileged), restricted reported: the
-				// drill restores what the backup holds, which may predate restricted.
-				"pod-security.kubernetes.io/enforce": pulumi.String("baseline"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
-				"pod-security.kubernetes.io/warn": pulumi.String("restricted"), "pod-security.kubernetes.io/audit": pulumi.String("restricted")}}}, parent)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := rbacv1.NewRoleBinding(ctx, name+"-"+scratch, &rbacv1.RoleBindingArgs{
-			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(drill.AccessBinding), Namespace: nsRes.Metadata.Name().Elem(), Labels: labels},
-			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: pulumi.String(account)},
-			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
-			return nil, err
-		}
+	if err := scratchNamespaces(ctx, name, account, a, labels, parent); err != nil {
+		return nil, err
+	}
+	evidence, err := evidenceConfigMaps(ctx, name, a, parent)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := rbacv1.NewRole(ctx, name, &rbacv1.RoleArgs{Metadata: meta, Rules: rbacv1.PolicyRuleArray{
 		rule([]string{"velero.io"}, []string{"restores"}, []string{"create", "get"}),
 		rule([]string{"velero.io"}, []string{"backups"}, []string{"get", "list", "patch"}),
+		rule([]string{"velero.io"}, []string{"schedules"}, []string{"get"}),
+		rbacv1.PolicyRuleArgs{ApiGroups: pulumi.ToStringArray([]string{""}), Resources: pulumi.ToStringArray([]string{"configmaps"}),
+			ResourceNames: pulumi.ToStringArray(evidence), Verbs: pulumi.ToStringArray([]string{"get", "update"})},
 	}}, parent); err != nil {
 		return nil, err
 	}
@@ -200,7 +195,8 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 	}
 	credentials := bucketCredentials(a.CredentialsSecret)
 	for _, ns := range a.Namespaces {
-		cmd := []string{"drill", "--backup=latest", "--namespace=" + ns, "--velero-namespace=" + a.VeleroNamespace, "--bucket=" + a.Bucket, "--prefix=" + a.Prefix}
+		cmd := []string{"drill", "--backup=latest", "--namespace=" + ns, "--velero-namespace=" + a.VeleroNamespace, "--bucket=" + a.Bucket, "--prefix=" + a.Prefix,
+			"--window=" + drill.CronGap(a.Schedule, time.Now()).String()}
 		if a.S3Endpoint != "" {
 			cmd = append(cmd, "--s3-endpoint="+a.S3Endpoint)
 		}
@@ -221,4 +217,46 @@ func NewRestoreDrill(ctx *pulumi.Context, name string, args *RestoreDrillArgs, o
 		}
 	}
 	return r, ctx.RegisterResourceOutputs(r, pulumi.Map{})
+}
+
+// evidenceConfigMaps registers the ConfigMap per drilled namespace, in Velero's namespace, that
+// holds its latest evidence, and returns their names. The drill writes their data; Pulumi owns
+// the rest (and ignores the data).
+func evidenceConfigMaps(ctx *pulumi.Context, name string, a RestoreDrillArgs, parent pulumi.ResourceOption) ([]string, error) {
+	var names []string
+	for _, ns := range a.Namespaces {
+		names = append(names, drill.EvidenceConfigMap(ns))
+		if _, err := corev1.NewConfigMap(ctx, name+"-"+drill.EvidenceConfigMap(ns), &corev1.ConfigMapArgs{Metadata: &metav1.ObjectMetaArgs{
+			Name: pulumi.String(drill.EvidenceConfigMap(ns)), Namespace: pulumi.String(a.VeleroNamespace),
+			Labels:      pulumi.StringMap{wellknown.DrillOfLabel: pulumi.String(ns), wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy)},
+			Annotations: pulumi.StringMap{wellknown.DrillScheduleAnnotation: pulumi.String(a.Schedule)}}},
+			parent, pulumi.IgnoreChanges([]string{"data"})); err != nil {
+			return nil, err
+		}
+	}
+	return names, nil
+}
+
+// scratchNamespaces registers each drilled namespace's scratch namespace, <namespace>-drill, and
+// in it alone the RoleBinding that lets the drill's account read and delete what it restored.
+func scratchNamespaces(ctx *pulumi.Context, name, account string, a RestoreDrillArgs, labels pulumi.StringMap, parent pulumi.ResourceOption) error {
+	for _, ns := range a.Namespaces {
+		scratch := ns + "-drill"
+		nsRes, err := corev1.NewNamespace(ctx, name+"-"+scratch, &corev1.NamespaceArgs{Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(scratch),
+			Labels: pulumi.StringMap{wellknown.ManagedByLabel: pulumi.String(wellknown.ManagedBy), wellknown.DrillOfLabel: pulumi.String(ns),
+				// Baseline enforced (a restored copy runs nothing privileged), restricted reported: the
+				// drill restores what the backup holds, which may predate restricted.
+				"pod-security.kubernetes.io/enforce": pulumi.String("baseline"), "pod-security.kubernetes.io/enforce-version": pulumi.String(k8sobj.PodSecurityVersion),
+				"pod-security.kubernetes.io/warn": pulumi.String("restricted"), "pod-security.kubernetes.io/audit": pulumi.String("restricted")}}}, parent)
+		if err != nil {
+			return err
+		}
+		if _, err := rbacv1.NewRoleBinding(ctx, name+"-"+scratch, &rbacv1.RoleBindingArgs{
+			Metadata: &metav1.ObjectMetaArgs{Name: pulumi.String(drill.AccessBinding), Namespace: nsRes.Metadata.Name().Elem(), Labels: labels},
+			RoleRef:  rbacv1.RoleRefArgs{ApiGroup: pulumi.String("rbac.authorization.k8s.io"), Kind: pulumi.String("ClusterRole"), Name: pulumi.String(account)},
+			Subjects: rbacv1.SubjectArray{rbacv1.SubjectArgs{Kind: pulumi.String("ServiceAccount"), Name: pulumi.String(account), Namespace: pulumi.String(a.VeleroNamespace)}}}, parent); err != nil {
+			return err
+		}
+	}
+	return nil
 }

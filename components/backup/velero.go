@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	corev1 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/core/v1"
 	helmv4 "github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes/helm/v4"
@@ -13,6 +14,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/kplane/kplane/components/addon"
+	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/component"
 	"github.com/kplane/kplane/internal/field"
@@ -111,6 +113,11 @@ type Schedule struct {
 	FileSystemBackup bool `json:"fileSystemBackup,omitempty"`
 	// SnapshotLocations (names of snapshotLocations) the backups snapshot volumes into.
 	SnapshotLocations []string `json:"snapshotLocations,omitempty"`
+	// RPO: the most data, as time, a restore from these backups may lose, e.g. 25h (default:
+	// the longest gap between the cron's runs). RTO: how long a restore of them may take, e.g.
+	// 30m (default: none). The restore drill measures both and the fleet alerts on a miss.
+	RPO string `json:"rpo,omitempty"`
+	RTO string `json:"rto,omitempty"`
 }
 
 var (
@@ -168,6 +175,7 @@ func (a VeleroArgs) Validate() error {
 			errs.Add(field.Invalid(field.At("schedules[%d].name", i), sc.Name, "unique, lower-case letters, digits and dashes"))
 		}
 		errs = append(errs, CheckTiming(field.At("schedules[%d]", i), sc.Cron, sc.TTL)...)
+		errs = append(errs, CheckObjectives(field.At("schedules[%d]", i), sc.Cron, sc.RPO, sc.RTO)...)
 		if len(sc.Namespaces) == 0 {
 			errs.Add(field.Required(field.At("schedules[%d].namespaces", i), "at least one (\"*\" for the whole cluster)"))
 		}
@@ -304,6 +312,35 @@ func (a VeleroArgs) snapshotLocation(l SnapshotLocation) map[string]any {
 		"spec":     map[string]any{"provider": provider, "config": config, "credential": map[string]any{"name": secret, "key": "cloud"}}}
 }
 
+// CheckObjectives checks a schedule's RPO and RTO at p.rpo and p.rto: durations, and an RPO
+// its cron can meet.
+func CheckObjectives(p *field.Path, cron, rpo, rto string) field.ErrorList {
+	var errs field.ErrorList
+	for _, o := range [][2]string{{"rpo", rpo}, {"rto", rto}} {
+		if d, err := time.ParseDuration(o[1]); o[1] != "" && (err != nil || d <= 0) {
+			errs.Add(field.Invalid(p.Child(o[0]), o[1], "a positive duration, e.g. 25h or 30m"))
+		}
+	}
+	if d, err := time.ParseDuration(rpo); err == nil && d > 0 {
+		if gap := drill.CronGap(cron, time.Now()); d < gap {
+			errs.Add(field.Invalid(p.Child("rpo"), rpo, fmt.Sprintf("the cron %q runs as far as %s apart, so it can never meet this RPO: run it more often or raise the RPO", cron, gap)))
+		}
+	}
+	return errs
+}
+
+// objectives are a schedule's RPO and RTO as the annotations the drill and the fleet read.
+func (s Schedule) objectives() map[string]any {
+	out := map[string]any{}
+	if s.RPO != "" {
+		out[wellknown.RPOAnnotation] = s.RPO
+	}
+	if s.RTO != "" {
+		out[wellknown.RTOAnnotation] = s.RTO
+	}
+	return out
+}
+
 func (a VeleroArgs) schedule(s Schedule) map[string]any {
 	template := map[string]any{"includedNamespaces": s.Namespaces, "ttl": s.TTL, "storageLocation": a.Storage.Name,
 		"defaultVolumesToFsBackup": s.FileSystemBackup, "snapshotMoveData": false}
@@ -321,8 +358,9 @@ func (a VeleroArgs) schedule(s Schedule) map[string]any {
 		template["labelSelector"] = map[string]any{"matchLabels": labels}
 	}
 	return map[string]any{"apiVersion": "velero.io/v1", "kind": "Schedule",
-		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy}},
-		"spec":     map[string]any{"schedule": s.Cron, "template": template, "useOwnerReferencesInBackup": false}}
+		"metadata": map[string]any{"name": s.Name, "namespace": a.Namespace, "labels": map[string]any{wellknown.ManagedByLabel: wellknown.ManagedBy},
+			"annotations": s.objectives()},
+		"spec": map[string]any{"schedule": s.Cron, "template": template, "useOwnerReferencesInBackup": false}}
 }
 
 // chartValues: the server and the AWS plugin by digest, the credentials Secret kplane names,

@@ -13,7 +13,7 @@ import (
 
 func TestVeleroValidate(t *testing.T) {
 	good := VeleroArgs{Storage: Storage{Bucket: "b", CredentialsSecret: "s"},
-		Schedules: []Schedule{{Name: "nightly", Cron: "0 1 * * *", Namespaces: []string{"*"}, TTL: "720h"}}}
+		Schedules: []Schedule{{Name: "nightly", Cron: "0 1 * * *", Namespaces: []string{"*"}, TTL: "720h", RPO: "25h", RTO: "30m"}}}
 	require.NoError(t, good.Validate())
 	for _, c := range []struct {
 		mutate func(*VeleroArgs)
@@ -27,6 +27,9 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) { a.Schedules[0].Cron = "@daily" }, "five fields"},
 		{func(a *VeleroArgs) { a.Schedules[0].Namespaces = nil }, "namespaces: required; at least one"},
 		{func(a *VeleroArgs) { a.Schedules = append(a.Schedules, a.Schedules[0]) }, "unique"},
+		{func(a *VeleroArgs) { a.Schedules[0].RPO = "1d" }, `schedules[0].rpo "1d": a positive duration, e.g. 25h or 30m`},
+		{func(a *VeleroArgs) { a.Schedules[0].RTO = "-5m" }, `schedules[0].rto "-5m": a positive duration`},
+		{func(a *VeleroArgs) { a.Schedules[0].RPO = "12h" }, `schedules[0].rpo "12h": the cron "0 1 * * *" runs as far as 24h0m0s apart, so it can never meet this RPO`},
 		{func(a *VeleroArgs) { a.SnapshotLocations = []SnapshotLocation{{Name: "ebs"}} }, "snapshotLocations[0].region: required for aws"},
 		{func(a *VeleroArgs) { a.Schedules[0].SnapshotLocations = []string{"ebs"} }, `schedules[0].snapshotLocations[0] "ebs": not one of snapshotLocations`},
 		{func(a *VeleroArgs) {
@@ -47,7 +50,7 @@ func TestVeleroGraph(t *testing.T) {
 			Storage:           Storage{Bucket: "backups", URL: "https://s3.internal.example.com", CACert: "-----BEGIN CERTIFICATE-----", CredentialsSecret: "cloud"},
 			SnapshotLocations: []SnapshotLocation{{Name: "ebs", Region: "ap-northeast-2"}},
 			Schedules: []Schedule{{Name: "all", Cron: "0 2 * * *", Namespaces: []string{"*"}, TTL: "2160h", SnapshotLocations: []string{"ebs"}},
-				{Name: "files", Cron: "0 3 * * *", Namespaces: []string{"legacy"}, TTL: "720h", FileSystemBackup: true}}})
+				{Name: "files", Cron: "0 3 * * *", Namespaces: []string{"legacy"}, TTL: "720h", FileSystemBackup: true, RPO: "26h", RTO: "45m"}}})
 		return err
 	}, pulumi.WithMocks("kplane", "prod", m)))
 	bsl, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:BackupStorageLocation backup-location"].Mappable())
@@ -62,6 +65,10 @@ func TestVeleroGraph(t *testing.T) {
 	assert.Contains(t, string(sched), `"ttl":"2160h"`)
 	assert.Contains(t, string(sched), `"storageLocation":"default"`)
 	assert.Contains(t, string(sched), `"volumeSnapshotLocations":["ebs"]`)
+	assert.Contains(t, string(sched), `"annotations":{}`, "no objectives: the drill and the fleet use the cron's")
+	files, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:Schedule backup-schedule-files"].Mappable())
+	require.NoError(t, err)
+	assert.Contains(t, string(files), `"annotations":{"kplane.io/rpo":"26h","kplane.io/rto":"45m"}`)
 	vsl, err := json.Marshal(m.Inputs()["kubernetes:velero.io/v1:VolumeSnapshotLocation backup-snapshot-location-ebs"].Mappable())
 	require.NoError(t, err)
 	assert.Contains(t, string(vsl), `"spec":{"config":{"region":"ap-northeast-2"},"credential":{"key":"cloud","name":"cloud"},"provider":"aws"}`)

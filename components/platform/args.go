@@ -64,6 +64,9 @@ type Coverage struct {
 	TTL  string `json:"ttl,omitempty"`
 	// Namespaces added to it (platform only).
 	Namespaces []string `json:"namespaces,omitempty"`
+	// RPO and RTO: the schedule's objectives (backup.Schedule), measured by the restore drill.
+	RPO string `json:"rpo,omitempty"`
+	RTO string `json:"rto,omitempty"`
 }
 
 // Mesh is kplane:mesh: the mesh component's arguments; every team namespace joins the mesh

@@ -347,15 +347,19 @@ func (o *Composed) composeBackup(c *Args) field.ErrorList {
 		}
 	}
 	if len(teams) > 0 {
-		v.Schedules = append(v.Schedules, backup.Schedule{Name: TeamSchedule, Cron: cmp.Or(b.Teams.Cron, "0 1 * * *"), TTL: cmp.Or(b.Teams.TTL, "720h"), Namespaces: teams})
+		v.Schedules = append(v.Schedules, backup.Schedule{Name: TeamSchedule, Cron: cmp.Or(b.Teams.Cron, "0 1 * * *"), TTL: cmp.Or(b.Teams.TTL, "720h"), Namespaces: teams,
+			RPO: b.Teams.RPO, RTO: b.Teams.RTO})
 	}
 	errs = append(errs, backup.CheckTiming(p.Child("teams"), cmp.Or(b.Teams.Cron, "0 1 * * *"), cmp.Or(b.Teams.TTL, "720h"))...)
 	errs = append(errs, backup.CheckTiming(p.Child("platform"), cmp.Or(b.Platform.Cron, "30 1 * * *"), cmp.Or(b.Platform.TTL, "2160h"))...)
+	errs = append(errs, backup.CheckObjectives(p.Child("teams"), cmp.Or(b.Teams.Cron, "0 1 * * *"), b.Teams.RPO, b.Teams.RTO)...)
+	errs = append(errs, backup.CheckObjectives(p.Child("platform"), cmp.Or(b.Platform.Cron, "30 1 * * *"), b.Platform.RPO, b.Platform.RTO)...)
 	if len(b.Teams.Namespaces) > 0 {
 		errs.Add(field.Invalid(p.Child("teams", "namespaces"), nil, "the team schedule covers every team namespace; leave namespaces out with optOut"))
 	}
 	platform = append(platform, b.Platform.Namespaces...)
-	v.Schedules = append(v.Schedules, backup.Schedule{Name: PlatformSchedule, Cron: cmp.Or(b.Platform.Cron, "30 1 * * *"), TTL: cmp.Or(b.Platform.TTL, "2160h"), Namespaces: platform})
+	v.Schedules = append(v.Schedules, backup.Schedule{Name: PlatformSchedule, Cron: cmp.Or(b.Platform.Cron, "30 1 * * *"), TTL: cmp.Or(b.Platform.TTL, "2160h"), Namespaces: platform,
+		RPO: b.Platform.RPO, RTO: b.Platform.RTO})
 	if in := v.Install; in != nil {
 		inst := *in
 		inst.Chart = c.chart(inst.Chart, backup.VeleroChart)

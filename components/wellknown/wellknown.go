@@ -98,9 +98,18 @@ const (
 	SealAnnotation = "kplane.io/tarball-sha256"
 	// DrillLabel is set to "true" by the restore drill on the Velero Restores it makes.
 	DrillLabel = "kplane.io/drill"
-	// DrillOfLabel is set by the backup stack on a drill's scratch namespace (value: the
-	// namespace it restores).
+	// DrillOfLabel is set by the backup stack on a drill's scratch namespace and on the
+	// ConfigMap holding its latest evidence (value: the namespace it restores).
 	DrillOfLabel = "kplane.io/drill-of"
+	// DrillScheduleAnnotation on a drill's evidence ConfigMap: the drill's cron (how often new
+	// evidence is due).
+	DrillScheduleAnnotation = "kplane.io/drill-schedule"
+	// RPOAnnotation and RTOAnnotation on a Velero Schedule: its recovery point objective (the
+	// most data, as time, a restore from it may lose; default: the longest gap between its runs)
+	// and recovery time objective (how long a restore of it may take; default: none). Go
+	// durations, e.g. 25h, 30m.
+	RPOAnnotation = "kplane.io/rpo"
+	RTOAnnotation = "kplane.io/rto"
 )
 
 // Fleet member.

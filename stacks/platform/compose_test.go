@@ -56,6 +56,9 @@ func TestEveryEnvironmentComposesTheWholePlatform(t *testing.T) {
 				_, out = p.OptedOut["backup"][ns]
 				assert.Equal(t, !out, slices.Contains(teamSchedule.Namespaces, ns), "%s backed up", ns)
 			}
+			// backup -> restore drill: the environment's objectives are on its schedules.
+			assert.NotEmpty(t, teamSchedule.RPO, "the team schedule has an RPO")
+			assert.NotEmpty(t, teamSchedule.RTO, "the team schedule has an RTO")
 			// identity -> gateway: the realm's issuer, and every consumer a client of the realm.
 			assert.Equal(t, strings.TrimSuffix(c.Platform.Identity.KeycloakURL, "/")+"/realms/kplane", p.Gateway.Tokens.Issuer)
 			for _, cons := range p.Gateway.Consumers {
@@ -129,6 +132,9 @@ func TestBadEnvironmentFiles(t *testing.T) {
 			[]string{`kplane:backup.optOut[0].reason: required; why this namespace is left out`}},
 		{"bad ttl", "kplane:backup", `{"teams":{"ttl":"a month"}}`,
 			[]string{`kplane:backup.teams.ttl "a month": how long backups are kept, e.g. 720h (required)`}},
+		{"an RPO the schedule cannot meet", "kplane:backup", `{"platform":{"rpo":"6h","rto":"soon"}}`,
+			[]string{`kplane:backup.platform.rpo "6h": the cron "30 1 * * *" runs as far as 24h0m0s apart, so it can never meet this RPO`,
+				`kplane:backup.platform.rto "soon": a positive duration, e.g. 25h or 30m`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := environment(t, "dev")

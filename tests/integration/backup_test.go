@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	k8sclient "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -39,10 +40,11 @@ import (
 )
 
 var (
-	veleroBackups  = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}
-	veleroRestores = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "restores"}
-	veleroBSLs     = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backupstoragelocations"}
-	widgets        = schema.GroupVersionResource{Group: "shop.example.com", Version: "v1", Resource: "widgets"}
+	veleroBackups   = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backups"}
+	veleroRestores  = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "restores"}
+	veleroBSLs      = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "backupstoragelocations"}
+	veleroSchedules = schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "schedules"}
+	widgets         = schema.GroupVersionResource{Group: "shop.example.com", Version: "v1", Resource: "widgets"}
 )
 
 // TestVeleroBackupRestoreMigrate: two real control planes, each with a real Velero server and
@@ -107,7 +109,8 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 			}
 			if sd.name == "source" {
 				args.SnapshotLocations = []backup.SnapshotLocation{{Name: "ebs", Region: "ap-northeast-2"}}
-				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h", SnapshotLocations: []string{"ebs"}}}
+				args.Schedules = []backup.Schedule{{Name: "shop-nightly", Cron: "0 1 * * *", Namespaces: []string{"shop"}, TTL: "720h", SnapshotLocations: []string{"ebs"},
+					RPO: "25h", RTO: "10m"}}
 				if _, err := backup.NewRestoreDrill(ctx, "drill", &backup.RestoreDrillArgs{Image: "registry.example.com/kplane-backup" + rules.Digest,
 					Namespaces: []string{"shop"}, Bucket: "backups", Prefix: "velero/shop-prod", S3Endpoint: s3URL, CredentialsSecret: "drill-credentials",
 					Resources: []string{"shop.example.com/widgets"}},
@@ -134,7 +137,7 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 		}, 60*time.Second, 500*time.Millisecond, "%s: the storage location is validated by Velero", sd.name)
 	}
 	available(src)
-	sched, err := src.dyn.Resource(schema.GroupVersionResource{Group: "velero.io", Version: "v1", Resource: "schedules"}).Namespace("velero").Get(ctx, "shop-nightly", metav1.GetOptions{})
+	sched, err := src.dyn.Resource(veleroSchedules).Namespace("velero").Get(ctx, "shop-nightly", metav1.GetOptions{})
 	require.NoError(t, err)
 	phase, _, _ := unstructured.NestedString(sched.Object, "status", "phase")
 	assert.Equal(t, "Enabled", phase, "Velero accepted the schedule (and its snapshot location)")
@@ -165,6 +168,10 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	start := time.Now()
 	b := create(src.dyn, veleroBackups, map[string]any{"kind": "Backup", "spec": map[string]any{"includedNamespaces": []any{"shop"}, "storageLocation": "default", "ttl": "720h"}}, "shop-1")
 	t.Logf("backup: %.1f s, %v items", time.Since(start).Seconds(), b["status"].(map[string]any)["progress"])
+	// As if the nightly schedule had made it (the drill measures the schedule's objectives).
+	_, err = src.dyn.Resource(veleroBackups).Namespace("velero").Patch(ctx, "shop-1", types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"velero.io/schedule-name":"shop-nightly"}}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
 
 	// Restore into a mapped namespace on the same cluster.
 	start = time.Now()
@@ -192,22 +199,31 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	drillCron, err := src.cs.BatchV1().CronJobs("velero").Get(ctx, "kplane-restore-drill-shop", metav1.GetOptions{})
 	require.NoError(t, err)
 	evidence := filepath.Join(t.TempDir(), "evidence.json")
-	cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/cmd/kplane-backup"),
-		append(drillCron.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, "--kubeconfig="+serviceAccountKubeconfig(t, src.c, "velero", "kplane-restore-drill"),
-			"--evidence="+evidence)...)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=kplane", "AWS_SECRET_ACCESS_KEY=kplane-secret")
-	out, err := cmd.CombinedOutput()
+	runDrill := func() (drill.Evidence, string, error) {
+		cmd := exec.CommandContext(ctx, buildCommand(t, "github.com/kplane/kplane/cmd/kplane-backup"),
+			append(drillCron.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, "--kubeconfig="+serviceAccountKubeconfig(t, src.c, "velero", "kplane-restore-drill"),
+				"--evidence="+evidence)...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=kplane", "AWS_SECRET_ACCESS_KEY=kplane-secret")
+		out, err := cmd.CombinedOutput()
+		var ev drill.Evidence
+		raw, rerr := os.ReadFile(evidence)
+		require.NoError(t, rerr, "%s", out)
+		require.NoError(t, json.Unmarshal(raw, &ev))
+		return ev, string(out), err
+	}
+	ev, out, err := runDrill()
 	require.NoError(t, err, "%s", out)
-	var ev drill.Evidence
-	raw, err := os.ReadFile(evidence)
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(raw, &ev))
 	assert.Equal(t, "shop-1", ev.Backup)
 	assert.True(t, ev.Passed && ev.Sealed)
 	assert.Equal(t, seal, ev.TarballSHA256)
 	assert.Equal(t, map[string]int{"ConfigMap": 1, "Deployment.apps": 1, "RoleBinding.rbac.authorization.k8s.io": 1, "Secret": 1, "Service": 1,
 		"ServiceAccount": 1, "Widget.shop.example.com": 1}, ev.Kinds)
 	t.Logf("drill: RTO %.1f s, RPO %.1f s, tarball %s", ev.RTOSeconds, ev.RPOSeconds, ev.TarballSHA256[:12])
+	assert.Equal(t, "shop-nightly", ev.Schedule)
+	assert.Equal(t, []float64{25 * 3600, 600}, []float64{ev.RPOTargetSeconds, ev.RTOTargetSeconds}, "the schedule's objectives")
+	assert.Empty(t, ev.Missed)
+	assert.Less(t, ev.RPOSeconds, 600.0, "one backup minutes old: the schedule left minutes uncovered")
+	drillKept(t, ctx, src.cs, bucket, ev, 1)
 	// It removed what it restored; the scratch namespace and its access binding stay for the next drill.
 	require.Eventually(t, func() bool {
 		left, err := inventory.Take(ctx, src.cs.Discovery(), src.dyn, "shop-drill")
@@ -222,6 +238,21 @@ func TestVeleroBackupRestoreMigrate(t *testing.T) {
 	assert.True(t, apierrors.IsForbidden(err), "the drill may not read the shop's Secrets: %v", err)
 	_, err = saClient.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "nor anything cluster-wide: %v", err)
+	_, err = saClient.CoreV1().ConfigMaps("velero").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: drill.EvidenceConfigMap("web")}}, metav1.CreateOptions{})
+	assert.True(t, apierrors.IsForbidden(err), "it writes its own evidence ConfigMaps alone: %v", err)
+
+	// An RTO no restore meets: the drill restores correctly, names the target it missed, fails,
+	// and keeps that evidence too.
+	_, err = src.dyn.Resource(veleroSchedules).Namespace("velero").Patch(ctx, "shop-nightly", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"kplane.io/rto":"1ms"}}}`), metav1.PatchOptions{})
+	require.NoError(t, err)
+	late, out, err := runDrill()
+	require.Error(t, err, "a drill that misses its RTO fails its Job")
+	assert.Contains(t, out, "restored as it was taken, but missed 1 targets: [RTO: the restore took")
+	assert.True(t, late.Passed)
+	require.Len(t, late.Missed, 1)
+	assert.Contains(t, late.Missed[0], "more than the target 0s of schedule shop-nightly")
+	drillKept(t, ctx, src.cs, bucket, late, 2)
 
 	// Migrate to the other cluster: its Velero sees the source's backups (read-only location).
 	srcVelero.Stop()
@@ -357,4 +388,27 @@ func widgetCRD() *unstructured.Unstructured {
 			"names": map[string]any{"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
 			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true, "schema": map[string]any{"openAPIV3Schema": map[string]any{
 				"type": "object", "properties": map[string]any{"spec": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}}}}}
+}
+
+// drillKept: ev is the latest evidence in its namespace's ConfigMap, and the n-th (the newest)
+// kept in the bucket, beside the Velero location's prefix.
+func drillKept(t *testing.T, ctx context.Context, cs k8sclient.Interface, bucket *objstore.Store, ev drill.Evidence, n int) {
+	t.Helper()
+	cm, err := cs.CoreV1().ConfigMaps("velero").Get(ctx, drill.EvidenceConfigMap(ev.Namespace), metav1.GetOptions{})
+	require.NoError(t, err)
+	var kept drill.Evidence
+	require.NoError(t, json.Unmarshal([]byte(cm.Data[drill.EvidenceKey]), &kept))
+	assert.Equal(t, ev, kept, "the ConfigMap holds the latest evidence")
+	at := bucket.B
+	at.Prefix = drill.EvidencePrefix + strings.TrimSuffix(at.Prefix, "/")
+	store, err := objstore.New(at)
+	require.NoError(t, err)
+	keys, err := store.List(ctx, ev.Namespace+"/")
+	require.NoError(t, err)
+	require.Len(t, keys, n, "one object per drill in the bucket")
+	body, _, err := store.Get(ctx, keys[n-1])
+	require.NoError(t, err)
+	defer body.Close()
+	require.NoError(t, json.NewDecoder(body).Decode(&kept))
+	assert.Equal(t, ev, kept, "the bucket holds each drill's evidence")
 }

@@ -1,8 +1,9 @@
 // Package drill is the restore drill (and the checks of any restore): a backup's namespace is
 // restored into a scratch namespace and judged against the backup's own content — every object
 // by kind and name, ConfigMap/Secret data and custom resources by checksum — not by Velero's
-// phase; the time to restore (RTO) and the backup's age (RPO) are recorded with the evidence; the
-// scratch namespace is removed. A backup sealed when it was taken (its tarball's SHA-256 kept on
+// phase; the time the restore took (RTO) and the data its schedule's backups may have lost
+// (RPO) are measured against the schedule's targets; the evidence is kept in the backup store and
+// a ConfigMap (evidence.go); the scratch namespace is emptied. A backup sealed when it was taken (its tarball's SHA-256 kept on
 // the Backup object, outside the bucket) that changed since is refused before anything is restored.
 package drill
 
@@ -61,22 +62,37 @@ type Drill struct {
 	Bucket *objstore.Store
 	// Timeout of the restore (default 10 minutes).
 	Timeout time.Duration
+	// Window over which the RPO the schedule achieved is measured (default DefaultWindow).
+	Window time.Duration
+	// Evidence is where Keep writes each drill's evidence (nil: the ConfigMap only).
+	Evidence *objstore.Store
 }
 
 // Evidence is what a drill proves, for the audit trail.
 type Evidence struct {
-	Backup        string         `json:"backup"`
-	Namespace     string         `json:"namespace"`
-	Scratch       string         `json:"scratch"`
-	TarballSHA256 string         `json:"tarballSHA256"`
-	Sealed        bool           `json:"sealed"`
-	BackupTaken   time.Time      `json:"backupTaken"`
-	RestoreStart  time.Time      `json:"restoreStart"`
-	RTOSeconds    float64        `json:"rtoSeconds"`
-	RPOSeconds    float64        `json:"rpoSeconds"`
-	Kinds         map[string]int `json:"kinds"`
-	Problems      []string       `json:"problems,omitempty"`
-	Passed        bool           `json:"passed"`
+	Backup    string `json:"backup"`
+	Namespace string `json:"namespace"`
+	// Schedule is the backup's Velero Schedule (empty: a backup made by hand, without targets).
+	Schedule      string    `json:"schedule,omitempty"`
+	Scratch       string    `json:"scratch"`
+	TarballSHA256 string    `json:"tarballSHA256"`
+	Sealed        bool      `json:"sealed"`
+	BackupTaken   time.Time `json:"backupTaken"`
+	RestoreStart  time.Time `json:"restoreStart"`
+	Finished      time.Time `json:"finished"`
+	// RTO: how long the restore took. RPO: for a scheduled backup, the longest stretch over
+	// the drill's window that the schedule's Completed backups left uncovered (Exposure); for a
+	// backup made by hand, its age. The targets are the schedule's (0: none).
+	RTOSeconds       float64        `json:"rtoSeconds"`
+	RPOSeconds       float64        `json:"rpoSeconds"`
+	RTOTargetSeconds float64        `json:"rtoTargetSeconds,omitempty"`
+	RPOTargetSeconds float64        `json:"rpoTargetSeconds,omitempty"`
+	Kinds            map[string]int `json:"kinds"`
+	// Problems: why the restore is not the backup (or why none ran). Passed: none.
+	Problems []string `json:"problems,omitempty"`
+	Passed   bool     `json:"passed"`
+	// Missed names each target the drill missed (a passed drill may miss one).
+	Missed []string `json:"missed,omitempty"`
 }
 
 func (d *Drill) ns() string {
@@ -236,10 +252,16 @@ func (d *Drill) Seal(ctx context.Context, name string) (string, error) {
 }
 
 // Run restores namespace ns of backup name into scratch (which must not hold objects), verifies
-// it against the backup's content, removes scratch and returns the evidence; the error says why
-// a drill failed.
-func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, error) {
-	ev := Evidence{Backup: name, Namespace: ns, Scratch: scratch}
+// it against the backup's content and the schedule's targets, removes scratch and returns the
+// evidence; the error says why a drill failed or which target it missed.
+func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (ev Evidence, err error) {
+	ev = Evidence{Backup: name, Namespace: ns, Scratch: scratch}
+	defer func() {
+		ev.Finished = time.Now().UTC()
+		if err != nil && !ev.Passed && len(ev.Problems) == 0 { // the drill did not get to restore
+			ev.Problems = []string{err.Error()}
+		}
+	}()
 	b, err := d.backup(ctx, name)
 	if err != nil {
 		return ev, err
@@ -274,7 +296,9 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	ev.Kinds = want.Kinds()
 	restore := name + "-drill-" + time.Now().UTC().Format("20060102t150405")
 	ev.RestoreStart = time.Now().UTC()
-	ev.RPOSeconds = ev.RestoreStart.Sub(ev.BackupTaken).Seconds()
+	if err := d.measure(ctx, b, &ev, ev.RestoreStart); err != nil {
+		return ev, err
+	}
 	_, err = d.Dynamic.Resource(restores).Namespace(d.ns()).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "velero.io/v1", "kind": "Restore", "metadata": map[string]any{"name": restore, "labels": map[string]any{wellknown.DrillLabel: "true"}},
 		"spec": map[string]any{"backupName": name, "includedNamespaces": []any{ns}, "namespaceMapping": map[string]any{ns: scratch}}}}, metav1.CreateOptions{})
@@ -320,6 +344,9 @@ func (d *Drill) Run(ctx context.Context, name, ns, scratch string) (Evidence, er
 	ev.Passed = len(ev.Problems) == 0
 	if !ev.Passed {
 		return ev, fmt.Errorf("drill of backup %s: %d problems: %v", name, len(ev.Problems), ev.Problems)
+	}
+	if ev.Missed = missed(ev); len(ev.Missed) > 0 {
+		return ev, fmt.Errorf("drill of backup %s: restored as it was taken, but missed %d targets: %v", name, len(ev.Missed), ev.Missed)
 	}
 	return ev, nil
 }

@@ -3,6 +3,7 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -118,6 +119,16 @@ func (s *Store) PutFile(ctx context.Context, key, path string, meta map[string]s
 		return err
 	}
 	_, err = s.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.B.Name), Key: aws.String(s.B.Prefix + key), Body: f, ContentLength: aws.Int64(fi.Size()), Metadata: meta})
+	if err != nil {
+		return s.Explain("upload "+key, err)
+	}
+	return nil
+}
+
+// Put uploads body to key (under the prefix) with metadata.
+func (s *Store) Put(ctx context.Context, key string, body []byte, meta map[string]string) error {
+	_, err := s.s3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.B.Name), Key: aws.String(s.B.Prefix + key), Body: bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))), Metadata: meta})
 	if err != nil {
 		return s.Explain("upload "+key, err)
 	}
