@@ -14,11 +14,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/fleetmember/monitoring"
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/tests/testbed"
@@ -28,7 +30,8 @@ import (
 // (client_golang); a real Prometheus, configured by `kplane-fleet prometheus`, scrapes it,
 // federates a member's own Prometheus and evaluates kplane's fleet rules: a production member
 // whose admission policies only audit and whose backup is older than its schedule's RPO alerts;
-// a stopped member's alert goes from pending to firing within the rule's `for`; every panel of
+// restore drills that failed, missed their RPO and RTO, or stopped running alert, each by its
+// namespace; a stopped member's alert goes from pending to firing within the rule's `for`; every panel of
 // the fleet's dashboard is a query the real Prometheus answers with data.
 func TestFleetMonitoring(t *testing.T) {
 	integration(t)
@@ -36,6 +39,7 @@ func TestFleetMonitoring(t *testing.T) {
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
 	seoul, busan := clusters[0], clusters[1]
 	auditingAndLateBackup(t, seoul)
+	drillEvidence(t, seoul)
 
 	// busan's own Prometheus (a recording rule of its own), federated by the management one.
 	member := testbed.StartPrometheus(t, t.TempDir(), map[string][]byte{
@@ -64,7 +68,7 @@ func TestFleetMonitoring(t *testing.T) {
 	assert.Contains(t, out, "1 members federated")
 	// kplane's rules, with the test bed's `for` for the alerts it waits for.
 	rules, err := monitoring.Rules(map[string]time.Duration{"KplaneFleetMemberUnreachable": 5 * time.Second,
-		"KplaneFleetPolicyAuditInProd": time.Second, "KplaneFleetBackupOlderThanRPO": time.Second})
+		"KplaneFleetPolicyAuditInProd": time.Second, "KplaneFleetBackupOlderThanRPO": time.Second, "KplaneFleetRestoreDrillOverdue": time.Second})
 	require.NoError(t, err)
 	prom := testbed.StartPrometheus(t, dir, map[string][]byte{"kplane-fleet.rules.yaml": rules})
 	t.Cleanup(func() {
@@ -88,6 +92,11 @@ func TestFleetMonitoring(t *testing.T) {
 	rpo := query(`kplane_fleet_backup_rpo_seconds{cluster="seoul"}`)
 	require.Len(t, rpo, 1)
 	assert.Equal(t, "86400", rpo[0].Value[1], "a daily schedule's RPO is a day")
+	for alert, ns := range map[string]string{"KplaneFleetRestoreDrillFailed": "shop", "KplaneFleetRestoreDrillMissedRPO": "web",
+		"KplaneFleetRestoreDrillMissedRTO": "web", "KplaneFleetRestoreDrillOverdue": "ledger"} {
+		eventually(alert+" of "+ns, `ALERTS{alertname="`+alert+`",cluster="seoul",namespace="`+ns+`",alertstate="firing"}`)
+	}
+	assert.Len(t, query(`ALERTS{alertname=~"KplaneFleetRestoreDrill.*"}`), 4, "nothing else: ledger's old drill passed within its targets")
 	assert.Empty(t, query(`ALERTS{alertname="KplaneFleetPolicyAuditInProd",cluster="busan"}`), "busan has no auditing policy")
 	assert.Empty(t, query(`ALERTS{alertname="KplaneFleetMemberUnreachable"}`))
 
@@ -167,6 +176,27 @@ func auditingAndLateBackup(t *testing.T, c *testbed.Cluster) {
 	if phase, _, _ := unstructured.NestedString(created.Object, "status", "phase"); phase != "Completed" { // a status subresource
 		created.Object["status"] = backup.Object["status"]
 		_, err = velero("backups").UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		require.NoError(t, err)
+	}
+}
+
+// drillEvidence gives c the evidence ConfigMaps of three weekly restore drills, as the drill
+// keeps them: shop's failed, web's passed but missed its RPO (two days uncovered, 25 h
+// promised) and RTO, ledger's passed within its targets three weeks ago and not since.
+func drillEvidence(t *testing.T, c *testbed.Cluster) {
+	cs, err := c.Clientset()
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	for _, ev := range []drill.Evidence{
+		{Backup: "kplane-teams-1", Namespace: "shop", Finished: now, Problems: []string{"Secret/db: data differs"}},
+		{Backup: "kplane-teams-2", Namespace: "web", Finished: now, Passed: true, RPOSeconds: 172800, RPOTargetSeconds: 90000, RTOSeconds: 900, RTOTargetSeconds: 600},
+		{Backup: "kplane-teams-3", Namespace: "ledger", Finished: now.Add(-21 * 24 * time.Hour), Passed: true, RPOSeconds: 86400, RPOTargetSeconds: 90000, RTOSeconds: 30, RTOTargetSeconds: 600},
+	} {
+		raw, err := json.Marshal(ev)
+		require.NoError(t, err)
+		_, err = cs.CoreV1().ConfigMaps("velero").Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: drill.EvidenceConfigMap(ev.Namespace),
+			Labels: map[string]string{wellknown.DrillOfLabel: ev.Namespace}, Annotations: map[string]string{wellknown.DrillScheduleAnnotation: "0 4 * * 0"}},
+			Data: map[string]string{drill.EvidenceKey: string(raw)}}, metav1.CreateOptions{})
 		require.NoError(t, err)
 	}
 }

@@ -35,7 +35,7 @@ func promtool(t *testing.T, dir string, args ...string) string {
 // TestRules: the rules pass `promtool check rules` and their unit tests (testdata), and so do
 // the rules with a test bed's shorter `for`.
 func TestRules(t *testing.T) {
-	assert.Contains(t, promtool(t, ".", "check", "rules", "rules.yaml"), "SUCCESS: 12 rules found")
+	assert.Contains(t, promtool(t, ".", "check", "rules", "rules.yaml"), "SUCCESS: 17 rules found")
 	assert.Contains(t, promtool(t, "testdata", "test", "rules", "rules_test.yaml"), "SUCCESS")
 	short, err := Rules(map[string]time.Duration{"KplaneFleetMemberUnreachable": 5 * time.Second})
 	require.NoError(t, err)
@@ -51,7 +51,9 @@ func TestRules(t *testing.T) {
 func exposed(t *testing.T) map[string]bool {
 	m := rollout.NewMetrics()
 	m.Update([]rollout.Health{{Cluster: "seoul", Environment: "prod", Reachable: true, Healthy: true, Version: "v1.37.2", CertificateExpiry: time.Now(),
-		Backups: []rollout.Backup{{Schedule: "velero/kplane-teams"}}}}, []rollout.AppStatus{{Name: "a", Cluster: "seoul"}})
+		Backups: []rollout.Backup{{Schedule: "velero/kplane-teams"}},
+		Drills:  []rollout.Drill{{Namespace: "shop", Ran: true, IntervalSeconds: 604800, RPOTargetSeconds: 90000, RTOTargetSeconds: 600}}}},
+		[]rollout.AppStatus{{Name: "a", Cluster: "seoul"}})
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", rollout.MetricsPath, nil))
 	names := map[string]bool{"ALERTS": true, "up": true}

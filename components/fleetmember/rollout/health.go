@@ -81,10 +81,12 @@ type Health struct {
 	Checked    time.Time `json:"checked"`
 	Seconds    float64   `json:"seconds"`
 	// What Observe reads besides health (signals.go): the API server's serving certificate's
-	// expiry, kplane's admission policies' enforcement, the Velero schedules' last backups.
+	// expiry, kplane's admission policies' enforcement, the Velero schedules' last backups, the
+	// restore drills' last evidence.
 	CertificateExpiry time.Time `json:"certificateExpiry,omitzero"`
 	Admission         Admission `json:"admission"`
 	Backups           []Backup  `json:"backups,omitempty"`
+	Drills            []Drill   `json:"drills,omitempty"`
 }
 
 // Check is the health of c: the API server ready (/readyz), its version, every node Ready, every
@@ -120,8 +122,7 @@ func check(ctx context.Context, c Cluster, timeout time.Duration, signals bool) 
 	h.Reachable = true
 	h.CertificateExpiry = capture.expiry()
 	if signals {
-		h.Admission = admission(ctx, cs, dyn)
-		h.Backups = backups(ctx, dyn)
+		h.Admission, h.Backups, h.Drills = admission(ctx, cs, dyn), backups(ctx, dyn), drills(ctx, cs)
 	}
 	if v, err := cs.Discovery().ServerVersion(); err == nil {
 		h.Version = v.GitVersion

@@ -46,6 +46,13 @@ var (
 	descPolicies  = desc("admission_policies", "kplane's admission policy bindings and Gatekeeper constraints by enforcement (deny, or audit: warn/audit/dryrun).", "cluster", "environment", "enforcement")
 	descBackup    = desc("backup_last_success_timestamp_seconds", "Completion time of the schedule's newest Completed Velero backup (Unix time; 0: none).", "cluster", "environment", "schedule")
 	descRPO       = desc("backup_rpo_seconds", "The schedule's recovery point objective: the longest gap between its runs, or its kplane.io/rpo.", "cluster", "environment", "schedule")
+	descDrillLast = desc("restore_drill_timestamp_seconds", "When the namespace's last restore drill finished (Unix time); while none has run, when the drill was scheduled.", "cluster", "environment", "namespace")
+	descDrillEach = desc("restore_drill_interval_seconds", "The longest gap between the drill's scheduled runs.", "cluster", "environment", "namespace")
+	descDrillOK   = desc("restore_drill_passed", "1 when the last drill restored the backup as it was taken.", "cluster", "environment", "namespace")
+	descDrillRPO  = desc("restore_drill_rpo_seconds", "The last drill's RPO: the longest stretch its schedule's backups left uncovered over the drill's window.", "cluster", "environment", "namespace")
+	descDrillRPOT = desc("restore_drill_rpo_target_seconds", "The RPO target of the drilled backup's schedule.", "cluster", "environment", "namespace")
+	descDrillRTO  = desc("restore_drill_rto_seconds", "The last drill's RTO: how long its restore took.", "cluster", "environment", "namespace")
+	descDrillRTOT = desc("restore_drill_rto_target_seconds", "The RTO target of the drilled backup's schedule.", "cluster", "environment", "namespace")
 	descSynced    = desc("application_synced", "1 when the member's Argo CD Application is Synced.", "cluster", "application")
 	descAppHealth = desc("application_healthy", "1 when the member's Argo CD Application is Healthy.", "cluster", "application")
 	descMembers   = desc("clusters", "Members of the fleet.")
@@ -78,7 +85,8 @@ func (m *Metrics) Update(health []Health, apps []AppStatus) {
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descUp, descHealthy, descInfo, descNodes, descReady, descAddOns, descAvailable, descDuration,
-		descChecked, descCertExp, descPolicies, descBackup, descRPO, descSynced, descAppHealth, descMembers, descGreen} {
+		descChecked, descCertExp, descPolicies, descBackup, descRPO, descDrillLast, descDrillEach, descDrillOK, descDrillRPO, descDrillRPOT,
+		descDrillRTO, descDrillRTOT, descSynced, descAppHealth, descMembers, descGreen} {
 		ch <- d
 	}
 }
@@ -95,6 +103,28 @@ func unix(t time.Time) float64 {
 		return 0
 	}
 	return float64(t.UnixMilli()) / 1000
+}
+
+// drillGauges: a drill's time and interval; once it ran, its result and RPO/RTO, and the
+// targets it has.
+func drillGauges(gauge func(*prometheus.Desc, float64, ...string), d Drill, labels ...string) {
+	labels = append(labels, d.Namespace)
+	gauge(descDrillLast, unix(d.Last), labels...)
+	if d.IntervalSeconds > 0 {
+		gauge(descDrillEach, d.IntervalSeconds, labels...)
+	}
+	if !d.Ran {
+		return
+	}
+	gauge(descDrillOK, bool01(d.Passed), labels...)
+	gauge(descDrillRPO, d.RPOSeconds, labels...)
+	gauge(descDrillRTO, d.RTOSeconds, labels...)
+	if d.RPOTargetSeconds > 0 {
+		gauge(descDrillRPOT, d.RPOTargetSeconds, labels...)
+	}
+	if d.RTOTargetSeconds > 0 {
+		gauge(descDrillRTOT, d.RTOTargetSeconds, labels...)
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -128,6 +158,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		for _, b := range h.Backups {
 			gauge(descBackup, unix(b.LastSuccess), h.Cluster, h.Environment, b.Schedule)
 			gauge(descRPO, b.RPOSeconds, h.Cluster, h.Environment, b.Schedule)
+		}
+		for _, d := range h.Drills {
+			drillGauges(gauge, d, h.Cluster, h.Environment)
 		}
 	}
 	for _, a := range apps {

@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +14,12 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kplane/kplane/components/backup/drill"
+	"github.com/kplane/kplane/components/wellknown"
 )
 
 // scrape is the exposition at the handler's path, parsed.
@@ -112,14 +120,39 @@ func TestMetricsEndpointAttacked(t *testing.T) {
 	require.Error(t, err, "an address in use is an error, not a silent goroutine")
 }
 
-// TestScheduleRPO: the longest gap between runs of Velero's cron schedules.
-func TestScheduleRPO(t *testing.T) {
-	from := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
-	for spec, want := range map[string]time.Duration{
-		"0 2 * * *": 24 * time.Hour, "*/15 * * * *": 15 * time.Minute, "@every 6h": 6 * time.Hour,
-		"0 1 * * 1-5": 72 * time.Hour, // Friday's to Monday's
-		"0 3 * * 0":   7 * 24 * time.Hour, "not a cron": 0,
-	} {
-		assert.Equal(t, want, ScheduleRPO(spec, from), spec)
+// TestDrills: the drills read from their evidence ConfigMaps and exposed. One that never ran
+// reports when it was scheduled and its interval, nothing else; evidence that does not parse
+// is a failed drill; a ConfigMap without the label is not a drill's.
+func TestDrills(t *testing.T) {
+	scheduled := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	finished := time.Date(2026, 12, 6, 4, 1, 0, 0, time.UTC)
+	ev, err := json.Marshal(drill.Evidence{Namespace: "shop", Finished: finished, Passed: true, RPOSeconds: 86400, RPOTargetSeconds: 90000, RTOSeconds: 42})
+	require.NoError(t, err)
+	cm := func(ns string, data map[string]string, labelled bool) *corev1.ConfigMap {
+		c := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: drill.EvidenceConfigMap(ns), Namespace: "velero", CreationTimestamp: metav1.NewTime(scheduled),
+			Annotations: map[string]string{wellknown.DrillScheduleAnnotation: "0 4 * * 0"}}, Data: data}
+		if labelled {
+			c.Labels = map[string]string{wellknown.DrillOfLabel: ns}
+		}
+		return c
 	}
+	cs := fake.NewClientset(cm("shop", map[string]string{drill.EvidenceKey: string(ev)}, true), cm("web", nil, true),
+		cm("ledger", map[string]string{drill.EvidenceKey: "{not json"}, true), cm("other", map[string]string{drill.EvidenceKey: string(ev)}, false))
+	got := drills(context.Background(), cs)
+	week := 7 * 24 * 3600.0
+	assert.Equal(t, []Drill{
+		{Namespace: "ledger", Last: scheduled, Ran: true, IntervalSeconds: week},
+		{Namespace: "shop", Last: finished, Ran: true, IntervalSeconds: week, Passed: true, RPOSeconds: 86400, RPOTargetSeconds: 90000, RTOSeconds: 42},
+		{Namespace: "web", Last: scheduled, IntervalSeconds: week},
+	}, got)
+
+	m := NewMetrics()
+	m.Update([]Health{{Cluster: "seoul", Environment: "prod", Reachable: true, Drills: got}}, nil)
+	exposed := scrape(t, m.Handler())
+	at := func(ns, v string) string { return "cluster=seoul,environment=prod,namespace=" + ns + " " + v }
+	assert.ElementsMatch(t, []string{at("ledger", "1796083200"), at("shop", "1796529660"), at("web", "1796083200")}, exposed["kplane_fleet_restore_drill_timestamp_seconds"])
+	assert.ElementsMatch(t, []string{at("ledger", "0"), at("shop", "1")}, exposed["kplane_fleet_restore_drill_passed"], "web has not run")
+	assert.Equal(t, []string{at("shop", "90000")}, exposed["kplane_fleet_restore_drill_rpo_target_seconds"])
+	assert.Empty(t, exposed["kplane_fleet_restore_drill_rto_target_seconds"], "no RTO target: none exposed")
+	assert.Len(t, exposed["kplane_fleet_restore_drill_interval_seconds"], 3)
 }

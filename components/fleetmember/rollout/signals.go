@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net/http"
 	"slices"
 	"sort"
@@ -11,13 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/robfig/cron/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kplane/kplane/components/backup/drill"
 	"github.com/kplane/kplane/components/wellknown"
 )
 
@@ -30,14 +31,27 @@ type Backup struct {
 	// LastSuccess is the completion time of the newest Completed backup of the schedule (zero:
 	// none yet).
 	LastSuccess time.Time `json:"lastSuccess"`
-	// RPO is the longest gap between two of the schedule's runs (over the next week), or the
-	// Schedule's kplane.io/rpo annotation: a backup older than this lost more than the schedule
-	// promises.
+	// RPO is the Schedule's kplane.io/rpo, or the longest gap between two of its runs (over the
+	// next week): a backup older than this lost more than the schedule promises.
 	RPOSeconds float64 `json:"rpoSeconds"`
 }
 
-// RPOAnnotation on a Velero Schedule overrides the recovery point objective its cron implies.
-const RPOAnnotation = "kplane.io/rpo"
+// Drill is the latest restore drill of a namespace (its evidence ConfigMap, drill.Keep).
+type Drill struct {
+	Namespace string `json:"namespace"`
+	// Last is when the last drill finished; while none has run, when the drill was scheduled
+	// (its ConfigMap made), so that a drill that never runs is overdue too.
+	Last time.Time `json:"last"`
+	Ran  bool      `json:"ran"`
+	// IntervalSeconds: the longest gap between the drill's runs (its cron).
+	IntervalSeconds float64 `json:"intervalSeconds"`
+	// The last drill's evidence (when Ran).
+	Passed           bool    `json:"passed"`
+	RPOSeconds       float64 `json:"rpoSeconds"`
+	RPOTargetSeconds float64 `json:"rpoTargetSeconds"`
+	RTOSeconds       float64 `json:"rtoSeconds"`
+	RTOTargetSeconds float64 `json:"rtoTargetSeconds"`
+}
 
 // Admission counts kplane's admission policy bindings (ValidatingAdmissionPolicyBindings) and
 // Gatekeeper constraints of a member by whether they deny or only warn/audit.
@@ -113,32 +127,36 @@ func backups(ctx context.Context, dyn dynamic.Interface) []Backup {
 	}
 	var out []Backup
 	for _, s := range schedules.Items {
-		spec, _, _ := unstructured.NestedString(s.Object, "spec", "schedule")
-		rpo := ScheduleRPO(spec, time.Now())
-		if d, err := time.ParseDuration(s.GetAnnotations()[RPOAnnotation]); err == nil && d > 0 {
-			rpo = d
-		}
+		rpo, _ := drill.Targets(&s)
 		out = append(out, Backup{Schedule: s.GetNamespace() + "/" + s.GetName(), LastSuccess: last[s.GetNamespace()+"/"+s.GetName()], RPOSeconds: rpo.Seconds()})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Schedule < out[j].Schedule })
 	return out
 }
 
-// ScheduleRPO is the longest gap between consecutive runs of a cron schedule (Velero's: five
-// fields, or @every/@daily) over the week after from; 0 when it does not parse.
-func ScheduleRPO(spec string, from time.Time) time.Duration {
-	sched, err := cron.ParseStandard(strings.TrimSpace(strings.TrimPrefix(spec, "CRON_TZ=UTC ")))
+// drills reads the member's restore drills: their evidence ConfigMaps (any namespace), by
+// namespace drilled. Evidence that does not parse counts as a failed drill.
+func drills(ctx context.Context, cs kubernetes.Interface) []Drill {
+	list, err := cs.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{LabelSelector: wellknown.DrillOfLabel})
 	if err != nil {
-		return 0
+		return nil
 	}
-	var longest time.Duration
-	prev := sched.Next(from)
-	for end := from.Add(7 * 24 * time.Hour); prev.Before(end); {
-		next := sched.Next(prev)
-		longest = max(longest, next.Sub(prev))
-		prev = next
+	var out []Drill
+	for _, cm := range list.Items {
+		d := Drill{Namespace: cm.Labels[wellknown.DrillOfLabel], Last: cm.CreationTimestamp.Time,
+			IntervalSeconds: drill.CronGap(cm.Annotations[wellknown.DrillScheduleAnnotation], time.Now()).Seconds()}
+		if raw, ok := cm.Data[drill.EvidenceKey]; ok {
+			var ev drill.Evidence
+			d.Ran = true
+			if json.Unmarshal([]byte(raw), &ev) == nil {
+				d.Last, d.Passed = ev.Finished, ev.Passed
+				d.RPOSeconds, d.RPOTargetSeconds, d.RTOSeconds, d.RTOTargetSeconds = ev.RPOSeconds, ev.RPOTargetSeconds, ev.RTOSeconds, ev.RTOTargetSeconds
+			}
+		}
+		out = append(out, d)
 	}
-	return longest
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
+	return out
 }
 
 var gatekeeperConstraints = "constraints.gatekeeper.sh/v1beta1"
