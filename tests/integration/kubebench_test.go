@@ -53,7 +53,7 @@ func TestNodeChecksAgreeWithKubeBench(t *testing.T) {
 	weaken(t, root)
 	ours, theirs = judge(t)
 	both, disagree = compareVerdicts(ours, theirs)
-	for _, id := range []string{"1.2.15", "4.2.1", "1.1.1"} {
+	for _, id := range []string{"1.2.15", "4.2.1", "1.1.1", "1.1.15"} {
 		assert.Equal(t, "FAIL", ours[id], id)
 		assert.Equal(t, "FAIL", theirs[id], id)
 	}
@@ -96,7 +96,9 @@ func judgedAlone(a, b map[string]string) []string {
 // folder, the component's kubelet configuration, kubeadm's kubelet drop-in, users root and etcd.
 func kubeadmNode(t *testing.T, dir string) string {
 	root := t.TempDir()
-	move := strings.NewReplacer(filepath.Join(dir, "pki"), "/etc/kubernetes/pki", filepath.Join(dir, "etcd"), "/var/lib/etcd", dir, "/etc/kubernetes")
+	move := strings.NewReplacer(filepath.Join(dir, "pki"), "/etc/kubernetes/pki", filepath.Join(dir, "etcd"), "/var/lib/etcd",
+		filepath.Join(dir, "scheduler.kubeconfig"), "/etc/kubernetes/scheduler.conf", filepath.Join(dir, "controller-manager.kubeconfig"), "/etc/kubernetes/controller-manager.conf",
+		dir, "/etc/kubernetes")
 	write := func(path string, body []byte, mode os.FileMode) {
 		full := filepath.Join(root, path)
 		require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
@@ -118,7 +120,9 @@ func kubeadmNode(t *testing.T, dir string) string {
 		require.NoError(t, err)
 		write("/etc/kubernetes/pki/"+f.Name(), raw, 0o600)
 	}
-	write("/etc/kubernetes/kubelet.conf", []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	for _, kc := range []string{"kubelet.conf", "admin.conf", "scheduler.conf", "controller-manager.conf"} {
+		write("/etc/kubernetes/"+kc, []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+	}
 	write("/var/lib/kubelet/config.yaml", []byte(hardenedcluster.KubeletConfiguration()), 0o600)
 	write("/etc/systemd/system/kubelet.service.d/10-kubeadm.conf", []byte(`[Service]
 Environment="KUBELET_KUBECONFIG_ARGS=--kubeconfig=/etc/kubernetes/kubelet.conf"
@@ -137,7 +141,7 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 
 // weaken opens the node up where both tools judge automatically: the API server's profiling, the
 // kubelet's anonymous requests (a flag in kubeadm's flags file, over the hardened configuration
-// file), the API server manifest's permissions.
+// file), the API server manifest's and the scheduler's kubeconfig's permissions.
 func weaken(t *testing.T, root string) {
 	api := filepath.Join(root, "etc/kubernetes/manifests/kube-apiserver.yaml")
 	raw, err := os.ReadFile(api)
@@ -146,6 +150,7 @@ func weaken(t *testing.T, root string) {
 	require.NotEqual(t, string(raw), weak, "the manifest sets --profiling=false")
 	require.NoError(t, os.WriteFile(api, []byte(weak), 0o644))
 	require.NoError(t, os.Chmod(api, 0o644))
+	require.NoError(t, os.Chmod(filepath.Join(root, "etc/kubernetes/scheduler.conf"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(root, "var/lib/kubelet/kubeadm-flags.env"),
 		[]byte("KUBELET_KUBEADM_ARGS=\"--anonymous-auth=true\"\n"), 0o600))
 }

@@ -95,9 +95,10 @@ func Checks() []Check {
 	add(Check{ID: "1.1.11", KISA: []string{"Master-16"}, Title: "etcd data directory permissions are 700 or stricter",
 		Fix: "chmod 700 the etcd data directory (--data-dir)", Run: perm(etcdDataDir, 0o700)},
 		Check{ID: "1.1.12", KISA: []string{"Master-16"}, Title: "etcd data directory is owned by etcd:etcd",
-			Fix: "run etcd as its own user and chown etcd:etcd its data directory", Run: ownerName(etcdDataDir, "etcd")},
-		Check{ID: "1.1.19", KISA: []string{"Master-15"}, Title: "the PKI directory and files are owned by root:root",
-			Fix: "chown -R root:root the PKI directory", Run: pkiFiles("", 0, true)},
+			Fix: "run etcd as its own user and chown etcd:etcd its data directory", Run: ownerName(etcdDataDir, "etcd")})
+	add(kubeconfigChecks()...)
+	add(Check{ID: "1.1.19", KISA: []string{"Master-15"}, Title: "the PKI directory and files are owned by root:root",
+		Fix: "chown -R root:root the PKI directory", Run: pkiFiles("", 0, true)},
 		Check{ID: "1.1.20", KISA: []string{"Master-15"}, Title: "PKI certificate files are 600 or stricter",
 			Fix: "chmod 600 the PKI directory's *.crt", Run: pkiFiles(".crt", 0o600, false)},
 		Check{ID: "1.1.21", KISA: []string{"Master-15"}, Title: "PKI key files are 600 or stricter",

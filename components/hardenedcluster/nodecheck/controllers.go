@@ -1,5 +1,11 @@
 package nodecheck
 
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+)
+
 // controllerChecks are CIS 1.3 (kube-controller-manager) and 1.4 (kube-scheduler), from their
 // manifests' flags: KISA Master-03 (neither exposed beyond the node), Master-08 (controllers
 // authenticate as their own service accounts) and Master-09 (the controllers' TLS material).
@@ -20,5 +26,52 @@ func controllerChecks() []Check {
 		kcm("1.3.7", []string{"Master-03"}, "the controller manager listens on loopback only", "--bind-address=127.0.0.1", eq("bind-address", "127.0.0.1", "0.0.0.0")),
 		sched("1.4.1", []string{"Master-03"}, "the scheduler's profiling is off", "--profiling=false", eq("profiling", "false", "true")),
 		sched("1.4.2", []string{"Master-03"}, "the scheduler listens on loopback only", "--bind-address=127.0.0.1", eq("bind-address", "127.0.0.1", "0.0.0.0")),
+	}
+}
+
+// kubeconfigChecks are CIS 1.1.13-1.1.18: the kubeconfig files of the administrator (kubeadm's
+// admin.conf and super-admin.conf), the scheduler and the controller manager (each as its
+// manifest's --kubeconfig names it) hold cluster credentials: 600 and root:root (KISA
+// Master-14, reconstructed).
+func kubeconfigChecks() []Check {
+	admin := func(n *Node) []string {
+		dir := filepath.Dir(n.Paths.Manifests)
+		return []string{filepath.Join(dir, "admin.conf"), filepath.Join(dir, "super-admin.conf")}
+	}
+	of := func(component string) func(*Node) []string {
+		return func(n *Node) []string { return []string{n.flags[component]["kubeconfig"]} }
+	}
+	var out []Check
+	for i, f := range []struct {
+		who   string
+		paths func(*Node) []string
+	}{{"the administrator's", admin}, {"the scheduler's", of("kube-scheduler")}, {"the controller manager's", of("kube-controller-manager")}} {
+		out = append(out,
+			Check{ID: fmt.Sprintf("1.1.%d", 13+2*i), KISA: []string{"Master-14"}, Title: f.who + " kubeconfig permissions are 600 or stricter",
+				Fix: "chmod 600 the kubeconfig", Run: everyFile(f.paths, func(p func(*Node) string) func(*Node) (Status, string) { return perm(p, 0o600) })},
+			Check{ID: fmt.Sprintf("1.1.%d", 14+2*i), KISA: []string{"Master-14"}, Title: f.who + " kubeconfig is owned by root:root",
+				Fix: "chown root:root the kubeconfig", Run: everyFile(f.paths, func(p func(*Node) string) func(*Node) (Status, string) { return owner(p, 0, 0) })})
+	}
+	return out
+}
+
+// everyFile runs a file check on each of paths: Fail if one fails, Skip if none is on the node.
+func everyFile(paths func(*Node) []string, check func(func(*Node) string) func(*Node) (Status, string)) func(*Node) (Status, string) {
+	return func(n *Node) (Status, string) {
+		status, details := Skip, []string{}
+		for _, p := range paths(n) {
+			s, d := check(func(*Node) string { return p })(n)
+			if s == Skip {
+				continue
+			}
+			details = append(details, d)
+			if status == Skip || s == Fail || (s == Warn && status == Pass) {
+				status = s
+			}
+		}
+		if status == Skip {
+			return Skip, "not on this node"
+		}
+		return status, strings.Join(details, "; ")
 	}
 }

@@ -180,3 +180,36 @@ func TestControllerChecks(t *testing.T) {
 	assert.Contains(t, got["1.3.7"].KISA, "Master-03")
 	assert.Equal(t, nodecheck.Skip, got["1.4.1"].Status, "no scheduler manifest on this node")
 }
+
+// TestKubeconfigChecks: CIS 1.1.13-1.1.18 judge the administrator's kubeconfigs (admin.conf,
+// and super-admin.conf where kubeadm made one) and the files the scheduler's and controller
+// manager's --kubeconfig name; one loose file fails the item, naming it; a file not on the
+// node is skipped.
+func TestKubeconfigChecks(t *testing.T) {
+	root, p := fakeNode(t, hardenedcluster.KubeletConfiguration(), hardenedAPIServer, 0o600)
+	write := func(path string, mode os.FileMode) {
+		full := filepath.Join(root, path)
+		require.NoError(t, os.WriteFile(full, []byte("apiVersion: v1\nkind: Config\n"), mode))
+		require.NoError(t, os.Chmod(full, mode))
+	}
+	write("/etc/kubernetes/admin.conf", 0o600)
+	write("/etc/kubernetes/super-admin.conf", 0o640)
+	write("/etc/kubernetes/sched.conf", 0o600)
+	require.NoError(t, os.WriteFile(filepath.Join(root, p.Manifests, "kube-scheduler.yaml"),
+		[]byte(manifest("kube-scheduler", []string{"--kubeconfig=/etc/kubernetes/sched.conf", "--profiling=false"})), 0o600))
+	got := byID(nodecheck.Run("cp", nodecheck.Load(root, p)))
+	assert.Equal(t, nodecheck.Fail, got["1.1.13"].Status)
+	assert.Equal(t, "/etc/kubernetes/admin.conf is 0600; /etc/kubernetes/super-admin.conf is 0640", got["1.1.13"].Detail)
+	assert.Equal(t, "chmod 600 the kubeconfig", got["1.1.13"].Fix)
+	assert.Contains(t, got["1.1.13"].KISA, "Master-14")
+	assert.Equal(t, nodecheck.Pass, got["1.1.15"].Status, got["1.1.15"].Detail)
+	assert.Equal(t, "/etc/kubernetes/sched.conf is 0600", got["1.1.15"].Detail, "the file the scheduler's flag names")
+	assert.Equal(t, nodecheck.Skip, got["1.1.17"].Status, "no controller manager on this node")
+	require.NoError(t, os.Remove(filepath.Join(root, "/etc/kubernetes/super-admin.conf")))
+	assert.Equal(t, nodecheck.Pass, byID(nodecheck.Run("cp", nodecheck.Load(root, p)))["1.1.13"].Status, "super-admin.conf is optional")
+	if os.Getuid() == 0 {
+		assert.Equal(t, nodecheck.Pass, got["1.1.14"].Status)
+		require.NoError(t, os.Chown(filepath.Join(root, "/etc/kubernetes/sched.conf"), 1000, 1000))
+		assert.Equal(t, nodecheck.Fail, byID(nodecheck.Run("cp", nodecheck.Load(root, p)))["1.1.16"].Status)
+	}
+}
