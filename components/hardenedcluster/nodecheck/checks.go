@@ -178,6 +178,7 @@ func Checks() []Check {
 		kub("4.2.4", []string{"Worker-01"}, "the read-only port is closed", "readOnlyPort: 0", field("readOnlyPort", 0, 0)),
 		kub("4.2.5", nil, "idle streaming connections time out", "streamingConnectionIdleTimeout: 4h (not 0)", fieldNot("streamingConnectionIdleTimeout", "0", "0s")),
 		kub("4.2.6", nil, "the kubelet manages iptables chains", "makeIPTablesUtilChains: true", field("makeIPTablesUtilChains", true, true)),
+		kub("4.2.7", nil, "the kubelet keeps the host's name", "remove --hostname-override from the kubelet's command line", hostnameKept),
 		kub("4.2.9", []string{"Worker-03"}, "the kubelet serves TLS with a certificate", "tlsCertFile and tlsPrivateKeyFile, or serverTLSBootstrap: true", servingCert),
 		kub("4.2.10", []string{"Worker-03"}, "client certificates rotate", "rotateCertificates: true", field("rotateCertificates", true, false)),
 		kub("4.2.11", []string{"Worker-03"}, "serving certificates rotate", "serverTLSBootstrap: true (and approve the CSRs)", serverRotation),

@@ -171,3 +171,12 @@ func (n *Node) describe(path string, v any) string {
 	}
 	return fmt.Sprintf("%s: %v", path, v)
 }
+
+// hostnameKept: CIS 4.2.7, no --hostname-override (a node named apart from its host breaks the
+// TLS between the API server and the kubelet). A flag only: KubeletConfiguration has no field.
+func hostnameKept(n *Node) (bool, string) {
+	if v, ok := n.cmdline["hostname-override"]; ok {
+		return false, "--hostname-override=" + v + " on the kubelet's command line"
+	}
+	return true, ""
+}

@@ -45,6 +45,7 @@ type Node struct {
 
 	kubelet    map[string]any               // the KubeletConfiguration with its flags laid over; nil: no kubelet here
 	flagSource map[string]string            // kubelet field -> the flag that set it
+	cmdline    map[string]string            // the kubelet's command-line flags
 	flags      map[string]map[string]string // component -> flag -> value, from its manifest
 	loadError  []string
 }
@@ -56,6 +57,7 @@ func Load(root string, p Paths) *Node {
 	n := &Node{Root: root, Paths: p, flags: map[string]map[string]string{}, flagSource: map[string]string{}}
 	cmdline, files := n.kubeletCommandLine()
 	kubeletFlags := parseFlags(cmdline)
+	n.cmdline = kubeletFlags
 	if c := kubeletFlags["config"]; c != "" {
 		n.Paths.KubeletConfig = c
 	}

@@ -129,7 +129,7 @@ func TestKubeletFlagsOverrideConfig(t *testing.T) {
 	root, p := fakeNode(t, hardenedcluster.KubeletConfiguration(), hardenedAPIServer, 0o600)
 	results := func(n *nodecheck.Node) map[string]nodecheck.Result { return byID(nodecheck.Run("node-3", n)) }
 	before := results(nodecheck.Load(root, p))
-	for _, id := range []string{"4.2.1", "4.2.4", "4.2.12"} {
+	for _, id := range []string{"4.2.1", "4.2.4", "4.2.7", "4.2.12"} {
 		require.Equal(t, nodecheck.Pass, before[id].Status, id)
 	}
 	write := func(path, body string) {
@@ -146,13 +146,15 @@ EnvironmentFile=-/etc/default/kubelet
 ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 `)
-	write("/var/lib/kubelet/kubeadm-flags.env", `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --anonymous-auth=true --read-only-port=10255"`+"\n")
+	write("/var/lib/kubelet/kubeadm-flags.env", `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock --anonymous-auth=true --read-only-port=10255 --hostname-override=node-a"`+"\n")
 	write("/etc/default/kubelet", "KUBELET_EXTRA_ARGS=--tls-cipher-suites=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,TLS_RSA_WITH_AES_128_CBC_SHA\n")
 	after := results(nodecheck.Load(root, p))
 	assert.Equal(t, nodecheck.Fail, after["4.2.1"].Status)
 	assert.Contains(t, after["4.2.1"].Detail, "authentication.anonymous.enabled: true (from --anonymous-auth on the kubelet's command line (/etc/systemd/system/kubelet.service.d/10-kubeadm.conf, /var/lib/kubelet/kubeadm-flags.env, /etc/default/kubelet)")
 	assert.Equal(t, nodecheck.Fail, after["4.2.4"].Status)
 	assert.Contains(t, after["4.2.4"].Detail, "readOnlyPort: 10255 (from --read-only-port")
+	assert.Equal(t, nodecheck.Fail, after["4.2.7"].Status)
+	assert.Equal(t, "--hostname-override=node-a on the kubelet's command line", after["4.2.7"].Detail)
 	assert.Equal(t, nodecheck.Fail, after["4.2.12"].Status)
 	assert.Contains(t, after["4.2.12"].Detail, "weak cipher suite TLS_RSA_WITH_AES_128_CBC_SHA (from --tls-cipher-suites")
 	assert.Equal(t, nodecheck.Pass, after["4.2.2"].Status, "fields no flag sets keep the file's value")
