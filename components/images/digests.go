@@ -5,10 +5,10 @@ package images
 // Digests of kplane's images as `make images` builds them from this source.
 var Digests = map[string]string{
 	"kplane-admission":     "sha256:6f0c4ca766d85ac401f6f040b6d5acf7a279496f5f34c8759dd88aa00f5c4718",
-	"kplane-backup":        "sha256:5af1fb424ae6b9df8f0564fbe3b9e2c3dc9d91ee58b664b7752950fb2a577697",
+	"kplane-backup":        "sha256:56d028c8a1bdd8a2285160952c93b238864a7792dc051b5a83612d51f4ef9905",
 	"kplane-catalog":       "sha256:d2acc1760fd49ed2cb9a4585e95ff6299b4b07d2ae5cfd1b659daf67b38d9d6d",
-	"kplane-etcd-snapshot": "sha256:4f0ef0d3526d5e962fdd005b4785c376ea7e1f2abc09658baa8433cc257db79b",
-	"kplane-nodecheck":     "sha256:c6ba9cd929a07afc9a3aa908421b2ccb9b755c5e1fcf75ccda9b074b5303fe8a",
+	"kplane-etcd-snapshot": "sha256:5e570b0be673dbee631ba493147ed6950544472407c42f303f8f3d10008e7ab5",
+	"kplane-nodecheck":     "sha256:d9b24812fb54cabc72f21c36a5bb2596db0db286c1f20c4ae450ade6221beedb",
 	"kplane-realm-sync":    "sha256:5be96d9814a5d11199b68c3565893678f4070a174d55506be1b7806fd1aa658f",
 	"kplane-vault":         "sha256:f524a462f3ed18e2cca558b405c2fffd1ef381a602b5e89b1be21d8e6e31efcf",
 }
