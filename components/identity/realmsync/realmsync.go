@@ -153,9 +153,23 @@ func (c *Client) login(ctx context.Context) error {
 	return nil
 }
 
-// do calls the admin API; out, when given, receives the JSON answer. Errors carry Keycloak's
-// message but never the request body (it may hold the bind password).
+// do calls the admin API; out, when given, receives the JSON answer. When Keycloak no longer
+// accepts the token (an admin token lives 60 s by default, and a large realm's sync, or a slow
+// Keycloak, outlives it), it logs in again once and repeats the call.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	status, err := c.send(ctx, method, path, body, out)
+	if status != http.StatusUnauthorized || c.AdminUser == "" {
+		return status, err
+	}
+	if err := c.login(ctx); err != nil {
+		return status, err
+	}
+	return c.send(ctx, method, path, body, out)
+}
+
+// send is one admin API call. Errors carry Keycloak's message but never the request body (it
+// may hold the bind password).
+func (c *Client) send(ctx context.Context, method, path string, body, out any) (int, error) {
 	var r io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
