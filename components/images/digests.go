@@ -9,6 +9,6 @@ var Digests = map[string]string{
 	"kplane-catalog":       "sha256:d2acc1760fd49ed2cb9a4585e95ff6299b4b07d2ae5cfd1b659daf67b38d9d6d",
 	"kplane-etcd-snapshot": "sha256:5e570b0be673dbee631ba493147ed6950544472407c42f303f8f3d10008e7ab5",
 	"kplane-nodecheck":     "sha256:d9b24812fb54cabc72f21c36a5bb2596db0db286c1f20c4ae450ade6221beedb",
-	"kplane-realm-sync":    "sha256:5be96d9814a5d11199b68c3565893678f4070a174d55506be1b7806fd1aa658f",
+	"kplane-realm-sync":    "sha256:d218a28b335f4821880a019b6e40cfe7fbd68c88b3e5602f00ad7b8454e2bb93",
 	"kplane-vault":         "sha256:f524a462f3ed18e2cca558b405c2fffd1ef381a602b5e89b1be21d8e6e31efcf",
 }
