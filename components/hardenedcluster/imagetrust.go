@@ -5,6 +5,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/kplane/kplane/components/wellknown"
 	"github.com/kplane/kplane/internal/field"
@@ -25,11 +26,29 @@ type ImageTrustArgs struct {
 	Images []string `json:"images,omitempty"`
 	// Mode is "enforce" (default: unsigned images are refused) or "warn".
 	Mode ImageTrustMode `json:"mode,omitempty"`
-	// MaxSeverity also requires a vulnerability scan of the image, attested with the same keys
+	// MaxSeverity requires a vulnerability scan of the image, attested with one of the keys
 	// (trivy image --format cosign-vuln, then cosign attest --type vuln), with no finding at or
-	// above this severity: "CRITICAL" or "HIGH" (the usual limits), "MEDIUM" or "LOW".
-	// Empty: signatures only.
+	// above this severity: "CRITICAL" or "HIGH" (the usual limits), "MEDIUM" or "LOW". The
+	// attestation, signed by the key over the image's digest, is then the proof policy-controller
+	// checks in place of the image's signature (an authority listing attestations is checked on
+	// those). Empty: the images' cosign signatures only.
 	MaxSeverity string `json:"maxSeverity,omitempty"`
+	// MaxScanAge is how old that scan may be (its scanFinishedOn), as a Go duration, e.g.
+	// "168h": an image whose last scan is older is refused until it is scanned and attested
+	// again, so advisories published after its release reach it. Default 168h (a week).
+	MaxScanAge string `json:"maxScanAge,omitempty"`
+}
+
+// DefaultMaxScanAge is how old a vulnerability scan may be when MaxScanAge is not set.
+const DefaultMaxScanAge = 7 * 24 * time.Hour
+
+// scanAge is MaxScanAge as a duration (DefaultMaxScanAge when empty; validated).
+func (it ImageTrustArgs) scanAge() time.Duration {
+	d, err := time.ParseDuration(it.MaxScanAge)
+	if err != nil || it.MaxScanAge == "" {
+		return DefaultMaxScanAge
+	}
+	return d
 }
 
 // severityRank orders Trivy's severities.
@@ -37,8 +56,8 @@ var severityRank = map[string]int{"LOW": 1, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 
 
 // vulnPolicy is the Rego policy-controller evaluates on the image's vulnerability attestation
 // (package sigstore, rule isCompliant; cosign's rego evaluator): the attested scan lists no
-// vulnerability of severity rank >= limit, and is recent.
-func vulnPolicy(limit string) string {
+// vulnerability of severity rank >= limit, and finished at most maxAge ago.
+func vulnPolicy(limit string, maxAge time.Duration) string {
 	return fmt.Sprintf(`package sigstore
 
 import rego.v1
@@ -51,13 +70,18 @@ blocking contains v.VulnerabilityID if {
 	ranks[v.Severity] >= %d
 }
 
+recent if {
+	time.now_ns() - time.parse_rfc3339_ns(input.predicate.metadata.scanFinishedOn) <= %d
+}
+
 default isCompliant := false
 
 isCompliant if {
 	input.predicateType == "https://cosign.sigstore.dev/attestation/vuln/v1"
 	count(blocking) == 0
+	recent
 }
-`, severityRank[limit])
+`, severityRank[limit], maxAge.Nanoseconds())
 }
 
 // SigningKey is one trusted cosign public key.
@@ -93,14 +117,21 @@ func (a *Args) validateImageTrust() field.ErrorList {
 	it, p := a.ImageTrust, field.Root().Child("imageTrust")
 	var errs field.ErrorList
 	if len(it.Keys) == 0 {
-		if len(it.Images) > 0 || it.Mode != "" {
-			errs.Add(field.Required(p.Child("keys"), "images and mode need at least one cosign public key"))
+		if len(it.Images) > 0 || it.Mode != "" || it.MaxSeverity != "" || it.MaxScanAge != "" {
+			errs.Add(field.Required(p.Child("keys"), "images, mode, maxSeverity and maxScanAge need at least one cosign public key"))
 		}
 		return errs
 	}
 	errs.Add(field.Enum(p.Child("mode"), it.Mode, "", TrustEnforce, TrustWarn))
 	if _, ok := severityRank[it.MaxSeverity]; it.MaxSeverity != "" && !ok {
 		errs.Add(field.Invalid(p.Child("maxSeverity"), it.MaxSeverity, "use CRITICAL, HIGH, MEDIUM or LOW (Trivy's severities), or leave it empty"))
+	}
+	if it.MaxScanAge != "" {
+		if d, err := time.ParseDuration(it.MaxScanAge); err != nil || d < time.Hour {
+			errs.Add(field.Invalid(p.Child("maxScanAge"), it.MaxScanAge, `a Go duration of at least 1h, e.g. "168h" (a week)`))
+		} else if it.MaxSeverity == "" {
+			errs.Add(field.Invalid(p.Child("maxScanAge"), it.MaxScanAge, "the age of a scan needs maxSeverity: set both, or neither"))
+		}
 	}
 	seen := map[string]bool{}
 	for i, k := range it.Keys {
@@ -137,7 +168,7 @@ func newImageTrust(ctx *pulumi.Context, name string, args *Args, opts ...pulumi.
 		authority := map[string]any{"name": k.Name, "key": map[string]any{"data": k.PublicKey, "hashAlgorithm": "sha256"}}
 		if it.MaxSeverity != "" {
 			authority["attestations"] = []any{map[string]any{"name": "vulnerability-scan", "predicateType": "vuln",
-				"policy": map[string]any{"type": "rego", "data": vulnPolicy(it.MaxSeverity)}}}
+				"policy": map[string]any{"type": "rego", "data": vulnPolicy(it.MaxSeverity, it.scanAge())}}}
 		}
 		authorities = append(authorities, authority)
 	}

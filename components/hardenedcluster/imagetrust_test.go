@@ -14,14 +14,18 @@ func TestImageTrustValidate(t *testing.T) {
 		args Args
 		want string
 	}{
-		"off":                {Args{}, ""},
-		"images without key": {Args{ImageTrust: ImageTrustArgs{Images: []string{"r/**"}}}, "imageTrust.keys: required; images and mode need at least one cosign public key"},
-		"not PEM":            {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "ssh-ed25519 AAAA"}}, Images: []string{"r/**"}}}, "imageTrust.keys[0].publicKey: not a PEM public key; paste the content of cosign.pub"},
-		"private key":        {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}}, Images: []string{"r/**"}}}, "not a PEM public key"},
-		"duplicate name":     {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "a", PublicKey: pub}, {Name: "a", PublicKey: pub}}, Images: []string{"r/**"}}}, `imageTrust.keys[1].name "a"`},
-		"no images":          {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, "imageTrust.images: required; say which images must be signed"},
-		"bad mode":           {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, Mode: "audit"}}, `imageTrust.mode "audit"`},
-		"bad severity":       {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "SEVERE"}}, `imageTrust.maxSeverity "SEVERE": use CRITICAL, HIGH, MEDIUM or LOW`},
+		"off":                  {Args{}, ""},
+		"images without key":   {Args{ImageTrust: ImageTrustArgs{Images: []string{"r/**"}}}, "imageTrust.keys: required; images, mode, maxSeverity and maxScanAge need at least one cosign public key"},
+		"not PEM":              {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "ssh-ed25519 AAAA"}}, Images: []string{"r/**"}}}, "imageTrust.keys[0].publicKey: not a PEM public key; paste the content of cosign.pub"},
+		"private key":          {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"}}, Images: []string{"r/**"}}}, "not a PEM public key"},
+		"duplicate name":       {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "a", PublicKey: pub}, {Name: "a", PublicKey: pub}}, Images: []string{"r/**"}}}, `imageTrust.keys[1].name "a"`},
+		"no images":            {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, "imageTrust.images: required; say which images must be signed"},
+		"bad mode":             {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, Mode: "audit"}}, `imageTrust.mode "audit"`},
+		"severity without key": {Args{ImageTrust: ImageTrustArgs{MaxSeverity: "HIGH"}}, "imageTrust.keys: required"},
+		"bad scan age":         {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "HIGH", MaxScanAge: "7d"}}, `imageTrust.maxScanAge "7d": a Go duration of at least 1h`},
+		"scan age too short":   {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "HIGH", MaxScanAge: "5m"}}, `imageTrust.maxScanAge "5m"`},
+		"scan age alone":       {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxScanAge: "24h"}}, "the age of a scan needs maxSeverity"},
+		"bad severity":         {Args{ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}, Images: []string{"r/**"}, MaxSeverity: "SEVERE"}}, `imageTrust.maxSeverity "SEVERE": use CRITICAL, HIGH, MEDIUM or LOW`},
 		"images from registries": {Args{Admission: AdmissionArgs{AllowedRegistries: []string{"registry.example.com/"}},
 			ImageTrust: ImageTrustArgs{Keys: []SigningKey{{Name: "release", PublicKey: pub}}}}, ""},
 	}
