@@ -21,7 +21,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: ENV=$(ENV) NAME=$(NAME) NODES=$(NODES) REPORT_LANG=$(REPORT_LANG) KPLANE_CACHE=$${KPLANE_CACHE:-~/.cache/kplane}"
 
-tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, the CSI snapshot controller, kube-bench, istioctl, Argo CD and Helm, the real nodes' runtime (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS), fetch Keycloak, OpenBao, swagger-ui and the platform's charts, install OpenLDAP, promtool and Chromium (once per machine and version)
+tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, the CSI snapshot controller, kube-bench, istioctl, the image-trust tools (distribution registry, cosign, Trivy, policy-controller), Argo CD and Helm, the real nodes' runtime (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS), fetch Keycloak, OpenBao, swagger-ui and the platform's charts, install OpenLDAP, promtool and Chromium (once per machine and version)
 	@tools/build.sh
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"

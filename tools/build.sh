@@ -2,7 +2,7 @@
 # Builds kplane's toolchain from Go modules, once per machine and version, into a cache
 # (KPLANE_CACHE, default ~/.cache/kplane) that survives across clones, CI runs and sessions.
 #
-#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
+#   tools/build.sh [tool...]   tools: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl registry cosign trivy policy-controller argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images (default: all but images)
 #
 # A tool lands in $KPLANE_CACHE/<tool>-<key>/bin only after its build succeeded; a cached binary
 # is used only while it passes its smoke check, so a missing or corrupt one is rebuilt.
@@ -225,6 +225,23 @@ build_kube_bench() {
   cp -r "$(moddir "github.com/aquasecurity/kube-bench@$v")/cfg" "$CACHE/kube-bench-$v/cfg"; chmod -R u+w "$CACHE/kube-bench-$v/cfg"
 }
 
+# build_gocmd NAME VERSION MODULE PACKAGE WHAT CHECK... -> the command PACKAGE of MODULE at
+# VERSION, built in a module of its own that requires it, cached as NAME (the binary's name).
+build_gocmd() {
+  local name=$1 v=$2 module=$3 pkg=$4 what=$5; shift 5
+  if cached "$name" "$v" "$name" "$@"; then log "$name $v cached"; return; fi
+  building "$name" "$v" "$module $v; $what"
+  printf '%s\n' "module kplane.local/$name" "" "go 1.26.6" "" "require $module $v" >"$work/go.mod"
+  (cd "$work" && CGO_ENABLED=0 go build -trimpath -ldflags "${ldflags:-}" -o "$work/$name" "$pkg")
+  built "$name" "$v" "$work/$name"
+}
+
+# The image-trust tests' registry, signer, scanner and admission webhook (Trivy v0.74 uses encoding/json/v2, still an experiment in Go 1.26).
+build_registry() { build_gocmd registry "$DISTRIBUTION_VERSION" github.com/distribution/distribution/v3 github.com/distribution/distribution/v3/cmd/registry "cold: ~2 min" --version; }
+build_cosign() { build_gocmd cosign "$COSIGN_VERSION" github.com/sigstore/cosign/v2 github.com/sigstore/cosign/v2/cmd/cosign "cold: ~6 min" version; }
+build_trivy() { GOEXPERIMENT=jsonv2 ldflags="-X github.com/aquasecurity/trivy/pkg/version/app.ver=${TRIVY_VERSION#v}" build_gocmd trivy "$TRIVY_VERSION" github.com/aquasecurity/trivy github.com/aquasecurity/trivy/cmd/trivy "cold: ~10 min" --version; }
+build_policy_controller() { build_gocmd policy-controller "$POLICY_CONTROLLER_VERSION" github.com/sigstore/policy-controller github.com/sigstore/policy-controller/cmd/webhook "cold: ~6 min" -h; }
+
 build_istioctl() {
   local v=$ISTIO_VERSION
   if cached istioctl "$v" istioctl version --remote=false; then log "istioctl $v cached"; return; fi
@@ -397,7 +414,7 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl registry cosign trivy policy-controller argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
 for t in "${tools[@]}"; do
   case $t in
     pulumi) build_pulumi ;;
@@ -410,6 +427,10 @@ for t in "${tools[@]}"; do
     snapshot-controller) build_snapshot_controller ;;
     kube-bench) build_kube_bench ;;
     istioctl) build_istioctl ;;
+    registry) build_registry ;;
+    cosign) build_cosign ;;
+    trivy) build_trivy ;;
+    policy-controller) build_policy_controller ;;
     argocd) build_argocd ;;
     keycloak) fetch_keycloak ;;
     openbao) fetch_openbao ;;
@@ -421,6 +442,6 @@ for t in "${tools[@]}"; do
     charts) fetch_charts ;;
     node) build_node ;;
     images) build_images ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
+    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl registry cosign trivy policy-controller argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
   esac
 done

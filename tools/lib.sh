@@ -16,7 +16,7 @@ images_key() { echo "2-velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION-istio-${IS
 
 # bindirs: the cache folders whose bin/ go on PATH (providers are found in PULUMI_HOME, not PATH).
 bindirs() {
-  echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin:$CACHE/gatekeeper-$GATEKEEPER_VERSION/bin:$CACHE/velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION/bin:$CACHE/seaweedfs-$SEAWEEDFS_VERSION/bin:$CACHE/snapshot-controller-$EXTERNAL_SNAPSHOTTER_VERSION/bin:$CACHE/kube-bench-$KUBE_BENCH_VERSION/bin:$CACHE/istioctl-$ISTIO_VERSION/bin:$CACHE/argocd-$ARGOCD_VERSION-helm-$HELM_VERSION/bin:$CACHE/keycloak-$KEYCLOAK_VERSION/bin:$CACHE/openbao-$OPENBAO_VERSION/bin:$CACHE/node-$(node_key)/bin"
+  echo "$CACHE/pulumi-$PULUMI_VERSION/bin:$CACHE/kcp-$(kcp_key)/bin:$CACHE/kwok-$KWOK_VERSION/bin:$CACHE/gatekeeper-$GATEKEEPER_VERSION/bin:$CACHE/velero-$VELERO_VERSION-aws-$VELERO_AWS_VERSION/bin:$CACHE/seaweedfs-$SEAWEEDFS_VERSION/bin:$CACHE/snapshot-controller-$EXTERNAL_SNAPSHOTTER_VERSION/bin:$CACHE/kube-bench-$KUBE_BENCH_VERSION/bin:$CACHE/istioctl-$ISTIO_VERSION/bin:$CACHE/registry-$DISTRIBUTION_VERSION/bin:$CACHE/cosign-$COSIGN_VERSION/bin:$CACHE/trivy-$TRIVY_VERSION/bin:$CACHE/policy-controller-$POLICY_CONTROLLER_VERSION/bin:$CACHE/argocd-$ARGOCD_VERSION-helm-$HELM_VERSION/bin:$CACHE/keycloak-$KEYCLOAK_VERSION/bin:$CACHE/openbao-$OPENBAO_VERSION/bin:$CACHE/node-$(node_key)/bin"
 }
 
 # charts_dir: the folder of unpacked official charts the composed platform installs (kplane:charts).

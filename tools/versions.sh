@@ -7,7 +7,10 @@ KWOK_VERSION=v0.8.0
 GATEKEEPER_VERSION=v3.23.1
 # The passphrase of local development stacks only (documented, not a secret; see README).
 DEV_PASSPHRASE=kplane-dev-only-not-a-secret
-POLICY_CONTROLLER_VERSION=v0.13.1  # sigstore policy-controller: its ClusterImagePolicy CRD validates kplane's policies in tests
+POLICY_CONTROLLER_VERSION=v0.13.1  # sigstore policy-controller: the image-trust tests' real admission webhook, with its release's CRDs and configuration
+DISTRIBUTION_VERSION=v3.1.2  # CNCF distribution: the image-trust tests' real OCI registry
+COSIGN_VERSION=v2.6.5        # cosign: signs and attests in the image-trust tests (v2: the signature layout policy-controller v0.13.1 verifies)
+TRIVY_VERSION=v0.74.0        # Trivy: scans in the image-trust tests, against a database built with its own library (tests/testbed)
 EXTERNAL_SECRETS_VERSION=v1.3.2  # External Secrets Operator: its CRDs validate kplane's SecretStores/ExternalSecrets in tests
 VELERO_VERSION=v1.18.3  # Velero: the backup tests' real server and CLI (wrapper module: kopia replace, a served k8s.io/cli-runtime)
 VELERO_AWS_VERSION=v1.14.3  # velero-plugin-for-aws: Velero's object store for S3 and S3-compatible stores
