@@ -14,7 +14,7 @@ REPORT_LANG ?= en
 # The policy packs (commands under cmd/ that serve Pulumi's analyzer protocol).
 POLICY_PACKS := kplane-kubernetes
 
-.PHONY: help tools env check-env store store-stop images images-defaults cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup e2e-pods \
+.PHONY: help tools tools-up env check-env store store-stop images images-defaults cluster cluster-stop cluster-delete cluster-status up preview refresh down e2e-identity e2e-mesh e2e-gateway e2e-fleet e2e-backup e2e-pods \
         test test-unit test-integration lint bench kplane-bin policy-packs clean
 
 help: ## list the targets
@@ -23,6 +23,9 @@ help: ## list the targets
 
 tools: ## build Pulumi, the Kubernetes provider, kcp, KWOK, Gatekeeper, Velero, SeaweedFS, the CSI snapshot controller, kube-bench, istioctl, the image-trust tools (distribution registry, cosign, Trivy, policy-controller), Argo CD and Helm, the real nodes' runtime (containerd, runc, CNI, kubelet, kube-proxy, CoreDNS), fetch Keycloak, OpenBao, swagger-ui and the platform's charts, install OpenLDAP, promtool and Chromium (once per machine and version)
 	@tools/build.sh
+
+tools-up: ## build only what `make up` needs: Pulumi, the Kubernetes provider, kcp, KWOK, Velero and SeaweedFS (the local backup store), Keycloak and OpenLDAP (the local identity), the platform's charts; REAL=1 adds the real nodes' runtime
+	@tools/build.sh pulumi kubernetes-provider kcp kwok velero seaweedfs keycloak openldap charts plugins $(if $(REAL),node)
 
 env: ## print shell lines for PATH, PULUMI_HOME, backend and dev passphrase: eval "$(make -s env)"
 	@tools/env.sh
@@ -42,11 +45,11 @@ policy-packs: ## build the policy packs and print their paths, one per line, for
 check-env:
 	@test -f environments/$(ENV)/platform.yaml || { echo "unknown environment '$(ENV)': environments/ has $$(ls environments | tr '\n' ' ')- create environments/$(ENV)/platform.yaml or pick one of those" >&2; exit 2; }
 
-cluster: tools kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes, or with REAL=1 nodes that run real pods (trusting ENV's local identity when started)
+cluster: tools-up kplane-bin ## start the local cluster NAME (default: ENV) with NODES KWOK nodes, or with REAL=1 nodes that run real pods (trusting ENV's local identity when started)
 	@authn=.state/identity/$(ENV)/authentication-config.yaml; \
 	$(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) $(if $(REAL),--real) $$(test -f $$authn && echo --authentication-config $$authn)
 
-identity: check-env tools kplane-bin ## start ENV's identity on this machine: OpenLDAP (demo organisation) + Keycloak with ENV's realm
+identity: check-env tools-up kplane-bin ## start ENV's identity on this machine: OpenLDAP (demo organisation) + Keycloak with ENV's realm
 	@$(WITH_TOOLS) $(BIN)/identity start --env $(ENV)
 
 identity-stop: kplane-bin ## stop ENV's local identity
@@ -80,7 +83,7 @@ preview: check-env cluster ## the PR check: preview ENV with the policy packs; f
 refresh: check-env cluster ## pulumi refresh of the platform stack for ENV
 	@$(WITH_TOOLS) $(BIN)/kplane refresh --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig --charts "$$KPLANE_CHARTS"
 
-down: check-env tools kplane-bin ## pulumi destroy of the platform stack for ENV, then stop its local cluster
+down: check-env tools-up kplane-bin ## pulumi destroy of the platform stack for ENV, then stop its local cluster
 	@if [ -f .state/clusters/$(NAME)/kubeconfig ]; then \
 	   $(WITH_TOOLS) $(BIN)/cluster start $(NAME) --nodes $(NODES) >/dev/null && \
 	   $(WITH_TOOLS) $(BIN)/kplane down --env $(ENV) --kubeconfig .state/clusters/$(NAME)/kubeconfig --charts "$$KPLANE_CHARTS"; \

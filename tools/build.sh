@@ -32,7 +32,7 @@ cached() {
 # building NAME KEY WHAT -> announces a build, prepares an empty work folder ($work) and prints
 # a heartbeat every minute (go build is silent for the many minutes of a cold build).
 ticker=
-stop_ticker() { [ -z "$ticker" ] || kill "$ticker" 2>/dev/null || true; ticker=; }
+stop_ticker() { [ -z "$ticker" ] || { pkill -P "$ticker"; kill "$ticker"; } 2>/dev/null || true; ticker=; }  # its sleep first: it holds our output open
 trap stop_ticker EXIT
 building() {
   log "building $1 ($3)"
@@ -134,11 +134,12 @@ runc_seccomp() { "$1" --version 2>/dev/null | grep -q libseccomp; }
 install_debian() {
   local missing=() p
   for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -gt 0 ] || return 0
+  if [ ${#missing[@]} -eq 0 ]; then log "$* installed"; return 0; fi
   log "installing ${missing[*]} from Debian"
   local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq) # another lane may hold the lock
+  $sudo "${apt[@]}" update >&2
+  $sudo "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >&2
 }
 
 # The standalone kwok binary has no built-in stages (kwokctl injects them): collect kwokctl's
@@ -332,13 +333,7 @@ fetch_openbao() {
 
 # install_openldap installs OpenLDAP's server and clients from Debian when missing (the identity
 # tests run their own slapd on a loopback port; the package's own service is not used).
-install_openldap() {
-  if command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ]; then command -v ldapadd >/dev/null && { log "openldap installed"; return; }; fi
-  log "installing slapd and ldap-utils from Debian"
-  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >&2
-}
+install_openldap() { install_debian slapd ldap-utils; }
 
 fetch_swagger_ui() {
   local v=$SWAGGER_UI_VERSION
@@ -352,23 +347,11 @@ fetch_swagger_ui() {
 
 # install_chromium installs Debian's headless-capable Chromium when missing (the catalog's pages
 # are rendered and checked in it).
-install_chromium() {
-  if command -v chromium >/dev/null 2>&1; then log "chromium installed"; return; fi
-  log "installing chromium from Debian"
-  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >&2
-}
+install_chromium() { install_debian chromium; }
 
 # install_promtool installs Prometheus's promtool from Debian when missing (the mesh tests check
 # and unit-test the certificate alerts with it; the package's own service is not used).
-install_promtool() {
-  if command -v promtool >/dev/null 2>&1; then log "promtool installed"; return; fi
-  log "installing prometheus (promtool) from Debian"
-  local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2
-}
+install_promtool() { install_debian prometheus; }
 
 # install_plugins registers the built provider in PULUMI_HOME, where the engine looks for it
 # (plugin downloads are impossible offline and disabled).
@@ -414,9 +397,9 @@ install_plugins() {
   log "installed provider kubernetes v$v into $PULUMI_HOME"
 }
 
-tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl registry cosign trivy policy-controller argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
-for t in "${tools[@]}"; do
-  case $t in
+# run_tool TOOL: builds, fetches or installs one tool.
+run_tool() {
+  case $1 in
     pulumi) build_pulumi ;;
     kubernetes-provider) build_kubernetes_provider ;;
     kcp) build_kcp ;;
@@ -442,6 +425,55 @@ for t in "${tools[@]}"; do
     charts) fetch_charts ;;
     node) build_node ;;
     images) build_images ;;
-    *) log "unknown tool '$t' (known: pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl registry cosign trivy policy-controller argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node images)"; exit 2 ;;
+  esac
+}
+
+# Seconds each takes cold on a 2-core machine (measured for kplane, one at a time): the remaining
+# time printed after each tool is the sum of the ones left, an upper bound (cached ones take none).
+declare -A cold=([pulumi]=279 [kubernetes-provider]=527 [kcp]=492 [kwok]=82 [gatekeeper]=163 [velero]=266 [seaweedfs]=224
+  [snapshot-controller]=146 [kube-bench]=81 [istioctl]=199 [registry]=121 [cosign]=298 [trivy]=746 [policy-controller]=255
+  [argocd]=600 [node]=420 [images]=300 [keycloak]=10 [openbao]=5 [swagger-ui]=2 [openldap]=20 [promtool]=10 [chromium]=60
+  [charts]=30 [plugins]=5)
+
+all=(pulumi kubernetes-provider kcp kwok gatekeeper velero seaweedfs snapshot-controller kube-bench istioctl registry cosign trivy policy-controller argocd keycloak openbao swagger-ui openldap promtool chromium plugins charts node)
+tools=("$@"); [ ${#tools[@]} -gt 0 ] || tools=("${all[@]}")
+for t in "${tools[@]}"; do
+  [ -n "${cold[$t]:-}" ] || { log "unknown tool '$t' (known: ${all[*]} images)"; exit 2; }
+done
+
+# Lanes: downloads and Debian packages in one lane beside the Go builds; Go builds two at a time
+# (KPLANE_BUILD_JOBS), so one's single-threaded link overlaps the other's compiling; the plugin
+# install after the builds it installs.
+fetches=() builds=() after=()
+for t in "${tools[@]}"; do
+  case $t in
+    keycloak|openbao|swagger-ui|openldap|promtool|chromium|charts) fetches+=("$t") ;;
+    plugins) after+=("$t") ;;
+    *) builds+=("$t") ;;
   esac
 done
+declare -A job=() since=()   # pid -> the tools it runs, when it started
+fetch_pid= nbuild=0 failed= begun=$SECONDS left=("${tools[@]}")
+launch() { job[$!]=$1; since[$!]=$SECONDS; }
+if [ ${#fetches[@]} -gt 0 ]; then
+  (trap stop_ticker EXIT; for t in "${fetches[@]}"; do run_tool "$t"; done) &
+  fetch_pid=$!; launch "${fetches[*]}"
+fi
+# remaining: minutes the tools left would take cold, at most.
+remaining() { local t n=0; for t in "${left[@]}"; do n=$((n + cold[$t])); done; echo $(( (n + 59) / 60 )); }
+while [ ${#builds[@]} -gt 0 ] || [ ${#job[@]} -gt 0 ]; do
+  while [ ${#builds[@]} -gt 0 ] && [ -z "$failed" ] && [ "$nbuild" -lt "${KPLANE_BUILD_JOBS:-2}" ]; do
+    (trap stop_ticker EXIT; run_tool "${builds[0]}") &
+    launch "${builds[0]}"; builds=("${builds[@]:1}"); nbuild=$((nbuild + 1))
+  done
+  [ ${#job[@]} -gt 0 ] || break
+  rc=0; wait -n -p pid || rc=$?
+  finished=${job[$pid]} took=$((SECONDS - since[$pid])); unset "job[$pid]" "since[$pid]"
+  if [ "$pid" = "$fetch_pid" ]; then fetch_pid=; else nbuild=$((nbuild - 1)); fi
+  keep=(); for t in "${left[@]}"; do [[ " $finished " == *" $t "* ]] || keep+=("$t"); done; left=("${keep[@]}")
+  if [ $rc -ne 0 ]; then log "FAILED: $finished (exit $rc)"; failed=1; builds=(); continue; fi
+  # One progress line per tool that took time (cached ones are silent beyond their own line).
+  [ $took -lt 10 ] || [ ${#left[@]} -eq 0 ] || log "done: $finished after $took s ($((SECONDS - begun)) s in all); left: ${left[*]} (at most ~$(remaining) min)"
+done
+[ -z "$failed" ] || exit 1
+for t in "${after[@]}"; do run_tool "$t"; done
