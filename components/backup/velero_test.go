@@ -35,6 +35,12 @@ func TestVeleroValidate(t *testing.T) {
 		{func(a *VeleroArgs) {
 			a.Install = &VeleroInstall{Image: "velero/velero:v1.18.3", PluginImage: "p" + digest}
 		}, `install.image "velero/velero:v1.18.3": pin it by digest`},
+		{func(a *VeleroArgs) {
+			a.Install = &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest, ClientQPS: -1}
+		}, `install.clientQPS -1: requests per second to the API server, more than 0 (default 200)`},
+		{func(a *VeleroArgs) {
+			a.Install = &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest, ClientQPS: 50, ClientBurst: 10}
+		}, `install.clientBurst 10: at least clientQPS (50)`},
 	} {
 		a := good
 		a.Schedules = append([]Schedule{}, good.Schedules...)
@@ -79,6 +85,7 @@ func TestVeleroGraph(t *testing.T) {
 		assert.Contains(t, string(values), want)
 	}
 	assert.NotContains(t, string(values), "EnableCSI", "no CSI feature unless asked: without the snapshot CRDs every backup would end PartiallyFailed")
+	assert.Contains(t, string(values), `"clientBurst":400,"clientQPS":"200"`, "kplane's client rate, not Velero's 20 QPS")
 }
 
 // TestVeleroCSIFeature: Velero's CSI snapshots only when asked (the composed platform asks with
@@ -88,4 +95,19 @@ func TestVeleroCSIFeature(t *testing.T) {
 	assert.NotContains(t, a.chartValues()["configuration"], "features")
 	a.CSI = true
 	assert.Equal(t, "EnableCSI", a.chartValues()["configuration"].(map[string]any)["features"])
+}
+
+// TestVeleroClientRate: kplane's defaults, and a burst that follows a higher rate when not given.
+func TestVeleroClientRate(t *testing.T) {
+	in := VeleroInstall{}
+	qps, burst := in.clientRate()
+	assert.Equal(t, 200.0, qps)
+	assert.Equal(t, 400, burst)
+	in.ClientQPS = 500
+	qps, burst = in.clientRate()
+	assert.Equal(t, 500.0, qps)
+	assert.Equal(t, 500, burst, "at least the rate")
+	a := VeleroArgs{Storage: Storage{Bucket: "b", CredentialsSecret: "s"}, Install: &VeleroInstall{Image: "velero/velero" + digest, PluginImage: "velero/velero-plugin-for-aws" + digest, ClientQPS: 500}}
+	require.NoError(t, a.Validate())
+	assert.Equal(t, "500", a.chartValues()["configuration"].(map[string]any)["clientQPS"])
 }

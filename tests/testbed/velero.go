@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/kplane/kplane/components/backup"
 )
 
 // Velero is a real Velero server (the tool cache's build, with velero-plugin-for-aws) running
@@ -110,8 +112,10 @@ func LaunchVelero(ctx context.Context, c *Cluster, dir string, detached bool) (v
 	if detached {
 		v.once.Do(func() {}) // holds no turn
 	}
+	// The client rate kplane's backup component gives Velero's chart.
 	args := []string{"server", "--kubeconfig", c.Kubeconfig, "--namespace", v.Namespace, "--plugin-dir", plugins,
-		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0"}
+		"--metrics-address", "127.0.0.1:0", "--profiler-address", "127.0.0.1:0",
+		fmt.Sprintf("--client-qps=%d", backup.DefaultClientQPS), fmt.Sprintf("--client-burst=%d", backup.DefaultClientBurst)}
 	if !detached {
 		// Tests do not wait minutes: validate locations and sync backups from them every 2 s.
 		args = append(args, "--store-validation-frequency", "2s", "--backup-sync-period", "2s")
