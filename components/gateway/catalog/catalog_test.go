@@ -151,3 +151,13 @@ paths:
 	_, err = LoadSpec(context.Background(), filepath.Join(dir, "bomb.json.gz"))
 	assert.ErrorContains(t, err, "decompressed document: larger than")
 }
+
+// TestReportJSON: the API's bytes are the report's JSON, encoded once.
+func TestReportJSON(t *testing.T) {
+	r := &Report{Product: "p", From: "1", To: "2", Breaking: 1, Changes: []Change{{ID: "api-removed", Level: "error", Breaking: true, Operation: "GET", Path: "/a", Text: "removed"}}}
+	want, err := json.Marshal(r)
+	require.NoError(t, err)
+	got := r.JSON()
+	assert.Equal(t, string(want)+"\n", string(got))
+	assert.Same(t, &got[0], &r.JSON()[0], "encoded once")
+}

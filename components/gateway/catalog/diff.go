@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"sync"
@@ -28,6 +29,22 @@ type Report struct {
 	To       string   `json:"to"`
 	Breaking int      `json:"breaking"`
 	Changes  []Change `json:"changes"`
+
+	encode  sync.Once
+	encoded []byte
+}
+
+// JSON is the report as the API serves it, encoded once: a report never changes once computed,
+// and a large one (thousands of changes) costs more to encode than anything else a request does.
+func (r *Report) JSON() []byte {
+	r.encode.Do(func() {
+		raw, err := json.Marshal(r)
+		if err != nil { // plain strings and numbers: cannot happen
+			raw = []byte(`{"error":"the report could not be encoded"}`)
+		}
+		r.encoded = append(raw, '\n')
+	})
+	return r.encoded
 }
 
 // Diff compares two versions of a product (oasdiff's checks): what a client of from meets in to.

@@ -386,7 +386,8 @@ func (s *server) apiDocument(w http.ResponseWriter, r *http.Request, sess sessio
 
 func (s *server) apiDiff(w http.ResponseWriter, r *http.Request, sess session) {
 	if _, rep, ok := s.diff(w, r, sess); ok {
-		writeJSON(w, rep)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(rep.JSON())
 	}
 }
 
