@@ -131,6 +131,7 @@ func BenchmarkVeleroNamespace(b *testing.B) {
 	must(err)
 	wait("restores", "bulk")
 	took = time.Since(start).Seconds()
+	apiProfile(b, c.Dir, start, time.Now())
 	report(b, took, "s/restore", fmt.Sprintf("Velero restore into a mapped namespace (client rate %d QPS, burst %d: kplane's defaults)", backup.DefaultClientQPS, backup.DefaultClientBurst))
 	report(b, float64(n)/took, "objects/s-restore", "objects restored per second")
 	total += took

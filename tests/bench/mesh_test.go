@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulumi/pulumi-kubernetes/sdk/v4/go/kubernetes"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -40,7 +41,9 @@ func BenchmarkMesh(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	since := time.Now()
 	timeIt(b, "pulumi preview, mesh of 200 services, empty cluster", "s/preview-empty", func() error { _, err := s.Preview(ctx); return err })
+	apiProfile(b, c.Dir, since, time.Now())
 	var created int
 	timeIt(b, "pulumi up, mesh of 200 services, first (creates all)", "s/up-create", func() error {
 		res, err := s.Up(ctx)
@@ -50,7 +53,9 @@ func BenchmarkMesh(b *testing.B) {
 		return err
 	})
 	report(b, float64(created), "resources", "resources created (charts' objects and Istio objects)")
+	since = time.Now()
 	timeIt(b, "pulumi preview, mesh of 200 services, nothing to change", "s/preview-warm", func() error { _, err := s.Preview(ctx); return err })
+	apiProfile(b, c.Dir, since, time.Now())
 	timeIt(b, "pulumi destroy, mesh of 200 services", "s/destroy", func() error { _, err := s.Destroy(ctx); return err })
 }
 
