@@ -53,11 +53,15 @@ func TestEveryCommand(t *testing.T) {
 		"cmd/kplane-nodecheck", "cmd/kplane-vault",
 		"cmd/kplane-realm-sync", "cmd/kplane-kubernetes"}
 	bin := t.TempDir()
+	build := []string{"build", "-ldflags", "-X github.com/kplane/kplane/internal/cli.Version=v9.9.9", "-o", bin + "/"}
+	for _, c := range commands {
+		build = append(build, "../../"+c)
+	}
+	out, err := exec.Command("go", build...).CombinedOutput() // one build: the links run side by side
+	require.NoError(t, err, "%s", out)
 	for _, c := range commands {
 		name := filepath.Base(c)
-		out, err := exec.Command("go", "build", "-ldflags", "-X github.com/kplane/kplane/internal/cli.Version=v9.9.9", "-o", filepath.Join(bin, name), "../../"+c).CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		out, err = exec.Command(filepath.Join(bin, name), "--help").CombinedOutput()
+		out, err := exec.Command(filepath.Join(bin, name), "--help").CombinedOutput()
 		assert.NoError(t, err, "%s --help: %s", name, out)
 		assert.Contains(t, strings.ToLower(string(out)), "usage", name)
 		out, err = exec.Command(filepath.Join(bin, name), "--version").CombinedOutput()
