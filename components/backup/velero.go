@@ -65,12 +65,12 @@ type VeleroInstall struct {
 	// Image of the Velero server and PluginImage of velero-plugin-for-aws, by digest.
 	Image       string `json:"image"`
 	PluginImage string `json:"pluginImage"`
-	// ClientQPS and ClientBurst bound the server's requests to the API server (default
-	// DefaultClientQPS and DefaultClientBurst). A restore creates its objects one request at a
-	// time, so they set how long it takes: at Velero's own defaults (20, 30) 10,000 objects take
-	// minutes. API Priority and Fairness queues Velero's requests in its service accounts'
-	// priority level, behind the control plane's and users', so the higher rate does not starve
-	// them; lower it where the API server runs without it.
+	// ClientQPS and ClientBurst cap the server's requests to the API server (default
+	// DefaultClientQPS and DefaultClientBurst; Velero's own are 20 and 30). A restore makes about
+	// three requests per object, one after another, so the cap must sit above what that pace
+	// needs. API Priority and Fairness queues Velero's requests in its service accounts' priority
+	// level, behind the control plane's and users', so the higher cap does not starve them; lower
+	// it where the API server runs without it.
 	ClientQPS   float64 `json:"clientQPS,omitempty"`
 	ClientBurst int     `json:"clientBurst,omitempty"`
 	addon.Install
