@@ -6,7 +6,7 @@ package images
 var Digests = map[string]string{
 	"kplane-admission":     "sha256:6f0c4ca766d85ac401f6f040b6d5acf7a279496f5f34c8759dd88aa00f5c4718",
 	"kplane-backup":        "sha256:56d028c8a1bdd8a2285160952c93b238864a7792dc051b5a83612d51f4ef9905",
-	"kplane-catalog":       "sha256:d2acc1760fd49ed2cb9a4585e95ff6299b4b07d2ae5cfd1b659daf67b38d9d6d",
+	"kplane-catalog":       "sha256:0f2d1a0341c9f39794bf32f8971e508775a1265f632767041e8e93d512b1e9e9",
 	"kplane-etcd-snapshot": "sha256:5e570b0be673dbee631ba493147ed6950544472407c42f303f8f3d10008e7ab5",
 	"kplane-nodecheck":     "sha256:d9b24812fb54cabc72f21c36a5bb2596db0db286c1f20c4ae450ade6221beedb",
 	"kplane-realm-sync":    "sha256:d218a28b335f4821880a019b6e40cfe7fbd68c88b3e5602f00ad7b8454e2bb93",
