@@ -18,7 +18,6 @@ import (
 
 	"github.com/kplane/kplane/components/gateway/catalog"
 	"github.com/kplane/kplane/components/identity"
-	"github.com/kplane/kplane/components/identity/realmsync"
 	"github.com/kplane/kplane/tests/testbed"
 	"github.com/kplane/kplane/tests/testbed/identitydemo"
 )
@@ -31,27 +30,12 @@ import (
 func BenchmarkCatalogLoad(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
-	ldap, err := testbed.StartLDAP(ctx, filepath.Join(dir, "ldap"), "dc=example,dc=org", identitydemo.DemoOrg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ldap.Stop()
-	kc, err := testbed.StartKeycloak(ctx, filepath.Join(dir, "keycloak"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kc.Stop()
-	httpClient, err := kc.HTTPClient()
-	if err != nil {
-		b.Fatal(err)
-	}
+	d := startDemoIdentity(b, dir)
+	defer d.stop()
 	const redirect = "http://127.0.0.1:9/callback"
-	args := identitydemo.DemoRealm(kc.URL, kc.CA, ldap.URL, ldap.BindDN)
-	args.Tools = append(args.Tools, identity.Tool{Name: "api-catalog", RedirectURIs: []string{redirect}})
-	sync := &realmsync.Client{BaseURL: kc.URL, HTTP: httpClient, AdminUser: kc.AdminUser, AdminPassword: kc.AdminPassword}
-	if _, err := sync.Apply(ctx, identity.Representation(args), func(string) (string, bool) { return ldap.BindPassword, true }); err != nil {
-		b.Fatal(err)
-	}
+	d.args.Tools = append(d.args.Tools, identity.Tool{Name: "api-catalog", RedirectURIs: []string{redirect}})
+	d.sync(b)
+	httpClient, args := d.client, d.args
 	token, err := identitydemo.OIDCAccessToken(httpClient, args.Issuer(), "api-catalog", redirect, "alice", identitydemo.AlicePassword, false)
 	if err != nil {
 		b.Fatal(err)
