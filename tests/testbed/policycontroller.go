@@ -69,9 +69,10 @@ func StartPolicyController(t testing.TB, c *Cluster, moduleDir string) {
 	}
 	t.Cleanup(func() { p.terminate(10 * time.Second) })
 	// The readiness probe of the release's Deployment: HTTPS on the webhook port with the
-	// kubelet's header (its certificate names the Service, so it is not verified here; the API
-	// server verifies it against the injected CA).
-	probe := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness only
+	// kubelet's header. Like the kubelet's HTTPS probes, it asks only whether the server answers
+	// and does not verify its certificate (test bed only: the API server, which sends the
+	// admission requests, verifies it against the CA the controller injected).
+	probe := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a readiness probe, as the kubelet's
 	var last string
 	err = p.waitReady(ctx, 2*time.Minute, 250*time.Millisecond, func() (bool, error) {
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://%s:%d/", ip, port), nil)
