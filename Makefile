@@ -10,6 +10,8 @@ NODES ?= 2
 WITH_TOOLS := eval "$$(tools/env.sh)" &&
 BIN := .state/bin
 GO_TEST_FLAGS ?=
+# How many integration tests run at once: most of their time is spent waiting on servers.
+TEST_PARALLEL ?= 3
 REPORT_LANG ?= en
 # The policy packs (commands under cmd/ that serve Pulumi's analyzer protocol).
 POLICY_PACKS := kplane-kubernetes
@@ -100,9 +102,9 @@ images-defaults: ## build the images and make their digests the components' defa
 	@tools/build.sh swagger-ui
 	@$(WITH_TOOLS) go run ./cmd/kplane-images --out .state/images --write-defaults components/images/digests.go
 
-test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs); ends with the ten slowest tests and packages
+test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs); ends with the ten slowest tests and packages (every event in .state/test.json)
 	@mkdir -p $(BIN) && go build -o $(BIN)/testreport ./tools/testreport
-	@$(WITH_TOOLS) go test -count=1 -timeout 60m -json $(GO_TEST_FLAGS) ./... | $(BIN)/testreport
+	@$(WITH_TOOLS) go test -count=1 -timeout 60m -parallel $(TEST_PARALLEL) -json $(GO_TEST_FLAGS) ./... | tee .state/test.json | $(BIN)/testreport
 
 e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, realm sync, an API server trusting the realm
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestIdentity' -v ./tests/integration/

@@ -38,7 +38,8 @@ building() {
   log "building $1 ($3)"
   work="$CACHE/src/$1-$2"; rm -rf "$work"; mkdir -p "$work"; started=$SECONDS
   local name=$1
-  (while sleep 60; do log "  still building $name: $((SECONDS - started)) s"; done) &
+  # Its own stderr to /dev/null: the sleep stop_ticker kills would be reported as "Terminated".
+  (while sleep 60; do log "  still building $name: $((SECONDS - started)) s" 2>&3; done) 3>&2 2>/dev/null &
   ticker=$!
 }
 

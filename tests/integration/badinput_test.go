@@ -30,7 +30,7 @@ func TestPortInUse(t *testing.T) {
 }
 
 func TestWrongPassphrase(t *testing.T) {
-	integration(t)
+	integrationAlone(t)
 	state := t.TempDir()
 	program := func(ctx *pulumi.Context) error {
 		ctx.Export("token", config.RequireSecret(ctx, "kplane-it:token"))
@@ -78,7 +78,7 @@ func TestToolCacheRebuilds(t *testing.T) {
 // TestConfigFollowsEnvironment: a key removed from an environment is removed from the stack,
 // so a deleted setting never lingers in a deployed stack.
 func TestConfigFollowsEnvironment(t *testing.T) {
-	integration(t)
+	integrationAlone(t)
 	state := t.TempDir()
 	// An exported backend (as `make env` prints) must not capture a stack opened elsewhere.
 	elsewhere := t.TempDir()

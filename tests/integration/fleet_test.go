@@ -111,7 +111,6 @@ func startArgoCD(t *testing.T, c *testbed.Cluster, who string, o testbed.ArgoCDO
 // deregisters all.
 func TestFleet(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, Argo CD, Git server and state: it overlaps the others' waits
 	ctx := context.Background()
 	// Argo CD keeps watches open on the members: a member's API server that is stopped drains
 	// them (within 5 s) instead of waiting for them to end.

@@ -34,7 +34,6 @@ import (
 // group is refused by the realm); a forged token, another tool's token and no token are refused.
 func TestFleetLogin(t *testing.T) {
 	integration(t)
-	t.Parallel()
 	ctx := context.Background()
 	ldap, err := testbed.StartLDAP(ctx, t.TempDir(), "dc=example,dc=org", identitydemo.DemoOrg)
 	require.NoError(t, err)

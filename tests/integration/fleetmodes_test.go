@@ -32,7 +32,6 @@ import (
 // which leaves the runner's enabling alone; `down` leaves nothing of kplane on jeju.
 func TestFleetPull(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, Argo CD, Git server and state: it overlaps the others' waits
 	ctx := context.Background()
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1, APIServerArgs: []string{"--shutdown-watch-termination-grace-period=5s"}})
 	mgmt, jeju := clusters[0], clusters[1]
@@ -149,7 +148,6 @@ func TestFleetPull(t *testing.T) {
 // `down` removes the agent from the member and the import from the management cluster.
 func TestFleetRancher(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, Argo CD, Git server and state: it overlaps the others' waits
 	ctx := context.Background()
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
 	mgmt, ulsan := clusters[0], clusters[1]

@@ -35,7 +35,6 @@ import (
 // the fleet's dashboard is a query the real Prometheus answers with data.
 func TestFleetMonitoring(t *testing.T) {
 	integration(t)
-	t.Parallel()
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
 	seoul, busan := clusters[0], clusters[1]
 	auditingAndLateBackup(t, seoul)

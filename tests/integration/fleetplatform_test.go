@@ -26,7 +26,6 @@ import (
 // admission policies deny a privileged pod for real.
 func TestFleetPlatform(t *testing.T) {
 	integration(t)
-	t.Parallel()
 	ctx := context.Background()
 	clusters := testbed.StartN(t, 2, testbed.Options{Nodes: 1})
 	mgmt, seoul := clusters[0], clusters[1]

@@ -57,7 +57,6 @@ func gatewayArgs(t *testing.T, engine gateway.Engine, prefix string) gateway.Arg
 // by preview with nothing created; destroy leaves nothing.
 func TestGateway(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, state and binaries: it overlaps the others' waits
 	ctx := context.Background()
 	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1})[0]
 	kong := "github.com/kong/kubernetes-ingress-controller@" + pinned(t, "KONG_CRD_VERSION")

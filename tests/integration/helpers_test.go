@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,7 +43,20 @@ var (
 	gvrDeployment = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 )
 
+// integration marks an integration test, skipped by `go test -short`, that runs beside the
+// others: each owns its clusters, services, ports and state, and spends much of its time waiting
+// on them (an API server, a controller, a sync), which the others' work overlaps. `make test`
+// sets how many run at once (TEST_PARALLEL).
 func integration(t *testing.T) {
+	t.Helper()
+	integrationAlone(t)
+	t.Parallel()
+}
+
+// integrationAlone marks an integration test that runs alone, before the others start: it sets
+// the process's environment (t.Setenv), which a test running beside others may not, or it needs
+// the machine to itself (real nodes).
+func integrationAlone(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: needs the tool cache and local clusters (run `make test`)")
@@ -213,15 +225,6 @@ func moduleDir(t *testing.T, module string) string {
 	dir, err := testbed.ModuleDir(module)
 	require.NoError(t, err)
 	return dir
-}
-
-// buildCommand builds a Go command of the module into a temporary folder and returns its path.
-func buildCommand(t *testing.T, pkg string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
 }
 
 // serviceAccountKubeconfig is a kubeconfig for the cluster that authenticates as a

@@ -64,7 +64,6 @@ func meshArgs(t *testing.T, ca *mesh.SecretCA) mesh.Args {
 // refused before anything is created; `pulumi destroy` leaves no Istio object.
 func TestMesh(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, state and binaries: it overlaps the others' waits
 	ctx := context.Background()
 	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1})[0]
 	cs, err := c.Clientset()

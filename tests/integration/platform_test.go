@@ -67,7 +67,6 @@ func patchJSON(t *testing.T, v auto.ConfigValue, patch func(map[string]any)) aut
 // nothing labelled kplane.
 func TestPlatformComposed(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, state and binaries: it overlaps the others' waits
 	c := testbed.StartN(t, 1, testbed.Options{Nodes: 1})[0]
 	ctx := context.Background()
 	state := t.TempDir()

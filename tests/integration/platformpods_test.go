@@ -85,9 +85,10 @@ func TestPlatformPods(t *testing.T) {
 
 // podsCluster is a cluster with one real node holding the upstream images built here and
 // kplane's own, deleted when the test ends, and the upstream images' references by short name.
-// The real-pod end-to-end tests run in make e2e-pods only (KPLANE_E2E_PODS=1): they are slow.
+// The real-pod end-to-end tests run in make e2e-pods only (KPLANE_E2E_PODS=1): they are slow,
+// and one at a time, since real nodes share the machine's network and cgroups.
 func podsCluster(t *testing.T, name string) (*testbed.Cluster, map[string]string) {
-	integration(t)
+	integrationAlone(t)
 	if os.Getenv("KPLANE_E2E_PODS") == "" {
 		t.Skip("the platform in real pods: make e2e-pods (KPLANE_E2E_PODS=1)")
 	}

@@ -108,7 +108,6 @@ func TestKubernetesPolicyPack(t *testing.T) {
 // loosens admission to audit fails with exactly that violation, in the Korean report too.
 func TestPreviewReport(t *testing.T) {
 	integration(t)
-	t.Parallel() // its own clusters, state and binaries: it overlaps the others' waits
 	c := testbed.StartN(t, 1, testbed.Options{NoNodes: true})[0]
 	require.NoError(t, testbed.InstallVelero(context.Background(), c), "dev's backup schedules need Velero's CRDs")
 	packBin := buildCommand(t, "github.com/kplane/kplane/cmd/kplane-kubernetes")

@@ -34,6 +34,7 @@ import (
 // Delete nothing is left on the host: processes, mounts, network namespaces and interfaces,
 // cgroups.
 func TestRealNodes(t *testing.T) {
+	integration(t) // beside the KWOK tests, which make no network namespaces, links or cgroups
 	require.Equal(t, 0, os.Getuid(), "real nodes need root (network namespaces, cgroups, mounts)")
 	ctx := context.Background()
 	podNetnsBefore := cniNetns(t)
