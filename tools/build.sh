@@ -56,7 +56,7 @@ built() {
 build_pulumi() {
   local v=$PULUMI_VERSION
   if cached pulumi "$v" pulumi version; then log "pulumi $v cached"; return; fi
-  building pulumi "$v" "github.com/pulumi/pulumi/pkg/v3 $v; cold: ~5-10 min"
+  building pulumi "$v" "github.com/pulumi/pulumi/pkg/v3 $v; cold: ~7-15 min"
   copymod "github.com/pulumi/pulumi/pkg/v3@$v" "$work/pkg"   # pkg/go.mod replaces sdk with ../sdk
   copymod "github.com/pulumi/pulumi/sdk/v3@$v" "$work/sdk"
   (cd "$work/pkg" && go build -o "$work/pulumi" \
@@ -73,7 +73,7 @@ provider_ok() {
 build_kubernetes_provider() {
   local v=$K8S_PROVIDER_VERSION
   if provider_ok; then log "kubernetes provider $v cached"; return; fi
-  building pulumi-resource-kubernetes "$v" "provider module $K8S_PROVIDER_MODULE; cold: ~15-25 min, compiles the generated Kubernetes SDK"
+  building pulumi-resource-kubernetes "$v" "provider module $K8S_PROVIDER_MODULE; cold: ~15-30 min, compiles the generated Kubernetes SDK"
   copymod "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODULE" "$work/provider" # replaces sdk with ../sdk
   copymod "github.com/pulumi/pulumi-kubernetes/sdk/v4@v$v" "$work/sdk"
   (cd "$work/provider/cmd/pulumi-resource-kubernetes" && VERSION=$v go run ./generate.go) # schema-embed.json
@@ -86,7 +86,7 @@ build_kubernetes_provider() {
 build_kcp() {
   local key; key=$(kcp_key)
   if cached kcp "$key" kcp --version && cached kcp "$key" kubectl version --client; then log "kcp and kubectl (Kubernetes $KUBERNETES_VERSION) cached"; return; fi
-  building kcp "$key" "etcd + kube-apiserver + controller-manager + scheduler + kubectl $KUBERNETES_VERSION; cold: ~15-20 min"
+  building kcp "$key" "etcd + kube-apiserver + controller-manager + scheduler + kubectl $KUBERNETES_VERSION; cold: ~12-23 min"
   local ldflags="-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 \
     -X k8s.io/component-base/version.gitMinor=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)"
   (cd "$here/kcp" && go build -o "$work/kcp" -ldflags "$ldflags" . && go build -o "$work/kubectl" -ldflags "$ldflags" ./kubectl)
@@ -148,7 +148,7 @@ install_debian() {
 build_kwok() {
   local v=$KWOK_VERSION stage f
   if cached kwok "$v" kwok --version && [ -s "$CACHE/kwok-$v/bin/kwok-stages.yaml" ]; then log "kwok $v cached"; return; fi
-  building kwok "$v" "sigs.k8s.io/kwok $v; cold: ~3 min"
+  building kwok "$v" "sigs.k8s.io/kwok $v; cold: ~2-5 min"
   (cd "$CACHE" && GOBIN="$work" go install "sigs.k8s.io/kwok/cmd/kwok@$v")
   stage="$(moddir "sigs.k8s.io/kwok@$v")/kustomize/stage"
   for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -186,7 +186,7 @@ velero_module() {
 build_velero() {
   local key="$VELERO_VERSION-aws-$VELERO_AWS_VERSION"
   if cached velero "$key" velero version --client-only && [ -x "$CACHE/velero-$key/bin/velero-plugin-for-aws" ]; then log "velero $key cached"; return; fi
-  building velero "$key" "github.com/vmware-tanzu/velero $VELERO_VERSION + velero-plugin-for-aws $VELERO_AWS_VERSION; cold: ~5 min"
+  building velero "$key" "github.com/vmware-tanzu/velero $VELERO_VERSION + velero-plugin-for-aws $VELERO_AWS_VERSION; cold: ~8-15 min"
   velero_module "$work"
   (cd "$work" && go build -o "$work/velero" -ldflags "-X github.com/vmware-tanzu/velero/pkg/buildinfo.Version=$VELERO_VERSION" \
      github.com/vmware-tanzu/velero/cmd/velero && go build -o "$work/velero-plugin-for-aws" \
@@ -197,7 +197,7 @@ build_velero() {
 build_seaweedfs() {
   local v=$SEAWEEDFS_VERSION
   if cached seaweedfs "$v" weed version; then log "seaweedfs $v cached"; return; fi
-  building seaweedfs "$v" "github.com/seaweedfs/seaweedfs $v; cold: ~4 min"
+  building seaweedfs "$v" "github.com/seaweedfs/seaweedfs $v; cold: ~6-12 min"
   printf '%s\n' "module kplane.local/seaweedfs" "" "go 1.26.6" "" "require github.com/seaweedfs/seaweedfs $v" >"$work/go.mod"
   (cd "$work" && go build -o "$work/weed" github.com/seaweedfs/seaweedfs/weed)
   built seaweedfs "$v" "$work/weed"
@@ -429,9 +429,11 @@ run_tool() {
   esac
 }
 
-# Seconds each takes cold on a 2-core machine (measured for kplane, one at a time): the remaining
-# time printed after each tool is the sum of the ones left, an upper bound (cached ones take none).
-declare -A cold=([pulumi]=279 [kubernetes-provider]=527 [kcp]=492 [kwok]=82 [gatekeeper]=163 [velero]=266 [seaweedfs]=224
+# Seconds each takes cold on a 2-core machine with an empty Go build cache, alone (measured for
+# kplane; two at once each take about twice as long): the remaining time printed after each tool
+# is the sum of the ones left (cached ones take none). Pulumi, the provider, kcp, KWOK, Velero and
+# SeaweedFS: half of what each took two at a time in a cold `make up` (2026-12-08).
+declare -A cold=([pulumi]=440 [kubernetes-provider]=850 [kcp]=690 [kwok]=130 [gatekeeper]=163 [velero]=450 [seaweedfs]=360
   [snapshot-controller]=146 [kube-bench]=81 [istioctl]=199 [registry]=121 [cosign]=298 [trivy]=746 [policy-controller]=255
   [argocd]=600 [node]=420 [images]=300 [keycloak]=10 [openbao]=5 [swagger-ui]=2 [openldap]=20 [promtool]=10 [chromium]=60
   [charts]=30 [plugins]=5)
@@ -460,7 +462,7 @@ if [ ${#fetches[@]} -gt 0 ]; then
   (trap stop_ticker EXIT; for t in "${fetches[@]}"; do run_tool "$t"; done) &
   fetch_pid=$!; launch "${fetches[*]}"
 fi
-# remaining: minutes the tools left would take cold, at most.
+# remaining: minutes the tools left would take cold.
 remaining() { local t n=0; for t in "${left[@]}"; do n=$((n + cold[$t])); done; echo $(( (n + 59) / 60 )); }
 while [ ${#builds[@]} -gt 0 ] || [ ${#job[@]} -gt 0 ]; do
   while [ ${#builds[@]} -gt 0 ] && [ -z "$failed" ] && [ "$nbuild" -lt "${KPLANE_BUILD_JOBS:-2}" ]; do
@@ -474,7 +476,7 @@ while [ ${#builds[@]} -gt 0 ] || [ ${#job[@]} -gt 0 ]; do
   keep=(); for t in "${left[@]}"; do [[ " $finished " == *" $t "* ]] || keep+=("$t"); done; left=("${keep[@]}")
   if [ $rc -ne 0 ]; then log "FAILED: $finished (exit $rc)"; failed=1; builds=(); continue; fi
   # One progress line per tool that took time (cached ones are silent beyond their own line).
-  [ $took -lt 10 ] || [ ${#left[@]} -eq 0 ] || log "done: $finished after $took s ($((SECONDS - begun)) s in all); left: ${left[*]} (at most ~$(remaining) min)"
+  [ $took -lt 10 ] || [ ${#left[@]} -eq 0 ] || log "done: $finished after $took s ($((SECONDS - begun)) s in all); left: ${left[*]} (~$(remaining) min cold)"
 done
 [ -z "$failed" ] || exit 1
 for t in "${after[@]}"; do run_tool "$t"; done
