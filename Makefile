@@ -102,10 +102,9 @@ images-defaults: ## build the images and make their digests the components' defa
 	@tools/build.sh swagger-ui
 	@$(WITH_TOOLS) go run ./cmd/kplane-images --out .state/images --write-defaults components/images/digests.go
 
-# The integration package is named first: go test then builds and starts it first, as it runs longest.
 test: tools ## all tests: unit, policy and integration against real local clusters (what CI runs); ends with the ten slowest tests and packages (every event in .state/test.json)
 	@mkdir -p $(BIN) && go build -o $(BIN)/testreport ./tools/testreport
-	@$(WITH_TOOLS) go test -count=1 -timeout 60m -parallel $(TEST_PARALLEL) -json $(GO_TEST_FLAGS) ./tests/integration/ ./... | tee .state/test.json | $(BIN)/testreport
+	@$(WITH_TOOLS) go test -count=1 -timeout 60m -parallel $(TEST_PARALLEL) -json $(GO_TEST_FLAGS) ./... | tee .state/test.json | $(BIN)/testreport
 
 e2e-identity: tools ## the identity end to end alone: real OpenLDAP + Keycloak, realm sync, an API server trusting the realm
 	@$(WITH_TOOLS) go test -count=1 -timeout 20m -run 'TestIdentity' -v ./tests/integration/

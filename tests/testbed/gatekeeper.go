@@ -28,12 +28,13 @@ type Gatekeeper struct {
 	Starts int
 
 	dir, health string
+	prometheus  int // the metrics exporter's port (8888 unless moved: managers started side by side)
 	*proc
 }
 
 // NewGatekeeper prepares a manager in dir: free loopback ports and a serving certificate.
 func NewGatekeeper(dir string) (*Gatekeeper, error) {
-	ports, err := freePort(2)
+	ports, err := freePort(3)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,7 @@ func NewGatekeeper(dir string) (*Gatekeeper, error) {
 	}
 	return &Gatekeeper{
 		Addr: fmt.Sprintf("127.0.0.1:%d", ports), CA: ca.PEM, Log: filepath.Join(dir, "gatekeeper.log"),
-		dir: dir, health: fmt.Sprintf("127.0.0.1:%d", ports+1),
+		dir: dir, health: fmt.Sprintf("127.0.0.1:%d", ports+1), prometheus: ports + 2,
 	}, nil
 }
 
@@ -81,7 +82,7 @@ func (g *Gatekeeper) Start(ctx context.Context, c *Cluster, namespace, podName s
 	_, port, _ := net.SplitHostPort(g.Addr)
 	for attempt := 1; ; attempt++ {
 		cmd := exec.Command(bin, "--host=127.0.0.1", "--port="+port, "--cert-dir="+filepath.Join(g.dir, "certs"), "--disable-cert-rotation", "--api-cache-dir="+filepath.Join(g.dir, "audit"),
-			"--health-addr="+g.health, "--metrics-addr=0", "--shutdown-delay=0", fmt.Sprintf("--audit-interval=%d", auditInterval),
+			"--health-addr="+g.health, "--metrics-addr=0", fmt.Sprintf("--prometheus-port=%d", g.prometheus), "--shutdown-delay=0", fmt.Sprintf("--audit-interval=%d", auditInterval),
 			"--operation=webhook", "--operation=audit", "--operation=status", "--operation=generate", "--log-denies")
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "POD_NAMESPACE="+namespace, "POD_NAME="+podName)
 		if g.proc, err = startProc("gatekeeper", g.Log, cmd, false); err != nil {
